@@ -1,0 +1,1 @@
+"""``fogfed deploy`` and ``fogfed gas-report`` (filled in by the foundation issue)."""
