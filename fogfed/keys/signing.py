@@ -9,6 +9,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 SIGNATURE_BYTES = 65
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # Junk signatures raise any of these, depending on which check trips first.
 _BAD_SIGNATURE = (eth_keys.exceptions.BadSignature, eth_keys.exceptions.ValidationError,
@@ -23,6 +24,11 @@ def sign(account: LocalAccount, message: bytes) -> bytes:
 def recover_signer(message: bytes, signature: bytes) -> str | None:
     """The checksummed address that signed ``message``, or None if the signature is invalid."""
     if not isinstance(signature, (bytes, bytearray)) or len(signature) != SIGNATURE_BYTES:
+        return None
+    # Accept only the one canonical encoding (v 27/28, low s, as eth_account
+    # signs), so a signed blob cannot be altered into a second valid form.
+    s = int.from_bytes(signature[32:64], "big")
+    if signature[64] not in (27, 28) or not 0 < s <= _SECP256K1_N // 2:
         return None
     try:
         return Account.recover_message(encode_defunct(primitive=message), signature=bytes(signature))
