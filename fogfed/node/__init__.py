@@ -1,0 +1,6 @@
+"""The fog-node role: local blob cache and the peer protocol (server and client).
+
+Built as a library with injected dependencies (membership check, false-claim
+report, eviction hook); the node command assembles it with the chain and
+storage layers.
+"""
