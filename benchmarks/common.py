@@ -1,0 +1,368 @@
+"""Helpers shared by every benchmark script in ``benchmarks/``.
+
+A benchmark is a command (``python -m benchmarks.<name>``) that measures, prints
+a table, checks the SPEC targets (reporting PASS/FAIL, never failing the exit
+code for speed) and writes JSON (and optionally a PNG plot). Typical use::
+
+    from benchmarks.common import Report, measure, parse_ns
+
+    report = Report("abe", args)                        # args from base_parser()
+    t = measure(lambda: work(), repeat=args.repeat)     # Timing: median/p10/p90 in seconds
+    report.row("encrypt", n=10, ms=t.ms, p90_ms=t.p90 * 1e3)
+    report.target("10-leaf encrypt", t.ms, "<=", 8.0, "ms")
+    report.finish()                                     # prints tables + targets, writes JSON/PNG
+
+Timings are wall-clock medians after warm-up with the garbage collector off
+(as ``timeit`` does), so one stray collection does not skew a sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock samples of one operation, in seconds."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def ms(self) -> float:
+        """Median in milliseconds."""
+        return self.median * 1e3
+
+    @property
+    def p10(self) -> float:
+        return percentile(self.samples, 10)
+
+    @property
+    def p90(self) -> float:
+        return percentile(self.samples, 90)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "median_s": self.median,
+            "p10_s": self.p10,
+            "p90_s": self.p90,
+            "min_s": self.best,
+            "samples": len(self.samples),
+        }
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (0..100) of ``values``."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * pct / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    repeat: int = 20,
+    warmup: int = 2,
+    setup: Callable[[], object] | None = None,
+) -> Timing:
+    """Time ``fn()`` ``repeat`` times after ``warmup`` untimed calls.
+
+    ``setup`` (untimed) runs before every call, e.g. to rewind a buffer.
+    """
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    for _ in range(warmup):
+        if setup is not None:
+            setup()
+        fn()
+    samples = []
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            if setup is not None:
+                setup()
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return Timing(tuple(samples))
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+) -> dict[str, Timing]:
+    """Time several variants round-robin, so a burst of load on a shared
+    machine hits all of them alike (use it for "X versus its baseline")."""
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - start)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return {name: Timing(tuple(s)) for name, s in samples.items()}
+
+
+def throughput_mb_s(nbytes: int, seconds: float) -> float:
+    """Decimal megabytes (10^6 bytes) per second."""
+    return nbytes / seconds / 1e6
+
+
+def peak_traced_memory(fn: Callable[[], object]) -> tuple[object, int]:
+    """Run ``fn`` and return (its result, peak bytes Python allocated meanwhile).
+
+    Counts allocations made through Python's allocator (buffers, bytes
+    objects), which is what grows when code holds a whole file in memory.
+    """
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def parse_ints(text: str) -> list[int]:
+    """``"1,2,5"``, ``"1-50"``, ``"1-50:5"`` (step) or mixes like ``"1,10-30:10"``."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                span, _, step = part.partition(":")
+                lo, hi = (int(x) for x in span.split("-", 1))
+                out.extend(range(lo, hi + 1, int(step) if step else 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a list of integers or ranges: {text!r} (e.g. 1,2,5 or 1-50)") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"need positive integers, got {text!r}")
+    return sorted(set(out))
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark shares."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--repeat", type=int, default=None, help="timed samples per figure (default depends on --quick)")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this path")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot to this path")
+    p.add_argument("--quick", action="store_true", help="few samples and small sizes: a smoke run, not a measurement")
+    return p
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the figures were measured (they mean little without it)."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "git_commit": commit or None,
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class Target:
+    """One SPEC target checked against a measured value."""
+
+    name: str
+    value: float
+    op: str
+    limit: float
+    unit: str
+    passed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        checks = {"<=": self.value <= self.limit, ">=": self.value >= self.limit}
+        if self.op not in checks:
+            raise ValueError(f"target operator must be <= or >=, got {self.op!r}")
+        self.passed = checks[self.op]
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print a table with rich (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    Console(width=max(100, len(columns) * 14)).print(table)
+
+
+def fmt(value: Any) -> str:
+    """Numbers to at most 4 significant digits; others as str."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def line_plot(
+    path: Path,
+    panels: Sequence[dict[str, Any]],
+    *,
+    title: str = "",
+) -> None:
+    """Write a PNG with one subplot per panel.
+
+    Each panel: ``{"title", "xlabel", "ylabel", "series": {label: (xs, ys)}}``,
+    optional ``"logy": True`` and ``"hlines": {label: y}`` (e.g. a target).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, (xs, ys) in panel["series"].items():
+            ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label)
+        for label, y in panel.get("hlines", {}).items():
+            ax.axhline(y, linestyle="--", linewidth=1, color="grey", label=label)
+        if panel.get("logy"):
+            ax.set_yscale("log")
+        ax.set_title(panel.get("title", ""))
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+class Report:
+    """Collects a benchmark's tables, targets and extra data; prints and saves them."""
+
+    def __init__(self, name: str, args: argparse.Namespace) -> None:
+        self.name = name
+        self.args = args
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.targets: list[Target] = []
+        self.data: dict[str, Any] = {}
+
+    def table(self, key: str, title: str, columns: Sequence[str]) -> None:
+        """Declare a table; rows are then added with ``row(key, ...)``."""
+        self.tables[key] = {"title": title, "columns": list(columns), "rows": []}
+
+    def row(self, key: str, *values: Any) -> None:
+        table = self.tables[key]
+        if len(values) != len(table["columns"]):
+            raise ValueError(f"table {key}: {len(values)} values for {len(table['columns'])} columns")
+        table["rows"].append(list(values))
+
+    def target(self, name: str, value: float, op: str, limit: float, unit: str) -> Target:
+        t = Target(name, value, op, limit, unit)
+        self.targets.append(t)
+        return t
+
+    def print(self) -> None:
+        for table in self.tables.values():
+            print_table(table["title"], table["columns"], table["rows"])
+        if self.targets:
+            print_table(
+                "targets",
+                ["target", "measured", "limit", "result"],
+                [
+                    (t.name, f"{fmt(t.value)} {t.unit}", f"{t.op} {fmt(t.limit)} {t.unit}", "PASS" if t.passed else "FAIL")
+                    for t in self.targets
+                ],
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.name,
+            "quick": bool(getattr(self.args, "quick", False)),
+            "machine": machine_info(),
+            "tables": {
+                key: {"title": t["title"], "rows": [dict(zip(t["columns"], r)) for r in t["rows"]]}
+                for key, t in self.tables.items()
+            },
+            "targets": [asdict(t) for t in self.targets],
+            **self.data,
+        }
+
+    def finish(self) -> dict[str, Any]:
+        """Print everything and write the JSON file if asked; returns the JSON payload."""
+        self.print()
+        payload = self.to_dict()
+        if getattr(self.args, "json", None):
+            write_json(self.args.json, payload)
+            print(f"wrote {self.args.json}", file=sys.stderr)
+        return payload
