@@ -133,7 +133,7 @@ class _Cipher:
     """Per-stream key and the STREAM nonce sequence; shared by both directions."""
 
     def __init__(self, sk: bytes, fields: bytes, aad: bytes) -> None:
-        salt = fields[13 : 13 + SALT_SIZE]
+        _magic, _version, self.chunk_size, salt, self.prefix = _FIELDS.unpack(fields)
         okm = HKDF(
             algorithm=hashes.SHA256(),
             length=KEY_SIZE + COMMIT_SIZE,
@@ -142,7 +142,6 @@ class _Cipher:
         ).derive(sk)
         self.aead = AESGCM(okm[:KEY_SIZE])
         self.commitment = okm[KEY_SIZE:]
-        self.prefix = fields[-PREFIX_SIZE:]
         self.index = 0
 
     def nonce(self, last: bool) -> bytes:
@@ -325,7 +324,7 @@ class _Opener:
 
     def __init__(self, sk: bytes, header: bytes, aad: bytes, hash_plaintext: bool) -> None:
         self.cipher = _parse_header(header, sk, aad)
-        self.chunk_size = _FIELDS.unpack(header[: _FIELDS.size])[2]
+        self.chunk_size = self.cipher.chunk_size
         self.sealed_size = self.chunk_size + TAG_SIZE
         self.sha = hashlib.sha256() if hash_plaintext else None
         self.plaintext_size = 0
