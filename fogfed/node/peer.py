@@ -131,7 +131,9 @@ class PeerServer:
             raise FogfedError(f"peer server cannot listen on {self._host}:{self._port}: {exc.strerror}",
                               "choose another --port or stop what uses it") from None
         self._httpd.peer = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fogfed-peer", daemon=True)
+        # A short poll interval only makes stop() prompt; requests never wait on it.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name="fogfed-peer", daemon=True)
         self._thread.start()
         return self
 
@@ -203,6 +205,8 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     peer: PeerServer
     protocol_version = "HTTP/1.1"
+    # Answer even an unparsable request line with a proper status line and JSON.
+    default_request_version = "HTTP/1.1"
     server_version = "fogfed-peer/1"
     sys_version = ""
 
@@ -253,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own parse failures (bad request line, too many headers...)
-        self._refuse(code, "malformed", message or "bad HTTP request")
+        self._refuse(code, "malformed", (message or "bad HTTP request")[:200])
 
 
 @dataclass(frozen=True)
