@@ -1,0 +1,306 @@
+"""The access-policy language: parsing, canonical text, satisfaction.
+
+Grammar (keywords case-insensitive, whitespace free between tokens)::
+
+    policy    := expr
+    expr      := atom ( ("and" | "or") atom )*
+    atom      := "(" expr ")"
+               | INT "of" "(" expr ( "," expr )* ")"      threshold: at least INT of the list
+               | ATTRIBUTE
+
+As in Charm's policy parser, ``and`` and ``or`` have the same precedence and
+group to the right: ``a and b or c`` means ``a and (b or c)``. Use
+parentheses; ``str(policy)`` always prints them, so the canonical text shows
+how a policy was read.
+
+Attributes: ASCII letters, digits and ``: _ - . /``, starting with a letter,
+at most 128 characters, case-insensitive (normalised to lower case); the
+words ``and``, ``or`` and ``of`` are not attributes. Examples: ``loc:riyadh``,
+``svc:health``, ``ff:3``, ``epoch:3:7``.
+
+Limits: 256 leaves, nesting depth 32, 16 KiB of text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fogfed.abe.errors import PolicySyntaxError
+from fogfed.errors import InputError
+
+__all__ = [
+    "MAX_ATTRIBUTE_LENGTH",
+    "MAX_DEPTH",
+    "MAX_LEAVES",
+    "MAX_TEXT",
+    "Attr",
+    "Gate",
+    "Policy",
+    "normalise_attribute",
+    "normalise_attributes",
+    "parse_policy",
+]
+
+MAX_LEAVES = 256
+MAX_DEPTH = 32
+MAX_TEXT = 16 * 1024
+MAX_ATTRIBUTE_LENGTH = 128
+MAX_KEY_ATTRIBUTES = 256
+KEYWORDS = frozenset({"and", "or", "of"})
+
+_ATTRIBUTE = re.compile(r"[a-z][a-z0-9:_\-./]*\Z")
+_TOKEN = re.compile(r"\s*(?:([(),])|([A-Za-z0-9:_\-./]+)|(\S))")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """A leaf: one (normalised) attribute."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A threshold gate: at least ``k`` of ``children``. AND is k = n, OR is k = 1."""
+
+    k: int
+    children: tuple[Node, ...]
+
+    @property
+    def is_and(self) -> bool:
+        return self.k == len(self.children)
+
+    @property
+    def is_or(self) -> bool:
+        return self.k == 1
+
+    def __str__(self) -> str:
+        if self.is_and or self.is_or:
+            parts = [f"({c})" if isinstance(c, Gate) else str(c) for c in self.children]
+            return (" and " if self.is_and else " or ").join(parts)
+        return f"{self.k} of ({', '.join(str(c) for c in self.children)})"
+
+
+Node = Attr | Gate
+
+
+def _gate(k: int, children: list[Node]) -> Node:
+    """Build a gate in canonical form: one child collapses, same-kind AND/OR children merge."""
+    if len(children) == 1:
+        return children[0]
+    flat: list[Node] = []
+    is_and, is_or = k == len(children), k == 1
+    for child in children:
+        if isinstance(child, Gate) and ((is_and and child.is_and) or (is_or and child.is_or)):
+            flat.extend(child.children)
+        else:
+            flat.append(child)
+    return Gate(len(flat) if is_and else k, tuple(flat))
+
+
+def _depth(node: Node) -> int:
+    return 0 if isinstance(node, Attr) else 1 + max(_depth(c) for c in node.children)
+
+
+class Policy:
+    """A parsed, canonical access policy. Build with ``parse_policy``."""
+
+    __slots__ = ("root", "_leaves", "_text")
+
+    def __init__(self, root: Node) -> None:
+        self.root = root
+        self._leaves = tuple(_leaves(root))
+        self._text = str(root)
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Policy({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Policy) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def leaves(self) -> tuple[str, ...]:
+        """The attribute of every leaf, left to right (repeats kept): the LSSS row labels."""
+        return self._leaves
+
+    def attributes(self) -> frozenset[str]:
+        """The distinct attributes the policy mentions."""
+        return frozenset(self._leaves)
+
+    def depth(self) -> int:
+        return _depth(self.root)
+
+    def satisfied_by(self, attributes: Iterable[str]) -> bool:
+        """True if the attribute set satisfies the policy (attributes are normalised first)."""
+        have = frozenset(normalise_attributes(attributes, limit=None))
+        return _satisfied(self.root, have)
+
+
+def _leaves(node: Node) -> list[str]:
+    if isinstance(node, Attr):
+        return [node.name]
+    out: list[str] = []
+    for c in node.children:
+        out.extend(_leaves(c))
+    return out
+
+
+def _satisfied(node: Node, have: frozenset[str]) -> bool:
+    if isinstance(node, Attr):
+        return node.name in have
+    return sum(1 for c in node.children if _satisfied(c, have)) >= node.k
+
+
+def normalise_attribute(name: object) -> str:
+    """Lower-case and check one attribute; raises InputError naming it."""
+    if not isinstance(name, str):
+        raise InputError(f"attribute must be a string, got {type(name).__name__}")
+    norm = name.strip().lower()
+    if not norm or len(norm) > MAX_ATTRIBUTE_LENGTH or not _ATTRIBUTE.match(norm) or norm in KEYWORDS:
+        raise InputError(
+            f"invalid attribute {name!r}",
+            f"attributes start with a letter, use only letters, digits and ': _ - . /', "
+            f"are at most {MAX_ATTRIBUTE_LENGTH} characters and are not 'and', 'or' or 'of'",
+        )
+    return norm
+
+
+def normalise_attributes(names: Iterable[str], limit: int | None = MAX_KEY_ATTRIBUTES) -> list[str]:
+    """Normalise, de-duplicate and sort an attribute set."""
+    if isinstance(names, (str, bytes)):
+        raise InputError("attributes must be a list of strings, not one string", 'pass e.g. ["loc:riyadh", "svc:health"]')
+    out = sorted({normalise_attribute(n) for n in names})
+    if limit is not None and len(out) > limit:
+        raise InputError(f"too many attributes: {len(out)}, at most {limit}")
+    return out
+
+
+def parse_policy(text: str | Policy) -> Policy:
+    """Parse a policy text; raises PolicySyntaxError with position and token."""
+    if isinstance(text, Policy):
+        return text
+    if not isinstance(text, str):
+        raise InputError(f"policy must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise PolicySyntaxError(f"policy text is longer than {MAX_TEXT} characters", text, MAX_TEXT, text[MAX_TEXT])
+    return Policy(_Parser(text).parse())
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []  # (kind, value, position)
+        for m in _TOKEN.finditer(text):
+            if m.group(1):
+                self.tokens.append((m.group(1), m.group(1), m.start(1)))
+            elif m.group(2):
+                self.tokens.append(("word", m.group(2), m.start(2)))
+            elif m.group(3):
+                self.fail(m.start(3), m.group(3), "character not allowed in a policy",
+                          "attributes use letters, digits and ': _ - . /'; operators are and, or, k of (...)")
+        self.tokens.append(("end", "", len(text)))
+        self.i = 0
+        self.leaf_count = 0
+
+    def fail(self, position: int, token: str, why: str, hint: str | None = None) -> None:
+        raise PolicySyntaxError(why, self.text, position, token, hint)
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.i]
+
+    def take(self) -> tuple[str, str, int]:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def expect(self, kind: str, why: str) -> tuple[str, str, int]:
+        tok = self.take()
+        if tok[0] != kind:
+            self.unexpected(tok, why)
+        return tok
+
+    def unexpected(self, tok: tuple[str, str, int], why: str) -> None:
+        if tok[0] == "end":
+            self.fail(tok[2], "", f"unexpected end of policy: {why}")
+        self.fail(tok[2], tok[1], f"unexpected {tok[1]!r}: {why}")
+
+    def parse(self) -> Node:
+        if self.peek()[0] == "end":
+            self.fail(0, "", "the policy is empty", 'write e.g. "loc:riyadh and svc:health"')
+        node = self.expr(0)
+        tok = self.peek()
+        if tok[0] != "end":
+            why = "unbalanced ')'" if tok[0] == ")" else "expected 'and', 'or' or the end of the policy"
+            self.fail(tok[2], tok[1], why)
+        if _depth(node) > MAX_DEPTH:
+            self.fail(0, self.tokens[0][1], f"policy nests deeper than {MAX_DEPTH} levels")
+        return node
+
+    def expr(self, depth: int) -> Node:
+        items = [self.atom(depth)]
+        ops: list[tuple[str, int]] = []
+        while (tok := self.peek())[0] == "word" and tok[1].lower() in ("and", "or"):
+            self.take()
+            ops.append((tok[1].lower(), tok[2]))
+            items.append(self.atom(depth))
+        node = items[-1]
+        for (op, pos), left in zip(reversed(ops), reversed(items[:-1])):  # right-grouping, as in Charm
+            node = _gate(2 if op == "and" else 1, [left, node])
+            if _depth(node) > MAX_DEPTH:
+                self.fail(pos, op, f"policy nests deeper than {MAX_DEPTH} levels", "flatten it or add parentheses")
+        return node
+
+    def atom(self, depth: int) -> Node:
+        kind, value, pos = tok = self.take()
+        if kind == "(":
+            if depth + 1 > MAX_DEPTH:
+                self.fail(pos, value, f"policy nests deeper than {MAX_DEPTH} levels")
+            node = self.expr(depth + 1)
+            self.expect(")", f"expected ')' to close the '(' at position {pos}")
+            return node
+        if kind == "word" and value.isdigit():
+            return self.threshold(tok, depth)
+        if kind == "word":
+            lower = value.lower()
+            if lower in KEYWORDS:
+                self.fail(pos, value, f"expected an attribute or '(' but found the keyword {lower!r}")
+            if not _ATTRIBUTE.match(lower):
+                self.fail(pos, value, "an attribute must start with a letter",
+                          "write attributes like loc:riyadh; a number starts a threshold 'k of (...)'")
+            if len(lower) > MAX_ATTRIBUTE_LENGTH:
+                self.fail(pos, value, f"attribute longer than {MAX_ATTRIBUTE_LENGTH} characters")
+            self.leaf_count += 1
+            if self.leaf_count > MAX_LEAVES:
+                self.fail(pos, value, f"policy has more than {MAX_LEAVES} attributes (leaves)")
+            return Attr(lower)
+        self.unexpected(tok, "expected an attribute, '(' or a threshold 'k of (...)'")
+        raise AssertionError("unreachable")
+
+    def threshold(self, tok: tuple[str, str, int], depth: int) -> Node:
+        _, value, pos = tok
+        of = self.take()
+        if of[0] != "word" or of[1].lower() != "of":
+            self.fail(pos, value, "a number must start a threshold 'k of (a, b, ...)'",
+                      "attributes start with a letter")
+        self.expect("(", "expected '(' after 'of'")
+        if depth + 1 > MAX_DEPTH:
+            self.fail(pos, value, f"policy nests deeper than {MAX_DEPTH} levels")
+        children = [self.expr(depth + 1)]
+        while self.peek()[0] == ",":
+            self.take()
+            children.append(self.expr(depth + 1))
+        self.expect(")", "expected ',' or ')' in the threshold's list")
+        k = int(value) if len(value) <= 4 else MAX_LEAVES + 1
+        if not 1 <= k <= len(children):
+            self.fail(pos, value, f"threshold {value} of a list of {len(children)}: it must be between 1 and {len(children)}")
+        return _gate(k, children)
