@@ -278,7 +278,7 @@ class PeerClient:
 
     def fetch(self, peer_url: str, peer_address: str, file_id: bytes, dst: BinaryIO, *,
               progress: Callable[[int], None] | None = None, max_bytes: int | None = None) -> FetchResult:
-        """Stream the peer's cached copy of ``file_id`` into ``dst``.
+        """Stream the peer's cached copy of ``file_id`` into ``dst`` (Alg. 9, peer-cache branch).
 
         The peer is untrusted: check the returned digest against the chain's
         record before use. ``dst`` may hold partial data if this raises.

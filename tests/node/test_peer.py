@@ -322,7 +322,8 @@ def test_bad_peer_url(url):
         client().fetch(url, PEER.address, FILE, io.BytesIO())
 
 
-@pytest.mark.parametrize("address, file_id", [("peer", FILE), (PEER.address, b"short")])
+@pytest.mark.parametrize("address, file_id", [("peer", FILE), (PEER.address, b"short")],
+                         ids=["bad-peer-address", "bad-file-id"])
 def test_bad_client_arguments(server, address, file_id):
     with pytest.raises(InputError):
         client().fetch(server.url, address, file_id, io.BytesIO())
