@@ -1,0 +1,35 @@
+"""Content-addressed storage: one interface, a real IPFS node or an embedded directory.
+
+Both yield the CIDs a default IPFS node gives (CIDv0, 256 KiB chunks,
+balanced DAG), stream with bounded memory, and check every block read back
+against its CID. This layer imports no role (TAS, node, audit, CLI).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fogfed.storage.base import ContentStore, Progress
+from fogfed.storage.embedded import EmbeddedStore
+from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
+from fogfed.storage.importer import compute_cid
+from fogfed.storage.ipfs import IpfsStore
+
+__all__ = [
+    "ContentStore", "EmbeddedStore", "IpfsStore", "open_store", "compute_cid", "default_store_root",
+    "StorageError", "StorageUnavailable", "ContentNotFound", "ContentCorrupted", "Progress",
+]
+
+
+def default_store_root() -> Path:
+    """``$FOGFED_HOME/store``, or ``~/.fogfed/store``."""
+    home = os.environ.get("FOGFED_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".fogfed") / "store"
+
+
+def open_store(ipfs: str | None = None, root: Path | None = None) -> ContentStore:
+    """The IPFS node at ``ipfs`` if given, else the embedded store at ``root`` (default: default_store_root())."""
+    if ipfs is not None:
+        return IpfsStore(ipfs)
+    return EmbeddedStore(root if root is not None else default_store_root())

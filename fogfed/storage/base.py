@@ -1,0 +1,39 @@
+"""The one interface both content stores implement."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes processed so far (grows monotonically)."""
+
+
+class ContentStore(abc.ABC):
+    """Content-addressed file storage: files in, CIDs out, verified bytes back."""
+
+    @abc.abstractmethod
+    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+        """Stream ``src`` to its end into the store and return its CIDv0.
+
+        Returns only once the store has confirmed the content (pinned on the
+        node, or written and fsynced locally); on any error nothing is pinned
+        and the call can simply be retried.
+        """
+
+    @abc.abstractmethod
+    def cat(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
+        """Stream the file ``cid`` in pieces, each block checked against its CID first."""
+
+    @abc.abstractmethod
+    def has(self, cid: str) -> bool:
+        """True if this store holds (pins) ``cid``."""
+
+    @abc.abstractmethod
+    def remove(self, cid: str) -> None:
+        """Unpin ``cid``; blocks nothing else needs are freed (see each store). No-op if absent."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """One line saying what this store is, for messages and logs."""
