@@ -246,12 +246,14 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(fmt(v) for v in row))
-    Console(width=max(100, len(columns) * 14)).print(table)
+    console = Console(width=max(100, len(columns) * 14))
+    console.print(title, style="bold", highlight=False)
+    console.print(table)
 
 
 def fmt(value: Any) -> str:
@@ -270,28 +272,39 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
+_HLINE_STYLES = (("--", "grey"), (":", "red"), ("-.", "black"))
+
+
 def line_plot(
     path: Path,
     panels: Sequence[dict[str, Any]],
     *,
     title: str = "",
+    ncols: int = 2,
 ) -> None:
-    """Write a PNG with one subplot per panel.
+    """Write a PNG with one subplot per panel, ``ncols`` to a row.
 
     Each panel: ``{"title", "xlabel", "ylabel", "series": {label: (xs, ys)}}``,
-    optional ``"logy": True`` and ``"hlines": {label: y}`` (e.g. a target).
+    optional ``"logx"``/``"logy": True`` and ``"hlines": {label: y}`` (e.g. a target).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
         for label, (xs, ys) in panel["series"].items():
             ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label)
-        for label, y in panel.get("hlines", {}).items():
-            ax.axhline(y, linestyle="--", linewidth=1, color="grey", label=label)
+        for i, (label, y) in enumerate(panel.get("hlines", {}).items()):
+            style, color = _HLINE_STYLES[i % len(_HLINE_STYLES)]
+            ax.axhline(y, linestyle=style, linewidth=1.2, color=color, label=label)
+        if panel.get("logx"):
+            ax.set_xscale("log", base=2)
         if panel.get("logy"):
             ax.set_yscale("log")
         ax.set_title(panel.get("title", ""))
@@ -364,5 +377,6 @@ class Report:
         payload = self.to_dict()
         if getattr(self.args, "json", None):
             write_json(self.args.json, payload)
+            sys.stdout.flush()
             print(f"wrote {self.args.json}", file=sys.stderr)
         return payload

@@ -1,0 +1,80 @@
+"""benchmarks/abe.py runs end to end and writes well-formed JSON and a PNG (behaviour, not speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    cmd = [
+        sys.executable, "-m", "benchmarks.abe", "--quick", "--n", "1,3", "--repeat", "2",
+        "--stream-mib", "2", "--chunks", "64",
+        "--json", str(out / "abe.json"), "--plot", str(out / "abe.png"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads((out / "abe.json").read_text()), out / "abe.png"
+
+
+def test_json_has_every_figure(run) -> None:
+    _, data, _ = run
+    assert data["benchmark"] == "abe" and data["quick"] is True
+    assert data["pairing"]["median_s"] > 0
+    for scheme in ("fame", "bsw07"):
+        by_n = data["cpabe"][scheme]["by_n"]
+        assert sorted(by_n) == ["1", "3"]
+        for row in by_n.values():
+            assert set(row) == {"keygen", "encrypt_and", "encrypt_or", "decrypt_and", "decrypt_or"}
+            assert all(t["median_s"] > 0 and t["samples"] == 2 for t in row.values())
+    ms, units = data["tables"]["ms"]["rows"], data["tables"]["pairings"]["rows"]
+    assert [(r["scheme"], r["n"]) for r in ms] == [("fame", 1), ("fame", 3), ("bsw07", 1), ("bsw07", 3)]
+    pairing_ms = data["pairing"]["median_s"] * 1e3
+    for in_ms, in_units in zip(ms, units):  # pairing units are ms divided by one pairing's ms
+        for op in ("keygen", "enc AND", "enc OR", "dec AND", "dec OR"):
+            assert in_units[op] == pytest.approx(in_ms[op] / pairing_ms)
+
+
+def test_json_has_streaming_and_targets(run) -> None:
+    _, data, _ = run
+    st = data["stream"]
+    assert st["total_bytes"] == 2 * 1024 * 1024
+    assert sorted(st["mb_s"], key=int) == ["65536", "262144"]  # asked-for 64 KiB plus the default chunk
+    for mb in st["mb_s"].values():
+        assert {"raw AES-GCM", "stream encrypt", "stream decrypt + SHA-256"} <= set(mb)
+        assert all(v > 0 for v in mb.values())
+    assert 0 < st["peak_memory_bytes"] < 8 * 262144
+    names = [t["name"] for t in data["targets"]]
+    assert len(names) == 5 and any("10-leaf" in n for n in names) and any("5 attributes" in n for n in names)
+    for t in data["targets"]:
+        assert t["passed"] == (t["value"] <= t["limit"] if t["op"] == "<=" else t["value"] >= t["limit"])
+
+
+def test_prints_tables_and_targets(run) -> None:
+    proc, _, _ = run
+    for text in ("CP-ABE setup", "CP-ABE in ms", "CP-ABE in pairings", "streaming, MB/s", "targets", "fame", "bsw07"):
+        assert text in proc.stdout
+    assert "PASS" in proc.stdout or "FAIL" in proc.stdout
+
+
+def test_plot_is_a_png(run) -> None:
+    _, _, png = run
+    data = png.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
+def test_bad_arguments_are_refused() -> None:
+    for bad in (["--n", "0"], ["--n", "x"], ["--schemes", "rsa"], ["--chunks", "99999"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.abe", "--quick", *bad], cwd=ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 2 and "error:" in proc.stderr, (bad, proc.stderr)
