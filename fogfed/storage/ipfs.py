@@ -28,13 +28,10 @@ import urllib3
 
 from fogfed.errors import InputError
 from fogfed.storage.base import ContentStore, Progress
-from fogfed.storage.cids import Cid, parse_cid
+from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import CHUNK_SIZE, DagBuilder
 from fogfed.storage.reader import MAX_BLOCK, read_file
-
-# ipfshttpclient passes urllib3 an argument urllib3 2.x only warns about
-warnings.filterwarnings("ignore", message="The 'strict' parameter", category=FutureWarning)
 
 _ADD_OPTIONS = dict(pin=True, cid_version=0, chunker=f"size-{CHUNK_SIZE}", raw_leaves=False)
 _MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/([^/]+)/tcp/(\d{1,5})(?:/(http|https))?/?$")
@@ -129,7 +126,10 @@ class IpfsStore(ContentStore):
     def _rpc(self, what: str) -> Iterator[None]:
         """Turn whatever the client library or the network raises into a StorageError."""
         try:
-            yield
+            with warnings.catch_warnings():
+                # ipfshttpclient passes urllib3 an argument urllib3 2.x only warns about
+                warnings.filterwarnings("ignore", message="The 'strict' parameter", category=FutureWarning)
+                yield
         except _UNREACHABLE as exc:
             raise StorageUnavailable(
                 f"IPFS node at {self.url} is unreachable while {what}: {_reason(exc)}",
@@ -190,7 +190,8 @@ class IpfsStore(ContentStore):
 
     def cat(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
         root = parse_cid(cid)
-        first = self._get_block(root)  # fail at the call (unreachable, not found), not at the first read
+        first = self._get_block(root)  # fail at the call (unreachable, not found, altered), not at the first read
+        check_block(root, first)
 
         def get_block(c: Cid) -> bytes:
             return first if c == root else self._get_block(c)
