@@ -7,7 +7,7 @@ import io
 import pytest
 
 from fogfed._proc import free_port
-from fogfed.errors import InputError
+from fogfed.errors import FogfedError, InputError
 from fogfed.storage import (ContentCorrupted, ContentNotFound, IpfsStore, StorageUnavailable, compute_cid,
                             open_store)
 from fogfed.storage.jsipfs import JsIpfsNode
@@ -117,3 +117,10 @@ def test_node_killed_mid_upload_then_retry_succeeds(tmp_path):
         assert store.add(PrngStream(size, seed=13)) == expected
         assert store.has(expected)
         store.close()
+
+
+def test_missing_js_ipfs_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOGFED_NODE_MODULES", str(tmp_path / "nowhere"))
+    with pytest.raises(FogfedError, match="js-ipfs not found") as info:
+        JsIpfsNode(tmp_path / "node").start()
+    assert "npm ci" in info.value.hint
