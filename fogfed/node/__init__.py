@@ -4,3 +4,7 @@ Built as a library with injected dependencies (membership check, false-claim
 report, eviction hook); the node command assembles it with the chain and
 storage layers.
 """
+
+from fogfed.node.client import AccessDenied, FetchFailed, FetchResult, FogNode, NodeError, UploadResult
+
+__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "UploadResult"]

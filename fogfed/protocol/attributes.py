@@ -1,0 +1,97 @@
+"""Attribute names in node keys and the policies files are encrypted under.
+
+A node key (paper Algorithm 3, FNSK) holds ``loc:<location>``, ``svc:<service>``,
+``ff:<federationId>`` and the epoch attribute ``ep:<federationId>:<epoch>``.
+Every upload policy requires one current epoch attribute, which is what makes a
+removal revoke: the removed node never receives a key for the new epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fogfed.abe.policy import Policy, normalise_attribute, parse_policy
+from fogfed.errors import InputError
+
+MAX_VALUE_BYTES = 64  # the contract's bound on a federation attribute
+# Attributes a custom policy may name; ep: is reserved for the epoch clause fogfed adds.
+USER_PREFIXES = ("loc:", "svc:", "ff:")
+
+
+def _value(kind: str, prefix: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{kind} must be a non-empty string, got {value!r:.80}")
+    norm = value.strip().lower()
+    if len(norm.encode()) > MAX_VALUE_BYTES:
+        raise InputError(f"{kind} {value!r:.80} is longer than {MAX_VALUE_BYTES} bytes")
+    try:
+        normalise_attribute(prefix + norm)
+    except InputError:
+        raise InputError(f"{kind} {value!r:.80} is not usable in an attribute",
+                         "use letters, digits and '_ - . /' only, e.g. 'riyadh' or 'health'") from None
+    return norm
+
+
+def normalise_location(location: object) -> str:
+    """The location as it appears on chain and in keys (lower case, checked)."""
+    return _value("location", "loc:", location)
+
+
+def normalise_service(service: object) -> str:
+    """The service as it appears on chain and in keys (lower case, checked)."""
+    return _value("service", "svc:", service)
+
+
+def _check_id(federation_id: object, epoch: object = 0) -> None:
+    for name, v in (("federation id", federation_id), ("epoch", epoch)):
+        if type(v) is not int or not 0 <= v < 2**32:
+            raise InputError(f"{name} must be an integer in 0..2^32-1, got {v!r:.40}")
+    if federation_id == 0:
+        raise InputError("federation id 0 does not exist (ids start at 1)")
+
+
+def federation_attribute(federation_id: int) -> str:
+    """``ff:<federationId>``."""
+    _check_id(federation_id)
+    return f"ff:{federation_id}"
+
+
+def epoch_attribute(federation_id: int, epoch: int) -> str:
+    """``ep:<federationId>:<epoch>``: held only by keys issued for that epoch."""
+    _check_id(federation_id, epoch)
+    return f"ep:{federation_id}:{epoch}"
+
+
+def node_attributes(location: str, service: str, federation_id: int, epoch: int) -> list[str]:
+    """The attribute set of a node key (paper Algorithm 3, FNSK)."""
+    return sorted([f"loc:{normalise_location(location)}", f"svc:{normalise_service(service)}",
+                   federation_attribute(federation_id), epoch_attribute(federation_id, epoch)])
+
+
+def default_policy(federation_id: int, epoch: int) -> str:
+    """The default upload policy: the uploader's own federation at its current epoch."""
+    return f"({federation_attribute(federation_id)} and {epoch_attribute(federation_id, epoch)})"
+
+
+def check_user_policy(policy: str | Policy) -> Policy:
+    """Parse a user's policy; only loc:/svc:/ff: attributes are allowed (ep: is fogfed's)."""
+    parsed = parse_policy(policy)
+    bad = sorted(a for a in parsed.attributes() if not a.startswith(USER_PREFIXES))
+    if bad:
+        raise InputError(f"policy names attributes fogfed does not issue: {', '.join(bad)}",
+                         "use loc:<location>, svc:<service> or ff:<federation id>")
+    return parsed
+
+
+def scoped_policy(policy: str | Policy, epochs: Mapping[int, int]) -> str:
+    """``(P) and (ep:f1:e1 or ep:f2:e2 ...)``: P restricted to current keys of ``epochs``' federations.
+
+    ``epochs`` maps federation id to its current epoch; only those federations'
+    current members can decrypt, so a node removed earlier never can.
+    """
+    parsed = check_user_policy(policy)
+    if not epochs:
+        raise InputError("no federation can satisfy this policy",
+                         "name attributes of a federation that has members")
+    clause = " or ".join(epoch_attribute(f, e) for f, e in sorted(epochs.items()))
+    return f"({parsed}) and ({clause})"

@@ -1,0 +1,54 @@
+"""What the TAS's operations return (plain data, printable by the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FederationInfo:
+    """One federation as recorded on chain."""
+
+    federation_id: int
+    location: str
+    service: str
+    parent: int
+    epoch: int
+    members: tuple[str, ...] = ()
+    created_tx: str | None = None
+    gas_used: int | None = None
+
+
+@dataclass(frozen=True)
+class EnrollmentResult:
+    """A node enrolled (paper Algorithms 2, 7 and 3)."""
+
+    node: str
+    federation_id: int
+    federation_created: bool
+    epoch: int
+    attributes: tuple[str, ...]
+    verdict: str
+    gas: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    """Fresh keys for a federation's remaining members after its epoch advanced."""
+
+    federation_id: int
+    epoch: int
+    nodes: tuple[str, ...]
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    """A node removed (paper Algorithm 10) and its federation re-keyed."""
+
+    node: str
+    federation_id: int
+    new_epoch: int
+    reason: str
+    rekey: RekeyResult | None
+    gas: dict[str, int] = field(default_factory=dict)
