@@ -146,6 +146,18 @@ def measure_interleaved(
     return {name: Timing(tuple(s)) for name, s in samples.items()}
 
 
+def speed_ratio(candidate: Timing, baseline: Timing) -> float:
+    """How fast ``candidate`` is relative to ``baseline`` (1.0 = as fast; 0.8 = 80 %).
+
+    Both must come from one ``measure_interleaved`` call: the ratio is the
+    median over rounds of baseline time / candidate time, each pair timed
+    back to back, so load that comes and goes between rounds cancels out.
+    """
+    if len(candidate.samples) != len(baseline.samples):
+        raise ValueError("speed_ratio needs samples from the same interleaved rounds")
+    return statistics.median(b / c for b, c in zip(baseline.samples, candidate.samples))
+
+
 def throughput_mb_s(nbytes: int, seconds: float) -> float:
     """Decimal megabytes (10^6 bytes) per second."""
     return nbytes / seconds / 1e6

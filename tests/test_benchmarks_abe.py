@@ -51,6 +51,9 @@ def test_json_has_streaming_and_targets(run) -> None:
     st = data["stream"]
     assert st["total_bytes"] == 2 * 1024 * 1024
     assert sorted(st["mb_s"], key=int) == ["65536", "262144"]  # asked-for 64 KiB plus the default chunk
+    assert sorted(st["ratio"], key=int) == ["65536", "262144"]
+    for ratio in st["ratio"].values():
+        assert set(ratio) == {"stream encrypt", "stream encrypt + SHA-256"} and all(v > 0 for v in ratio.values())
     for mb in st["mb_s"].values():
         assert {"raw AES-GCM", "stream encrypt", "stream decrypt + SHA-256"} <= set(mb)
         assert all(v > 0 for v in mb.values())
