@@ -136,7 +136,7 @@ class IpfsStore(ContentStore):
                 "start the node (ipfs daemon) or pass the right --ipfs URL, then retry") from None
         except ipfs_exc.ErrorResponse as exc:
             raise StorageError(f"IPFS node at {self.url} refused {what}: {exc}") from None
-        except ipfs_exc.Error as exc:
+        except (ipfs_exc.Error, AssertionError) as exc:  # the library asserts on replies it did not expect
             raise StorageError(f"IPFS node at {self.url} gave an unusable answer while {what}: {exc}",
                                "check that the URL points at an IPFS RPC API (port 5001 by default)") from None
 
