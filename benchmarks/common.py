@@ -303,6 +303,7 @@ def line_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ncols = min(ncols, len(panels))
     nrows = -(-len(panels) // ncols)
@@ -317,6 +318,9 @@ def line_plot(
             ax.axhline(y, linestyle=style, linewidth=1.2, color=color, label=label)
         if panel.get("logx"):
             ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted({x for xs, _ in panel["series"].values() for x in xs}))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         if panel.get("logy"):
             ax.set_yscale("log")
         ax.set_title(panel.get("title", ""))
