@@ -27,7 +27,8 @@ def cli() -> None:
 
 def _load_subcommands() -> None:
     # Imported for their side effect of adding commands to ``cli``.
-    from fogfed.cli import chain_cmds  # noqa: F401
+    from fogfed.cli import audit_cmds, chain_cmds  # noqa: F401
+    from fogfed.cli import demo, node_cmds, tas_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

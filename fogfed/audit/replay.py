@@ -1,0 +1,106 @@
+"""Replay every event of a FogFed deployment into a checkpoint and a rebuilt state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from fogfed.audit import source
+from fogfed.audit.abi import Event, decode_log, event_specs
+from fogfed.audit.checkpoint import Checkpoint
+from fogfed.audit.errors import AuditError
+from fogfed.audit.state import Rebuild, RebuildConfig
+
+#: progress(first_block, last_block_done, head, events_so_far)
+Progress = Callable[[int, int, int, int], None]
+
+
+@dataclass
+class ReplayResult:
+    """What a replay produced: the rebuilt state at ``head`` and counts."""
+
+    rebuild: Rebuild
+    head: int
+    head_time: int
+    start_block: int
+    new_events: int
+    total_events: int
+    resumed_from: int | None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.rebuild.data
+
+
+def restore(cp: Checkpoint) -> Rebuild:
+    """The state as of the checkpoint's last committed block, rebuilt locally (no network)."""
+    config = RebuildConfig(int(cp.meta("near_removal_blocks") or RebuildConfig.near_removal_blocks))
+    snap = cp.snapshot()
+    rebuild = Rebuild(config, snap[1] if snap else None)
+    after = snap[0] if snap else -1
+    last = cp.last_block
+    for event in cp.events(after):
+        if last is not None and event.block > last:
+            break
+        rebuild.apply(event)
+    return rebuild
+
+
+def replay(
+    w3: Web3,
+    address: str,
+    db_path: Path | str,
+    *,
+    from_block: int | None = None,
+    to_block: int | None = None,
+    config: RebuildConfig | None = None,
+    span: int = 2_000,
+    progress: Progress | None = None,
+) -> ReplayResult:
+    """Replay the events of the FogFed contract at ``address`` up to ``to_block`` (default: head).
+
+    Resumes from the checkpoint at ``db_path`` when it has one for this chain and
+    address; otherwise starts at ``from_block`` or the contract's deployment block.
+    """
+    address = source.checked_address(address)
+    chain_id = source.as_int(source.call(w3, "eth_chainId", []))
+    head = source.head_block(w3) if to_block is None else to_block
+    if not source.has_code(w3, address, head):
+        raise AuditError(f"no contract at {address} on chain {chain_id} (block {head})",
+                         "check the contract address and the --rpc URL")
+    with Checkpoint.open(db_path, chain_id, address) as cp:
+        if cp.meta("near_removal_blocks") is None:
+            cp.set_meta({"near_removal_blocks": (config or RebuildConfig()).near_removal_blocks})
+        resumed_from = cp.last_block
+        rebuild = restore(cp)
+        if resumed_from is not None:
+            start = resumed_from + 1
+        else:
+            start = from_block if from_block is not None else source.deployment_block(w3, address, head)
+            cp.set_meta({"start_block": start})
+        specs = event_specs()
+        new = 0
+        for last, logs in source.LogSource(w3, address, span).batches(start, head):
+            stamps = source.fill_timestamps(w3, logs)
+            events: list[Event] = []
+            for log in logs:
+                if log.get("removed"):
+                    continue  # reorged away
+                event = decode_log(log, specs, stamps.get(source.as_int(log["blockNumber"])))
+                if event is not None:
+                    rebuild.apply(event)
+                    events.append(event)
+            cp.commit_range(events, last)
+            new += len(events)
+            if progress:
+                progress(start, last, head, new)
+        done = cp.last_block if cp.last_block is not None else head
+        head_time = source.block_timestamp(w3, done)
+        cp.save_snapshot(done, rebuild.data)
+        cp.set_meta({"head_time": head_time})
+        return ReplayResult(rebuild, done, head_time, int(cp.meta("start_block") or start),
+                            new, cp.event_count(), resumed_from)

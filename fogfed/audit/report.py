@@ -1,0 +1,228 @@
+"""Audit reports from a checkpoint: JSON, CSV files and one self-contained HTML page.
+
+Everything shown comes from the chain and is attacker-controlled (attribute
+names, policies): HTML output escapes every value, CSV output defuses cells a
+spreadsheet would run as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fogfed.audit.checkpoint import Checkpoint
+from fogfed.audit.findings import KINDS, Finding, Thresholds, anomalies
+from fogfed.audit.replay import restore
+
+TIMELINE_LIMIT = 2_000
+
+
+def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per federation: current members, who joined, who left (and why), who moved where, its files.
+
+    These are the views "users in each group" and "users who left the group and
+    joined another" of the mobility source.
+    """
+    members_by_fed: dict[int, list[str]] = {}
+    for m in state["members"].values():
+        if m["active"]:
+            members_by_fed.setdefault(m["federation_id"], []).append(m["address"])
+    files_by_fed: dict[int, list[dict[str, Any]]] = {}
+    for f in state["files"].values():
+        files_by_fed.setdefault(f["federation_id"], []).append(f)
+    views = []
+    for f in state["federations"].values():
+        fid = f["id"]
+        left_then_joined = []
+        for record in f["left"] + f["moved_out"]:
+            later = [h for h in state["members"][record["node"]]["history"]
+                     if h["block"] >= record["block"] and h["kind"] in ("joined", "moved")
+                     and (h.get("federation_id") or h.get("to")) != fid]
+            for h in later:
+                left_then_joined.append({"node": record["node"], "left_block": record["block"],
+                                         "joined": h.get("federation_id") or h.get("to"), "block": h["block"],
+                                         "tx": h["tx"]})
+        views.append({
+            "id": fid, "location": f["location"], "service": f["service"], "parent": f["parent"],
+            "epoch": f["epoch"], "members": sorted(members_by_fed.get(fid, [])),
+            "joined": f["joined"], "left": f["left"], "moved_out": f["moved_out"], "moved_in": f["moved_in"],
+            "left_then_joined_another": left_then_joined, "files": files_by_fed.get(fid, []),
+        })
+    return views
+
+
+def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, Any]:
+    """Everything a report shows, from the checkpoint alone (no network)."""
+    rebuild = restore(cp)
+    state = rebuild.data
+    head_time = int(cp.meta("head_time") or 0)
+    findings = anomalies(state, head_time, limits)
+    return {
+        "contract": cp.address, "chain_id": cp.chain_id, "start_block": int(cp.meta("start_block") or 0),
+        "head_block": cp.last_block, "head_time": head_time, "events": state["events"],
+        "summary": {
+            "federations": len(state["federations"]), "members": len(state["members"]),
+            "active_members": sum(1 for m in state["members"].values() if m["active"]),
+            "files": len(state["files"]), "accesses": state["accesses"], "damage_reports": len(state["damage"]),
+            "removals": len(state["removals"]),
+            "automatic_removals": sum(1 for r in state["removals"] if r["automatic"]),
+            "findings": len(findings),
+        },
+        "findings": [f.to_json() for f in findings],
+        "federations": federation_views(state),
+        "state": state,
+    }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """The whole report as one JSON document."""
+    path.write_text(json.dumps(report, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not evaluate: text starting with = + - @ (or tab/CR) gets a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for row in rows:
+            out.writerow([safe_cell(v) for v in row])
+
+
+def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path]:
+    """members, federations, files, membership history, findings and every event, one CSV each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = report["state"]
+    paths = {name: folder / f"{name}.csv" for name in
+             ("federations", "members", "membership", "files", "findings", "events")}
+    _csv(paths["federations"], ["id", "location", "service", "parent", "epoch", "members", "files", "created_tx"],
+         [(f["id"], f["location"], f["service"], f["parent"], f["epoch"], len(v["members"]), len(v["files"]),
+           f["created"]["tx"]) for f, v in zip(state["federations"].values(), report["federations"])])
+    _csv(paths["members"], ["address", "federation_id", "active", "generation", "false_claims", "joined_at"],
+         [(m["address"], m["federation_id"], m["active"], m["generation"], m["false_claims"], m["joined_at"])
+          for m in state["members"].values()])
+    _csv(paths["membership"], ["node", "kind", "federation", "to", "reason", "block", "time", "tx"],
+         [(m["address"], h["kind"], h.get("federation_id", h.get("from", "")), h.get("to", ""),
+           h.get("reason_text", ""), h["block"], h["time"], h["tx"])
+          for m in state["members"].values() for h in m["history"]])
+    _csv(paths["files"], ["file_id", "federation_id", "uploader", "epoch", "policy", "registered_block",
+                          "damaged_at", "granted", "denied", "tx"],
+         [(f["file_id"], f["federation_id"], f["uploader"], f["epoch"], f["policy"], f["registered"]["block"],
+           f["damaged_at"], f["granted"], f["denied"], f["registered"]["tx"]) for f in state["files"].values()])
+    _csv(paths["findings"], ["kind", "subject", "message", "block", "txs"],
+         [(f["kind"], f["subject"], f["message"], f["block"], " ".join(f["txs"])) for f in report["findings"]])
+    _csv(paths["events"], ["block", "log_index", "time", "tx", "event", "args"],
+         ((e.block, e.log_index, e.timestamp, e.tx, e.name, json.dumps(e.args, sort_keys=True))
+          for e in cp.events()))
+    return list(paths.values())
+
+
+# -- HTML ---------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0 1em;width:100%}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px}
+th{background:#f3f3f3}code{font-size:12px;word-break:break-all}
+.finding{background:#fff3f0}.ok{color:#17702a}.bad{color:#b00020}.muted{color:#777}
+section.fed{border:1px solid #ddd;padding:0 1em;margin:1em 0;border-radius:6px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> str:
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    if not body:
+        return f'<p class="muted">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _federation_html(v: dict[str, Any]) -> str:
+    parts = [f'<section class="fed"><h3>Federation {_e(v["id"])}: {_e(v["location"])} / {_e(v["service"])}</h3>',
+             f"<p>parent {_e(v['parent'] or 'none (root)')}, key epoch {_e(v['epoch'])}, "
+             f"{len(v['members'])} active member(s), {len(v['files'])} file(s)</p>",
+             "<h4>Members now</h4>", _table(["address"], [(m,) for m in v["members"]]),
+             "<h4>Joined</h4>", _table(["node", "block", "time", "tx"],
+                                       [(j["node"], j["block"], _when(j["time"]), j["tx"]) for j in v["joined"]]),
+             "<h4>Left (removed)</h4>", _table(["node", "reason", "by", "block", "tx"],
+                                               [(r["node"], r["reason_text"], r["by"], r["block"], r["tx"])
+                                                for r in v["left"]]),
+             "<h4>Moved to another federation</h4>", _table(["node", "to", "block", "tx"],
+                                                            [(m["node"], m["to"], m["block"], m["tx"])
+                                                             for m in v["moved_out"]]),
+             "<h4>Moved in from another federation</h4>", _table(["node", "from", "block", "tx"],
+                                                                 [(m["node"], m["from"], m["block"], m["tx"])
+                                                                  for m in v["moved_in"]]),
+             "<h4>Left and joined another federation</h4>",
+             _table(["node", "left at block", "joined federation", "block", "tx"],
+                    [(x["node"], x["left_block"], x["joined"], x["block"], x["tx"])
+                     for x in v["left_then_joined_another"]]),
+             "<h4>Files</h4>", _table(["file id", "uploader", "epoch", "policy", "block", "damaged", "tx"],
+                                      [(f["file_id"], f["uploader"], f["epoch"], f["policy"],
+                                        f["registered"]["block"], "yes" if f["damaged_at"] else "no",
+                                        f["registered"]["tx"]) for f in v["files"]]),
+             "</section>"]
+    return "".join(parts)
+
+
+def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limit: int = TIMELINE_LIMIT) -> None:
+    """One HTML file, inline CSS, no scripts or external assets: summary, findings, federations, timeline."""
+    s = report["summary"]
+    findings = report["findings"]
+    total = cp.event_count()
+    timeline = list(cp.events(newest_first=True, limit=timeline_limit))
+    shown = f"the latest {len(timeline)} of {total}" if total > len(timeline) else f"all {total}"
+    summary_rows = [(k.replace("_", " "), json.dumps(v) if isinstance(v, dict) else v) for k, v in s.items()]
+    page = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>fogfed audit {_e(report['contract'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>fogfed audit of {_e(report['contract'])}</h1>",
+        f"<p>chain {_e(report['chain_id'])}, blocks {_e(report['start_block'])} to {_e(report['head_block'])} "
+        f"({_e(_when(report['head_time']))} UTC), {_e(report['events'])} events.</p>",
+        "<h2>Summary</h2>", _table(["what", "count"], summary_rows),
+        f"<h2>Findings ({len(findings)})</h2>",
+        (f'<p class="ok">No anomalies.</p>' if not findings else
+         _table(["kind", "subject", "what happened", "transactions"],
+                [(f"{f['kind']} ({KINDS.get(f['kind'], '')})", f["subject"], f["message"], " ".join(f["txs"]))
+                 for f in findings])),
+        "<h2>Federations</h2>", "".join(_federation_html(v) for v in report["federations"]),
+        "<h2>Removals</h2>", _table(["node", "federation", "kind", "reason", "by", "block", "tx"],
+                                    [(r["node"], r["federation_id"], "automatic" if r["automatic"] else "manual",
+                                      r["reason_text"], r["by"], r["block"], r["tx"])
+                                     for r in report["state"]["removals"]]),
+        "<h2>Damage reports</h2>", _table(["file", "uploader", "holder", "reporter", "reason", "block", "tx"],
+                                          [(d["file_id"], d["uploader"], d["holder"], d["reporter"],
+                                            d["reason_text"], d["block"], d["tx"])
+                                           for d in report["state"]["damage"]]),
+        f"<h2>Timeline ({_e(shown)} events, newest first)</h2>",
+        _table(["block", "time", "event", "details", "tx"],
+               [(e.block, _when(e.timestamp), e.name, ", ".join(f"{k}={v}" for k, v in e.args.items()), e.tx)
+                for e in timeline]),
+        "</body></html>",
+    ]
+    path.write_text("".join(page), encoding="utf-8")
+
+
+def findings_of(report: dict[str, Any]) -> list[Finding]:
+    """The report's findings as objects."""
+    return [Finding(**f) for f in report["findings"]]

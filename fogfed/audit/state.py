@@ -1,0 +1,294 @@
+"""Rebuild the whole FogFed state and its history from decoded events alone.
+
+:class:`Rebuild` applies events in chain order. It keeps what the contract
+keeps (to verify against its views) plus the history an auditor asks for
+(joins, removals, moves, epochs, damage, removals) and a few bounded counters
+the anomaly checks read. Individual accesses are counted here and listed
+from the checkpoint's event table, so memory does not grow with the number
+of accesses. Every ABI event has a handler; :data:`HANDLED_EVENTS` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak
+
+from fogfed.audit.abi import Event
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: How many transactions a counter keeps as evidence.
+EVIDENCE_TXS = 10
+
+REMOVAL_REASONS = {1: "removed by TAS", 2: "automatic: false-claim threshold reached"}
+EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS", 3: "member moved out"}
+DENIAL_REASONS = {1: "unknown file", 2: "not a member", 3: "removed member", 4: "other federation"}
+CACHE_END_REASONS = {1: "withdrawn by holder", 2: "pruned (stale)", 3: "reported damaged"}
+DAMAGE_REASONS = {1: "plaintext hash mismatch", 2: "ciphertext failed authentication", 3: "copy unavailable"}
+
+
+@dataclass(frozen=True)
+class RebuildConfig:
+    """Knobs of the order-dependent checks, fixed for a whole replay.
+
+    near_removal_blocks: a file registration or cache announcement by a node
+    this many blocks (or fewer) before or after its removal is flagged.
+    """
+
+    near_removal_blocks: int = 10
+
+
+def _where(e: Event) -> dict[str, Any]:
+    return {"block": e.block, "tx": e.tx, "time": e.timestamp}
+
+
+def _evidence(counter: dict[str, Any], e: Event) -> None:
+    counter["count"] += 1
+    if len(counter["txs"]) < EVIDENCE_TXS:
+        counter["txs"].append(e.tx)
+
+
+class Rebuild:
+    """The state rebuilt so far; ``apply`` one event at a time, in chain order."""
+
+    def __init__(self, config: RebuildConfig | None = None, data: dict[str, Any] | None = None) -> None:
+        self.config = config or RebuildConfig()
+        self.data: dict[str, Any] = data if data is not None else self.empty()
+        self._block_registrations: list[tuple[int, Event]] = []  # this block's registrations
+
+    @staticmethod
+    def empty() -> dict[str, Any]:
+        """A state with nothing in it (before the deployment)."""
+        return {
+            "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {},
+                         "false_claim_threshold": 0, "max_cache_lifetime": 0, "settings": []},
+            "federations": {}, "members": {}, "files": {}, "caches": {},
+            "removals": [], "damage": [], "verifications": {"count": 0, "failed": 0},
+            "accesses": {"granted": 0, "denied": 0},
+            "denied_by": {}, "damage_by_uploader": {}, "damage_by_holder": {},
+            "signals": [], "unhandled": {}, "events": 0, "last_block": None,
+        }
+
+    # -- entry point -------------------------------------------------------
+    def apply(self, e: Event) -> None:
+        """Apply one decoded event (events must come in (block, log index) order)."""
+        d = self.data
+        d["events"] += 1
+        d["last_block"] = e.block
+        if self._block_registrations and self._block_registrations[0][0] != e.block:
+            self._block_registrations.clear()
+        handler = _HANDLERS.get(e.name)
+        if handler is None:
+            d["unhandled"][e.name] = d["unhandled"].get(e.name, 0) + 1
+            return
+        handler(self, e)
+
+    # -- roles and settings ------------------------------------------------
+    def _admin_transferred(self, e: Event) -> None:
+        c = self.data["contract"]
+        c["admin"], c["pending_admin"] = e.args["newAdmin"], ZERO_ADDRESS
+
+    def _admin_transfer_started(self, e: Event) -> None:
+        self.data["contract"]["pending_admin"] = e.args["pendingAdmin"]
+
+    def _operator_changed(self, e: Event) -> None:
+        self.data["contract"]["operators"][e.args["account"]] = e.args["enabled"]
+
+    def _settings_changed(self, e: Event) -> None:
+        c = self.data["contract"]
+        c["false_claim_threshold"] = e.args["falseClaimThreshold"]
+        c["max_cache_lifetime"] = e.args["maxCacheLifetime"]
+        c["settings"].append({"false_claim_threshold": e.args["falseClaimThreshold"],
+                              "max_cache_lifetime": e.args["maxCacheLifetime"], "by": e.args["by"], **_where(e)})
+
+    # -- federations -------------------------------------------------------
+    def _federation_created(self, e: Event) -> None:
+        a = e.args
+        fid = str(a["federationId"])
+        self.data["federations"][fid] = {
+            "id": a["federationId"], "location": a["location"], "service": a["service"],
+            "attrs_hash": a["attrsHash"], "parent": a["parent"],
+            "public_key_commitment": a["publicKeyCommitment"],
+            "public_key_matches": "0x" + keccak(hexstr=a["publicKey"]).hex() == a["publicKeyCommitment"],
+            "public_key_size": (len(a["publicKey"]) - 2) // 2,
+            "epoch": 0, "epochs": [], "created_at": e.timestamp, "created": _where(e),
+            "joined": [], "left": [], "moved_in": [], "moved_out": [],
+        }
+
+    def _epoch_advanced(self, e: Event) -> None:
+        fid = e.args["federationId"]
+        f = self.data["federations"][str(fid)]
+        f["epoch"] = e.args["epoch"]
+        f["epochs"].append({"epoch": e.args["epoch"], "reason": e.args["reason"],
+                            "reason_text": EPOCH_REASONS.get(e.args["reason"], "unknown"), **_where(e)})
+        # A registration earlier in this same block used keys this advance retires.
+        for _, reg in self._block_registrations:
+            if reg.args["federationId"] == fid and reg.args["epoch"] < e.args["epoch"]:
+                self._signal("stale_epoch", reg, reg.args["uploader"], [reg.tx, e.tx],
+                             f"file {reg.args['fileId']} was registered under epoch {reg.args['epoch']} of "
+                             f"federation {fid} in the same block that advanced it to {e.args['epoch']} "
+                             f"({EPOCH_REASONS.get(e.args['reason'], 'unknown')}): keys being retired can open it")
+
+    # -- members -----------------------------------------------------------
+    def _member(self, node: str) -> dict[str, Any]:
+        return self.data["members"][node]
+
+    def _member_added(self, e: Event) -> None:
+        a = e.args
+        node, fid = a["node"], a["federationId"]
+        old = self.data["members"].get(node)
+        self.data["members"][node] = {
+            "address": node, "federation_id": fid, "active": True, "false_claims": 0,
+            "generation": a["generation"], "joined_at": e.timestamp, "encryption_key": a["encryptionKey"],
+            "history": (old["history"] if old else []) + [{"kind": "joined", "federation_id": fid, **_where(e)}],
+            "last_write": old["last_write"] if old else None,
+            "last_removal": old["last_removal"] if old else None,
+        }
+        self.data["federations"][str(fid)]["joined"].append({"node": node, **_where(e)})
+
+    def _member_removed(self, e: Event) -> None:
+        a = e.args
+        m = self._member(a["node"])
+        m["active"] = False
+        reason = REMOVAL_REASONS.get(a["reason"], "unknown")
+        record = {"node": a["node"], "federation_id": a["federationId"], "reason": a["reason"],
+                  "reason_text": reason, "automatic": a["reason"] == 2, "by": a["by"], **_where(e)}
+        m["history"].append({"kind": "removed", **record})
+        self.data["removals"].append(record)
+        self.data["federations"][str(a["federationId"])]["left"].append(record)
+        last = m["last_write"]
+        if last and e.block - last["block"] <= self.config.near_removal_blocks:
+            self._signal("write_near_removal", e, a["node"], [last["tx"], e.tx],
+                         f"{a['node']} made a {last['kind']} {e.block - last['block']} block(s) before its removal "
+                         f"from federation {a['federationId']} ({reason})")
+        m["last_removal"] = {"block": e.block, "tx": e.tx}
+
+    def _member_moved(self, e: Event) -> None:
+        a = e.args
+        m = self._member(a["node"])
+        src, dst = a["fromFederation"], a["toFederation"]
+        m.update(federation_id=dst, false_claims=0, generation=m["generation"] + 1, joined_at=e.timestamp)
+        move = {"node": a["node"], "from": src, "to": dst, **_where(e)}
+        m["history"].append({"kind": "moved", **move})
+        self.data["federations"][str(src)]["moved_out"].append(move)
+        self.data["federations"][str(dst)]["moved_in"].append(move)
+
+    def _key_rotated(self, e: Event) -> None:
+        m = self._member(e.args["node"])
+        m["encryption_key"] = e.args["encryptionKey"]
+        m["history"].append({"kind": "key_rotated", **_where(e)})
+
+    def _false_claim(self, e: Event) -> None:
+        a = e.args
+        m = self._member(a["suspect"])
+        m["false_claims"] = a["count"]
+        m["history"].append({"kind": "false_claim", "reporter": a["reporter"], "count": a["count"],
+                             "evidence": a["evidence"], **_where(e)})
+
+    def _verified(self, e: Event) -> None:
+        v = self.data["verifications"]
+        v["count"] += 1
+        v["failed"] += 0 if e.args["result"] else 1
+
+    # -- files, accesses, damage -------------------------------------------
+    def _file_registered(self, e: Event) -> None:
+        a = e.args
+        fid = a["federationId"]
+        fed = self.data["federations"][str(fid)]
+        self.data["files"][a["fileId"]] = {
+            "file_id": a["fileId"], "federation_id": fid, "uploader": a["uploader"],
+            "plaintext_hash": a["plaintextHash"], "enc_sk_ref": a["encSkRef"], "epoch": a["epoch"],
+            "cid_codec": a["cidCodec"], "policy": a["policy"],
+            "policy_ref": "0x" + keccak(text=a["policy"]).hex(),
+            "registered_at": e.timestamp, "registered": _where(e), "damaged_at": 0,
+            "granted": 0, "denied": 0, "damage_reports": 0,
+        }
+        if a["epoch"] != fed["epoch"]:
+            self._signal("stale_epoch", e, a["uploader"], [e.tx],
+                         f"file {a['fileId']} registered under epoch {a['epoch']} while federation {fid} "
+                         f"was at epoch {fed['epoch']} (the contract should have refused it)")
+        self._block_registrations.append((e.block, e))
+        self._note_write(e, a["uploader"], "file registration")
+
+    def _note_write(self, e: Event, node: str, kind: str) -> None:
+        m = self._member(node)
+        m["last_write"] = {"block": e.block, "tx": e.tx, "kind": kind}
+        last = m["last_removal"]
+        if last and e.block - last["block"] <= self.config.near_removal_blocks:
+            self._signal("write_near_removal", e, node, [last["tx"], e.tx],
+                         f"{node} made a {kind} {e.block - last['block']} block(s) after its removal")
+
+    def _access_granted(self, e: Event) -> None:
+        self.data["accesses"]["granted"] += 1
+        f = self.data["files"].get(e.args["fileId"])
+        if f:
+            f["granted"] += 1
+
+    def _access_denied(self, e: Event) -> None:
+        a = e.args
+        self.data["accesses"]["denied"] += 1
+        f = self.data["files"].get(a["fileId"])
+        if f:
+            f["denied"] += 1
+        counter = self.data["denied_by"].setdefault(a["node"], {"count": 0, "txs": [], "reasons": {}})
+        _evidence(counter, e)
+        reason = DENIAL_REASONS.get(a["reason"], "unknown")
+        counter["reasons"][reason] = counter["reasons"].get(reason, 0) + 1
+
+    def _damaged(self, e: Event) -> None:
+        a = e.args
+        f = self.data["files"][a["fileId"]]
+        f["damage_reports"] += 1
+        if a["holder"] == ZERO_ADDRESS:
+            f["damaged_at"] = e.timestamp
+            target, table = f["uploader"], "damage_by_uploader"
+        else:
+            target, table = a["holder"], "damage_by_holder"
+        _evidence(self.data[table].setdefault(target, {"count": 0, "txs": []}), e)
+        self.data["damage"].append({"file_id": a["fileId"], "reporter": a["reporter"], "holder": a["holder"],
+                                    "reason": a["reason"], "reason_text": DAMAGE_REASONS.get(a["reason"], "unknown"),
+                                    "uploader": f["uploader"], **_where(e)})
+
+    # -- caches --------------------------------------------------------------
+    def _cache_announced(self, e: Event) -> None:
+        a = e.args
+        self.data["caches"].setdefault(a["fileId"], {})[a["holder"]] = {
+            "expires_at": a["expiresAt"], "announced": _where(e)}
+        self._note_write(e, a["holder"], "cache announcement")
+
+    def _cache_withdrawn(self, e: Event) -> None:
+        holders = self.data["caches"].get(e.args["fileId"], {})
+        holders.pop(e.args["holder"], None)
+        if not holders:
+            self.data["caches"].pop(e.args["fileId"], None)
+
+    def _signal(self, kind: str, e: Event, subject: str, txs: list[str], message: str) -> None:
+        self.data["signals"].append({"kind": kind, "subject": subject, "message": message,
+                                     "txs": txs, "block": e.block})
+
+
+_HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
+    "AdminTransferred": Rebuild._admin_transferred,
+    "AdminTransferStarted": Rebuild._admin_transfer_started,
+    "OperatorChanged": Rebuild._operator_changed,
+    "SettingsChanged": Rebuild._settings_changed,
+    "FederationCreated": Rebuild._federation_created,
+    "EpochAdvanced": Rebuild._epoch_advanced,
+    "MemberAdded": Rebuild._member_added,
+    "MemberRemoved": Rebuild._member_removed,
+    "MemberMoved": Rebuild._member_moved,
+    "EncryptionKeyRotated": Rebuild._key_rotated,
+    "FalseClaimCounted": Rebuild._false_claim,
+    "MemberVerified": Rebuild._verified,
+    "FileRegistered": Rebuild._file_registered,
+    "AccessGranted": Rebuild._access_granted,
+    "AccessDenied": Rebuild._access_denied,
+    "FileDamaged": Rebuild._damaged,
+    "CacheAnnounced": Rebuild._cache_announced,
+    "CacheWithdrawn": Rebuild._cache_withdrawn,
+}
+
+#: Names of the events the rebuild understands.
+HANDLED_EVENTS: frozenset[str] = frozenset(_HANDLERS)

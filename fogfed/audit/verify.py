@@ -1,0 +1,76 @@
+"""Compare a rebuilt state with the contract's own view functions at the same block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from fogfed.audit.errors import AuditError
+from fogfed.audit.findings import Finding
+from fogfed.chain.artifacts import load_artifact
+
+
+def _hex(value: Any) -> Any:
+    return "0x" + value.hex() if isinstance(value, (bytes, bytearray)) else value
+
+
+def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Finding]:
+    """Every difference between ``state`` and the contract's views at ``block``, as findings."""
+    contract = w3.eth.contract(address=to_checksum_address(address), abi=load_artifact()["abi"])
+    out: list[Finding] = []
+
+    def view(name: str, *args: Any) -> Any:
+        try:
+            value = getattr(contract.functions, name)(*args).call(block_identifier=block)
+        except ContractLogicError as exc:
+            return f"reverted: {exc}"
+        except (Web3Exception, OSError, ValueError) as exc:
+            raise AuditError(f"calling {name} at block {block} failed ({exc})",
+                             "the node must keep state for that block (an archive node)") from exc
+        return tuple(_hex(v) for v in value) if isinstance(value, (list, tuple)) else _hex(value)
+
+    def check(subject: str, field: str, rebuilt: Any, onchain: Any) -> None:
+        if rebuilt != onchain:
+            out.append(Finding("state_mismatch", subject,
+                               f"{field}: rebuilt {rebuilt!r}, contract says {onchain!r} at block {block}",
+                               block=block))
+
+    c = state["contract"]
+    feds = state["federations"]
+    check("contract", "settings (admin, pendingAdmin, federationCount, falseClaimThreshold, maxCacheLifetime)",
+          (c["admin"], c["pending_admin"], len(feds), c["false_claim_threshold"], c["max_cache_lifetime"]),
+          view("settings"))
+    for account, is_op in c["operators"].items():
+        check(account, "isOperator", is_op, view("isOperator", account))
+    for f in feds.values():
+        subject = f"federation {f['id']}"
+        check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"], f["created_at"]),
+              view("federation", f["id"]))
+        check(subject, "federationByAttributes", f["id"], view("federationByAttributes", f["attrs_hash"]))
+        if not f["public_key_matches"]:
+            out.append(Finding("state_mismatch", subject, "the public key in FederationCreated does not hash "
+                               "to its commitment", [f["created"]["tx"]], f["created"]["block"]))
+    for m in state["members"].values():
+        check(m["address"], "member",
+              (m["federation_id"], m["active"], m["false_claims"], m["generation"], m["joined_at"],
+               m["encryption_key"]), view("member", m["address"]))
+    for f in state["files"].values():
+        check(f"file {f['file_id']}", "file",
+              (f["plaintext_hash"], f["enc_sk_ref"], f["policy_ref"], f["uploader"], f["federation_id"],
+               f["epoch"], f["registered_at"], f["damaged_at"]), view("file", f["file_id"]))
+        holders = state["caches"].get(f["file_id"], {})
+        total = view("freshCacheHolders", f["file_id"], 0, 0)
+        check(f"file {f['file_id']}", "cache announcements", len(holders),
+              total[2] if isinstance(total, tuple) else total)
+        for holder, entry in holders.items():
+            check(f"file {f['file_id']}", f"cacheExpiry({holder})", entry["expires_at"],
+                  view("cacheExpiry", f["file_id"], holder))
+    return out
+
+
+#: For tests: the views this module reads, so a test can compare with the ABI.
+VIEWS_READ: tuple[str, ...] = ("settings", "isOperator", "federation", "federationByAttributes",
+                               "member", "file", "freshCacheHolders", "cacheExpiry")
