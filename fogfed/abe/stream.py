@@ -167,9 +167,13 @@ def _fill(src: BinaryIO, view: memoryview) -> int:
             data = src.read(size - got)
             if isinstance(data, str):
                 raise InputError("source returned text, not bytes", "open the file in binary mode ('rb')")
-            n = len(data)
-            view[got : got + n] = data
-        if not n:  # 0 at EOF; None would mean a non-blocking source with nothing yet
+            n = None if data is None else len(data)
+            if n:
+                view[got : got + n] = data
+        if n is None:
+            # Treating "no data yet" as EOF would end (and seal) the stream early.
+            raise InputError("source is non-blocking and had no data ready", "pass a blocking binary file")
+        if not n:
             break
         got += n
     return got

@@ -361,6 +361,18 @@ def test_text_mode_source_is_refused(tmp_path) -> None:
         stream.encrypt_stream(SK, text, io.BytesIO(), aad=AAD, chunk_size=C)
 
 
+def test_non_blocking_source_with_no_data_is_refused_not_sealed_short() -> None:
+    class NotReady(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> None:
+            return None  # what a non-blocking raw file returns when no data is ready
+
+    with pytest.raises(InputError, match="non-blocking"):
+        stream.encrypt_stream(SK, NotReady(), io.BytesIO(), aad=AAD, chunk_size=C)
+
+
 def test_chunk_counter_overflow_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(stream, "MAX_CHUNKS", 3)
     with pytest.raises(stream.StreamError, match="more than 3 chunks"):
