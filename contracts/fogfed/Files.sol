@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Caches} from "./Caches.sol";
+
+/// @title Files (paper Algorithms 8 and 9): registration, recorded access, damage reports.
+/// @dev A file id is the sha2-256 digest inside the file's CID, so CIDv0 and CIDv1 of the
+/// same DAG name the same file, and the id can be checked against the content fetched.
+abstract contract Files is Caches {
+    uint256 internal constant MAX_POLICY_LENGTH = 1024;
+    uint8 internal constant MAX_DAMAGE_REASON = 3;
+
+    /// @notice Paper Algorithm 8 (add file index, hash and encrypted SK) in one transaction.
+    /// @dev Active members of `federationId` only; `epoch` must be the federation's current
+    /// epoch (an upload encrypted under keys from before a removal is refused).
+    /// @param federationId The uploader's federation.
+    /// @param fileId The sha2-256 digest inside the ciphertext's CID (names the file).
+    /// @param cidCodec 0 for a CIDv0; otherwise the multicodec of a CIDv1 (0x70 dag-pb, 0x55 raw).
+    /// @param plaintextHash SHA-256 of the plaintext (checked after decryption).
+    /// @param encSkRef Digest naming the CP-ABE-encrypted SK blob stored off chain.
+    /// @param epoch The federation key epoch the file was encrypted under.
+    /// @param policy The CP-ABE policy text (1-1024 bytes; stored as its keccak256).
+    function registerFile(
+        uint32 federationId,
+        bytes32 fileId,
+        uint32 cidCodec,
+        bytes32 plaintextHash,
+        bytes32 encSkRef,
+        uint32 epoch,
+        string calldata policy
+    ) external {
+        _requireMemberOf(msg.sender, federationId);
+        uint32 current = _federations[federationId].epoch;
+        if (epoch != current) revert StaleEpoch(federationId, epoch, current);
+        if (fileId == bytes32(0) || plaintextHash == bytes32(0) || encSkRef == bytes32(0)) {
+            revert InvalidFileReference();
+        }
+        uint256 policyLength = bytes(policy).length;
+        if (policyLength == 0 || policyLength > MAX_POLICY_LENGTH) revert InvalidPolicy(policyLength);
+        if (_files[fileId].uploader != address(0)) revert FileExists(fileId);
+        _files[fileId] = FileRecord(
+            plaintextHash, encSkRef, keccak256(bytes(policy)), msg.sender, federationId, epoch, uint32(block.timestamp)
+        );
+        emit FileRegistered(fileId, federationId, msg.sender, plaintextHash, encSkRef, epoch, cidCodec, policy);
+    }
+
+    /// @notice Paper Algorithm 9 / "Getting SK and file index" as a recorded access: emits
+    /// AccessGranted for an active member of the file's federation, AccessDenied otherwise.
+    /// @dev Never reverts for a refusal (a reverted transaction would leave no record). An
+    /// active member of another federation asking counts as a false claim.
+    /// @param fileId The file.
+    /// @return granted Whether access was granted.
+    function recordAccess(bytes32 fileId) external returns (bool granted) {
+        uint32 federationId = _files[fileId].federationId;
+        Member storage m = _members[msg.sender];
+        if (federationId == 0) {
+            emit AccessDenied(fileId, msg.sender, DENIED_UNKNOWN_FILE);
+        } else if (!m.active) {
+            emit AccessDenied(fileId, msg.sender, m.generation == 0 ? DENIED_NOT_MEMBER : DENIED_REMOVED);
+        } else if (m.federationId != federationId) {
+            emit AccessDenied(fileId, msg.sender, DENIED_OTHER_FEDERATION);
+            _countFalseClaim(msg.sender, m, address(this), fileId);
+        } else {
+            emit AccessGranted(fileId, msg.sender, federationId);
+            granted = true;
+        }
+    }
+
+    /// @notice Report damage found while retrieving `fileId` (Algorithm 9: plaintext hash mismatch).
+    /// @dev Active members of the file's federation only. With holder zero the stored copy is
+    /// bad and the file is marked damaged; otherwise that holder's cached copy is bad and its
+    /// announcement is dropped (the stored copy may still be good).
+    /// @param fileId The file.
+    /// @param holder The cache holder whose copy was bad, or zero for the stored copy.
+    /// @param reason 1 plaintext hash mismatch, 2 ciphertext failed authentication, 3 copy unavailable.
+    function reportDamage(bytes32 fileId, address holder, uint8 reason) external {
+        uint32 federationId = _files[fileId].federationId;
+        if (federationId == 0) revert UnknownFile(fileId);
+        _requireMemberOf(msg.sender, federationId);
+        if (reason == 0 || reason > MAX_DAMAGE_REASON) revert InvalidReason(reason);
+        if (holder == address(0)) {
+            _damagedAt[fileId] = uint64(block.timestamp);
+        } else {
+            _dropCache(fileId, holder, CACHE_DAMAGED);
+        }
+        emit FileDamaged(fileId, msg.sender, holder, reason);
+    }
+
+    /// @notice A file's record; reverts UnknownFile if there is none.
+    /// @param fileId The file.
+    /// @return plaintextHash SHA-256 of the plaintext.
+    /// @return encSkRef Reference to the encrypted SK blob.
+    /// @return policyRef keccak256 of the policy text.
+    /// @return uploader The uploading member.
+    /// @return federationId The federation it belongs to.
+    /// @return epoch Key epoch it was encrypted under.
+    /// @return registeredAt Registration time (unix seconds).
+    /// @return damagedAt Time the stored copy was reported damaged (0: never).
+    function file(bytes32 fileId)
+        external
+        view
+        returns (
+            bytes32 plaintextHash,
+            bytes32 encSkRef,
+            bytes32 policyRef,
+            address uploader,
+            uint32 federationId,
+            uint32 epoch,
+            uint32 registeredAt,
+            uint64 damagedAt
+        )
+    {
+        FileRecord storage f = _files[fileId];
+        if (f.uploader == address(0)) revert UnknownFile(fileId);
+        return (
+            f.plaintextHash,
+            f.encSkRef,
+            f.policyRef,
+            f.uploader,
+            f.federationId,
+            f.epoch,
+            f.registeredAt,
+            _damagedAt[fileId]
+        );
+    }
+}

@@ -1,0 +1,129 @@
+"""Compile contracts/ with solcjs and write the package's artifacts.
+
+Usage: ``python -m fogfed.chain.compile [--check]``. It runs
+``node scripts/solc.js --standard-json`` (npm ``solc``, WebAssembly, no
+network) and writes ``fogfed/chain/artifacts/FogFed.json``. ``--check`` only
+compares a fresh build with the committed artifact and exits 1 when stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from fogfed.chain.artifacts import ARTIFACTS_DIR, CONTRACTS_DIR, read_sources, sources_hash
+from fogfed.errors import FogfedError
+
+REPO_ROOT = CONTRACTS_DIR.parent
+SOLC_WRAPPER = REPO_ROOT / "scripts" / "solc.js"
+MAIN_CONTRACT = ("FogFed.sol", "FogFed")
+
+#: Pinned compiler settings. 200 optimizer runs: a middle ground that keeps
+#: deployment under 2,000,000 gas while the per-call paths stay cheap.
+SETTINGS: dict[str, Any] = {
+    "evmVersion": "shanghai",
+    "viaIR": True,
+    "optimizer": {"enabled": True, "runs": 200},
+    "metadata": {"bytecodeHash": "none"},
+    "outputSelection": {
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "devdoc", "userdoc"]}
+    },
+}
+
+
+def standard_input(sources: dict[str, str]) -> dict[str, Any]:
+    """The solc standard-JSON input for ``sources`` with the pinned settings."""
+    return {
+        "language": "Solidity",
+        "sources": {path: {"content": text} for path, text in sources.items()},
+        "settings": SETTINGS,
+    }
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise FogfedError("node is not installed", "install Node.js 20 and run `npm ci` in the project root")
+    return node
+
+
+def solc_version() -> str:
+    """Version string of the solcjs behind scripts/solc.js, e.g. ``0.8.37+commit.f401782d...``."""
+    out = _run([_node(), str(SOLC_WRAPPER), "--version"], "")
+    for line in out.splitlines():
+        if line.startswith("Version: "):
+            return line.removeprefix("Version: ").strip()
+    raise FogfedError(f"unexpected `solc.js --version` output: {out.strip()[:200]!r}")
+
+
+def _run(argv: list[str], stdin: str) -> str:
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    except subprocess.TimeoutExpired as exc:
+        raise FogfedError("solc did not finish within 300 s") from exc
+    if proc.returncode != 0:
+        raise FogfedError(f"solc wrapper failed (exit {proc.returncode}): {proc.stderr.strip()[:500]}",
+                          "run `npm ci` in the project root to install solc")
+    return proc.stdout
+
+
+def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
+    """Compile ``sources`` and return the FogFed artifact dict (raises on any compiler error)."""
+    out = json.loads(_run([_node(), str(SOLC_WRAPPER), "--standard-json", "--base-path", str(CONTRACTS_DIR)],
+                          json.dumps(standard_input(sources))))
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        text = "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
+        raise FogfedError(f"Solidity compilation failed:\n{text}")
+    unit, name = MAIN_CONTRACT
+    contract = out["contracts"][unit][name]
+    return {
+        "contractName": name,
+        "sourceUnit": unit,
+        "abi": contract["abi"],
+        "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
+        "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+        "devdoc": contract.get("devdoc", {}),
+        "userdoc": contract.get("userdoc", {}),
+        "compiler": {"name": "solc", "version": solc_version(), "settings": SETTINGS},
+        "sourcesHash": sources_hash(sources),
+        "sources": sorted(sources),
+    }
+
+
+def write_artifact(artifact: dict[str, Any], directory: Path = ARTIFACTS_DIR) -> Path:
+    """Write ``artifact`` as ``<contractName>.json`` (stable formatting, so diffs stay small)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{artifact['contractName']}.json"
+    path.write_text(json.dumps(artifact, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fogfed.chain.compile", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed artifact is stale")
+    args = parser.parse_args(argv)
+    try:
+        artifact = compile_sources(read_sources())
+        if args.check:
+            committed = json.loads((ARTIFACTS_DIR / "FogFed.json").read_text(encoding="utf-8"))
+            stale = any(committed.get(k) != artifact[k]
+                        for k in ("abi", "bytecode", "deployedBytecode", "sourcesHash", "compiler"))
+            print("artifact is stale: run python -m fogfed.chain.compile" if stale else "artifact is up to date")
+            return 1 if stale else 0
+        path = write_artifact(artifact)
+    except FogfedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    size = (len(artifact["deployedBytecode"]) - 2) // 2
+    print(f"wrote {path.relative_to(REPO_ROOT)} (solc {artifact['compiler']['version']}, runtime {size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
