@@ -1,0 +1,242 @@
+"""``fogfed node ...``: a fog-node operator's commands (thin layer over fogfed.node.client)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fogfed.cli import cli
+from fogfed.cli.common import (common_options, connect_chain, emit, guarded, open_content_store,
+                               parse_file_id, passphrase, role_home, to_plain, transfer_progress)
+from fogfed.errors import InputError
+
+
+@cli.group()
+def node() -> None:
+    """Fog node: join a federation, upload and fetch files, serve cached copies to peers.
+
+    \b
+    Enrollment across two operators (different --home folders):
+      fogfed node init --contract 0xFogFed           # identity + keystores
+      fogfed node request --location riyadh --service health -o req.json
+      fogfed tas enroll req.json --approve            # on the TAS side
+      fogfed node join                                # pulls its key from chain
+    Then:
+      fogfed node upload report.pdf                   # Algorithms 4 + 8
+      fogfed node fetch 0xFILEID -o report.pdf        # Algorithm 9
+      fogfed node serve                               # serve cached copies to peers
+    """
+
+
+def _open(home: Path | None, rpc: str | None, ipfs: str | None) -> Any:
+    from fogfed.node.client import FogNode
+
+    return FogNode.open(role_home(home, "node"), connect_chain(rpc), open_content_store(ipfs), passphrase())
+
+
+@node.command("init")
+@click.option("--contract", envvar="FOGFED_CONTRACT", metavar="ADDRESS", required=True,
+              help="The FogFed contract printed by `fogfed tas init` (or $FOGFED_CONTRACT).")
+@click.option("--cache-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MIB",
+              help="Space for cached copies of files, in MiB.")
+@common_options("node")
+@guarded
+def node_init(contract: str, cache_size: int, home: Path | None, rpc: str | None, ipfs: str | None,
+              as_json: bool) -> None:
+    """Create this node: Ethereum account, X25519 key, keystores, cache.
+
+    \b
+    Example:
+      FOGFED_PASSPHRASE=s3cret fogfed node init --home ./node1 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3
+    """
+    from fogfed.node.client import FogNode
+    from fogfed.protocol.keydelivery import check_address
+
+    address = check_address(contract, "contract address")
+    n = FogNode.init(role_home(home, "node"), connect_chain(rpc), address, open_content_store(ipfs),
+                     passphrase(confirm=True), cache_bytes=cache_size << 20)
+    info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
+    emit(as_json, info, lambda: (
+        f"node {n.address} created in {info['home']}\n"
+        "next: fogfed node request --location LOCATION --service SERVICE -o req.json"))
+
+
+@node.command("request")
+@click.option("--location", required=True, help="Where this node is, e.g. riyadh.")
+@click.option("--service", required=True, help="What it serves, e.g. health.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the request here (default: print it).")
+@common_options("node")
+@guarded
+def node_request(location: str, service: str, output: Path | None, home: Path | None, rpc: str | None,
+                 ipfs: str | None, as_json: bool) -> None:
+    """Write a signed enrollment request for the TAS operator (paper Algorithm 2).
+
+    \b
+    Example:
+      fogfed node request --location riyadh --service health -o req.json
+    """
+    req = _open(home, rpc, ipfs).enrollment_request(location, service)
+    text = req.to_json()
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}", "choose a writable path") from None
+    emit(as_json, {"request": output, "address": req.address},
+         f"wrote {output}: give it to the TAS operator (fogfed tas enroll {output.name})")
+
+
+@node.command("join")
+@common_options("node")
+@guarded
+def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Pull the keys the TAS delivered on chain (after enrollment or a re-key)."""
+    n = _open(home, rpc, ipfs)
+    new = n.refresh_keys()
+    emit(as_json, {"address": n.address, "new_keys": new}, lambda: (
+        f"stored {new} new key(s); node {n.address} can upload and fetch" if new else
+        f"no new keys for {n.address} (not enrolled yet, or already up to date)"))
+
+
+@node.command("upload")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--policy", metavar="POLICY",
+              help='CP-ABE policy, e.g. "location:riyadh and service:health". '
+                   "Default: members of this node's federation.")
+@common_options("node")
+@guarded
+def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
+                as_json: bool) -> None:
+    """Encrypt PATH, store it, register it on chain (paper Algorithms 4 and 8).
+
+    The local file is never modified; a failed upload can simply be retried.
+
+    \b
+    Example:
+      fogfed node upload scan.dcm --policy "service:health"
+    """
+    if not path.is_file():
+        raise InputError(f"{path} is not a readable file", "give the path of the file to upload")
+    n = _open(home, rpc, ipfs)
+    with transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
+        r = n.upload(path, policy=policy, progress=progress)
+    emit(as_json, r, lambda: (
+        f"uploaded {path} ({r.size:,} bytes) to federation {r.federation_id}\n"
+        f"file id 0x{r.file_id.hex()}\ncid {r.cid}\npolicy {r.policy}"))
+
+
+@node.command("fetch")
+@click.argument("file_id", metavar="FILE_ID")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Where to write the file (default: ./<file id>).")
+@common_options("node")
+@guarded
+def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | None, ipfs: str | None,
+               as_json: bool) -> None:
+    """Retrieve a file from a peer's cache or from storage, verified (paper Algorithm 9).
+
+    A damaged copy is reported on chain and never written out.
+
+    \b
+    Example:
+      fogfed node fetch 0x3b1f...c9 -o scan.dcm
+    """
+    fid = parse_file_id(file_id)
+    dest = output or Path(f"0x{fid.hex()}")
+    n = _open(home, rpc, ipfs)
+    with transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
+        r = n.fetch(fid, dest, progress=progress)
+    emit(as_json, r, lambda: (
+        f"wrote {r.dest} ({r.size:,} bytes) from {r.source}; SHA-256 matches the chain"
+        + "".join(f"\nreported damage: {d}" for d in r.damage_reports)))
+
+
+@node.command("ls")
+@common_options("node")
+@guarded
+def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """List the files this node uploaded."""
+    files = _open(home, rpc, ipfs).files()
+    emit(as_json, {"files": files}, lambda: "\n".join(
+        " ".join(f"{k}={v}" for k, v in to_plain(f).items()) for f in files) or "no files uploaded yet")
+
+
+@node.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
+              help="Port (0: any free port).")
+@click.option("--refresh", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
+              help="How often to pull new keys and re-announce cached copies.")
+@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Stop after this long (default: until Ctrl-C).")
+@common_options("node")
+@guarded
+def node_serve(host: str, port: int, refresh: float, duration: float | None, home: Path | None,
+               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Serve this node's cached copies to active members of its federation.
+
+    Each request must be signed by a member and fresh; the peer checks
+    membership on chain before sending a byte.
+    """
+    n = _open(home, rpc, ipfs)
+    server = n.serve(host, port)
+    emit(as_json, {"url": server.url, "address": n.address, "pid": os.getpid()},
+         f"serving {server.url} as {n.address} (Ctrl-C to stop)")
+    deadline = None if duration is None else time.monotonic() + duration
+    next_refresh = time.monotonic() + refresh
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+            if time.monotonic() >= next_refresh:
+                n.refresh_keys()
+                n.refresh_announcements()
+                next_refresh = time.monotonic() + refresh
+    except KeyboardInterrupt:
+        pass
+    finally:
+        n.close()
+
+
+@node.group("cache")
+def cache() -> None:
+    """The node's local cache of encrypted copies."""
+
+
+@cache.command("ls")
+@common_options("node")
+@guarded
+def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """List cached copies (file id, size, expiry of the announcement)."""
+    entries = _open(home, rpc, ipfs).cache_entries()
+    emit(as_json, {"entries": entries}, lambda: "\n".join(
+        " ".join(f"{k}={v}" for k, v in to_plain(e).items()) for e in entries) or "cache is empty")
+
+
+@cache.command("evict")
+@click.argument("file_id", metavar="FILE_ID")
+@common_options("node")
+@guarded
+def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Drop the cached copy of FILE_ID and withdraw its announcement on chain."""
+    fid = parse_file_id(file_id)
+    removed = _open(home, rpc, ipfs).evict(fid)
+    emit(as_json, {"file_id": fid, "removed": removed},
+         f"evicted 0x{fid.hex()}" if removed else f"0x{fid.hex()} was not cached")
+
+
+@cache.command("refresh")
+@click.option("--margin", type=click.IntRange(min=0), default=300, show_default=True, metavar="SECONDS",
+              help="Re-announce copies whose announcement ends within this many seconds.")
+@common_options("node")
+@guarded
+def cache_refresh(margin: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Re-announce cached copies on chain before their announcements expire."""
+    count = _open(home, rpc, ipfs).refresh_announcements(margin=margin)
+    emit(as_json, {"reannounced": count}, f"re-announced {count} cached cop{'y' if count == 1 else 'ies'}")

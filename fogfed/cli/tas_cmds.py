@@ -1,0 +1,254 @@
+"""``fogfed tas ...``: the trusted authority operator's commands (thin layer over fogfed.tas)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fogfed.cli import cli
+from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
+                               read_input_file, role_home, to_plain)
+from fogfed.errors import InputError
+
+KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
+            "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
+
+
+@cli.group()
+def tas() -> None:
+    """Trusted authority: set up the system, federations, enroll and remove fog nodes.
+
+    \b
+    Typical session (embedded chain and store, no server needed):
+      export FOGFED_PASSPHRASE=...            # or be asked on the terminal
+      fogfed tas init                          # Algorithm 1 (+5: deploys FogFed)
+      fogfed tas federation create riyadh health
+      fogfed tas enroll req.json --approve     # a request from `fogfed node request`
+      fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke and re-key
+    """
+
+
+def _open(home: Path | None, rpc: str | None) -> Any:
+    from fogfed.tas import TrustedAuthority
+
+    return TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
+
+
+def _dev_account(chain: Any) -> Any:
+    """FOGFED_PRIVATE_KEY, else the chain's first funded dev account."""
+    from eth_account import Account
+
+    key = os.environ.get("FOGFED_PRIVATE_KEY")
+    if key:
+        try:
+            return Account.from_key(key)
+        except (ValueError, TypeError):
+            raise InputError("FOGFED_PRIVATE_KEY is not a private key", "set it to 0x and 64 hex digits") from None
+    return chain.dev_account(0)
+
+
+@tas.command("init")
+@common_options("tas")
+@click.option("--contract", metavar="ADDRESS",
+              help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
+@click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
+              help="CP-ABE scheme for the whole system.")
+@guarded
+def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
+             scheme: str) -> None:
+    """Set up the system (paper Algorithm 1) and deploy FogFed (Algorithm 5).
+
+    Writes the master key, encrypted with the passphrase, to the home folder,
+    and prints the contract address nodes need (`fogfed node init --contract`).
+
+    \b
+    Example:
+      FOGFED_PASSPHRASE=s3cret fogfed tas init --home ./tas
+    """
+    from fogfed.tas import TrustedAuthority
+
+    chain = connect_chain(rpc)
+    fed = chain.fogfed(contract) if contract else None
+    t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=fed,
+                              account=_dev_account(chain), scheme=scheme)
+    status = t.status()
+    emit(as_json, status, lambda: (
+        f"TAS ready in {role_home(home, 'tas')}\n"
+        f"contract {status.get('contract')} on chain {status.get('chain_id')}, TAS account {status.get('address')}\n"
+        f"next: export FOGFED_CONTRACT={status.get('contract')}; fogfed tas federation create LOCATION SERVICE"))
+
+
+tas_init.help = (tas_init.help or "") + "\n\n" + KEY_HELP
+
+
+@tas.group("federation")
+def federation() -> None:
+    """Create and list fog federations (one per location and service)."""
+
+
+def _fed_line(f: Any) -> str:
+    members = len(f.members)
+    return (f"federation {f.federation_id}: location={f.location} service={f.service} "
+            f"epoch={f.epoch} members={members}" + (f" parent={f.parent}" if f.parent else ""))
+
+
+@federation.command("create")
+@click.argument("location")
+@click.argument("service")
+@click.option("--parent", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Parent federation id (0: a root federation).")
+@common_options("tas")
+@guarded
+def federation_create(location: str, service: str, parent: int, home: Path | None, rpc: str | None,
+                      ipfs: str | None, as_json: bool) -> None:
+    """Create the federation for LOCATION and SERVICE (paper Algorithm 6).
+
+    \b
+    Example:
+      fogfed tas federation create riyadh health
+    """
+    f = _open(home, rpc).create_federation(location, service, parent)
+    emit(as_json, f, lambda: f"created {_fed_line(f)}" + (f", gas {f.gas_used:,}" if f.gas_used else ""))
+
+
+@federation.command("list")
+@common_options("tas")
+@guarded
+def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """List every federation recorded on chain."""
+    feds = _open(home, rpc).federations()
+    emit(as_json, {"federations": feds},
+         lambda: "\n".join(_fed_line(f) for f in feds) if feds else "no federations yet")
+
+
+@tas.command("enroll")
+@click.argument("request_file", metavar="REQUEST.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--approve", is_flag=True,
+              help="You checked the node's location and service yourself: accept them.")
+@click.option("--allowlist", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help='Accept nodes listed as {"0xAddress": {"location": ..., "service": ...}}.')
+@click.option("--fund", default="0.05", show_default=True, metavar="ETHER",
+              help="Ether sent to the node for its gas (0: none).")
+@common_options("tas")
+@guarded
+def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: str, home: Path | None,
+               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Enroll the node that wrote REQUEST.json (paper Algorithms 2, 7 and 3).
+
+    Checks the request's signature, chain, contract and age; verifies the
+    attributes (--approve or --allowlist); assigns the node to the federation
+    of its location and service (created if none exists); registers it on
+    chain and delivers its key, sealed to the node, on chain.
+
+    \b
+    Example:
+      fogfed tas enroll req.json --approve
+    """
+    from fogfed.protocol.enrollment import EnrollmentRequest
+    from fogfed.tas import OperatorApproval
+
+    request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
+    fund_wei = ether_to_wei(fund)
+    t = _open(home, rpc)
+    r = t.enroll(request, verifier=OperatorApproval(approved=approve, allowlist=allowlist),
+                 approve=approve, fund_wei=fund_wei)
+    emit(as_json, r, lambda: (
+        f"enrolled {r.node} in federation {r.federation_id}"
+        + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
+        f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
+        f"next (on the node): fogfed node join"))
+
+
+@tas.command("remove")
+@click.argument("node_address", metavar="ADDRESS")
+@click.option("--reason", default="removed by the TAS operator", show_default=True,
+              help="Recorded in the TAS log.")
+@common_options("tas")
+@guarded
+def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | None, ipfs: str | None,
+               as_json: bool) -> None:
+    """Remove a rogue node (paper Algorithm 10), revoke it and re-key its federation.
+
+    Files uploaded after this are unreadable with any key the node held;
+    the remaining members get keys for the new epoch on chain.
+
+    \b
+    Example:
+      fogfed tas remove 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --reason "served tampered copies"
+    """
+    from fogfed.protocol.keydelivery import check_address
+
+    address = check_address(node_address, "node address")
+    r = _open(home, rpc).remove(address, reason=reason)
+    emit(as_json, r, lambda: (
+        f"removed {r.node} from federation {r.federation_id}; its epoch is now {r.new_epoch}\n"
+        + (f"re-keyed {len(r.rekey.nodes)} remaining member(s)" if r.rekey else "no members left to re-key")))
+
+
+def _rekey_lines(results: list[Any]) -> str:
+    if not results:
+        return "every federation's members hold keys for its current epoch"
+    return "\n".join(f"federation {r.federation_id}: delivered epoch {r.epoch} keys to {len(r.nodes)} member(s)"
+                     for r in results)
+
+
+@tas.command("sync")
+@common_options("tas")
+@guarded
+def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Re-key federations whose epoch moved on chain (e.g. after an automatic removal).
+
+    The contract removes a member by itself after repeated false claims; this
+    delivers fresh keys to the remaining members, once.
+    """
+    results = _open(home, rpc).sync()
+    emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
+
+
+@tas.command("watch")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True, metavar="SECONDS",
+              help="Time between checks.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N checks (default: run until Ctrl-C).")
+@common_options("tas")
+@guarded
+def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | None, ipfs: str | None,
+              as_json: bool) -> None:
+    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
+
+    In --json mode prints one JSON line per re-keyed federation.
+    """
+    import json
+
+    t = _open(home, rpc)
+    done = 0
+    while count is None or done < count:
+        for r in t.sync():
+            click.echo(json.dumps(to_plain(r)) if as_json else _rekey_lines([r]))
+        done += 1
+        if count is None or done < count:
+            time.sleep(interval)
+
+
+@tas.command("status")
+@common_options("tas")
+@guarded
+def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
+    status = _open(home, rpc).status()
+    emit(as_json, status, lambda: _status_text(status))
+
+
+def _status_text(status: dict) -> str:
+    lines = []
+    for key, value in status.items():
+        if isinstance(value, (list, tuple)):
+            lines.append(f"{key}:")
+            lines += [f"  {to_plain(v)}" for v in value] or ["  (none)"]
+        else:
+            lines.append(f"{key}: {to_plain(value)}")
+    return "\n".join(lines)
