@@ -22,6 +22,23 @@ from fogfed.audit.replay import restore
 TIMELINE_LIMIT = 2_000
 
 
+def moves(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nodes that left one federation (removed) and later joined another, in history order."""
+    out = []
+    for m in state["members"].values():
+        left = None
+        for h in m["history"]:
+            if h["kind"] == "removed":
+                left = h
+            elif h["kind"] == "joined" and left is not None:
+                if h["federation_id"] != left["federation_id"]:
+                    out.append({"node": m["address"], "from": left["federation_id"], "to": h["federation_id"],
+                                "left_block": left["block"], "reason": left["reason_text"],
+                                "block": h["block"], "tx": h["tx"]})
+                left = None
+    return out
+
+
 def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Per federation: current members, who joined, who left (and why), who moved where, its files.
 
@@ -35,25 +52,15 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     files_by_fed: dict[int, list[dict[str, Any]]] = {}
     for f in state["files"].values():
         files_by_fed.setdefault(f["federation_id"], []).append(f)
-    views = []
-    for f in state["federations"].values():
-        fid = f["id"]
-        left_then_joined = []
-        for record in f["left"] + f["moved_out"]:
-            later = [h for h in state["members"][record["node"]]["history"]
-                     if h["block"] >= record["block"] and h["kind"] in ("joined", "moved")
-                     and (h.get("federation_id") or h.get("to")) != fid]
-            for h in later:
-                left_then_joined.append({"node": record["node"], "left_block": record["block"],
-                                         "joined": h.get("federation_id") or h.get("to"), "block": h["block"],
-                                         "tx": h["tx"]})
-        views.append({
-            "id": fid, "location": f["location"], "service": f["service"], "parent": f["parent"],
-            "epoch": f["epoch"], "members": sorted(members_by_fed.get(fid, [])),
-            "joined": f["joined"], "left": f["left"], "moved_out": f["moved_out"], "moved_in": f["moved_in"],
-            "left_then_joined_another": left_then_joined, "files": files_by_fed.get(fid, []),
-        })
-    return views
+    all_moves = moves(state)
+    return [{
+        "id": f["id"], "location": f["location"], "service": f["service"], "parent": f["parent"],
+        "epoch": f["epoch"], "members": sorted(members_by_fed.get(f["id"], [])),
+        "joined": f["joined"], "left": f["left"],
+        "moved_out": [x for x in all_moves if x["from"] == f["id"]],
+        "moved_in": [x for x in all_moves if x["to"] == f["id"]],
+        "files": files_by_fed.get(f["id"], []),
+    } for f in state["federations"].values()]
 
 
 def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, Any]:
@@ -166,16 +173,12 @@ def _federation_html(v: dict[str, Any]) -> str:
              "<h4>Left (removed)</h4>", _table(["node", "reason", "by", "block", "tx"],
                                                [(r["node"], r["reason_text"], r["by"], r["block"], r["tx"])
                                                 for r in v["left"]]),
-             "<h4>Moved to another federation</h4>", _table(["node", "to", "block", "tx"],
-                                                            [(m["node"], m["to"], m["block"], m["tx"])
-                                                             for m in v["moved_out"]]),
-             "<h4>Moved in from another federation</h4>", _table(["node", "from", "block", "tx"],
-                                                                 [(m["node"], m["from"], m["block"], m["tx"])
-                                                                  for m in v["moved_in"]]),
              "<h4>Left and joined another federation</h4>",
-             _table(["node", "left at block", "joined federation", "block", "tx"],
-                    [(x["node"], x["left_block"], x["joined"], x["block"], x["tx"])
-                     for x in v["left_then_joined_another"]]),
+             _table(["node", "left at block", "why", "joined federation", "at block", "tx"],
+                    [(m["node"], m["left_block"], m["reason"], m["to"], m["block"], m["tx"]) for m in v["moved_out"]]),
+             "<h4>Came from another federation</h4>",
+             _table(["node", "from federation", "left at block", "joined at block", "tx"],
+                    [(m["node"], m["from"], m["left_block"], m["block"], m["tx"]) for m in v["moved_in"]]),
              "<h4>Files</h4>", _table(["file id", "uploader", "epoch", "policy", "block", "damaged", "tx"],
                                       [(f["file_id"], f["uploader"], f["epoch"], f["policy"],
                                         f["registered"]["block"], "yes" if f["damaged_at"] else "no",

@@ -2,7 +2,7 @@
 
 :class:`Rebuild` applies events in chain order. It keeps what the contract
 keeps (to verify against its views) plus the history an auditor asks for
-(joins, removals, moves, epochs, damage, removals) and a few bounded counters
+(joins, removals, key deliveries, epochs, damage) and a few bounded counters
 the anomaly checks read. Individual accesses are counted here and listed
 from the checkpoint's event table, so memory does not grow with the number
 of accesses. Every ABI event has a handler; :data:`HANDLED_EVENTS` lists them.
@@ -23,7 +23,7 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 EVIDENCE_TXS = 10
 
 REMOVAL_REASONS = {1: "removed by TAS", 2: "automatic: false-claim threshold reached"}
-EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS", 3: "member moved out"}
+EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS"}
 DENIAL_REASONS = {1: "unknown file", 2: "not a member", 3: "removed member", 4: "other federation"}
 CACHE_END_REASONS = {1: "withdrawn by holder", 2: "pruned (stale)", 3: "reported damaged"}
 DAMAGE_REASONS = {1: "plaintext hash mismatch", 2: "ciphertext failed authentication", 3: "copy unavailable"}
@@ -111,10 +111,11 @@ class Rebuild:
             "id": a["federationId"], "location": a["location"], "service": a["service"],
             "attrs_hash": a["attrsHash"], "parent": a["parent"],
             "public_key_commitment": a["publicKeyCommitment"],
-            "public_key_matches": "0x" + keccak(hexstr=a["publicKey"]).hex() == a["publicKeyCommitment"],
+            # The commitment is a prefix of keccak256(publicKey) (its width is the ABI's).
+            "public_key_matches": ("0x" + keccak(hexstr=a["publicKey"]).hex()).startswith(a["publicKeyCommitment"]),
             "public_key_size": (len(a["publicKey"]) - 2) // 2,
             "epoch": 0, "epochs": [], "created_at": e.timestamp, "created": _where(e),
-            "joined": [], "left": [], "moved_in": [], "moved_out": [],
+            "joined": [], "left": [], "keys_delivered": 0,
         }
 
     def _epoch_advanced(self, e: Event) -> None:
@@ -165,15 +166,12 @@ class Rebuild:
                          f"from federation {a['federationId']} ({reason})")
         m["last_removal"] = {"block": e.block, "tx": e.tx}
 
-    def _member_moved(self, e: Event) -> None:
+    def _key_delivered(self, e: Event) -> None:
         a = e.args
-        m = self._member(a["node"])
-        src, dst = a["fromFederation"], a["toFederation"]
-        m.update(federation_id=dst, false_claims=0, generation=m["generation"] + 1, joined_at=e.timestamp)
-        move = {"node": a["node"], "from": src, "to": dst, **_where(e)}
-        m["history"].append({"kind": "moved", **move})
-        self.data["federations"][str(src)]["moved_out"].append(move)
-        self.data["federations"][str(dst)]["moved_in"].append(move)
+        self._member(a["node"])["history"].append({
+            "kind": "key_delivered", "federation_id": a["federationId"], "epoch": a["epoch"],
+            "sealed_key_size": (len(a["sealedKey"]) - 2) // 2, **_where(e)})
+        self.data["federations"][str(a["federationId"])]["keys_delivered"] += 1
 
     def _key_rotated(self, e: Event) -> None:
         m = self._member(e.args["node"])
@@ -278,7 +276,7 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "EpochAdvanced": Rebuild._epoch_advanced,
     "MemberAdded": Rebuild._member_added,
     "MemberRemoved": Rebuild._member_removed,
-    "MemberMoved": Rebuild._member_moved,
+    "KeyDelivered": Rebuild._key_delivered,
     "EncryptionKeyRotated": Rebuild._key_rotated,
     "FalseClaimCounted": Rebuild._false_claim,
     "MemberVerified": Rebuild._verified,

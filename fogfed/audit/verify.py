@@ -47,7 +47,7 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
         check(account, "isOperator", is_op, view("isOperator", account))
     for f in feds.values():
         subject = f"federation {f['id']}"
-        check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"], f["created_at"]),
+        check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"]),
               view("federation", f["id"]))
         check(subject, "federationByAttributes", f["id"], view("federationByAttributes", f["attrs_hash"]))
         if not f["public_key_matches"]:

@@ -89,7 +89,8 @@ def base(s: Script) -> dict[str, Any]:
 
 def clean_history(s: Script) -> dict[str, Any]:
     """Every event kind the ABI has, no anomaly: federations, joins, uploads, accesses,
-    caches, one damage report, an automatic and a manual removal, a move, a re-enrolment."""
+    caches, one damage report, key delivery, an automatic and manual removals, nodes that
+    left one federation and joined another."""
     a = s.accounts
     ids = base(s)
     f1, f2, file_a = ids["f1"], ids["f2"], ids["file_a"]
@@ -109,7 +110,7 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.send(a[2], "reportDamage", file_a, ZERO, 1)           # one damage report on the stored copy
     s.send(a[1], "rotateEncryptionKey", digest("ek1-new"))
     s.send(a[7], "verifyMember", a[1], attrs_hash("paris", "storage"))
-    s.send(s.tas, "moveMember", a[6], f2)                   # f3 -> f2
+    s.send(s.tas, "deliverKey", a[6], f3, 0, b"sealed-key-for-a6")
     s.send(s.tas, "bumpEpoch", f2)
     s.send(s.tas, "configure", 3, 2 * 86400)
     s.send(s.tas, "beginAdminTransfer", a[8])
@@ -120,7 +121,9 @@ def clean_history(s: Script) -> dict[str, Any]:
     for reporter in (a[1], a[2], a[5]):                      # automatic removal of a[3]
         s.send(reporter, "reportFalseClaim", a[3], digest("evidence" + reporter))
     s.send(s.tas, "removeMember", a[4])                      # manual removal
+    s.send(s.tas, "removeMember", a[6])                      # a[6] leaves f3 ...
     s.mine(20)
+    s.send(s.tas, "addMember", f2, a[6], digest("ek6-f2"))     # ... and joins f2
     s.send(s.tas, "addMember", f2, a[3], digest("ek3-again"))  # a[3] left f1, joins f2
     file_c = s.upload(a[6], f2, "c", "lyon and storage")
     return {**ids, "f3": f3, "file_b": file_b, "file_c": file_c}
