@@ -1,24 +1,64 @@
 """The fog node as a Python API: identity, keys, upload, fetch, cache, peer serving.
 
 Paper Algorithms 4 (encrypt), 8 (add file) and 9 (retrieval) on the node side.
-See docs/architecture.md for the upload and fetch orders.
+Upload order (nothing lost): encrypt + store the ciphertext (the store
+confirms) -> store the encrypted file key -> register on chain -> cache and
+announce. Fetch order: recorded access -> file record and encrypted key ->
+file key -> for each source (own cache, fresh peer caches, storage): verify
+against the CID, decrypt to a temp file, check the plaintext hash, rename;
+on a mismatch report damage on chain and try the next source.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from fogfed.errors import FogfedError
-from fogfed.keys.keystore import KdfParams
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from fogfed import abe
+from fogfed.errors import FogfedError, InputError
+from fogfed.keys.identity import NodeIdentity
+from fogfed.keys.keystore import KdfParams, write_private_file
+from fogfed.node.cache import BlobCache, CacheEntry, CacheError, check_file_id
+from fogfed.node.datapath import (
+    PlaintextMismatch, decrypt_checked, encrypt_and_store, matches_cid, read_blob, store_blob, temp_file,
+    write_pieces,
+)
+from fogfed.node.keyring import Keyring
+from fogfed.node.peer import PeerClient, PeerError, PeerServer
+from fogfed.protocol.attributes import check_user_policy, default_policy, scoped_policy
 from fogfed.protocol.enrollment import EnrollmentRequest
+from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
+from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
+from fogfed.protocol.ledger import ChainError, ChainUnavailable, Ledger, Tx, TxReverted
+from fogfed.storage import ContentStore
+from fogfed.storage.errors import StorageError
 
 Progress = Callable[[int], object]
+IDENTITY, KEYS, CONFIG, FILES, CACHE, TMP = "identity.json", "keys.json", "config.json", "files.json", "cache", "tmp"
+# Damage reason codes of FogFed.reportDamage.
+HASH_MISMATCH, FAILED_AUTHENTICATION = 1, 2
+ACCESS_DENIED_REASONS = {1: "the file is not registered", 2: "this node is not a member",
+                         3: "this node was removed", 4: "the file belongs to another federation"}
+MAX_PEERS = 8
+ANNOUNCE_MARGIN = 60  # announce for a little less than the maximum, so clocks may differ
 
 
 class NodeError(FogfedError):
     """A node operation could not be done."""
+
+
+class NotMember(NodeError):
+    """This node is not an active member of any federation."""
 
 
 class AccessDenied(NodeError):
@@ -41,12 +81,18 @@ class UploadResult:
     epoch: int
     policy: str
     shared_with: tuple[int, ...] = ()
+    announced: bool = False
     gas: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def file_id_hex(self) -> str:
+        """``0x`` + 64 hex digits, as the CLI prints and accepts it."""
+        return "0x" + self.file_id.hex()
 
 
 @dataclass(frozen=True)
 class FetchResult:
-    """A file retrieved (paper Algorithm 9): ``source`` is "peer:<address>" or "storage"."""
+    """A file retrieved (paper Algorithm 9): ``source`` is "cache", "peer:<address>" or "storage"."""
 
     file_id: bytes
     dest: Path
@@ -57,52 +103,475 @@ class FetchResult:
     gas: dict[str, int] = field(default_factory=dict)
 
 
+def parse_file_id(value: bytes | str) -> bytes:
+    """A file id from 32 bytes, ``0x`` + 64 hex digits, or the ciphertext's CIDv0."""
+    if isinstance(value, (bytes, bytearray)):
+        return check_file_id(value)
+    if not isinstance(value, str):
+        raise InputError(f"file id must be bytes or text, got {type(value).__name__}")
+    text = value.strip()
+    if text.startswith("0x") and len(text) == 66:
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            pass
+    elif text.startswith("Qm"):
+        return file_id_of_cid(text)
+    raise InputError(f"malformed file id {value!r:.80}", "give 0x and 64 hex digits, or the file's Qm... CID")
+
+
 class FogNode:
-    """One fog node with its home directory (identity.json, keys.json, cache/, config.json)."""
+    """One fog node with its home directory (identity.json, keys.json, cache/, config.json, files.json)."""
+
+    def __init__(self, home: Path, ledger: Ledger, identity: NodeIdentity, keyring: Keyring,
+                 store: ContentStore, config: dict[str, Any]) -> None:
+        self.home, self.ledger, self.identity, self.keyring, self.store = Path(home), ledger, identity, keyring, store
+        self.config = config
+        self.cache = BlobCache(self.home / CACHE, config["cache_bytes"], on_evict=self._withdraw)
+        self.peer_client = PeerClient(identity, ledger.chain_id, ledger.address)
+        self._server: PeerServer | None = None
+        self._reported: set[str] = set()
+        self._pk: abe.PublicKey | None = None
+
+    # -- set-up -----------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, home: Path, chain, fed_address: str, store, passphrase: str, *, account=None,
-             kdf: KdfParams | None = None, cache_bytes: int = 1 << 30) -> "FogNode":
-        """A new node: generates its identity (or uses ``account``) and writes its keystores."""
-        raise NotImplementedError
+    def init(cls, home: Path, chain: Any, fed_address: str, store: ContentStore, passphrase: str, *,
+             account: LocalAccount | str | None = None, kdf: KdfParams | None = None,
+             cache_bytes: int = 1 << 30) -> "FogNode":
+        """A new node: generates its identity (or uses ``account``'s Ethereum key) and writes its keystores."""
+        home = Path(home)
+        if (home / IDENTITY).exists():
+            raise NodeError(f"a node already exists in {home}", "open it instead, or use another directory")
+        if type(cache_bytes) is not int or cache_bytes <= 0:
+            raise InputError(f"cache size must be a positive number of bytes, got {cache_bytes!r}")
+        identity = NodeIdentity.generate()
+        if account is not None:
+            identity = NodeIdentity(account if isinstance(account, LocalAccount) else Account.from_key(account),
+                                    identity.enc_private)
+        ledger = Ledger(chain, check_address(getattr(fed_address, "address", fed_address), "contract address"),
+                        identity.account)
+        config = {"format": "fogfed-node", "version": 1, "address": identity.address, "contract": ledger.address,
+                  "chain_id": ledger.chain_id, "cache_bytes": cache_bytes, "key_block": 0,
+                  "kdf": None if kdf is None else [kdf.memory_cost, kdf.iterations, kdf.lanes]}
+        home.mkdir(parents=True, exist_ok=True)
+        identity.save(home / IDENTITY, passphrase, kdf=kdf)
+        keyring = Keyring.create(home / KEYS, passphrase, kdf)
+        _write_json(home / CONFIG, config)
+        return cls(home, ledger, identity, keyring, store, config)
 
     @classmethod
-    def open(cls, home: Path, chain, store, passphrase: str) -> "FogNode":
+    def open(cls, home: Path, chain: Any, store: ContentStore, passphrase: str) -> "FogNode":
         """Open an existing node home; WrongPassphrase for a wrong passphrase."""
-        raise NotImplementedError
+        home = Path(home)
+        if not (home / IDENTITY).exists():
+            raise NodeError(f"no node in {home}", "run `fogfed node init` first")
+        config = _read_json(home / CONFIG, "node config")
+        if config.get("format") != "fogfed-node":
+            raise NodeError(f"{home / CONFIG} is not a fogfed node config")
+        kdf = KdfParams(*config["kdf"]) if config.get("kdf") else None
+        identity = NodeIdentity.load(home / IDENTITY, passphrase)
+        keyring = Keyring.load(home / KEYS, passphrase, kdf)
+        ledger = Ledger(chain, config["contract"], identity.account)
+        if ledger.chain_id != config["chain_id"]:
+            raise NodeError(f"this node belongs to chain {config['chain_id']}, the RPC is chain {ledger.chain_id}",
+                            "connect to the chain the node was created on")
+        return cls(home, ledger, identity, keyring, store, config)
 
-    def enrollment_request(self, location: str, service: str) -> EnrollmentRequest:
-        """A signed request for the TAS operator (paper Algorithm 2, the node's side)."""
-        raise NotImplementedError
-
-    def refresh_keys(self) -> int:
-        """Pull keys the TAS delivered on chain; returns how many new ones were stored."""
-        raise NotImplementedError
-
-    def upload(self, path: Path, *, policy: str | None = None, progress: Progress | None = None) -> UploadResult:
-        """Paper Algorithms 4 + 8: encrypt, store, then register on chain; cache and announce."""
-        raise NotImplementedError
-
-    def fetch(self, file_id: bytes | str, dest: Path, *, progress: Progress | None = None) -> FetchResult:
-        """Paper Algorithm 9: from a fresh peer cache or storage, verified; damage reported."""
-        raise NotImplementedError
-
-    def files(self) -> list[dict]:
-        """Files this node uploaded (local record)."""
-        raise NotImplementedError
-
-    def cache_entries(self) -> list:
-        """The local cache's entries."""
-        raise NotImplementedError
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0):
-        """Start the peer server and publish its endpoint on chain; returns the running PeerServer."""
-        raise NotImplementedError
-
-    def refresh_announcements(self, *, margin: int = 300) -> int:
-        """Re-announce held copies whose announcement expires within ``margin`` seconds."""
-        raise NotImplementedError
+    @property
+    def address(self) -> str:
+        """This node's Ethereum account."""
+        return self.identity.address
 
     def close(self) -> None:
         """Stop serving and close the cache."""
-        raise NotImplementedError
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.cache.close()
+
+    def __enter__(self) -> "FogNode":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _save_config(self) -> None:
+        _write_json(self.home / CONFIG, self.config)
+
+    # -- membership and keys ----------------------------------------------------------------
+
+    def enrollment_request(self, location: str, service: str) -> EnrollmentRequest:
+        """A signed request for the TAS operator (paper Algorithm 2, the node's side)."""
+        return EnrollmentRequest.create(self.identity, location, service, chain_id=self.ledger.chain_id,
+                                        contract=self.ledger.address)
+
+    def membership(self) -> tuple[int, bool]:
+        """(federation id, active) as the contract records them."""
+        fid, active, *_ = self.ledger.call("member", self.address)
+        return fid, active
+
+    def _require_member(self, what: str) -> int:
+        fid, active = self.membership()
+        if not active:
+            raise NotMember(f"{self.address} is not an active member of any federation, so it cannot {what}",
+                            "enroll with the TAS first (fogfed node request, then tas enroll)" if fid == 0 else
+                            "this node was removed by the TAS or for false claims")
+        return fid
+
+    def refresh_keys(self) -> int:
+        """Pull keys the TAS delivered on chain; returns how many new ones were stored.
+
+        One view call tells the block of the latest delivery; only that block
+        is searched unless an epoch was skipped, then the blocks since the last look.
+        """
+        latest = self.ledger.call("latestKeyBlock", self.address)
+        seen = self.config.get("key_block", 0)
+        if latest == 0 or latest <= seen:
+            return 0
+        deliveries = self.ledger.logs("KeyDelivered", latest, latest, node=self.address)
+        if any(self._missing_before(d) for d in deliveries):
+            deliveries = self.ledger.logs("KeyDelivered", seen + 1, latest, node=self.address)
+        added = 0
+        for d in deliveries:
+            fid, epoch = d["federationId"], d["epoch"]
+            if self.keyring.get(fid, epoch) is not None:
+                continue
+            sk = open_node_key(self.identity, d["sealedKey"], self.public_key(fid), chain_id=self.ledger.chain_id,
+                               contract=self.ledger.address, federation_id=fid, epoch=epoch,
+                               is_operator=lambda a: self.ledger.call("isOperator", a))
+            added += self.keyring.add(fid, epoch, sk)
+        self.config["key_block"] = latest
+        self._save_config()
+        return added
+
+    def _missing_before(self, delivery: dict) -> bool:
+        held = self.keyring.latest_epoch(delivery["federationId"])
+        return held is not None and held < delivery["epoch"] - 1
+
+    def public_key(self, federation_id: int | None = None) -> abe.PublicKey:
+        """The system public key, read from a FederationCreated event and checked against the commitment."""
+        fid = federation_id or self.membership()[0]
+        if fid == 0:
+            raise NotMember(f"{self.address} has no federation yet, so no public key to read")
+        commitment = self.ledger.call("federation", fid)[0]
+        if self._pk is not None and keccak(self._pk.to_bytes()) == commitment:
+            return self._pk
+        cached = self.config.get("public_key")
+        raw = bytes.fromhex(cached) if cached else None
+        if raw is None or keccak(raw) != commitment:
+            block = self.ledger.call("federation", fid)[3]
+            events = self.ledger.logs("FederationCreated", 0, "latest", federationId=fid) if not block else \
+                self.ledger.logs("FederationCreated", 0, "latest", federationId=fid)
+            raw = next((e["publicKey"] for e in events if keccak(e["publicKey"]) == commitment), None)
+            if raw is None:
+                raise NodeError(f"no public key on chain matches federation {fid}'s commitment",
+                                "the chain data is inconsistent; ask the TAS operator")
+            self.config["public_key"] = raw.hex()
+            self._save_config()
+        self._pk = abe.PublicKey.from_bytes(raw)
+        return self._pk
+
+    def _ensure_current_key(self, fid: int, epoch: int) -> None:
+        if self.keyring.get(fid, epoch) is None:
+            self.refresh_keys()
+
+    # -- federations (for policies that span them) -------------------------------------------
+
+    def _federation_attributes(self) -> dict[int, tuple[str, str]]:
+        """(location, service) of every federation, from FederationCreated events, remembered locally."""
+        known = {int(k): tuple(v) for k, v in self.config.get("federations", {}).items()}
+        count = self.ledger.call("federationCount")
+        if len(known) < count:
+            for e in self.ledger.logs("FederationCreated", self.config.get("federations_block", 0), "latest"):
+                known[e["federationId"]] = (e["location"], e["service"])
+                self.config["federations_block"] = e["blockNumber"]
+            self.config["federations"] = {str(k): list(v) for k, v in known.items()}
+            self._save_config()
+        return known
+
+    def _policy_for(self, policy: str | None, fid: int, epoch: int) -> tuple[str, dict[int, int]]:
+        """The policy text to encrypt under, and the other federations to share the file with."""
+        if policy is None:
+            return default_policy(fid, epoch), {}
+        parsed = check_user_policy(policy)
+        epochs = {}
+        for other, (loc, svc) in self._federation_attributes().items():
+            if parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
+                epochs[other] = epoch if other == fid else self.ledger.call("federation", other)[2]
+        return scoped_policy(parsed, epochs), {f: e for f, e in epochs.items() if f != fid}
+
+    # -- upload -----------------------------------------------------------------------------
+
+    def upload(self, path: Path, *, policy: str | None = None, progress: Progress | None = None) -> UploadResult:
+        """Paper Algorithms 4 + 8: encrypt, store, then register on chain; cache and announce.
+
+        Nothing is registered unless storage confirmed the ciphertext and the
+        encrypted key; a failure before registration leaves ``path`` untouched
+        and the upload can be retried. ``policy`` (over loc:/svc:/ff:
+        attributes) shares the file with every federation that satisfies it.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path} is not a readable file")
+        fid = self._require_member("upload")
+        epoch = self.ledger.call("federation", fid)[2]
+        self._ensure_current_key(fid, epoch)
+        policy_text, shares = self._policy_for(policy, fid, epoch)
+        pk = self.public_key(fid)
+        file_key = os.urandom(32)
+        with temp_file(self.home / TMP) as (ct_path, ct_copy):
+            cid, info, ct_sha = encrypt_and_store(self.store, path, file_key, ct_copy, progress)
+            file_id = file_id_of_cid(cid)
+            gas: dict[str, int] = {}
+            for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
+                encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.ledger.chain_id, self.ledger.address,
+                                                                            file_id))
+                encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
+                try:
+                    tx = self.ledger.send("registerFile", fid, file_id, 0, info.plaintext_sha256, encsk_ref, epoch,
+                                          policy_text)
+                    break
+                except TxReverted as exc:
+                    if exc.error != "StaleEpoch" or attempt == 2:
+                        raise
+                    epoch = self.ledger.call("federation", fid)[2]
+                    self._ensure_current_key(fid, epoch)
+                    policy_text, shares = self._policy_for(policy, fid, epoch)
+            gas["registerFile"] = tx.gas_used
+            for other in sorted(shares):
+                gas[f"shareFile:{other}"] = self.ledger.send("shareFile", file_id, other).gas_used
+            ct_copy.seek(0)
+            announced = self._cache_and_announce(file_id, ct_copy, ct_sha, gas)
+        self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
+        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
+                            tuple(sorted(shares)), announced, gas)
+
+    def _record_upload(self, file_id: bytes, cid: str, path: Path, size: int, fid: int, epoch: int,
+                       policy: str) -> None:
+        records = self.files()
+        records.append({"file_id": "0x" + file_id.hex(), "cid": cid, "name": path.name, "size": size,
+                        "federation_id": fid, "epoch": epoch, "policy": policy, "uploaded_at": int(time.time())})
+        _write_json(self.home / FILES, records)
+
+    def files(self) -> list[dict]:
+        """Files this node uploaded (local record, newest last)."""
+        path = self.home / FILES
+        return _read_json(path, "file list") if path.exists() else []
+
+    # -- cache and announcements ------------------------------------------------------------
+
+    def _expiry(self) -> int:
+        block = self.ledger.w3.eth.get_block("latest")
+        lifetime = self._max_cache_lifetime()
+        return int(block["timestamp"]) + max(1, lifetime - ANNOUNCE_MARGIN) if lifetime > ANNOUNCE_MARGIN \
+            else int(block["timestamp"]) + lifetime
+
+    def _max_cache_lifetime(self) -> int:
+        return int(self.ledger.call("settings")[1])
+
+    def _cache_and_announce(self, file_id: bytes, src, sha256: bytes, gas: dict[str, int]) -> bool:
+        """Keep the verified ciphertext in the local cache and announce it on chain (members of its federation)."""
+        try:
+            self.cache.put(file_id, src, sha256)
+        except (CacheError, InputError):
+            return False  # a copy too large for the cache is simply not cached
+        record = self.ledger.call("file", file_id)
+        if not self.ledger.call("isActiveMember", self.address, record[4]):
+            return False  # shared-federation readers keep a private copy but cannot announce it
+        expires = self._expiry()
+        try:
+            gas["announceCache"] = self.ledger.send("announceCache", file_id, expires).gas_used
+        except ChainError:
+            return False
+        self.cache.set_expiry(file_id, expires)
+        return True
+
+    def _withdraw(self, file_id: bytes) -> None:
+        # on_evict: a copy left the cache, so its announcement must go too
+        if self.ledger.call("cacheExpiry", file_id, self.address):
+            self.ledger.send("withdrawCache", file_id, self.address)
+
+    def cache_entries(self) -> list[CacheEntry]:
+        """The local cache's entries, least recently used first."""
+        return self.cache.entries()
+
+    def evict(self, file_id: bytes | str) -> bool:
+        """Drop a cached copy (its announcement is withdrawn); False if it was not cached."""
+        return self.cache.remove(parse_file_id(file_id))
+
+    def refresh_announcements(self, *, margin: int = 300) -> int:
+        """Re-announce held copies whose announcement expires within ``margin`` seconds; returns how many."""
+        now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
+        fid, active = self.membership()
+        if not active:
+            return 0
+        done = 0
+        for entry in self.cache.entries():
+            if entry.expires_at is not None and entry.expires_at - now > margin:
+                continue
+            if not self.ledger.call("isActiveMember", self.address, self.ledger.call("file", entry.file_id)[4]):
+                continue
+            expires = self._expiry()
+            self.ledger.send("announceCache", entry.file_id, expires)
+            self.cache.set_expiry(entry.file_id, expires)
+            done += 1
+        return done
+
+    # -- fetch ------------------------------------------------------------------------------
+
+    def fetch(self, file_id: bytes | str, dest: Path, *, progress: Progress | None = None) -> FetchResult:
+        """Paper Algorithm 9: from the own cache, a fresh peer cache or storage; verified; damage reported.
+
+        A copy that fails any check is reported on chain, discarded, and the
+        next source is tried; if none works FetchFailed is raised and nothing
+        is written at ``dest``.
+        """
+        file_id = parse_file_id(file_id)
+        dest = Path(dest)
+        if dest.is_dir():
+            raise InputError(f"{dest} is a directory", "give a file path to write the plaintext to")
+        if not dest.parent.is_dir():
+            raise InputError(f"folder {dest.parent} does not exist")
+        fid, active = self.membership()
+        if active:
+            self._ensure_current_key(fid, self.ledger.call("federation", fid)[2])
+        gas: dict[str, int] = {}
+        tx = self.ledger.send("recordAccess", file_id)
+        gas["recordAccess"] = tx.gas_used
+        denied = tx.event("AccessDenied")
+        if denied is not None or tx.event("AccessGranted") is None:
+            why = ACCESS_DENIED_REASONS.get((denied or {}).get("reason"), "refused")
+            raise AccessDenied(f"access to file 0x{file_id.hex()} denied by the contract: {why}",
+                               "only active members of the file's federation (or one it is shared with) may fetch")
+        plain_sha, encsk_ref, _, _, file_fid, _, _, _ = self.ledger.call("file", file_id)
+        file_key = self._file_key(file_id, encsk_ref, file_fid)
+        cid = cid_of_file_id(file_id)
+        reports: list[str] = []
+        for source, holder, fill in self._sources(file_id, cid):
+            with temp_file(self.home / TMP) as (ct_path, ct):
+                try:
+                    ct_sha = fill(ct, progress)
+                except (PeerError, StorageError, CacheError, InputError) as exc:
+                    if getattr(exc, "code", "") in ("not_cached",) or not _is_damage(exc):
+                        continue
+                    reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
+                    continue
+                if holder is not None and not matches_cid(ct_path, cid):
+                    reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source,
+                                                "bytes do not match the file's CID", gas))
+                    continue
+                try:
+                    info = decrypt_checked(file_key, ct_path, dest, plain_sha)
+                except PlaintextMismatch as exc:
+                    reports.append(self._report(file_id, holder, HASH_MISMATCH, source, exc, gas))
+                    continue
+                except InputError as exc:  # StreamError: failed authentication
+                    reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
+                    continue
+                if source != "cache":
+                    ct.seek(0)
+                    self._cache_and_announce(file_id, ct, ct_sha, gas)
+                return FetchResult(file_id, dest, source, info.plaintext_size, plain_sha, tuple(reports), gas)
+        raise FetchFailed(f"no intact copy of file 0x{file_id.hex()} could be retrieved"
+                          + (f" ({'; '.join(reports)})" if reports else ""),
+                          "nothing was written; the damage was reported on chain" if reports else
+                          "check that the content store is reachable and try again")
+
+    def _file_key(self, file_id: bytes, encsk_ref: bytes, file_fid: int) -> bytes:
+        encsk = read_blob(self.store, cid_of_file_id(encsk_ref))
+        pk = self.public_key(file_fid) if self.membership()[1] else self.public_key()
+        aad = encsk_aad(self.ledger.chain_id, self.ledger.address, file_id)
+        for sk in self.keyring.candidates():
+            try:
+                return abe.decrypt(pk, sk, encsk, aad=aad)
+            except (abe.PolicyNotSatisfied, abe.DecryptionError):
+                continue
+        raise AccessDenied(f"none of this node's keys can decrypt the key of file 0x{file_id.hex()}",
+                           "the file's policy excludes this node, or its key for the file's epoch is missing "
+                           "(fogfed node join)")
+
+    def _sources(self, file_id: bytes, cid: str):
+        """(name, holder for damage reports, fill function) in the order to try them."""
+        if file_id in self.cache:
+            def from_cache(out, progress):
+                with self.cache.open(file_id) as f:
+                    return write_pieces(iter(lambda: f.read(1 << 16), b""), out, progress)
+            yield "cache", None, from_cache
+        holders, _, _ = self.ledger.call("freshCacheHolders", file_id, 0, MAX_PEERS * 4)
+        for holder in [h for h in holders if h != self.address][:MAX_PEERS]:
+            url = self.ledger.call("endpoint", holder)
+            if not url:
+                continue
+
+            def from_peer(out, progress, holder=holder, url=url):
+                result = self.peer_client.fetch(url, holder, file_id, out, progress=progress)
+                out.flush()
+                return result.sha256
+            yield f"peer:{holder}", holder, from_peer
+
+        def from_storage(out, progress):
+            return write_pieces(self.store.cat(cid, progress=progress), out)
+        yield "storage", "0x" + "00" * 20, from_storage
+
+    def _report(self, file_id: bytes, holder: str | None, reason: int, source: str, why: object,
+                gas: dict[str, int]) -> str:
+        """Report a bad copy on chain (Algorithm 9's damage report); returns a line for the result."""
+        text = f"{source}: {getattr(why, 'message', why)}"
+        if holder is None:  # own cache: the cache already dropped it; nothing on chain to blame
+            return text
+        try:
+            gas[f"reportDamage:{source}"] = self.ledger.send("reportDamage", file_id, holder, reason).gas_used
+            return text + " (reported)"
+        except ChainError as exc:
+            return text + f" (report failed: {exc.message})"
+
+    # -- peer serving -----------------------------------------------------------------------
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> PeerServer:
+        """Start the peer server and publish its endpoint on chain; returns the running PeerServer."""
+        if self._server is not None:
+            return self._server
+        self._require_member("serve peers")
+        server = PeerServer(self.identity, self.cache, self._may_read, self._report_false_claim,
+                            chain_id=self.ledger.chain_id, contract_address=self.ledger.address, host=host,
+                            port=port).start()
+        try:
+            self.ledger.send("setEndpoint", server.url)
+        except FogfedError:
+            server.stop()
+            raise
+        self._server = server
+        return server
+
+    def _may_read(self, requester: str, file_id: bytes) -> bool:
+        """Whether the contract lets ``requester`` read ``file_id`` (member of its federation or a shared one)."""
+        return bool(self.ledger.call("hasAccess", requester, file_id))
+
+    def _report_false_claim(self, suspect: str, evidence: bytes) -> None:
+        # Once per suspect per run: the contract counts one report per reporter anyway.
+        if suspect in self._reported:
+            return
+        self._reported.add(suspect)
+        if self.ledger.call("member", suspect)[1]:
+            self.ledger.send("reportFalseClaim", suspect, keccak(evidence))
+
+
+def _is_damage(exc: Exception) -> bool:
+    from fogfed.storage.errors import ContentCorrupted
+    return isinstance(exc, ContentCorrupted) or getattr(exc, "code", "") == "corrupt"
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    write_private_file(path, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise NodeError(f"{what} {path} is missing or not JSON", "restore it from a backup") from None
+
+
+__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "NotMember", "UploadResult",
+           "ChainUnavailable", "KeyDeliveryError", "Tx", "parse_file_id"]

@@ -6,17 +6,35 @@ federation's FFPK on chain is this one system public key (the deviation from
 the paper's per-federation key pair that lets a policy span federations).
 A removal advances the federation's epoch on chain; the TAS then issues every
 remaining member a key for the new epoch and delivers it sealed on chain.
+``<home>/state.json`` (not secret) remembers the deployment, the members the
+TAS enrolled and the epoch it last delivered keys for in each federation.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
-from fogfed.errors import FogfedError
-from fogfed.keys.keystore import KdfParams
-from fogfed.protocol.enrollment import EnrollmentRequest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from fogfed import abe
+from fogfed.errors import FogfedError, InputError
+from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
+from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
+from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
+from fogfed.protocol.keydelivery import check_address, seal_node_key
+from fogfed.protocol.ledger import Ledger, TxReverted
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
-from fogfed.tas.verifier import AttributeVerifier
+from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
+
+KIND = "tas"
+KEYSTORE = "tas.json"
+STATE = "state.json"
+MAX_NONCES = 100_000
 
 
 class TasError(FogfedError):
@@ -26,46 +44,260 @@ class TasError(FogfedError):
 class TrustedAuthority:
     """The trusted authority server's state and operations (explicit home directory)."""
 
+    def __init__(self, home: Path, ledger: Ledger, pk: abe.PublicKey, msk: abe.MasterKey,
+                 state: dict[str, Any]) -> None:
+        self.home, self.ledger, self.public_key, self._msk, self._state = Path(home), ledger, pk, msk, state
+
+    # -- set-up -----------------------------------------------------------------------------
+
     @classmethod
-    def init(cls, home: Path, chain, passphrase: str, *, fed=None, account=None, scheme: str = "fame",
+    def init(cls, home: Path, chain: Any, passphrase: str, *, fed: str | None = None,
+             account: LocalAccount | str | None = None, scheme: str = "fame",
              kdf: KdfParams | None = None) -> "TrustedAuthority":
         """Paper Algorithm 1 (Setup): ABE system keys, TAS keystore in ``home``; Algorithm 5 if ``fed`` is None.
 
-        ``account`` is the TAS's Ethereum account (a funded key on a devnet);
-        None generates one (it then needs funds before any transaction).
+        ``fed`` is the address of an already deployed FogFed on which
+        ``account`` is a TAS operator. ``account`` is the TAS's Ethereum
+        account (a funded key on a devnet); None generates one, which then
+        needs funds (and the operator role) before any transaction.
         """
-        raise NotImplementedError
+        home = Path(home)
+        if (home / KEYSTORE).exists():
+            raise TasError(f"a TAS is already initialised in {home}", "open it instead, or use another directory")
+        acct = _account(account)
+        pk, msk = abe.setup(scheme)
+        if fed is None:
+            ledger, _ = Ledger.deploy(chain, acct)
+        else:
+            ledger = Ledger(chain, check_address(fed, "contract address"), acct)
+            if not ledger.call("isOperator", acct.address):
+                raise TasError(f"{acct.address} is not a TAS operator of contract {ledger.address}",
+                               "ask the contract admin to grant it the operator role")
+        state = {"format": "fogfed-tas-state", "version": 1, "contract": ledger.address,
+                 "chain_id": ledger.chain_id, "address": acct.address, "federations": {}, "members": {},
+                 "delivered": {}, "nonces": []}
+        home.mkdir(parents=True, exist_ok=True)
+        save_keystore(home / KEYSTORE, {"abe_public_key": pk.to_bytes(), "abe_master_key": msk.to_bytes(),
+                                        "eth_private_key": bytes(acct.key)}, passphrase, kind=KIND, kdf=kdf)
+        tas = cls(home, ledger, pk, msk, state)
+        tas._save()
+        return tas
 
     @classmethod
-    def open(cls, home: Path, chain, passphrase: str) -> "TrustedAuthority":
+    def open(cls, home: Path, chain: Any, passphrase: str) -> "TrustedAuthority":
         """Open an initialised TAS; WrongPassphrase for a wrong passphrase."""
-        raise NotImplementedError
+        home = Path(home)
+        if not (home / KEYSTORE).exists():
+            raise TasError(f"no TAS in {home}", "run `fogfed tas init` first")
+        secrets = load_keystore(home / KEYSTORE, passphrase, kind=KIND)
+        try:
+            pk = abe.PublicKey.from_bytes(secrets["abe_public_key"])
+            msk = abe.MasterKey.from_bytes(secrets["abe_master_key"])
+            acct = Account.from_key(secrets["eth_private_key"])
+        except (KeyError, InputError, ValueError):
+            raise MalformedKeystore(f"keystore {home / KEYSTORE} does not hold a TAS's keys") from None
+        state = _load_state(home / STATE)
+        ledger = Ledger(chain, state["contract"], acct)
+        if ledger.chain_id != state["chain_id"]:
+            raise TasError(f"this TAS belongs to chain {state['chain_id']}, the RPC is chain {ledger.chain_id}",
+                           "connect to the chain the TAS was initialised on")
+        return cls(home, ledger, pk, msk, state)
+
+    def _save(self) -> None:
+        write_private_file(self.home / STATE, json.dumps(self._state, indent=1, sort_keys=True).encode())
+
+    @property
+    def address(self) -> str:
+        """The TAS's Ethereum account."""
+        return self.ledger.account.address
+
+    @property
+    def contract_address(self) -> str:
+        """The FogFed contract this TAS manages."""
+        return self.ledger.address
+
+    # -- federations ------------------------------------------------------------------------
 
     def create_federation(self, location: str, service: str, parent: int = 0) -> FederationInfo:
-        """Paper Algorithm 6 (+3, FFPK): create the federation for (location, service) on chain."""
-        raise NotImplementedError
+        """Paper Algorithm 6 (+3, FFPK): create the federation for (location, service) on chain.
+
+        Its FFPK is the system public key, posted in the FederationCreated event.
+        """
+        loc, svc = normalise_location(location), normalise_service(service)
+        if type(parent) is not int or parent < 0:
+            raise InputError(f"parent federation must be an id >= 0, got {parent!r}")
+        tx = self.ledger.send("createFederation", loc, svc, self.public_key.to_bytes(), parent)
+        fid = tx.event("FederationCreated")["federationId"]
+        self._state["federations"][str(fid)] = {"location": loc, "service": svc, "parent": parent}
+        self._state["delivered"][str(fid)] = 0
+        self._save()
+        return FederationInfo(fid, loc, svc, parent, 0, (), tx.tx_hash, tx.gas_used)
+
+    def federations(self) -> list[FederationInfo]:
+        """Every federation this TAS created, with its epoch and active members read from chain."""
+        out = []
+        for fid_s, fed in sorted(self._state["federations"].items(), key=lambda kv: int(kv[0])):
+            fid = int(fid_s)
+            _, parent, epoch, _ = self.ledger.call("federation", fid)
+            out.append(FederationInfo(fid, fed["location"], fed["service"], parent, epoch,
+                                      tuple(self._active_members(fid))))
+        return out
+
+    def _active_members(self, federation_id: int) -> list[str]:
+        # The TAS is the only account that can enrol or move members, so its own record
+        # lists every candidate; the chain says which are still active there.
+        out = []
+        for addr, rec in sorted(self._state["members"].items()):
+            if rec["federation_id"] == federation_id:
+                fid, active, *_ = self.ledger.call("member", addr)
+                if active and fid == federation_id:
+                    out.append(addr)
+        return out
+
+    # -- enrollment -------------------------------------------------------------------------
 
     def enroll(self, request: EnrollmentRequest, *, verifier: AttributeVerifier | None = None,
                approve: bool = False, fund_wei: int = 0) -> EnrollmentResult:
-        """Paper Algorithms 2 (Join), 7 (add FN) and 3 (FNSK): verify, assign, register, deliver the key."""
-        raise NotImplementedError
+        """Paper Algorithms 2 (Join), 7 (add FN) and 3 (FNSK): verify, assign, register, deliver the key.
+
+        The request's signature, chain, contract and freshness are checked
+        first; then ``verifier`` (default OperatorApproval(approve)) decides on
+        the attributes. The node joins the federation with its (location,
+        service), created if none exists, and receives its key sealed on chain.
+        ``fund_wei`` > 0 also sends it that much ether for gas (devnets).
+        """
+        if not isinstance(request, EnrollmentRequest):
+            raise InputError("enroll needs an EnrollmentRequest", "parse it with EnrollmentRequest.from_json")
+        request.verify(chain_id=self.ledger.chain_id, contract=self.contract_address)
+        if request.nonce.hex() in self._state["nonces"]:
+            raise EnrollmentRejected("this enrollment request was already used (replay)",
+                                     "ask the node for a fresh request")
+        verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
+        if not verdict.ok:
+            raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
+                                     "approve it explicitly or add the node to the allowlist")
+        gas: dict[str, int] = {}
+        attrs_hash = self.ledger.call("attributesHash", request.location, request.service)
+        fid = self.ledger.call("federationByAttributes", attrs_hash)
+        created = fid == 0
+        if created:
+            info = self.create_federation(request.location, request.service)
+            fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
+        gas["addMember"] = self.ledger.send("addMember", fid, request.address, request.enc_public_key).gas_used
+        self._state["members"][request.address] = {
+            "federation_id": fid, "enc_public_key": request.enc_public_key.hex(),
+            "location": request.location, "service": request.service}
+        self._state["nonces"] = (self._state["nonces"] + [request.nonce.hex()])[-MAX_NONCES:]
+        self._save()
+        if fund_wei:
+            gas["fund"] = self.ledger.transfer(request.address, fund_wei).gas_used
+        _, _, epoch, _ = self.ledger.call("federation", fid)
+        gas["deliverKeys"] = self._deliver(fid, epoch, [request.address])
+        return EnrollmentResult(request.address, fid, created, epoch,
+                                tuple(node_attributes(request.location, request.service, fid, epoch)),
+                                verdict.reason, gas)
+
+    def _deliver(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
+        """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted in one transaction."""
+        if not nodes:
+            return 0
+        sealed = []
+        for node in nodes:
+            rec = self._state["members"][node]
+            sk = abe.keygen(self.public_key, self._msk,
+                            node_attributes(rec["location"], rec["service"], federation_id, epoch))
+            sealed.append(seal_node_key(self.ledger.account, bytes.fromhex(rec["enc_public_key"]), sk,
+                                        chain_id=self.ledger.chain_id, contract=self.contract_address,
+                                        node=node, federation_id=federation_id, epoch=epoch))
+        tx = self.ledger.send("deliverKeys", nodes, epoch, sealed)
+        return tx.gas_used
+
+    # -- removal and re-keying ---------------------------------------------------------------
 
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
-        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation and re-keying of the rest."""
-        raise NotImplementedError
+        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation and re-keying of the rest.
+
+        The contract advances the federation's epoch; every remaining member
+        then gets a key for the new epoch, so files uploaded from now on are
+        encrypted for an epoch attribute the removed node never holds.
+        """
+        node = check_address(node_address, "node address")
+        fid, active, *_ = self.ledger.call("member", node)
+        if not active:
+            raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
+        tx = self.ledger.send("removeMember", node)
+        removed = tx.event("MemberRemoved") or {}
+        epoch = (tx.event("EpochAdvanced") or {}).get("epoch")
+        rekey = self._rekey_to(fid, epoch) if epoch is not None else None
+        return RemovalResult(node, fid, epoch if epoch is not None else -1, reason or str(removed), rekey,
+                             {"removeMember": tx.gas_used, **({"deliverKeys": rekey.gas_used} if rekey else {})})
+
+    def _rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
+        nodes = [n for n in self._active_members(federation_id)]
+        gas = self._deliver(federation_id, epoch, nodes)
+        self._state["delivered"][str(federation_id)] = epoch
+        self._save()
+        return RekeyResult(federation_id, epoch, tuple(nodes), gas)
 
     def rekey(self, federation_id: int) -> RekeyResult:
-        """Advance a federation's epoch and deliver fresh keys to all its active members."""
-        raise NotImplementedError
+        """Advance a federation's epoch (``bumpEpoch``) and deliver fresh keys to all its active members."""
+        tx = self.ledger.send("bumpEpoch", federation_id)
+        result = self._rekey_to(federation_id, tx.event("EpochAdvanced")["epoch"])
+        return RekeyResult(result.federation_id, result.epoch, result.nodes, result.gas_used + tx.gas_used)
 
     def sync(self) -> list[RekeyResult]:
         """Deliver keys for every federation whose epoch moved past the keys delivered (automatic removals)."""
-        raise NotImplementedError
+        out = []
+        for fid_s in sorted(self._state["federations"], key=int):
+            fid = int(fid_s)
+            _, _, epoch, _ = self.ledger.call("federation", fid)
+            if epoch != self._state["delivered"].get(fid_s, 0):
+                out.append(self._rekey_to(fid, epoch))
+        return out
+
+    def reissue(self, node_address: str) -> int:
+        """Deliver the current key to one active member again (e.g. it lost its keyring); gas used."""
+        node = check_address(node_address, "node address")
+        if node not in self._state["members"]:
+            raise TasError(f"{node} was not enrolled by this TAS")
+        fid, active, *_ = self.ledger.call("member", node)
+        if not active:
+            raise TasError(f"{node} is not an active member; removed nodes get no keys")
+        _, _, epoch, _ = self.ledger.call("federation", fid)
+        return self._deliver(fid, epoch, [node])
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs and members, pending re-keys."""
-        raise NotImplementedError
+        """Addresses, contract, federations with epochs and members, federations awaiting re-keying."""
+        feds = self.federations()
+        return {
+            "tas": self.address, "contract": self.contract_address, "chain_id": self.ledger.chain_id,
+            "scheme": self.public_key.scheme,
+            "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
+                             "parent": f.parent, "epoch": f.epoch, "members": list(f.members)} for f in feds],
+            "pending_rekey": [f.federation_id for f in feds
+                              if f.epoch != self._state["delivered"].get(str(f.federation_id), 0)],
+        }
 
-    def federations(self) -> list[FederationInfo]:
-        """All federations on chain."""
-        raise NotImplementedError
+
+def _account(account: LocalAccount | str | bytes | None) -> LocalAccount:
+    if account is None:
+        return Account.from_key(os.urandom(32))
+    if isinstance(account, LocalAccount):
+        return account
+    try:
+        return Account.from_key(account)
+    except (ValueError, TypeError):
+        raise InputError("TAS account must be a private key (32 bytes / 0x hex) or a LocalAccount") from None
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TasError(f"TAS state {path} is missing", "restore it from a backup") from None
+    except (OSError, ValueError):
+        raise TasError(f"TAS state {path} is unreadable or not JSON", "restore it from a backup") from None
+    need = {"format", "version", "contract", "chain_id", "federations", "members", "delivered", "nonces"}
+    if not isinstance(state, dict) or state.get("format") != "fogfed-tas-state" or not need <= set(state):
+        raise TasError(f"TAS state {path} is not a fogfed TAS state file", "restore it from a backup")
+    return state

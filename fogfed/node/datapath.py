@@ -1,0 +1,140 @@
+"""The node's data path without the chain: encrypt-and-store, verified download, checked decryption.
+
+Every function streams (memory bounded by a few chunks) and writes through
+temp files that are renamed only after every check passed, so a failure never
+leaves a partial or unverified file where the caller will look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from fogfed.abe.stream import EncryptingReader, StreamError, StreamInfo, decrypt_stream
+from fogfed.errors import InputError
+from fogfed.protocol.files import STREAM_AAD
+from fogfed.storage import ContentStore, compute_cid
+
+Progress = Callable[[int], object]
+MAX_ENCSK_BYTES = 256 * 1024  # one IPFS chunk; real ones are a few KiB
+
+
+class _Tee(io.RawIOBase):
+    """Reads from ``src`` and copies every byte to ``copy`` (the ciphertext kept for the local cache)."""
+
+    def __init__(self, src: BinaryIO, copy: BinaryIO) -> None:
+        super().__init__()
+        self._src, self._copy = src, copy
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._src.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._copy.write(data)
+        self.sha256.update(data)
+        return n
+
+
+def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO,
+                      progress: Progress | None = None) -> tuple[str, StreamInfo, bytes]:
+    """Paper Algorithm 4 (file part): stream-encrypt ``src`` under ``file_key`` into ``store``.
+
+    Returns (CIDv0, stream info with the plaintext SHA-256, SHA-256 of the
+    ciphertext) once the store has confirmed it; the ciphertext is also
+    written to ``ciphertext_copy`` for the local cache. ``src`` is only read.
+    """
+    try:
+        plain = open(src, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {src}: {exc.strerror}") from None
+    with plain:
+        reader = EncryptingReader(file_key, plain, aad=STREAM_AAD, progress=progress)
+        tee = _Tee(reader, ciphertext_copy)
+        cid = store.add(io.BufferedReader(tee, 1 << 18))
+    ciphertext_copy.flush()
+    assert reader.info is not None  # the store read to the end
+    return cid, reader.info, tee.sha256.digest()
+
+
+def store_blob(store: ContentStore, data: bytes) -> str:
+    """Store a small blob (the encrypted file key); its CIDv0."""
+    return store.add(io.BytesIO(data))
+
+
+def read_blob(store: ContentStore, cid: str, limit: int = MAX_ENCSK_BYTES) -> bytes:
+    """Read a small blob back (verified by the store against its CID), refusing more than ``limit`` bytes."""
+    out = bytearray()
+    for piece in store.cat(cid):
+        out += piece
+        if len(out) > limit:
+            raise InputError(f"blob {cid} is larger than {limit} bytes; not an encrypted file key")
+    return bytes(out)
+
+
+@contextmanager
+def temp_file(directory: Path, suffix: str = ".part") -> Iterator[tuple[Path, BinaryIO]]:
+    """A private temp file in ``directory``, deleted on exit unless the caller renamed it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, suffix=suffix)
+    path = Path(name)
+    f = os.fdopen(fd, "w+b")
+    try:
+        yield path, f
+    finally:
+        f.close()
+        path.unlink(missing_ok=True)
+
+
+def write_pieces(pieces: Iterable[bytes], dst: BinaryIO, progress: Progress | None = None) -> bytes:
+    """Copy byte pieces to ``dst``; returns their SHA-256."""
+    h, done = hashlib.sha256(), 0
+    for piece in pieces:
+        dst.write(piece)
+        h.update(piece)
+        done += len(piece)
+        if progress is not None:
+            progress(done)
+    dst.flush()
+    return h.digest()
+
+
+def matches_cid(path: Path, cid: str) -> bool:
+    """Whether the file at ``path`` has CIDv0 ``cid`` (recomputed with the IPFS importer)."""
+    with open(path, "rb") as f:
+        return compute_cid(f) == cid
+
+
+def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha256: bytes) -> StreamInfo:
+    """Decrypt into a temp file next to ``dest`` and rename it only if the plaintext hash matches.
+
+    Raises StreamError (failed authentication) or PlaintextMismatch; ``dest``
+    is then untouched.
+    """
+    dest = Path(dest)
+    with temp_file(dest.parent or Path("."), suffix=".fogfed-part") as (tmp, out), open(ciphertext, "rb") as src:
+        info = decrypt_stream(file_key, src, out, aad=STREAM_AAD)
+        if info.plaintext_sha256 != plaintext_sha256:
+            raise PlaintextMismatch(f"decrypted file has SHA-256 {info.plaintext_sha256.hex()}, the chain "
+                                    f"records {plaintext_sha256.hex()}")
+        out.flush()
+        os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    return info
+
+
+class PlaintextMismatch(InputError):
+    """The decrypted bytes do not hash to the plaintext hash on chain (Algorithm 9's check)."""
+
+
+__all__ = ["PlaintextMismatch", "StreamError", "decrypt_checked", "encrypt_and_store", "matches_cid",
+           "read_blob", "store_blob", "temp_file", "write_pieces"]
