@@ -14,6 +14,7 @@ from fogfed.audit.abi import Event, decode_log, event_specs
 from fogfed.audit.checkpoint import Checkpoint
 from fogfed.audit.errors import AuditError
 from fogfed.audit.state import Rebuild, RebuildConfig
+from fogfed.chain.artifacts import load_artifact
 
 #: progress(first_block, last_block_done, head, events_so_far)
 Progress = Callable[[int, int, int, int], None]
@@ -50,6 +51,16 @@ def restore(cp: Checkpoint) -> Rebuild:
     return rebuild
 
 
+def _require_fogfed(w3: Web3, address: str, block: int) -> None:
+    # A contract that answers settings() the FogFed way; anything else would replay as "empty".
+    contract = w3.eth.contract(address=address, abi=load_artifact()["abi"])
+    try:
+        contract.functions.settings().call(block_identifier=block)
+    except Exception as exc:  # noqa: BLE001 - web3 raises many types for a foreign contract
+        raise AuditError(f"the contract at {address} is not a FogFed contract (settings() failed: "
+                         f"{type(exc).__name__})", "check the contract address") from exc
+
+
 def replay(
     w3: Web3,
     address: str,
@@ -72,6 +83,7 @@ def replay(
     if not source.has_code(w3, address, head):
         raise AuditError(f"no contract at {address} on chain {chain_id} (block {head})",
                          "check the contract address and the --rpc URL")
+    _require_fogfed(w3, address, head)
     with Checkpoint.open(db_path, chain_id, address) as cp:
         if cp.meta("near_removal_blocks") is None:
             cp.set_meta({"near_removal_blocks": (config or RebuildConfig()).near_removal_blocks})

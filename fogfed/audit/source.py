@@ -122,6 +122,7 @@ class LogSource:
     def __init__(self, w3: Web3, address: str, span: int = 2_000) -> None:
         self.w3, self.address = w3, checked_address(address)
         self.span = max(MIN_SPAN, min(span, MAX_SPAN))
+        self.ceiling = MAX_SPAN  # below the smallest range the node refused
 
     def batches(self, start: int, end: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """Yield (last block covered, its logs in chain order) until ``end`` is covered."""
@@ -133,6 +134,7 @@ class LogSource:
                             [{"address": self.address, "fromBlock": hex(block), "toBlock": hex(last)}])
             except AuditError as exc:
                 if self.span > MIN_SPAN and _asks_for_less(exc):
+                    self.ceiling = min(self.ceiling, self.span - 1)
                     self.span = max(MIN_SPAN, self.span // 4)
                     continue
                 raise
@@ -144,7 +146,7 @@ class LogSource:
 
     def _adapt(self, count: int) -> None:
         if count < GROW_BELOW:
-            self.span = min(MAX_SPAN, self.span * 2)
+            self.span = min(self.ceiling, self.span * 2)
         elif count > SHRINK_ABOVE:
             self.span = max(MIN_SPAN, self.span // 2)
 

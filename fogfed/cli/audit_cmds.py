@@ -85,7 +85,8 @@ def verify_cmd(rpc: str, address: str, db: Path, no_replay: bool) -> None:
     counts = (f"{len(state['federations'])} federations, {len(state['members'])} members, "
               f"{len(state['files'])} files")
     if mismatches:
-        raise click.exceptions.Exit(1)
+        raise audit.AuditError(f"{len(mismatches)} difference(s) between the rebuilt state and the contract "
+                               f"at block {head}", "each MISMATCH line above is a finding; investigate them")
     click.echo(f"verified at block {head}: rebuilt state equals the contract's views ({counts})")
 
 

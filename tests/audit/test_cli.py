@@ -1,0 +1,78 @@
+"""``fogfed audit replay|verify|report`` end to end on Anvil."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from fogfed.cli import main
+from tests.audit.history import Script, base, clean_history
+
+pytestmark = pytest.mark.anvil
+
+
+def test_replay_verify_report(anvil_url: str, w3: Web3, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    s = Script(w3)
+    clean_history(s)
+    db = str(tmp_path / "cli.sqlite")
+    args = ["--rpc", anvil_url, "--address", s.address, "--db", db]
+    assert main(["audit", "replay", *args, "--quiet"]) == 0
+    assert "replayed" in capsys.readouterr().out
+    prober = s.accounts[7]
+    for _ in range(3):
+        s.send(prober, "recordAccess", b"\x00" * 32)
+    assert main(["audit", "replay", *args]) == 0
+    assert "resumed after block" in capsys.readouterr().out
+    assert main(["audit", "verify", *args]) == 0
+    assert "rebuilt state equals the contract's views" in capsys.readouterr().out
+    out_json, out_html, out_csv = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "csv"
+    assert main(["audit", "report", "--db", db, "--json", str(out_json), "--html", str(out_html),
+                 "--csv", str(out_csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "[probing]" in printed and prober in printed
+    assert json.loads(out_json.read_text())["findings"][0]["kind"] == "probing"
+    assert out_html.stat().st_size > 0 and (out_csv / "events.csv").is_file()
+
+
+def test_wrong_address_is_a_one_line_error(anvil_url: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    code = main(["audit", "replay", "--rpc", anvil_url, "--address", "0x" + "34" * 20,
+                 "--db", str(tmp_path / "x.sqlite"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.startswith("error: no contract at") and "Traceback" not in err
+
+
+def test_unreachable_node_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["audit", "verify", "--rpc", "http://127.0.0.1:9", "--address", "0x" + "34" * 20,
+                 "--db", str(tmp_path / "x.sqlite")])
+    err = capsys.readouterr().err
+    assert code != 0 and "did not answer" in err and "Traceback" not in err
+
+
+def test_report_without_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["audit", "report", "--db", str(tmp_path / "none.sqlite")]) != 0
+    assert "run `fogfed audit replay` first" in capsys.readouterr().err
+
+
+def test_verify_reports_mismatch_exit_code(anvil_url: str, w3: Web3, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    s = Script(w3)
+    base(s)
+    db = tmp_path / "v.sqlite"
+    args = ["--rpc", anvil_url, "--address", s.address, "--db", str(db)]
+    assert main(["audit", "replay", *args, "--quiet"]) == 0
+    # Tamper with the local snapshot: verify must notice the rebuilt state no longer matches.
+    con = sqlite3.connect(db)
+    state = json.loads(con.execute("SELECT state FROM snapshot").fetchone()[0])
+    state["contract"]["false_claim_threshold"] = 99
+    con.execute("UPDATE snapshot SET state = ?", (json.dumps(state),))
+    con.commit()
+    con.close()
+    capsys.readouterr()
+    assert main(["audit", "verify", *args, "--no-replay"]) == 1
+    captured = capsys.readouterr()
+    assert "MISMATCH contract" in captured.out and "1 difference(s)" in captured.err
