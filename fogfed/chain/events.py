@@ -1,0 +1,79 @@
+"""Decode FogFed logs (receipts and ``eth_getLogs`` ranges) into :class:`DecodedEvent`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+
+from fogfed.chain.artifacts import load_artifact
+from fogfed.chain.errors import ChainError
+from fogfed.chain.types import DecodedEvent
+
+
+@lru_cache(maxsize=None)
+def _event_table() -> dict[bytes, dict[str, Any]]:
+    return {event_abi_to_log_topic(item): item for item in load_artifact()["abi"] if item["type"] == "event"}
+
+
+def event_names() -> list[str]:
+    """Names of all FogFed events."""
+    return sorted(item["name"] for item in _event_table().values())
+
+
+def topics_for(names: Iterable[str]) -> list[str]:
+    """topic0 values (0x-hex) of the named events; unknown names raise ChainError."""
+    by_name = {item["name"]: topic for topic, item in _event_table().items()}
+    out = []
+    for name in names:
+        if name not in by_name:
+            raise ChainError(f"FogFed has no event {name!r}", f"known events: {', '.join(sorted(by_name))}")
+        out.append("0x" + by_name[name].hex())
+    return out
+
+
+def _hexbytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def _plain(value: Any, typ: str) -> Any:
+    return to_checksum_address(value) if typ == "address" else value
+
+
+def decode_log(log: Any) -> DecodedEvent | None:
+    """Decode one raw log of the FogFed contract; None when its topic0 is not a FogFed event."""
+    topics = [_hexbytes(t) for t in log["topics"]]
+    if not topics or topics[0] not in _event_table():
+        return None
+    abi = _event_table()[topics[0]]
+    indexed = [i for i in abi["inputs"] if i["indexed"]]
+    plain = [i for i in abi["inputs"] if not i["indexed"]]
+    if len(topics) != len(indexed) + 1:
+        raise ChainError(f"log of {abi['name']} has {len(topics) - 1} indexed topics, expected {len(indexed)}")
+    try:
+        values = {i["name"]: _plain(abi_decode([i["type"]], t)[0], i["type"]) for i, t in zip(indexed, topics[1:])}
+        data = abi_decode([i["type"] for i in plain], _hexbytes(log["data"]))
+    except DecodingError as exc:
+        raise ChainError(f"cannot decode a {abi['name']} log: {exc}", "is this a FogFed contract?") from exc
+    values.update({i["name"]: _plain(v, i["type"]) for i, v in zip(plain, data)})
+    args = {i["name"]: values[i["name"]] for i in abi["inputs"]}  # declaration order
+    tx_hash = log["transactionHash"]
+    tx_hash = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+    return DecodedEvent(abi["name"], args, int(log["blockNumber"]), tx_hash, int(log["logIndex"]))
+
+
+def decode_receipt(receipt: Any, address: str) -> list[DecodedEvent]:
+    """The FogFed events of one receipt emitted by the contract at ``address``."""
+    out = []
+    for log in receipt["logs"]:
+        if to_checksum_address(log["address"]) == address:
+            event = decode_log(log)
+            if event is not None:
+                out.append(event)
+    return out
