@@ -69,9 +69,9 @@ def common_options(role: str) -> Callable[[F], F]:
 
 def connect_chain(rpc: str | None) -> Any:
     """A chain client for ``rpc`` (see :func:`resolve_rpc`)."""
-    from fogfed import chain
+    from fogfed.chain.connection import connect
 
-    return chain.connect(resolve_rpc(rpc))
+    return connect(resolve_rpc(rpc))
 
 
 def open_content_store(ipfs: str | None) -> Any:
@@ -164,24 +164,6 @@ def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
     if len(data) > limit:
         raise InputError(f"{what} {path} is larger than {limit} bytes", f"is it really a {what}?")
     return data
-
-
-def parse_file_id(text: str) -> bytes:
-    """A file id as printed by ``fogfed node upload``: 0x + 64 hex digits, or the file's CIDv0."""
-    t = text.strip()
-    if t.startswith("Qm"):
-        from fogfed.protocol.files import file_id_of_cid
-
-        return file_id_of_cid(t)
-    raw = t[2:] if t.lower().startswith("0x") else t
-    try:
-        value = bytes.fromhex(raw)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise InputError(f"{text!r:.80} is not a file id",
-                         "give the 0x-prefixed 64-hex-digit id or the Qm... CID printed by `fogfed node upload`")
-    return value
 
 
 def ether_to_wei(amount: str) -> int:

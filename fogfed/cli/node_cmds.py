@@ -11,7 +11,7 @@ import click
 
 from fogfed.cli import cli
 from fogfed.cli.common import (common_options, connect_chain, emit, guarded, open_content_store,
-                               parse_file_id, passphrase, role_home, to_plain, transfer_progress)
+                               passphrase, role_home, to_plain, transfer_progress)
 from fogfed.errors import InputError
 
 
@@ -36,6 +36,12 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None) -> Any:
     from fogfed.node.client import FogNode
 
     return FogNode.open(role_home(home, "node"), connect_chain(rpc), open_content_store(ipfs), passphrase())
+
+
+def parse_file_id(text: str) -> bytes:
+    from fogfed.node.client import parse_file_id as parse
+
+    return parse(text)
 
 
 @node.command("init")

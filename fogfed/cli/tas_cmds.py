@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ import click
 from fogfed.cli import cli
 from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
                                read_input_file, role_home, to_plain)
-from fogfed.errors import InputError
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
@@ -38,19 +36,6 @@ def _open(home: Path | None, rpc: str | None) -> Any:
     return TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
 
 
-def _dev_account(chain: Any) -> Any:
-    """FOGFED_PRIVATE_KEY, else the chain's first funded dev account."""
-    from eth_account import Account
-
-    key = os.environ.get("FOGFED_PRIVATE_KEY")
-    if key:
-        try:
-            return Account.from_key(key)
-        except (ValueError, TypeError):
-            raise InputError("FOGFED_PRIVATE_KEY is not a private key", "set it to 0x and 64 hex digits") from None
-    return chain.dev_account(0)
-
-
 @tas.command("init")
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
@@ -72,14 +57,15 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     from fogfed.tas import TrustedAuthority
 
     chain = connect_chain(rpc)
-    fed = chain.fogfed(contract) if contract else None
-    t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=fed,
-                              account=_dev_account(chain), scheme=scheme)
-    status = t.status()
-    emit(as_json, status, lambda: (
-        f"TAS ready in {role_home(home, 'tas')}\n"
-        f"contract {status.get('contract')} on chain {status.get('chain_id')}, TAS account {status.get('address')}\n"
-        f"next: export FOGFED_CONTRACT={status.get('contract')}; fogfed tas federation create LOCATION SERVICE"))
+    # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
+    t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=contract,
+                              account=chain.dev_accounts()[0], scheme=scheme)
+    info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
+            "chain_id": t.ledger.chain_id, "scheme": scheme}
+    emit(as_json, info, lambda: (
+        f"TAS ready in {info['home']}\n"
+        f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
+        f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)"))
 
 
 tas_init.help = (tas_init.help or "") + "\n\n" + KEY_HELP
