@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fogfed.cli import cli
 from fogfed.cli.common import guarded, to_plain
 from fogfed.errors import FogfedError
+
+if TYPE_CHECKING:
+    from fogfed.demo import Step
+
+
+class DemoFailed(FogfedError):
+    """At least one demo step did not behave as expected (exit code 1)."""
 
 
 @cli.command("demo")
@@ -37,18 +45,18 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
     """
     from fogfed.demo import run_demo
 
-    def show(step: object) -> None:
-        s = step  # a fogfed.demo.Step
-        mark = "PASS" if s.passed else "FAIL"  # type: ignore[attr-defined]
-        click.echo(f"{s.number:>2}. [{mark}] {s.title} ({s.algorithms}) - {s.checked}"  # type: ignore[attr-defined]
-                   f" [{s.seconds:.1f} s]")  # type: ignore[attr-defined]
-        if not s.passed and s.error:  # type: ignore[attr-defined]
-            click.echo(f"    {s.error}", err=True)  # type: ignore[attr-defined]
+    def show(s: Step) -> None:
+        mark = "PASS" if s.passed else "FAIL" if s.ran else "SKIP"
+        click.echo(f"{s.number:>2}. [{mark}] {s.title} ({s.algorithms}) - {s.checked}"
+                   + (f" [{s.seconds:.1f} s]" if s.ran else ""))
+        if s.ran and not s.passed and s.error and s.error != s.checked:
+            click.echo(f"    {s.error}")
 
     result = run_demo(workdir=keep, on_step=show)
     if result.gas_rows:
         click.echo(_gas_table(result.gas_rows))
-    verdict = "all steps passed" if result.passed else f"{result.failed} step(s) FAILED"
+    verdict = ("all steps passed" if result.passed else
+               f"{result.failed} step(s) FAILED, {result.skipped} not run")
     click.echo(f"demo: {verdict} in {result.seconds:.1f} s")
     if json_path:
         try:
@@ -58,7 +66,8 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
                               "choose a path in a writable folder") from None
         click.echo(f"wrote {json_path}")
     if not result.passed:
-        raise click.exceptions.Exit(1)
+        raise DemoFailed(f"the demo did not behave as the paper expects: {verdict}",
+                         "see the FAIL line above; `fogfed demo --keep DIR` keeps the homes, chain and store")
 
 
 def _gas_table(rows: list[dict]) -> str:
