@@ -57,11 +57,11 @@ abstract contract Files is Caches {
             emit AccessDenied(fileId, msg.sender, DENIED_UNKNOWN_FILE);
         } else if (!m.active) {
             emit AccessDenied(fileId, msg.sender, m.generation == 0 ? DENIED_NOT_MEMBER : DENIED_REMOVED);
-        } else if (m.federationId != federationId) {
+        } else if (m.federationId != federationId && !_shared[fileId][m.federationId]) {
             emit AccessDenied(fileId, msg.sender, DENIED_OTHER_FEDERATION);
             _countFalseClaim(msg.sender, m, address(this), fileId);
         } else {
-            emit AccessGranted(fileId, msg.sender, federationId);
+            emit AccessGranted(fileId, msg.sender, m.federationId);
             granted = true;
         }
     }

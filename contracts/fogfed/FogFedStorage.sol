@@ -38,6 +38,12 @@ abstract contract FogFedStorage is IFogFedErrors, IFogFedEvents {
         uint32 registeredAt;
     }
 
+    /// @dev 1 slot. Blocks of a node's latest key delivery and endpoint (their data is in events).
+    struct PeerBlocks {
+        uint64 keyBlock;
+        uint64 endpointBlock;
+    }
+
     /// @dev 1 slot. position is the 1-based index in _cacheHolders[fileId]; 0 = none.
     struct CacheEntry {
         uint64 expiresAt;
@@ -63,6 +69,8 @@ abstract contract FogFedStorage is IFogFedErrors, IFogFedEvents {
     mapping(bytes32 fileId => address[] holders) internal _cacheHolders;
     mapping(bytes32 fileId => mapping(address holder => CacheEntry)) internal _caches;
     mapping(bytes32 reportKey => bool) internal _falseClaimReported;
+    mapping(address node => PeerBlocks) internal _peerBlocks;
+    mapping(bytes32 fileId => mapping(uint32 federationId => bool)) internal _shared;
 
     // Reason codes carried by events (documented in IFogFedEvents).
     uint8 internal constant EPOCH_REMOVAL = 1;

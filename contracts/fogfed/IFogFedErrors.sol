@@ -58,4 +58,8 @@ interface IFogFedErrors {
     error CacheStillFresh(bytes32 fileId, address holder);
     /// @notice An unknown damage reason code.
     error InvalidReason(uint8 reason);
+    /// @notice Only the file's uploader, while an active member, may share it.
+    error NotUploader(bytes32 fileId, address caller);
+    /// @notice A peer endpoint URL is empty or longer than 256 bytes.
+    error InvalidEndpoint(uint256 length);
 }

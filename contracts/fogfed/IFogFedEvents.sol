@@ -63,4 +63,9 @@ interface IFogFedEvents {
     event CacheAnnounced(bytes32 indexed fileId, address indexed holder, uint64 expiresAt);
     /// @notice The announcement ended. reason: 1 withdrawn by holder, 2 pruned (stale), 3 reported damaged.
     event CacheWithdrawn(bytes32 indexed fileId, address indexed holder, uint8 reason);
+
+    /// @notice `node` serves cached copies to peers at `url`.
+    event EndpointSet(address indexed node, string url);
+    /// @notice The uploader let members of `federationId` read `fileId` (a policy spanning federations).
+    event FileShared(bytes32 indexed fileId, uint32 indexed federationId, address indexed by);
 }

@@ -60,6 +60,7 @@ abstract contract Membership is Federations {
         uint32 current = _federations[federationId].epoch;
         if (epoch != current) revert StaleEpoch(federationId, epoch, current);
         if (sealedKey.length == 0 || sealedKey.length > MAX_SEALED_KEY_LENGTH) revert InvalidSealedKey(sealedKey.length);
+        _peerBlocks[node].keyBlock = uint64(block.number);
         emit KeyDelivered(node, federationId, epoch, sealedKey);
     }
 
