@@ -225,7 +225,7 @@ class FogNode:
         One view call tells the block of the latest delivery; only that block
         is searched unless an epoch was skipped, then the blocks since the last look.
         """
-        latest = self.ledger.call("latestKeyBlock", self.address)
+        latest = self.ledger.call("peerBlocks", self.address)[0]
         seen = self.config.get("key_block", 0)
         if latest == 0 or latest <= seen:
             return 0
@@ -254,16 +254,14 @@ class FogNode:
         fid = federation_id or self.membership()[0]
         if fid == 0:
             raise NotMember(f"{self.address} has no federation yet, so no public key to read")
-        commitment = self.ledger.call("federation", fid)[0]
-        if self._pk is not None and keccak(self._pk.to_bytes()) == commitment:
+        commitment = self.ledger.call("federation", fid)[0]  # first 24 bytes of keccak256(FFPK)
+        if self._pk is not None and _commits(self._pk.to_bytes(), commitment):
             return self._pk
         cached = self.config.get("public_key")
         raw = bytes.fromhex(cached) if cached else None
-        if raw is None or keccak(raw) != commitment:
-            block = self.ledger.call("federation", fid)[3]
-            events = self.ledger.logs("FederationCreated", 0, "latest", federationId=fid) if not block else \
-                self.ledger.logs("FederationCreated", 0, "latest", federationId=fid)
-            raw = next((e["publicKey"] for e in events if keccak(e["publicKey"]) == commitment), None)
+        if raw is None or not _commits(raw, commitment):
+            events = self.ledger.logs("FederationCreated", 0, "latest", federationId=fid)
+            raw = next((e["publicKey"] for e in events if _commits(e["publicKey"], commitment)), None)
             if raw is None:
                 raise NodeError(f"no public key on chain matches federation {fid}'s commitment",
                                 "the chain data is inconsistent; ask the TAS operator")
@@ -281,7 +279,7 @@ class FogNode:
     def _federation_attributes(self) -> dict[int, tuple[str, str]]:
         """(location, service) of every federation, from FederationCreated events, remembered locally."""
         known = {int(k): tuple(v) for k, v in self.config.get("federations", {}).items()}
-        count = self.ledger.call("federationCount")
+        count = self.ledger.call("settings")[2]
         if len(known) < count:
             for e in self.ledger.logs("FederationCreated", self.config.get("federations_block", 0), "latest"):
                 known[e["federationId"]] = (e["location"], e["service"])
@@ -368,7 +366,7 @@ class FogNode:
             else int(block["timestamp"]) + lifetime
 
     def _max_cache_lifetime(self) -> int:
-        return int(self.ledger.call("settings")[1])
+        return int(self.ledger.call("settings")[4])
 
     def _cache_and_announce(self, file_id: bytes, src, sha256: bytes, gas: dict[str, int]) -> bool:
         """Keep the verified ciphertext in the local cache and announce it on chain (members of its federation)."""
@@ -500,7 +498,7 @@ class FogNode:
             yield "cache", None, from_cache
         holders, _, _ = self.ledger.call("freshCacheHolders", file_id, 0, MAX_PEERS * 4)
         for holder in [h for h in holders if h != self.address][:MAX_PEERS]:
-            url = self.ledger.call("endpoint", holder)
+            url = self._endpoint(holder)
             if not url:
                 continue
 
@@ -513,6 +511,14 @@ class FogNode:
         def from_storage(out, progress):
             return write_pieces(self.store.cat(cid, progress=progress), out)
         yield "storage", "0x" + "00" * 20, from_storage
+
+    def _endpoint(self, holder: str) -> str | None:
+        """A peer's published URL: one log query over the block recorded on chain."""
+        block = self.ledger.call("peerBlocks", holder)[1]
+        if not block:
+            return None
+        events = self.ledger.logs("EndpointSet", block, block, node=holder)
+        return events[-1]["url"] if events else None
 
     def _report(self, file_id: bytes, holder: str | None, reason: int, source: str, why: object,
                 gas: dict[str, int]) -> str:
@@ -555,6 +561,11 @@ class FogNode:
         self._reported.add(suspect)
         if self.ledger.call("member", suspect)[1]:
             self.ledger.send("reportFalseClaim", suspect, keccak(evidence))
+
+
+def _commits(public_key: bytes, commitment: bytes) -> bool:
+    """Whether ``public_key`` is the key a federation's on-chain commitment names."""
+    return keccak(public_key)[:len(commitment)] == commitment
 
 
 def _is_damage(exc: Exception) -> bool:

@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 from fogfed import abe
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
-from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
+from fogfed.protocol.attributes import attributes_hash, node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import check_address, seal_node_key
 from fogfed.protocol.ledger import Ledger, TxReverted
@@ -138,7 +138,7 @@ class TrustedAuthority:
         out = []
         for fid_s, fed in sorted(self._state["federations"].items(), key=lambda kv: int(kv[0])):
             fid = int(fid_s)
-            _, parent, epoch, _ = self.ledger.call("federation", fid)
+            _, parent, epoch = self.ledger.call("federation", fid)
             out.append(FederationInfo(fid, fed["location"], fed["service"], parent, epoch,
                                       tuple(self._active_members(fid))))
         return out
@@ -177,7 +177,7 @@ class TrustedAuthority:
             raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
                                      "approve it explicitly or add the node to the allowlist")
         gas: dict[str, int] = {}
-        attrs_hash = self.ledger.call("attributesHash", request.location, request.service)
+        attrs_hash = attributes_hash(request.location, request.service)
         fid = self.ledger.call("federationByAttributes", attrs_hash)
         created = fid == 0
         if created:
@@ -191,26 +191,24 @@ class TrustedAuthority:
         self._save()
         if fund_wei:
             gas["fund"] = self.ledger.transfer(request.address, fund_wei).gas_used
-        _, _, epoch, _ = self.ledger.call("federation", fid)
-        gas["deliverKeys"] = self._deliver(fid, epoch, [request.address])
+        _, _, epoch = self.ledger.call("federation", fid)
+        gas["deliverKey"] = self._deliver(fid, epoch, [request.address])
         return EnrollmentResult(request.address, fid, created, epoch,
                                 tuple(node_attributes(request.location, request.service, fid, epoch)),
                                 verdict.reason, gas)
 
     def _deliver(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
-        """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted in one transaction."""
-        if not nodes:
-            return 0
-        sealed = []
+        """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted on chain; gas used."""
+        gas = 0
         for node in nodes:
             rec = self._state["members"][node]
             sk = abe.keygen(self.public_key, self._msk,
                             node_attributes(rec["location"], rec["service"], federation_id, epoch))
-            sealed.append(seal_node_key(self.ledger.account, bytes.fromhex(rec["enc_public_key"]), sk,
-                                        chain_id=self.ledger.chain_id, contract=self.contract_address,
-                                        node=node, federation_id=federation_id, epoch=epoch))
-        tx = self.ledger.send("deliverKeys", nodes, epoch, sealed)
-        return tx.gas_used
+            sealed = seal_node_key(self.ledger.account, bytes.fromhex(rec["enc_public_key"]), sk,
+                                   chain_id=self.ledger.chain_id, contract=self.contract_address,
+                                   node=node, federation_id=federation_id, epoch=epoch)
+            gas += self.ledger.send("deliverKey", node, federation_id, epoch, sealed).gas_used
+        return gas
 
     # -- removal and re-keying ---------------------------------------------------------------
 
@@ -230,7 +228,7 @@ class TrustedAuthority:
         epoch = (tx.event("EpochAdvanced") or {}).get("epoch")
         rekey = self._rekey_to(fid, epoch) if epoch is not None else None
         return RemovalResult(node, fid, epoch if epoch is not None else -1, reason or str(removed), rekey,
-                             {"removeMember": tx.gas_used, **({"deliverKeys": rekey.gas_used} if rekey else {})})
+                             {"removeMember": tx.gas_used, **({"deliverKey": rekey.gas_used} if rekey else {})})
 
     def _rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
         nodes = [n for n in self._active_members(federation_id)]
@@ -250,7 +248,7 @@ class TrustedAuthority:
         out = []
         for fid_s in sorted(self._state["federations"], key=int):
             fid = int(fid_s)
-            _, _, epoch, _ = self.ledger.call("federation", fid)
+            _, _, epoch = self.ledger.call("federation", fid)
             if epoch != self._state["delivered"].get(fid_s, 0):
                 out.append(self._rekey_to(fid, epoch))
         return out
@@ -263,7 +261,7 @@ class TrustedAuthority:
         fid, active, *_ = self.ledger.call("member", node)
         if not active:
             raise TasError(f"{node} is not an active member; removed nodes get no keys")
-        _, _, epoch, _ = self.ledger.call("federation", fid)
+        _, _, epoch = self.ledger.call("federation", fid)
         return self._deliver(fid, epoch, [node])
 
     def status(self) -> dict:
