@@ -71,7 +71,8 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
 
 
 def _gas_table(rows: list[dict]) -> str:
-    head = f"{'Table 4 row':<42} {'paper gas':>11} {'fogfed gas':>11} {'ratio':>7}"
+    head = f"{'Table 4 row':<40} {'paper gas':>11} {'fogfed gas':>11} {'ratio':>7} {'SPEC target':>12}"
     lines = ["gas per operation vs the paper's Table 4", head, "-" * len(head)]
-    lines += [f"{r['paper_row']:<42.42} {r['paper_gas']:>11,} {r['gas']:>11,} {r['ratio']:>7.3f}" for r in rows]
+    lines += [f"{r['paper_row']:<40.40} {r['paper_gas']:>11,} {r['gas']:>11,} {r['ratio']:>7.3f} "
+              f"{'<= ' + format(r['target'], ','):>12}{'' if r['passed'] else '  MISSED'}" for r in rows]
     return "\n".join(lines)
