@@ -75,11 +75,11 @@ SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
 
 
 def _plain(value: Any, typ: str) -> Any:
-    if typ == "address":
-        return to_checksum_address(value)
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return value
+    return to_checksum_address(value) if typ == "address" else value
+
+
+def _shown(value: Any) -> Any:
+    return "0x" + value.hex() if isinstance(value, bytes) else value
 
 
 @lru_cache(maxsize=None)
@@ -102,7 +102,8 @@ def decode_revert(data: bytes, function: str | None = None) -> ContractRevert:
             name, names, types = _errors()[selector]
             args = {n: _plain(v, t) for n, v, t in zip(names, abi_decode(list(types), body), types)}
             sentence, hint = SENTENCES.get(name, (lambda a: f"the contract refused with {name}", None))
-            return ContractRevert(name, args, sentence(args), function=function, hint=hint)
+            shown = {k: _shown(v) for k, v in args.items()}
+            return ContractRevert(name, args, sentence(shown), function=function, hint=hint)
         if selector == _ERROR_STRING:
             (reason,) = abi_decode(["string"], body)
             return ContractRevert("Error", {"reason": reason}, f"the contract refused: {reason}", function=function)
