@@ -125,17 +125,22 @@ class _Run:
     """One gas-report session: a fresh FogFed and the accounts acting on it."""
 
     def __init__(self, chain: Chain, tas: LocalAccount, scale: int) -> None:
-        from fogfed import abe  # a real CP-ABE public key as the FFPK, so calldata is real-sized
+        from fogfed import abe
 
         self.chain, self.tas = chain, tas
-        self.ffpk = abe.setup()[0].to_bytes()
+        # FFPK: as long as a real CP-ABE public key (calldata is charged per byte), but
+        # deterministic bytes: a fresh key's zero bytes would change the gas every run.
+        size = len(abe.setup()[0].to_bytes())
+        self.ffpk = hashlib.shake_256(b"fogfed gas-report ffpk").digest(size)
         self.fed: FogFed = deploy(chain, tas)
         self.node = _key("uploader")
         self.epoch = 0
         self.files = 0
-        # Enough for every transaction the uploader sends, at today's fee, with margin.
+        # Every transaction the uploader sends, at today's fee with margin, plus one
+        # block's gas: gas estimation checks the sender can pay for a whole block.
         fee = 2 * int(chain.w3.eth.gas_price) + 10**9
-        chain.fund(self.node.address, (scale + 10) * 300_000 * fee, sender=tas)
+        block_gas = int(chain.w3.eth.get_block("latest")["gasLimit"])
+        chain.fund(self.node.address, ((scale + 10) * 300_000 + block_gas) * fee, sender=tas)
 
     def create_federation(self) -> TxResult:
         n = int(self.fed.settings().federation_count) + 1
@@ -225,7 +230,7 @@ def measure(rpc: str | None = None, *, chain_id: int | None = None, scale: int =
 def _measure(chain: Chain, rpc: str | None, scale: int, progress: Progress | None) -> GasReport:
     run = _Run(chain, chain.dev_accounts()[0], scale)
     gas = {"deploy": int(run.fed.deploy_receipt["gasUsed"])}
-    txs = {"deploy": _hex(run.fed.deploy_receipt["transactionHash"])}
+    txs = {"deploy": tx_hex(run.fed.deploy_receipt["transactionHash"])}
     # The 1st federation, the 1st node (the uploader, who also registers every file)...
     first = {"createFederation": run.create_federation(), "addMember": run.add_member(run.node.address)}
     victim = _key("victim").address
@@ -239,12 +244,13 @@ def _measure(chain: Chain, rpc: str | None, scale: int, progress: Progress | Non
         gas[op], txs[op] = result.gas_used, result.tx_hash
     by_operation = {"FogFed constructor (deployment)": "deploy", "verifyMember (as a transaction)": "verifyMember"}
     rows = [GasRow.of(p, gas[by_operation.get(p.operation, p.operation)],
-                      _hex(txs[by_operation.get(p.operation, p.operation)])) for p in PAPER_TABLE4]
+                      tx_hex(txs[by_operation.get(p.operation, p.operation)])) for p in PAPER_TABLE4]
     scale_rows = [ScaleRow(op, first[op].gas_used, nth[op].gas_used,
                            nth[op].gas_used <= first[op].gas_used * (1 + FLAT_TOLERANCE)) for op in first]
     return GasReport(rows, _chain_info(chain, rpc), _compiler_info(), scale, scale_rows)
 
 
-def _hex(tx_hash: Any) -> str:
+def tx_hex(tx_hash: Any) -> str:
+    """A transaction hash (HexBytes, bytes or str) as 0x-hex."""
     text = tx_hash if isinstance(tx_hash, str) else bytes(tx_hash).hex()
     return text if text.startswith("0x") else "0x" + text

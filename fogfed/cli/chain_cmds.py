@@ -1,1 +1,167 @@
-"""``fogfed deploy`` and ``fogfed gas-report`` (filled in by the foundation issue)."""
+"""``fogfed deploy`` and ``fogfed gas-report``: thin formatting over fogfed.chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fogfed.chain import connect, gasreport
+from fogfed.chain import deploy as deploy_fogfed
+from fogfed.cli import cli
+from fogfed.cli.common import guarded
+from fogfed.errors import FogfedError
+
+RPC_HELP = ("JSON-RPC URL of an Ethereum node (Anvil, Ganache, ...), or embedded:DIR. "
+            "Default: a fresh embedded chain that lives only for this command.")
+
+
+def _console(err: bool = False) -> Console:
+    # highlight=False: rich would otherwise recolour numbers in plain text. Piped
+    # output gets a fixed width wide enough for the seven-column table (rich
+    # would assume 80 and wrap every row).
+    console = Console(stderr=err, highlight=False)
+    return console if console.is_terminal else Console(stderr=err, highlight=False, width=132)
+
+
+@cli.command()
+@click.option("--rpc", metavar="URL", help=RPC_HELP)
+@click.option("--chain-id", type=click.IntRange(min=1), metavar="N",
+              help="Refuse to deploy unless the node reports this chain id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@guarded
+def deploy(rpc: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Deploy the FogFed contract (paper Algorithm 5) and print its address.
+
+    The deployer becomes the contract's admin and TAS operator. It is the
+    account of FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the chain's first
+    dev account (on Anvil and Ganache: the default mnemonic's first account).
+    """
+    chain = connect(rpc, chain_id=chain_id)
+    deployer = chain.dev_accounts()[0]
+    fed = deploy_fogfed(chain, deployer)
+    receipt = fed.deploy_receipt
+    result = {"address": fed.address, "block": int(receipt["blockNumber"]), "gas_used": int(receipt["gasUsed"]),
+              "tx": gasreport.tx_hex(receipt["transactionHash"]), "deployer": deployer.address,
+              "chain": chain.label, "chain_id": chain.chain_id, "persistent": rpc is not None}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"FogFed deployed at {fed.address}")
+        click.echo(f"on {chain.label} (chain id {chain.chain_id}), block {result['block']}, "
+                   f"gas used {result['gas_used']:,}, deployer {deployer.address}")
+    if rpc is None:
+        click.echo("note: the embedded chain lives only for this process, so this contract is gone "
+                   "now; pass --rpc URL (or embedded:DIR) to deploy where it stays.", err=True)
+
+
+@cli.command("gas-report")
+@click.option("--rpc", metavar="URL", help=RPC_HELP)
+@click.option("--chain-id", type=click.IntRange(min=1), metavar="N",
+              help="Refuse to run unless the node reports this chain id.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              metavar="PATH", help="Also write the report as JSON (SPEC form: {\"rows\": [...], ...}).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              metavar="PATH", help="Also write a PNG bar chart (log scale) of paper vs fogfed gas.")
+@click.option("--scale", type=click.IntRange(min=2, max=gasreport.MAX_SCALE), default=gasreport.DEFAULT_SCALE,
+              show_default=True, metavar="N",
+              help="Scale check: add N nodes and N files, then measure the same operations again.")
+@guarded
+def gas_report(rpc: str | None, chain_id: int | None, json_path: Path | None,
+               plot_path: Path | None, scale: int) -> None:
+    """Gas of every operation in the paper's Table 4: paper, fogfed, ratio, target.
+
+    Deploys a fresh FogFed, runs each operation once as a transaction and reads
+    gasUsed from its receipt. Then it adds N nodes and N files and measures the
+    same operations again, to show gas does not grow with scale. Exits 1 if a
+    row misses its target or an operation grows.
+
+    The sending account (deployer, TAS; it also funds one uploader account) is
+    FOGFED_PRIVATE_KEY when set, otherwise the chain's first dev account.
+    """
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_console(err=True), transient=True) as bar:
+        task = bar.add_task("scale check", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        report = gasreport.measure(rpc=rpc, chain_id=chain_id, scale=scale, progress=progress)
+    out = _console()
+    out.print(_rows_table(report))
+    out.print(_scale_table(report))
+    missed = [r.paper_row for r in report.rows if not r.passed] + [s.operation for s in report.scale if not s.flat]
+    verdict = "[green]PASS[/]" if report.passed else f"[red]FAIL[/] ({', '.join(missed)})"
+    out.print(f"{verdict}: chain {report.chain['name']} (id {report.chain['chain_id']}), "
+              f"solc {report.compiler.get('version', '?')}")
+    if json_path:
+        _write(json_path, lambda p: p.write_text(json.dumps(report.to_json(), indent=2) + "\n"))
+        out.print(f"wrote {json_path}")
+    if plot_path:
+        _write(plot_path, lambda p: write_plot(report, p))
+        out.print(f"wrote {plot_path}")
+    if not report.passed:
+        raise FogfedError(f"gas report failed: {', '.join(missed)} "
+                          f"{'misses its target' if len(missed) == 1 else 'miss their targets'}",
+                          "see the tables above; the JSON report has every figure")
+
+
+def _rows_table(report: gasreport.GasReport) -> Table:
+    table = Table(title="Gas per operation vs the paper's Table 4")
+    for name, justify in (("Table 4 row", "left"), ("operation", "left"), ("paper gas", "right"),
+                          ("fogfed gas", "right"), ("ratio", "right"), ("target", "right"), ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in report.rows:
+        table.add_row(r.paper_row, r.operation, f"{r.paper_gas:,}", f"{r.gas:,}", f"{r.ratio:.3f}",
+                      f"<= {r.target:,}", "[green]ok[/]" if r.passed else "[red]MISSED[/]")
+    return table
+
+
+def _scale_table(report: gasreport.GasReport) -> Table:
+    table = Table(title=f"Scale check: each operation at the 1st node / file, and again after "
+                        f"{report.scale_n:,} more nodes and {report.scale_n:,} more files")
+    for name in ("operation", "at 1st", f"after +{report.scale_n:,}", "change", ""):
+        table.add_column(name, justify="left" if name == "operation" else "right")
+    for s in report.scale:
+        table.add_row(s.operation, f"{s.first:,}", f"{s.nth:,}", f"{s.nth - s.first:+,}",
+                      "[green]flat[/]" if s.flat else "[red]GROWS[/]")
+    return table
+
+
+def _write(path: Path, write: object) -> None:
+    try:
+        write(path)  # type: ignore[operator]
+    except OSError as exc:
+        raise FogfedError(f"cannot write {path}: {exc.strerror or exc}",
+                          "choose a path in a writable folder") from exc
+
+
+def write_plot(report: gasreport.GasReport, path: Path) -> None:
+    """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.paper_row for r in report.rows]
+    xs = range(len(names))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    try:
+        ax.bar([x - 0.2 for x in xs], [r.paper_gas for r in report.rows], 0.4, label="paper (Table 4)")
+        ax.bar([x + 0.2 for x in xs], [r.gas for r in report.rows], 0.4, label="fogfed")
+        ax.scatter(list(xs), [r.target for r in report.rows], marker="_", s=400, color="black",
+                   label="target", zorder=3)
+        ax.set_yscale("log")
+        ax.set_ylabel("gas used (log scale)")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([n.replace(" + ", " +\n") for n in names], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"Gas per operation: paper vs fogfed ({report.chain['name']})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=110)
+    finally:
+        plt.close(fig)
