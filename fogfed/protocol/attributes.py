@@ -28,6 +28,8 @@ def _value(kind: str, prefix: str, value: object) -> str:
     if len(norm.encode()) > MAX_VALUE_BYTES:
         raise InputError(f"{kind} {value!r:.80} is longer than {MAX_VALUE_BYTES} bytes")
     try:
+        if ":" in norm:  # the prefix is the only colon, so a value can never pose as another kind
+            raise InputError(norm)
         normalise_attribute(prefix + norm)
     except InputError:
         raise InputError(f"{kind} {value!r:.80} is not usable in an attribute",

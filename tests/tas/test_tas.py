@@ -1,0 +1,184 @@
+"""The TAS on the in-process chain: setup, keystore, enrollment checks as attacks, removal, re-keying."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fogfed.chain import connect
+from fogfed.keys import NodeIdentity, WrongPassphrase
+from fogfed.keys.keystore import KdfParams
+from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
+from fogfed.protocol.keydelivery import KeyDeliveryError, open_node_key
+from fogfed.protocol.ledger import TxReverted
+from fogfed.tas import OperatorApproval, TasError, TrustedAuthority, Verdict
+
+LIGHT = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
+PASS = "tas passphrase"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    chain = connect(None)
+    home = tmp_path_factory.mktemp("tas")
+    tas = TrustedAuthority.init(home, chain, PASS, account=chain.dev_accounts()[0], kdf=LIGHT)
+    return chain, home, tas
+
+
+def request(tas, identity=None, location="riyadh", service="health", **kw):
+    identity = identity or NodeIdentity.generate()
+    return EnrollmentRequest.create(identity, location, service, chain_id=tas.ledger.chain_id,
+                                    contract=tas.contract_address, **kw), identity
+
+
+def test_open_with_wrong_passphrase_is_a_clear_error(world):
+    chain, home, tas = world
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
+        TrustedAuthority.open(home, chain, "not the passphrase")
+    reopened = TrustedAuthority.open(home, chain, PASS)
+    assert reopened.public_key == tas.public_key and reopened.address == tas.address
+
+
+def test_init_refuses_to_overwrite_and_master_key_is_not_in_plain_text(world):
+    chain, home, tas = world
+    with pytest.raises(TasError, match="already initialised"):
+        TrustedAuthority.init(home, chain, PASS, account=chain.dev_accounts()[0], kdf=LIGHT)
+    msk = tas._msk.to_bytes()
+    for f in home.iterdir():
+        content = f.read_bytes()
+        assert msk not in content and msk.hex().encode() not in content
+
+
+def test_enrollment_creates_federation_and_delivers_a_sealed_key(world):
+    chain, home, tas = world
+    req, ident = request(tas, location="Medina", service="Traffic")
+    res = tas.enroll(req, approve=True)
+    assert res.federation_created and res.attributes == (
+        f"ep:{res.federation_id}:0", f"ff:{res.federation_id}", "loc:medina", "svc:traffic")
+    block = tas.ledger.call("peerBlocks", ident.address)[0]
+    [delivery] = tas.ledger.logs("KeyDelivered", block, block, node=ident.address)
+    sk = open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+                       contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
+                       is_operator=lambda a: tas.ledger.call("isOperator", a))
+    assert set(sk.attributes) == set(res.attributes)
+    # the box is bound to its recipient, epoch and sender
+    with pytest.raises(KeyDeliveryError):
+        open_node_key(NodeIdentity.generate(), delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+                      contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
+                      is_operator=lambda a: True)
+    with pytest.raises(KeyDeliveryError):
+        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+                      contract=tas.contract_address, federation_id=res.federation_id, epoch=1,
+                      is_operator=lambda a: True)
+    with pytest.raises(KeyDeliveryError, match="not a TAS operator"):
+        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+                      contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
+                      is_operator=lambda a: False)
+    second = tas.enroll(request(tas, location="medina", service="traffic")[0], approve=True)
+    assert second.federation_id == res.federation_id and not second.federation_created
+
+
+def test_unapproved_request_is_refused(world):
+    _, _, tas = world
+    with pytest.raises(EnrollmentRejected, match="not on the allowlist"):
+        tas.enroll(request(tas)[0])
+
+
+def test_allowlist_accepts_only_the_listed_attributes(world, tmp_path):
+    _, _, tas = world
+    req, ident = request(tas, location="abha", service="health")
+    allow = tmp_path / "allow.json"
+    allow.write_text(json.dumps({ident.address: {"location": "abha", "service": "video"}}))
+    with pytest.raises(EnrollmentRejected, match="not for location"):
+        tas.enroll(req, verifier=OperatorApproval(allowlist=allow))
+    allow.write_text(json.dumps({ident.address: [{"location": "ABHA", "service": "health"}]}))
+    assert tas.enroll(req, verifier=OperatorApproval(allowlist=allow)).node == ident.address
+
+
+def test_custom_verifier_is_used(world):
+    _, _, tas = world
+
+    class Never:
+        def verify(self, request):
+            return Verdict(False, "attestation missing")
+    with pytest.raises(EnrollmentRejected, match="attestation missing"):
+        tas.enroll(request(tas)[0], verifier=Never(), approve=True)
+
+
+@pytest.mark.parametrize("change", ["location", "address", "timestamp", "enc_public_key"])
+def test_altered_request_is_refused(world, change):
+    _, _, tas = world
+    req, _ = request(tas)
+    doc = json.loads(req.to_json())
+    doc[change] = {"location": "jeddah", "address": NodeIdentity.generate().address,
+                   "timestamp": doc["timestamp"] - 1, "enc_public_key": "11" * 32}[change]
+    with pytest.raises(EnrollmentRejected, match="not signed by"):
+        tas.enroll(EnrollmentRequest.from_json(json.dumps(doc)), approve=True)
+
+
+def test_replayed_stale_and_foreign_requests_are_refused(world):
+    _, _, tas = world
+    req, _ = request(tas, location="tabuk", service="grid")
+    tas.enroll(req, approve=True)
+    with pytest.raises(EnrollmentRejected, match="already used"):
+        tas.enroll(req, approve=True)
+    stale, _ = request(tas, now=time.time() - 3 * 24 * 3600)
+    with pytest.raises(EnrollmentRejected, match="not within"):
+        tas.enroll(stale, approve=True)
+    ident = NodeIdentity.generate()
+    foreign = EnrollmentRequest.create(ident, "riyadh", "health", chain_id=tas.ledger.chain_id + 1,
+                                       contract=tas.contract_address)
+    with pytest.raises(EnrollmentRejected, match="for chain"):
+        tas.enroll(foreign, approve=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300),
+                 st.dictionaries(st.text(max_size=12), st.one_of(st.integers(), st.text(max_size=20), st.none()))))
+def test_garbage_requests_are_clear_errors(garbage):
+    text = json.dumps(garbage) if isinstance(garbage, dict) else garbage
+    with pytest.raises(EnrollmentRejected):
+        EnrollmentRequest.from_json(text)
+
+
+@pytest.mark.parametrize("location", ["", "new york", "x" * 65, "loc:x", "ü"])
+def test_bad_attributes_are_refused_at_creation(world, location):
+    _, _, tas = world
+    with pytest.raises(Exception) as err:
+        request(tas, location=location)
+    assert "location" in str(err.value)
+
+
+def test_remove_rekeys_remaining_members_and_refuses_unknown(world):
+    _, _, tas = world
+    a, ia = request(tas, location="hail", service="water")
+    b, ib = request(tas, location="hail", service="water")
+    fid = tas.enroll(a, approve=True).federation_id
+    tas.enroll(b, approve=True)
+    res = tas.remove(ia.address)
+    assert (res.federation_id, res.new_epoch, res.rekey.nodes) == (fid, 1, (ib.address,))
+    block = tas.ledger.call("peerBlocks", ib.address)[0]
+    assert [d["epoch"] for d in tas.ledger.logs("KeyDelivered", block, block, node=ib.address)] == [1]
+    with pytest.raises(TasError, match="not an active member"):
+        tas.remove(ia.address)
+    with pytest.raises(Exception, match="not an Ethereum address"):
+        tas.remove("0x1234")
+    assert tas.sync() == []
+    assert tas.rekey(fid).epoch == 2
+
+
+def test_non_operator_cannot_act_as_tas(world, tmp_path):
+    chain, _, tas = world
+    other = TrustedAuthority.init(tmp_path / "rogue-tas", chain, PASS, account=chain.dev_accounts()[3],
+                                  kdf=LIGHT, fed=None)  # deploys its own contract: fine
+    assert other.contract_address != tas.contract_address
+    with pytest.raises(TasError, match="not a TAS operator"):
+        TrustedAuthority.init(tmp_path / "rogue2", chain, PASS, account=chain.dev_accounts()[4], kdf=LIGHT,
+                              fed=tas.contract_address)
+    from fogfed.protocol.ledger import Ledger
+    rogue = Ledger(chain, tas.contract_address, chain.dev_accounts()[4])
+    with pytest.raises(TxReverted, match="NotTas"):
+        rogue.send("createFederation", "x", "y", b"pk", 0)
