@@ -63,8 +63,9 @@ def node_init(contract: str, cache_size: int, home: Path | None, rpc: str | None
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(contract, "contract address")
-    n = FogNode.init(role_home(home, "node"), connect_chain(rpc), address, open_content_store(ipfs),
-                     passphrase(confirm=True), cache_bytes=cache_size << 20)
+    with FogNode.init(role_home(home, "node"), connect_chain(rpc), address, open_content_store(ipfs),
+                      passphrase(confirm=True), cache_bytes=cache_size << 20) as n:
+        pass
     info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
     emit(as_json, info, lambda: (
         f"node {n.address} created in {info['home']}\n"
@@ -86,7 +87,8 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
     Example:
       fogfed node request --location riyadh --service health -o req.json
     """
-    req = _open(home, rpc, ipfs).enrollment_request(location, service)
+    with _open(home, rpc, ipfs) as n:
+        req = n.enrollment_request(location, service)
     text = req.to_json()
     if output is None:
         click.echo(text)
@@ -104,8 +106,8 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
 @guarded
 def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Pull the keys the TAS delivered on chain (after enrollment or a re-key)."""
-    n = _open(home, rpc, ipfs)
-    new = n.refresh_keys()
+    with _open(home, rpc, ipfs) as n:
+        new = n.refresh_keys()
     emit(as_json, {"address": n.address, "new_keys": new}, lambda: (
         f"stored {new} new key(s); node {n.address} can upload and fetch" if new else
         f"no new keys for {n.address} (not enrolled yet, or already up to date)"))
@@ -130,8 +132,8 @@ def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | No
     """
     if not path.is_file():
         raise InputError(f"{path} is not a readable file", "give the path of the file to upload")
-    n = _open(home, rpc, ipfs)
-    with transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
+    with _open(home, rpc, ipfs) as n, \
+            transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
         r = n.upload(path, policy=policy, progress=progress)
     emit(as_json, r, lambda: (
         f"uploaded {path} ({r.size:,} bytes) to federation {r.federation_id}\n"
@@ -156,8 +158,7 @@ def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | 
     """
     fid = parse_file_id(file_id)
     dest = output or Path(f"0x{fid.hex()}")
-    n = _open(home, rpc, ipfs)
-    with transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
+    with _open(home, rpc, ipfs) as n, transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
         r = n.fetch(fid, dest, progress=progress)
     emit(as_json, r, lambda: (
         f"wrote {r.dest} ({r.size:,} bytes) from {r.source}; SHA-256 matches the chain"
@@ -169,7 +170,8 @@ def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | 
 @guarded
 def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List the files this node uploaded."""
-    files = _open(home, rpc, ipfs).files()
+    with _open(home, rpc, ipfs) as n:
+        files = n.files()
     emit(as_json, {"files": files}, lambda: "\n".join(
         " ".join(f"{k}={v}" for k, v in to_plain(f).items()) for f in files) or "no files uploaded yet")
 
@@ -220,7 +222,8 @@ def cache() -> None:
 @guarded
 def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List cached copies (file id, size, expiry of the announcement)."""
-    entries = _open(home, rpc, ipfs).cache_entries()
+    with _open(home, rpc, ipfs) as n:
+        entries = n.cache_entries()
     emit(as_json, {"entries": entries}, lambda: "\n".join(
         " ".join(f"{k}={v}" for k, v in to_plain(e).items()) for e in entries) or "cache is empty")
 
@@ -232,7 +235,8 @@ def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
 def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Drop the cached copy of FILE_ID and withdraw its announcement on chain."""
     fid = parse_file_id(file_id)
-    removed = _open(home, rpc, ipfs).evict(fid)
+    with _open(home, rpc, ipfs) as n:
+        removed = n.evict(fid)
     emit(as_json, {"file_id": fid, "removed": removed},
          f"evicted 0x{fid.hex()}" if removed else f"0x{fid.hex()} was not cached")
 
@@ -244,5 +248,6 @@ def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | No
 @guarded
 def cache_refresh(margin: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Re-announce cached copies on chain before their announcements expire."""
-    count = _open(home, rpc, ipfs).refresh_announcements(margin=margin)
+    with _open(home, rpc, ipfs) as n:
+        count = n.refresh_announcements(margin=margin)
     emit(as_json, {"reannounced": count}, f"re-announced {count} cached cop{'y' if count == 1 else 'ies'}")

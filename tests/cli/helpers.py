@@ -1,0 +1,50 @@
+"""Running ``fogfed`` in-process and as a real process, and checking one-line failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fogfed.cli import main
+
+PASSPHRASE = "cli test passphrase"
+FOGFED = Path(sys.executable).parent / "fogfed"  # the console script installed with the package
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOGFED_")}
+    env.update(FOGFED_HOME=str(home), FOGFED_PASSPHRASE=PASSPHRASE, **extra)
+    return env
+
+
+def run_proc(home: Path, *args: str, cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
+    """``fogfed ARGS`` in a fresh interpreter (the persistent chain must carry state across these)."""
+    return subprocess.run([str(FOGFED), *args], capture_output=True, text=True,
+                          env=env_for(home, **extra), cwd=cwd or home, timeout=300)
+
+
+def ok_json(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def run_inproc(capsys, *args: str) -> tuple[int, str, str]:
+    """``fogfed ARGS`` through fogfed.cli.main in this process: (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code: int, err: str, expected_code: int, *words: str) -> None:
+    """An ``error:`` line (plus at most a ``hint:`` line), the right exit code, no traceback."""
+    assert code == expected_code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), err
+    # a malformed policy adds two lines showing where (caret under the position)
+    assert len(lines) <= 4 and lines[-1].startswith(("error: ", "hint: ", " ")), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w.lower() in err.lower(), err
