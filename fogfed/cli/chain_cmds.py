@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +16,7 @@ from fogfed.chain import connect, gasreport
 from fogfed.chain import deploy as deploy_fogfed
 from fogfed.cli import cli
 from fogfed.cli.common import guarded
-from fogfed.errors import FogfedError
+from fogfed.errors import FogfedError, InputError
 
 RPC_HELP = ("JSON-RPC URL of an Ethereum node (Anvil, Ganache, ...), or embedded:DIR. "
             "Default: a fresh embedded chain that lives only for this command.")
@@ -83,6 +85,9 @@ def gas_report(rpc: str | None, chain_id: int | None, json_path: Path | None,
     The sending account (deployer, TAS; it also funds one uploader account) is
     FOGFED_PRIVATE_KEY when set, otherwise the chain's first dev account.
     """
+    for path in (json_path, plot_path):
+        if path is not None:
+            _check_writable(path)  # before minutes of measuring, not after
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=_console(err=True), transient=True) as bar:
         task = bar.add_task("scale check", total=None)
@@ -132,9 +137,16 @@ def _scale_table(report: gasreport.GasReport) -> Table:
     return table
 
 
-def _write(path: Path, write: object) -> None:
+def _check_writable(path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {path}: folder {folder} does not exist or is not writable",
+                         "choose a path in a writable folder")
+
+
+def _write(path: Path, write: Callable[[Path], object]) -> None:
     try:
-        write(path)  # type: ignore[operator]
+        write(path)
     except OSError as exc:
         raise FogfedError(f"cannot write {path}: {exc.strerror or exc}",
                           "choose a path in a writable folder") from exc
