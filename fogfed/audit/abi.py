@@ -6,12 +6,14 @@ auditor decodes logs directly: one dict lookup and one ``eth_abi.decode`` per lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from fogfed.audit.errors import AuditError
 from fogfed.chain.artifacts import load_artifact
@@ -25,14 +27,7 @@ class EventSpec:
     topic0: str
     indexed: tuple[tuple[str, str], ...]  # (name, type) in topic order
     data: tuple[tuple[str, str], ...]  # (name, type) in data order
-
-    @property
-    def signature(self) -> str:
-        types = ",".join(t for _, t in self._all())
-        return f"{self.name}({types})"
-
-    def _all(self) -> tuple[tuple[str, str], ...]:
-        return self.indexed + self.data
+    static_data: bool = False  # every data field is one 32-byte word: decoded without eth_abi
 
 
 @dataclass(frozen=True)
@@ -63,11 +58,13 @@ def event_specs(abi: list[dict[str, Any]] | None = None) -> dict[str, EventSpec]
         inputs = item["inputs"]
         types = ",".join(_type_of(i) for i in inputs)
         topic0 = "0x" + keccak(text=f"{item['name']}({types})").hex()
+        data = tuple((i["name"], i["type"]) for i in inputs if not i["indexed"])
         specs[topic0] = EventSpec(
             item["name"],
             topic0,
             tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
-            tuple((i["name"], i["type"]) for i in inputs if not i["indexed"]),
+            data,
+            all(_static(kind) for _, kind in data),
         )
     return specs
 
@@ -83,13 +80,54 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else int(str(value), 16)
 
 
+@lru_cache(maxsize=1 << 16)
+def checksum(address: str) -> str:
+    """EIP-55 form of a 0x-hex address (cached: the same few addresses recur in a history)."""
+    lower = address[2:].lower()
+    digest = keccak(text=lower).hex()
+    return "0x" + "".join(c.upper() if d in "89abcdef" else c for c, d in zip(lower, digest))
+
+
 def _normal(kind: str, value: Any) -> Any:
     # JSON-friendly values: addresses checksummed, bytes as 0x-hex, strings kept.
     if kind == "address":
-        return to_checksum_address(value)
+        return checksum(value)
+    if kind == "string":
+        return bytes(value).decode("utf-8", "surrogateescape")
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()
     return value
+
+
+def _word(kind: str, word: bytes) -> Any:
+    """One static ABI value from its 32-byte word, as strictly as eth_abi (padding must be zero)."""
+    if kind == "address":
+        if any(word[:12]):
+            raise ValueError("address with non-zero padding")
+        return checksum("0x" + word[12:].hex())
+    if kind == "bool":
+        if word[:31] != bytes(31) or word[31] > 1:
+            raise ValueError("bool not 0 or 1")
+        return bool(word[31])
+    if kind.startswith("uint"):
+        value = int.from_bytes(word, "big")
+        if value >> int(kind[4:] or 256):
+            raise ValueError(f"{kind} out of range")
+        return value
+    if kind.startswith("bytes"):
+        n = int(kind[5:])
+        if any(word[n:]):
+            raise ValueError(f"{kind} with non-zero padding")
+        return "0x" + word[:n].hex()
+    raise ValueError(f"no fast path for {kind}")
+
+
+_STATIC = re.compile(r"^(address|bool|uint(8|16|24|32|40|48|56|64|72|80|88|96|104|112|120|128|136|144|152|160|168|176"
+                     r"|184|192|200|208|216|224|232|240|248|256)?|bytes([1-9]|[12][0-9]|3[0-2]))$")
+
+
+def _static(kind: str) -> bool:
+    return bool(_STATIC.match(kind))
 
 
 def decode_log(log: dict[str, Any], specs: dict[str, EventSpec], timestamp: int | None = None) -> Event | None:
@@ -111,16 +149,25 @@ def decode_log(log: dict[str, Any], specs: dict[str, EventSpec], timestamp: int 
     args: dict[str, Any] = {}
     try:
         for (name, kind), topic in zip(spec.indexed, topics[1:]):
-            if kind in ("string", "bytes") or kind.endswith("]"):
-                args[name] = topic  # indexed dynamic values are stored hashed
-            else:
-                args[name] = _normal(kind, abi_decode([kind], bytes.fromhex(topic[2:]))[0])
+            word = bytes.fromhex(topic[2:])
+            if len(word) != 32:
+                raise ValueError("topic is not 32 bytes")
+            # indexed dynamic values are stored hashed: keep the hash
+            args[name] = _word(kind, word) if _static(kind) else topic
         data = bytes.fromhex(_hex(log["data"])[2:])
-        values = abi_decode([k for _, k in spec.data], data) if spec.data else ()
-    except (DecodingError, ValueError, OverflowError) as exc:
+        if spec.static_data:
+            if len(data) < 32 * len(spec.data):
+                raise ValueError("data too short")
+            for i, (name, kind) in enumerate(spec.data):
+                args[name] = _word(kind, data[32 * i: 32 * i + 32])
+        elif spec.data:
+            # Strings as bytes: a contract takes any bytes as a string, and one invalid UTF-8
+            # policy must not stop the audit (surrogateescape keeps the exact bytes).
+            values = abi_decode(["bytes" if k == "string" else k for _, k in spec.data], data)
+            for (name, kind), value in zip(spec.data, values):
+                args[name] = _normal(kind, value)
+    except (DecodingError, ValueError, OverflowError, UnicodeDecodeError) as exc:
         raise AuditError(f"log of {spec.name} in tx {tx} does not decode ({exc})",
                          "check the contract address: it is not FogFed") from exc
-    for (name, kind), value in zip(spec.data, values):
-        args[name] = _normal(kind, value)
     ts = timestamp if timestamp is not None else _int(log.get("blockTimestamp", 0) or 0)
     return Event(block, _int(log["logIndex"]), tx, ts, spec.name, args)

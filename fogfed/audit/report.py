@@ -88,14 +88,20 @@ def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
     """The whole report as one JSON document."""
-    path.write_text(json.dumps(report, indent=1, sort_keys=True), encoding="utf-8")
+    path.write_text(json.dumps(report, indent=1, sort_keys=True), encoding="utf-8")  # ASCII: escapes all
+
+
+def printable(text: str) -> str:
+    """Chain text for display: bytes that were not valid UTF-8 become \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def safe_cell(value: Any) -> Any:
     """A CSV cell a spreadsheet will not evaluate: text starting with = + - @ (or tab/CR) gets a quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = printable(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -148,7 +154,7 @@ section.fed{border:1px solid #ddd;padding:0 1em;margin:1em 0;border-radius:6px}
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> str:

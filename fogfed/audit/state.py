@@ -65,7 +65,7 @@ class Rebuild:
             "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {},
                          "false_claim_threshold": 0, "max_cache_lifetime": 0, "settings": []},
             "federations": {}, "members": {}, "files": {}, "caches": {},
-            "removals": [], "damage": [], "verifications": {"count": 0, "failed": 0},
+            "removals": [], "damage": [], "shares": [], "verifications": {"count": 0, "failed": 0},
             "accesses": {"granted": 0, "denied": 0},
             "denied_by": {}, "damage_by_uploader": {}, "damage_by_holder": {},
             "signals": [], "unhandled": {}, "events": 0, "last_block": None,
@@ -146,6 +146,10 @@ class Rebuild:
             "history": (old["history"] if old else []) + [{"kind": "joined", "federation_id": fid, **_where(e)}],
             "last_write": old["last_write"] if old else None,
             "last_removal": old["last_removal"] if old else None,
+            # The contract keeps these across removals and re-enrolments.
+            "endpoint": old["endpoint"] if old else None,
+            "endpoint_block": old["endpoint_block"] if old else 0,
+            "key_block": old["key_block"] if old else 0,
         }
         self.data["federations"][str(fid)]["joined"].append({"node": node, **_where(e)})
 
@@ -168,10 +172,25 @@ class Rebuild:
 
     def _key_delivered(self, e: Event) -> None:
         a = e.args
-        self._member(a["node"])["history"].append({
+        m = self._member(a["node"])
+        m["key_block"] = e.block
+        m["history"].append({
             "kind": "key_delivered", "federation_id": a["federationId"], "epoch": a["epoch"],
             "sealed_key_size": (len(a["sealedKey"]) - 2) // 2, **_where(e)})
         self.data["federations"][str(a["federationId"])]["keys_delivered"] += 1
+
+    def _endpoint_set(self, e: Event) -> None:
+        m = self._member(e.args["node"])
+        m["endpoint"], m["endpoint_block"] = e.args["url"], e.block
+        m["history"].append({"kind": "endpoint_set", "url": e.args["url"], **_where(e)})
+
+    def _file_shared(self, e: Event) -> None:
+        a = e.args
+        shares = self.data["files"][a["fileId"]]["shared_with"]
+        if a["federationId"] not in shares:
+            shares.append(a["federationId"])
+        self.data["shares"].append({"file_id": a["fileId"], "federation_id": a["federationId"], "by": a["by"],
+                                    **_where(e)})
 
     def _key_rotated(self, e: Event) -> None:
         m = self._member(e.args["node"])
@@ -199,9 +218,9 @@ class Rebuild:
             "file_id": a["fileId"], "federation_id": fid, "uploader": a["uploader"],
             "plaintext_hash": a["plaintextHash"], "enc_sk_ref": a["encSkRef"], "epoch": a["epoch"],
             "cid_codec": a["cidCodec"], "policy": a["policy"],
-            "policy_ref": "0x" + keccak(text=a["policy"]).hex(),
+            "policy_ref": "0x" + keccak(a["policy"].encode("utf-8", "surrogateescape")).hex(),
             "registered_at": e.timestamp, "registered": _where(e), "damaged_at": 0,
-            "granted": 0, "denied": 0, "damage_reports": 0,
+            "granted": 0, "denied": 0, "damage_reports": 0, "shared_with": [],
         }
         if a["epoch"] != fed["epoch"]:
             self._signal("stale_epoch", e, a["uploader"], [e.tx],
@@ -277,6 +296,8 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "MemberAdded": Rebuild._member_added,
     "MemberRemoved": Rebuild._member_removed,
     "KeyDelivered": Rebuild._key_delivered,
+    "EndpointSet": Rebuild._endpoint_set,
+    "FileShared": Rebuild._file_shared,
     "EncryptionKeyRotated": Rebuild._key_rotated,
     "FalseClaimCounted": Rebuild._false_claim,
     "MemberVerified": Rebuild._verified,

@@ -57,7 +57,17 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
         check(m["address"], "member",
               (m["federation_id"], m["active"], m["false_claims"], m["generation"], m["joined_at"],
                m["encryption_key"]), view("member", m["address"]))
+        check(m["address"], "peerBlocks", (m["key_block"], m["endpoint_block"]), view("peerBlocks", m["address"]))
+    members_of: dict[int, str] = {}
+    for m in state["members"].values():
+        if m["active"]:
+            members_of.setdefault(m["federation_id"], m["address"])
     for f in state["files"].values():
+        # Sharing is only readable through hasAccess: ask it for one active member of each shared federation.
+        for fed in f["shared_with"]:
+            if fed in members_of:
+                check(f"file {f['file_id']}", f"hasAccess(member of federation {fed})", True,
+                      view("hasAccess", members_of[fed], f["file_id"]))
         check(f"file {f['file_id']}", "file",
               (f["plaintext_hash"], f["enc_sk_ref"], f["policy_ref"], f["uploader"], f["federation_id"],
                f["epoch"], f["registered_at"], f["damaged_at"]), view("file", f["file_id"]))
@@ -72,5 +82,5 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
 
 
 #: For tests: the views this module reads, so a test can compare with the ABI.
-VIEWS_READ: tuple[str, ...] = ("settings", "isOperator", "federation", "federationByAttributes",
-                               "member", "file", "freshCacheHolders", "cacheExpiry")
+VIEWS_READ: tuple[str, ...] = ("settings", "isOperator", "federation", "federationByAttributes", "member",
+                               "peerBlocks", "file", "hasAccess", "freshCacheHolders", "cacheExpiry")

@@ -126,4 +126,7 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.send(s.tas, "addMember", f2, a[6], digest("ek6-f2"))     # ... and joins f2
     s.send(s.tas, "addMember", f2, a[3], digest("ek3-again"))  # a[3] left f1, joins f2
     file_c = s.upload(a[6], f2, "c", "lyon and storage")
+    s.send(a[1], "setEndpoint", "http://10.0.0.1:8123/" + XSS)
+    s.send(a[1], "shareFile", file_a, f2)
+    s.send(a[3], "recordAccess", file_a)                    # granted through the share
     return {**ids, "f3": f3, "file_b": file_b, "file_c": file_c}

@@ -164,3 +164,28 @@ def test_unknown_topics_are_skipped() -> None:
     log = {"topics": ["0x" + "ee" * 32], "data": "0x", "blockNumber": "0x1", "logIndex": "0x0",
            "transactionHash": "0x" + "ab" * 32}
     assert decode_log(log, _SPECS, 0) is None
+
+
+@pytest.mark.anvil
+def test_a_policy_that_is_not_utf8_does_not_stop_the_audit(w3: Web3, tmp_path: Path) -> None:
+    # The contract takes any bytes as a string; a member registers a policy of invalid UTF-8.
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    s = Script(w3)
+    ids = base(s)
+    selector = function_signature_to_4byte_selector("registerFile(uint32,bytes32,uint32,bytes32,bytes32,uint32,string)")
+    args = encode(["uint32", "bytes32", "uint32", "bytes32", "bytes32", "uint32", "bytes"],
+                  [ids["f1"], b"\x61" * 32, 0, b"\x62" * 32, b"\x63" * 32, 0, b"\xff\xfe<b>\x80"])
+    tx = w3.eth.send_transaction({"from": s.accounts[1], "to": s.address, "data": selector + args})
+    assert w3.eth.wait_for_transaction_receipt(tx).status == 1
+    db = tmp_path / "utf.sqlite"
+    r = audit.replay(w3, s.address, db)
+    assert audit.verify(w3, s.address, r.state, r.head) == []  # policyRef computed from the exact bytes
+    with audit.Checkpoint.open(db) as cp:
+        report = audit.build_report(cp)
+        audit.write_html(report, cp, tmp_path / "r.html")
+        audit.write_csv(report, cp, tmp_path / "csv")
+    audit.write_json(report, tmp_path / "r.json")
+    page = (tmp_path / "r.html").read_text()
+    assert "\\xff\\xfe&lt;b&gt;\\x80" in page

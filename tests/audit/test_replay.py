@@ -40,7 +40,9 @@ def test_replayed_state_equals_the_contract_at_the_same_block(w3: Web3, clean: R
     assert [h["kind"] for h in s["members"][a[3]]["history"]] == [
         "joined", "false_claim", "false_claim", "false_claim", "removed", "joined"]
     assert [h["kind"] for h in s["members"][a[6]]["history"]] == ["joined", "key_delivered", "removed", "joined"]
-    assert s["accesses"] == {"granted": 1, "denied": 2}
+    assert s["accesses"] == {"granted": 2, "denied": 2}
+    assert s["files"]["0x" + clean.ids["file_a"].hex()]["shared_with"] == [clean.ids["f2"]]
+    assert s["members"][a[1]]["endpoint"].startswith("http://10.0.0.1:8123/")
     assert len(s["damage"]) == 1 and s["damage"][0]["uploader"] == a[1]
 
 

@@ -1,0 +1,169 @@
+"""Benchmark the auditor's replay: events per second from Anvil, and peak memory.
+
+    python -m benchmarks.audit [--events 10000,100000] [--accesses 2000,10000] [--json PATH] [--quick]
+
+Two workloads on a fresh Anvil each:
+
+* members: ``addMembers`` batches (250 MemberAdded events per transaction), so
+  100,000 events take 400 transactions; the rebuilt state grows with them
+  (every member is state).
+* accesses: one member recording accesses to one file (one AccessGranted per
+  transaction); the rebuilt state stays the same size however many events.
+
+For each size: the time to generate the events, a full replay timed without
+tracing (events per second, from eth_getLogs to the committed SQLite
+checkpoint), and a second replay under tracemalloc giving the peak Python
+memory and the memory still held by the rebuilt state afterwards. Their
+difference is the replay's own working memory, which must not grow with the
+number of events. Exit code 0 either way (this reports, it does not gate).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: python benchmarks/audit.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from web3 import Web3
+
+from benchmarks.common import Report, base_parser, parse_ints
+from fogfed import audit
+from fogfed.chain.artifacts import load_artifact
+from fogfed.chain.devnet import start_anvil
+
+BATCH = 250  # members per addMembers transaction (about 12M gas, under Anvil's 30M block limit)
+TARGET_EVENTS_PER_S = 5_000
+MB = 1e6
+
+
+def _rpc(w3: Web3, method: str, params: list) -> object:
+    reply = w3.provider.make_request(method, params)
+    if "error" in reply:
+        raise RuntimeError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+def _deploy(w3: Web3) -> tuple[str, object]:
+    art = load_artifact()
+    tx = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor().transact({"from": w3.eth.accounts[0]})
+    address = w3.eth.wait_for_transaction_receipt(tx).contractAddress
+    return address, w3.eth.contract(address=address, abi=art["abi"])
+
+
+def _send_all(w3: Web3, txs: list[dict]) -> None:
+    # Anvil mines each transaction as it arrives; receipts are checked once, at the end.
+    hashes = [_rpc(w3, "eth_sendTransaction", [tx]) for tx in txs]
+    for h in (hashes[0], hashes[-1]):
+        if int(w3.eth.wait_for_transaction_receipt(h, timeout=120)["status"]) != 1:
+            raise RuntimeError("an event-generating transaction failed")
+
+
+def generate_members(w3: Web3, events: int) -> str:
+    """A deployment with one federation and ``events`` - 4 members (plus the deployment's events)."""
+    address, c = _deploy(w3)
+    tas = w3.eth.accounts[0]
+    c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas})
+    todo, start, txs = events - 4, 1, []  # 4 = AdminTransferred, OperatorChanged, SettingsChanged, FederationCreated
+    while todo > 0:
+        n = min(BATCH, todo)
+        nodes = [Web3.to_checksum_address(f"0x{0xB0000000 + i:040x}") for i in range(start, start + n)]
+        data = c.encode_abi("addMembers", [1, nodes, [b"\x02" * 32] * n])
+        txs.append({"from": tas, "to": address, "data": data, "gas": hex(29_000_000)})
+        todo, start = todo - n, start + n
+    _send_all(w3, txs)
+    return address
+
+
+def generate_accesses(w3: Web3, events: int) -> str:
+    """A deployment with one member and one file, then accesses until ``events`` events exist."""
+    address, c = _deploy(w3)
+    tas, node = w3.eth.accounts[0], w3.eth.accounts[1]
+    c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas})
+    c.functions.addMember(1, node, b"\x02" * 32).transact({"from": tas})
+    fid = b"\x03" * 32
+    c.functions.registerFile(1, fid, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node})
+    data = c.encode_abi("recordAccess", [fid])
+    _send_all(w3, [{"from": node, "to": address, "data": data, "gas": hex(100_000)}] * (events - 6))
+    return address
+
+
+def measure_replay(w3: Web3, address: str) -> dict:
+    """One timed replay, then one traced replay, each into a fresh checkpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gc.collect()
+        t0 = time.perf_counter()
+        r = audit.replay(w3, address, Path(tmp) / "timed.sqlite")
+        seconds = time.perf_counter() - t0
+        events = r.total_events
+        del r
+        gc.collect()
+        tracemalloc.start()
+        try:
+            r = audit.replay(w3, address, Path(tmp) / "traced.sqlite")
+            gc.collect()
+            held, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        del r
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
+            "peak_mb": peak / MB, "state_mb": held / MB, "working_mb": (peak - held) / MB}
+
+
+def run(workload: str, sizes: list[int], report: Report) -> list[dict]:
+    gen = {"members": generate_members, "accesses": generate_accesses}[workload]
+    rows = []
+    for n in sizes:
+        with start_anvil() as node:
+            w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+            t0 = time.perf_counter()
+            address = gen(w3, n)
+            generated = time.perf_counter() - t0
+            m = measure_replay(w3, address)
+        if m["events"] != n:
+            raise RuntimeError(f"{workload}: expected {n} events, replayed {m['events']}")
+        row = {"workload": workload, "generate_s": generated, **m}
+        rows.append(row)
+        report.row("replay", workload, n, round(generated, 1), round(m["seconds"], 2), round(m["events_per_s"]),
+                   round(m["peak_mb"], 1), round(m["state_mb"], 1), round(m["working_mb"], 1))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=parse_ints, default=None,
+                        help="sizes of the members workload (default 10000,100000; quick 600)")
+    parser.add_argument("--accesses", type=parse_ints, default=None,
+                        help="sizes of the accesses workload (default 2000,10000; quick 100,200)")
+    args = parser.parse_args(argv)
+    members = args.events or ([600] if args.quick else [10_000, 100_000])
+    accesses = args.accesses or ([100, 200] if args.quick else [2_000, 10_000])
+    for n in (*members, *accesses):
+        if n < 10:
+            parser.error("sizes must be at least 10 events")
+
+    report = Report("audit", args)
+    report.table("replay", "audit replay from Anvil: full replay into a fresh SQLite checkpoint",
+                 ["workload", "events", "generate s", "replay s", "events/s", "peak MB", "state MB",
+                  "working MB"])
+    rows = run("members", members, report) + run("accesses", accesses, report)
+    report.data["runs"] = rows
+    slowest = min(r["events_per_s"] for r in rows)
+    report.target("replay rate (slowest run)", slowest, ">=", TARGET_EVENTS_PER_S, "events/s")
+    acc = [r for r in rows if r["workload"] == "accesses"]
+    if len(acc) > 1:
+        # Same state, more events: the working memory must stay flat (1 MB of slack for noise).
+        growth = acc[-1]["working_mb"] - acc[0]["working_mb"]
+        report.target(f"working memory growth, {acc[0]['events']} -> {acc[-1]['events']} events at constant state",
+                      growth, "<=", 1.0, "MB")
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
