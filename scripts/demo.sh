@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults (no server needed): installs fogfed, then runs it.
+# The main job on embedded defaults (no server needed): installs fogfed, then runs
+# the paper's whole scenario (`fogfed demo`). Extra arguments go to it (e.g. --json demo.json).
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh" ""
-exec fogfed gas-report "$@"
+exec fogfed demo "$@"

@@ -137,8 +137,8 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     from fogfed.protocol.enrollment import EnrollmentRequest
     from fogfed.tas import OperatorApproval
 
-    request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
     fund_wei = ether_to_wei(fund)
+    request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
     t = _open(home, rpc)
     r = t.enroll(request, verifier=OperatorApproval(approved=approve, allowlist=allowlist),
                  approve=approve, fund_wei=fund_wei)

@@ -1,0 +1,99 @@
+"""``fogfed tas ...`` in-process: federations, enrollment checks, removal, sync, watch, status, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import PASSPHRASE, assert_one_line_error, run_inproc
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> Path:
+    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
+    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_inproc(capsys, "tas", "init", "--json")
+    assert code == 0, err
+    monkeypatch.setenv("FOGFED_CONTRACT", json.loads(out)["contract"])
+    return tmp_path
+
+
+def _request(capsys, node: str, location: str, service: str) -> str:
+    assert run_inproc(capsys, "node", "init", "--home", node)[0] == 0
+    assert run_inproc(capsys, "node", "request", "--home", node, "--location", location, "--service", service,
+                      "-o", f"{node}.json")[0] == 0
+    return f"{node}.json"
+
+
+def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
+    code, out, err = run_inproc(capsys, "tas", "federation", "create", "riyadh", "health", "--json")
+    assert code == 0, err
+    assert json.loads(out)["federation_id"] == 1
+    code, _, err = run_inproc(capsys, "tas", "federation", "create", "Riyadh", "Health")
+    assert_one_line_error(code, err, 1, "FederationExists")
+
+    req = _request(capsys, "n1", "riyadh", "health")
+    code, _, err = run_inproc(capsys, "tas", "enroll", req)  # neither --approve nor an allowlist
+    assert_one_line_error(code, err, 2, "refused")
+    allow = home / "allow.json"
+    address = json.loads((home / req).read_text())["address"]
+    allow.write_text(json.dumps({address: {"location": "riyadh", "service": "health"}}))
+    code, out, err = run_inproc(capsys, "tas", "enroll", req, "--allowlist", str(allow), "--json")
+    assert code == 0, err
+    assert json.loads(out)["federation_id"] == 1
+    code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")
+    assert_one_line_error(code, err, 2, "replay")
+
+    code, out, _ = run_inproc(capsys, "tas", "federation", "list", "--json")
+    (fed,) = json.loads(out)["federations"]
+    assert fed["members"] == [address]
+    code, out, err = run_inproc(capsys, "tas", "remove", address, "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_epoch"] == 1
+    code, _, err = run_inproc(capsys, "tas", "remove", address)
+    assert_one_line_error(code, err, 1, "not an active member")
+    code, out, _ = run_inproc(capsys, "tas", "sync", "--json")
+    assert code == 0 and json.loads(out)["rekeyed"] == []
+    code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1")
+    assert code == 0 and out == ""
+    code, out, _ = run_inproc(capsys, "tas", "status", "--json")
+    status = json.loads(out)
+    assert status["federations"][0]["epoch"] == 1 and status["pending_rekey"] == []
+    code, out, _ = run_inproc(capsys, "tas", "status")
+    assert code == 0 and "contract:" in out
+
+
+def test_tas_bad_input(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "junk.json").write_text("{not json")
+    (home / "big.json").write_bytes(b" " * 100_000)
+    cases = [
+        (("tas", "enroll", "junk.json", "--approve"), 2, "not valid JSON"),
+        (("tas", "enroll", "big.json", "--approve"), 2, "larger than"),
+        (("tas", "enroll", "absent.json", "--approve"), 2, "cannot read"),
+        (("tas", "enroll", "junk.json", "--fund", "lots"), 2, "ether"),
+        (("tas", "remove", "0xnot-an-address"), 2, "address"),
+        (("tas", "federation", "create", "", "health"), 2, "location"),
+        (("tas", "init"), 1, "already initialised"),
+        (("tas", "status", "--home", "elsewhere"), 1, "no TAS"),
+        (("tas", "status", "--rpc", "http://127.0.0.1:9"), 1, "127.0.0.1:9"),
+        (("tas", "status", "--rpc", "ftp://x"), 2, "http"),
+    ]
+    for args, expected, words in cases:
+        code, _, err = run_inproc(capsys, *args)
+        assert_one_line_error(code, err, expected, words)
+    monkeypatch.setenv("FOGFED_PASSPHRASE", "wrong passphrase!")
+    code, _, err = run_inproc(capsys, "tas", "status")
+    assert_one_line_error(code, err, 2, "passphrase")
+
+
+def test_help_texts_have_examples(capsys) -> None:
+    for args in (("tas",), ("tas", "enroll"), ("node",), ("node", "upload"), ("node", "fetch"), ("demo",)):
+        code, out, _ = run_inproc(capsys, *args, "--help")
+        assert code == 0 and "Usage:" in out
+        assert "Example" in out or "fogfed" in out.split("Usage:", 1)[1]
