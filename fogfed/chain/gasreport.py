@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -248,6 +249,33 @@ def _measure(chain: Chain, rpc: str | None, scale: int, progress: Progress | Non
     scale_rows = [ScaleRow(op, first[op].gas_used, nth[op].gas_used,
                            nth[op].gas_used <= first[op].gas_used * (1 + FLAT_TOLERANCE)) for op in first]
     return GasReport(rows, _chain_info(chain, rpc), _compiler_info(), scale, scale_rows)
+
+
+def write_plot(report: GasReport, path: Path) -> None:
+    """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.paper_row for r in report.rows]
+    xs = range(len(names))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    try:
+        ax.bar([x - 0.2 for x in xs], [r.paper_gas for r in report.rows], 0.4, label="paper (Table 4)")
+        ax.bar([x + 0.2 for x in xs], [r.gas for r in report.rows], 0.4, label="fogfed")
+        ax.scatter(list(xs), [r.target for r in report.rows], marker="_", s=400, color="black",
+                   label="target", zorder=3)
+        ax.set_yscale("log")
+        ax.set_ylabel("gas used (log scale)")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([n.replace(" + ", " +\n") for n in names], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"Gas per operation: paper vs fogfed ({report.chain['name']})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def tx_hex(tx_hash: Any) -> str:

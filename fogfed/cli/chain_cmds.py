@@ -107,7 +107,7 @@ def gas_report(rpc: str | None, chain_id: int | None, json_path: Path | None,
         _write(json_path, lambda p: p.write_text(json.dumps(report.to_json(), indent=2) + "\n"))
         out.print(f"wrote {json_path}")
     if plot_path:
-        _write(plot_path, lambda p: write_plot(report, p))
+        _write(plot_path, lambda p: gasreport.write_plot(report, p))
         out.print(f"wrote {plot_path}")
     if not report.passed:
         raise FogfedError(f"gas report failed: {', '.join(missed)} "
@@ -150,30 +150,3 @@ def _write(path: Path, write: Callable[[Path], object]) -> None:
     except OSError as exc:
         raise FogfedError(f"cannot write {path}: {exc.strerror or exc}",
                           "choose a path in a writable folder") from exc
-
-
-def write_plot(report: gasreport.GasReport, path: Path) -> None:
-    """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r.paper_row for r in report.rows]
-    xs = range(len(names))
-    fig, ax = plt.subplots(figsize=(10, 5.5))
-    try:
-        ax.bar([x - 0.2 for x in xs], [r.paper_gas for r in report.rows], 0.4, label="paper (Table 4)")
-        ax.bar([x + 0.2 for x in xs], [r.gas for r in report.rows], 0.4, label="fogfed")
-        ax.scatter(list(xs), [r.target for r in report.rows], marker="_", s=400, color="black",
-                   label="target", zorder=3)
-        ax.set_yscale("log")
-        ax.set_ylabel("gas used (log scale)")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels([n.replace(" + ", " +\n") for n in names], rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"Gas per operation: paper vs fogfed ({report.chain['name']})")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, format="png", dpi=110)
-    finally:
-        plt.close(fig)

@@ -30,9 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
     ape_plugin.pytest_configure(config)
 
 
-def cid_v0(content: bytes) -> bytes:
-    """Binary CIDv0 (sha2-256 multihash) of some bytes: what the contract accepts as a CID."""
-    return bytes([0x12, 0x20]) + hashlib.sha256(content).digest()
+def file_id(content: bytes) -> bytes:
+    """A file id as the contract expects it: the sha2-256 digest inside the ciphertext's CID."""
+    return hashlib.sha256(content).digest()
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def fogfed(project, tas):
 @pytest.fixture
 def federation_id(fogfed, tas):
     fogfed.createFederation(LOCATION, SERVICE, b"\x01" * 96, 0, sender=tas)
-    return fogfed.federationCount()
+    return fogfed.settings()["federationCount"]
 
 
 @pytest.fixture

@@ -109,3 +109,18 @@ def test_gas_row_ratio_and_verdict(gas: int, target: int) -> None:
 def test_paper_table_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         PAPER_TABLE4[0].paper_gas = 1  # type: ignore[misc]
+
+
+@pytest.mark.anvil
+def test_benchmark_compares_embedded_and_anvil(tmp_path, capsys) -> None:
+    import json
+
+    from benchmarks import gas
+
+    code = gas.main(["--scale", "3", "--json", str(tmp_path / "gas.json")])
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "gas.json").read_text())
+    assert code == 0 and doc["identical"] is True, out
+    assert "embedded and Anvil gas: identical" in out
+    assert [r["gas"] for r in doc["embedded"]["rows"]] == [r["gas"] for r in doc["anvil"]["rows"]]
+    assert {t["name"] for t in doc["targets"]} >= {p.name for p in PAPER_TABLE4}
