@@ -20,7 +20,7 @@ from fogfed.chain import embedded
 #: Error texts by which nodes say "ask for less".
 _TOO_MUCH = ("too many", "limit", "exceed", "range", "timeout", "timed out", "size", "10000", "response")
 MIN_SPAN, MAX_SPAN = 1, 1_000_000
-GROW_BELOW, SHRINK_ABOVE = 2_000, 20_000
+GROW_BELOW, SHRINK_ABOVE = 1_000, 5_000
 
 
 def connect(rpc: str | None = None, timeout: float = 30.0) -> Web3:
