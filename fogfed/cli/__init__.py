@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     _load_subcommands()
     try:
-        cli.main(args=argv, prog_name="fogfed", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="fogfed", standalone_mode=False)
     except FogfedError as exc:
         click.echo(f"error: {exc.message}", err=True)
         if exc.hint:
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    # Without standalone mode click returns what the command returned, or the
+    # code of an Exit raised inside it.
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
