@@ -35,7 +35,7 @@ abstract contract Caches is Membership {
     /// @param holder The holder whose announcement ends (msg.sender to withdraw one's own).
     function withdrawCache(bytes32 fileId, address holder) external {
         bool own = holder == msg.sender;
-        if (!own && _isFresh(fileId, holder, _files[fileId].federationId)) revert CacheStillFresh(fileId, holder);
+        if (!own && _isFresh(fileId, holder, _files[fileId].federationId)) revert CacheStillFresh();
         _dropCache(fileId, holder, own ? CACHE_WITHDRAWN : CACHE_PRUNED);
     }
 
@@ -83,7 +83,7 @@ abstract contract Caches is Membership {
     function _dropCache(bytes32 fileId, address holder, uint8 reason) internal {
         mapping(address => CacheEntry) storage entries = _caches[fileId];
         uint32 position = entries[holder].position;
-        if (position == 0) revert NoCache(fileId, holder);
+        if (position == 0) revert NoCache();
         address[] storage holders = _cacheHolders[fileId];
         uint256 last = holders.length;
         if (position != last) {

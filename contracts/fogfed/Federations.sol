@@ -26,7 +26,7 @@ abstract contract Federations is Roles {
         _checkAttribute(location);
         _checkAttribute(service);
         if (publicKey.length == 0 || publicKey.length > MAX_PUBLIC_KEY_LENGTH) {
-            revert InvalidPublicKey(publicKey.length);
+            revert InvalidPublicKey();
         }
         bytes32 attrsHash = keccak256(abi.encode(keccak256(bytes(location)), keccak256(bytes(service))));
         uint32 existing = _federationByAttrs[attrsHash];
@@ -49,7 +49,7 @@ abstract contract Federations is Roles {
         _advanceEpoch(federationId, EPOCH_REKEY);
     }
 
-    /// @notice A federation's stored record; reverts UnknownFederation if there is none.
+    /// @notice A federation's stored record (all zero when there is none).
     /// @param federationId The federation.
     /// @return publicKeyCommitment First 24 bytes of keccak256 of its public key bytes.
     /// @return parent Parent id (0 for a root).
@@ -59,7 +59,7 @@ abstract contract Federations is Roles {
         view
         returns (bytes24 publicKeyCommitment, uint32 parent, uint32 epoch)
     {
-        Federation storage f = _requireFederation(federationId);
+        Federation storage f = _federations[federationId];
         return (f.publicKeyCommitment, f.parent, f.epoch);
     }
 
@@ -72,6 +72,6 @@ abstract contract Federations is Roles {
 
     function _checkAttribute(string calldata value) private pure {
         uint256 n = bytes(value).length;
-        if (n == 0 || n > MAX_ATTRIBUTE_LENGTH) revert InvalidAttribute(n);
+        if (n == 0 || n > MAX_ATTRIBUTE_LENGTH) revert InvalidAttribute();
     }
 }

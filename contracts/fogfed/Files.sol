@@ -36,7 +36,7 @@ abstract contract Files is Caches {
             revert InvalidFileReference();
         }
         uint256 policyLength = bytes(policy).length;
-        if (policyLength == 0 || policyLength > MAX_POLICY_LENGTH) revert InvalidPolicy(policyLength);
+        if (policyLength == 0 || policyLength > MAX_POLICY_LENGTH) revert InvalidPolicy();
         if (_files[fileId].uploader != address(0)) revert FileExists(fileId);
         _files[fileId] = FileRecord(
             plaintextHash, encSkRef, keccak256(bytes(policy)), msg.sender, federationId, epoch, uint32(block.timestamp)
@@ -69,7 +69,7 @@ abstract contract Files is Caches {
     /// @notice Report damage found while retrieving `fileId` (Algorithm 9: plaintext hash mismatch).
     /// @dev Active members of the file's federation only. With holder zero the stored copy is
     /// bad and the file is marked damaged; otherwise that holder's cached copy is bad and its
-    /// announcement is dropped (the stored copy may still be good).
+    /// announcement is expired (the stored copy may still be good).
     /// @param fileId The file.
     /// @param holder The cache holder whose copy was bad, or zero for the stored copy.
     /// @param reason 1 plaintext hash mismatch, 2 ciphertext failed authentication, 3 copy unavailable.
@@ -77,16 +77,20 @@ abstract contract Files is Caches {
         uint32 federationId = _files[fileId].federationId;
         if (federationId == 0) revert UnknownFile(fileId);
         _requireMemberOf(msg.sender, federationId);
-        if (reason == 0 || reason > MAX_DAMAGE_REASON) revert InvalidReason(reason);
+        if (reason == 0 || reason > MAX_DAMAGE_REASON) revert InvalidReason();
         if (holder == address(0)) {
             _damagedAt[fileId] = uint64(block.timestamp);
         } else {
-            _dropCache(fileId, holder, CACHE_DAMAGED);
+            // Expire the announcement rather than unlink it (one store; anyone may prune it later).
+            CacheEntry storage c = _caches[fileId][holder];
+            if (c.position == 0) revert NoCache();
+            c.expiresAt = 0;
+            emit CacheWithdrawn(fileId, holder, CACHE_DAMAGED);
         }
         emit FileDamaged(fileId, msg.sender, holder, reason);
     }
 
-    /// @notice A file's record; reverts UnknownFile if there is none.
+    /// @notice A file's record (all zero when there is none).
     /// @param fileId The file.
     /// @return plaintextHash SHA-256 of the plaintext.
     /// @return encSkRef Reference to the encrypted SK blob.
@@ -111,7 +115,6 @@ abstract contract Files is Caches {
         )
     {
         FileRecord storage f = _files[fileId];
-        if (f.uploader == address(0)) revert UnknownFile(fileId);
         return (
             f.plaintextHash,
             f.encSkRef,

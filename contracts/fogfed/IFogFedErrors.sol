@@ -5,17 +5,17 @@ pragma solidity ^0.8.24;
 /// @notice fogfed.chain decodes each of these into its name, its arguments and a sentence.
 interface IFogFedErrors {
     /// @notice The caller is not the admin.
-    error NotAdmin(address caller);
+    error NotAdmin();
     /// @notice The caller is not the pending admin named by the current admin.
-    error NotPendingAdmin(address caller);
-    /// @notice The caller is not a TAS operator.
-    error NotTas(address caller);
+    error NotPendingAdmin();
+    /// @notice The caller is neither the admin nor a TAS operator.
+    error NotTas();
     /// @notice The zero address was given where an account is needed.
     error ZeroAddress();
     /// @notice A federation attribute is empty or longer than 64 bytes.
-    error InvalidAttribute(uint256 length);
+    error InvalidAttribute();
     /// @notice A federation public key is empty or longer than 8192 bytes.
-    error InvalidPublicKey(uint256 length);
+    error InvalidPublicKey();
     /// @notice A federation with these attributes already exists.
     error FederationExists(bytes32 attrsHash, uint32 federationId);
     /// @notice No federation has this id.
@@ -29,19 +29,19 @@ interface IFogFedErrors {
     /// @notice An encryption public key of zero was given.
     error InvalidEncryptionKey();
     /// @notice A batch was empty or its arrays differ in length.
-    error LengthMismatch(uint256 nodes, uint256 keys);
+    error LengthMismatch();
     /// @notice A sealed key delivery is empty or longer than 8192 bytes.
-    error InvalidSealedKey(uint256 length);
+    error InvalidSealedKey();
     /// @notice A member tried to report itself.
     error SelfReport();
     /// @notice This reporter already reported this suspect during the suspect's current membership.
-    error AlreadyReported(address suspect, address reporter);
+    error AlreadyReported();
     /// @notice The false-claim threshold must be at least 1.
-    error InvalidThreshold(uint256 threshold);
+    error InvalidThreshold();
     /// @notice The file id, plaintext hash or encrypted-SK reference is zero.
     error InvalidFileReference();
     /// @notice The policy text is empty or longer than 1024 bytes.
-    error InvalidPolicy(uint256 length);
+    error InvalidPolicy();
     /// @notice A file with this id is already registered.
     error FileExists(bytes32 fileId);
     /// @notice No file has this id.
@@ -51,13 +51,13 @@ interface IFogFedErrors {
     /// @notice A cache expiry lies in the past or beyond the maximum lifetime.
     error InvalidExpiry(uint64 expiresAt, uint64 latestAllowed);
     /// @notice The maximum cache lifetime must be at least one second.
-    error InvalidCacheLifetime(uint256 lifetime);
+    error InvalidCacheLifetime();
     /// @notice The holder has no cache announcement for this file.
-    error NoCache(bytes32 fileId, address holder);
+    error NoCache();
     /// @notice The announcement is still fresh and its holder still a member: it cannot be pruned.
-    error CacheStillFresh(bytes32 fileId, address holder);
+    error CacheStillFresh();
     /// @notice An unknown damage reason code.
-    error InvalidReason(uint8 reason);
+    error InvalidReason();
     /// @notice Only the file's uploader, while an active member, may share it.
     error NotUploader(bytes32 fileId, address caller);
     /// @notice A peer endpoint URL is empty or longer than 256 bytes.

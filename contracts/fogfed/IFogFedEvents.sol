@@ -33,8 +33,6 @@ interface IFogFedEvents {
     event MemberRemoved(address indexed node, uint32 indexed federationId, uint8 reason, address by);
     /// @notice The TAS delivered `node` its CP-ABE secret key for `epoch`, sealed to the node's encryption key.
     event KeyDelivered(address indexed node, uint32 indexed federationId, uint32 indexed epoch, bytes sealedKey);
-    /// @notice `node` replaced its X25519 encryption public key.
-    event EncryptionKeyRotated(address indexed node, bytes32 encryptionKey);
     /// @notice A false claim by `suspect` was counted (reporter is the contract itself for a denied access).
     event FalseClaimCounted(address indexed suspect, address indexed reporter, uint16 count, bytes32 evidence);
     /// @notice Result of a verification by attributes (the paper's "Verifying FN by attribute").

@@ -30,7 +30,7 @@ abstract contract Membership is Federations {
         onlyTas
     {
         if (nodes.length == 0 || nodes.length != encryptionKeys.length) {
-            revert LengthMismatch(nodes.length, encryptionKeys.length);
+            revert LengthMismatch();
         }
         _requireFederation(federationId);
         for (uint256 i = 0; i < nodes.length; ++i) {
@@ -59,19 +59,9 @@ abstract contract Membership is Federations {
         _requireMemberOf(node, federationId);
         uint32 current = _federations[federationId].epoch;
         if (epoch != current) revert StaleEpoch(federationId, epoch, current);
-        if (sealedKey.length == 0 || sealedKey.length > MAX_SEALED_KEY_LENGTH) revert InvalidSealedKey(sealedKey.length);
+        if (sealedKey.length == 0 || sealedKey.length > MAX_SEALED_KEY_LENGTH) revert InvalidSealedKey();
         _peerBlocks[node].keyBlock = uint64(block.number);
         emit KeyDelivered(node, federationId, epoch, sealedKey);
-    }
-
-    /// @notice Replace the caller's own X25519 encryption public key.
-    /// @dev Active members only.
-    /// @param encryptionKey The new key.
-    function rotateEncryptionKey(bytes32 encryptionKey) external {
-        if (!_members[msg.sender].active) revert NotActiveMember(msg.sender);
-        if (encryptionKey == bytes32(0)) revert InvalidEncryptionKey();
-        _encryptionKeys[msg.sender] = encryptionKey;
-        emit EncryptionKeyRotated(msg.sender, encryptionKey);
     }
 
     /// @notice Report that `suspect` made a false claim to the caller (e.g. a request a peer refused).
@@ -86,7 +76,7 @@ abstract contract Membership is Federations {
         Member storage s = _members[suspect];
         if (!s.active) revert NotActiveMember(suspect);
         bytes32 key = keccak256(abi.encode(suspect, s.generation, msg.sender));
-        if (_falseClaimReported[key]) revert AlreadyReported(suspect, msg.sender);
+        if (_falseClaimReported[key]) revert AlreadyReported();
         _falseClaimReported[key] = true;
         _countFalseClaim(suspect, s, msg.sender, evidence);
     }
@@ -124,22 +114,15 @@ abstract contract Membership is Federations {
         return m.active && m.federationId == federationId;
     }
 
-    /// @notice Whether `node` is an active member of the federation with these attributes.
-    /// @param node The node.
-    /// @param attrsHash keccak256(keccak256(location) ++ keccak256(service)).
-    /// @return True when it is.
-    function memberHasAttributes(address node, bytes32 attrsHash) public view returns (bool) {
-        Member storage m = _members[node];
-        return m.active && _federationByAttrs[attrsHash] == m.federationId;
-    }
-
-    /// @notice The paper's "Verifying FN by attribute" as a transaction: same answer as
-    /// memberHasAttributes, recorded in a MemberVerified event.
+    /// @notice The paper's "Verifying FN by attribute": whether `node` is an active member of the
+    /// federation with these attributes. Free through eth_call; as a transaction the answer is
+    /// recorded in a MemberVerified event.
     /// @param node The node.
     /// @param attrsHash keccak256(keccak256(location) ++ keccak256(service)).
     /// @return ok The answer.
     function verifyMember(address node, bytes32 attrsHash) external returns (bool ok) {
-        ok = memberHasAttributes(node, attrsHash);
+        Member storage m = _members[node];
+        ok = m.active && _federationByAttrs[attrsHash] == m.federationId;
         emit MemberVerified(node, attrsHash, ok, msg.sender);
     }
 

@@ -4,24 +4,28 @@ pragma solidity ^0.8.24;
 import {FogFedStorage} from "./FogFedStorage.sol";
 
 /// @title TAS roles (one admin with two-step hand-over, any number of TAS operators) and settings.
-/// @dev The admin manages operators; operators run the TAS functions. The deployer starts
-/// as admin and operator. Taking over the admin role does not grant the operator role.
+/// @dev The admin manages operators and is itself always a TAS operator; operators run the
+/// TAS functions. The deployer starts as admin.
 abstract contract Roles is FogFedStorage {
     modifier onlyAdmin() {
-        if (msg.sender != _admin) revert NotAdmin(msg.sender);
+        if (msg.sender != _admin) revert NotAdmin();
         _;
     }
 
     modifier onlyTas() {
-        if (!_operators[msg.sender]) revert NotTas(msg.sender);
+        _checkTas();
         _;
+    }
+
+    // The admin is always a TAS operator; checking it first keeps slot 0 warm for
+    // createFederation's counter update.
+    function _checkTas() private view {
+        if (msg.sender != _admin && !_operators[msg.sender]) revert NotTas();
     }
 
     function _initRoles(address firstAdmin) internal {
         _admin = firstAdmin;
-        _operators[firstAdmin] = true;
         emit AdminTransferred(address(0), firstAdmin);
-        emit OperatorChanged(firstAdmin, true, firstAdmin);
     }
 
     /// @notice The contract's roles and settings in one call.
@@ -44,11 +48,11 @@ abstract contract Roles is FogFedStorage {
         return (_admin, _pendingAdmin, _federationCount, _falseClaimThreshold, _maxCacheLifetime);
     }
 
-    /// @notice Whether `account` is a TAS operator.
+    /// @notice Whether `account` may run TAS functions (the admin or a granted operator).
     /// @param account The account to check.
     /// @return True for an operator.
     function isOperator(address account) external view returns (bool) {
-        return _operators[account];
+        return account == _admin || _operators[account];
     }
 
     /// @notice Step one of handing over the admin role: name the successor (zero cancels).
@@ -62,7 +66,7 @@ abstract contract Roles is FogFedStorage {
 
     /// @notice Step two: the named successor takes the admin role.
     function acceptAdmin() external {
-        if (msg.sender != _pendingAdmin || msg.sender == address(0)) revert NotPendingAdmin(msg.sender);
+        if (msg.sender != _pendingAdmin || msg.sender == address(0)) revert NotPendingAdmin();
         address previous = _admin;
         _admin = msg.sender;
         _pendingAdmin = address(0);
@@ -85,8 +89,8 @@ abstract contract Roles is FogFedStorage {
     /// @param falseClaimThreshold False claims at which a member is removed.
     /// @param maxCacheLifetime Seconds.
     function configure(uint16 falseClaimThreshold, uint32 maxCacheLifetime) external onlyTas {
-        if (falseClaimThreshold == 0) revert InvalidThreshold(falseClaimThreshold);
-        if (maxCacheLifetime == 0) revert InvalidCacheLifetime(maxCacheLifetime);
+        if (falseClaimThreshold == 0) revert InvalidThreshold();
+        if (maxCacheLifetime == 0) revert InvalidCacheLifetime();
         _setSettings(falseClaimThreshold, maxCacheLifetime);
     }
 

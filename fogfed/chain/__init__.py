@@ -21,11 +21,12 @@ Public API:
 - ``FogFed`` methods, transactions (first argument the signing account, return ``TxResult``):
   ``begin_admin_transfer``, ``accept_admin``, ``set_operator``, ``configure``, ``create_federation``,
   ``bump_epoch``, ``add_member``, ``add_members``, ``remove_member``, ``deliver_key``,
-  ``rotate_encryption_key``, ``report_false_claim``, ``verify_member``, ``register_file``,
-  ``record_access``, ``report_damage``, ``announce_cache``, ``withdraw_cache``;
+  ``report_false_claim``, ``verify_member``, ``register_file``, ``record_access``, ``report_damage``,
+  ``share_file``, ``set_endpoint``, ``announce_cache``, ``withdraw_cache``;
   views: ``settings``, ``is_operator``, ``federation``, ``federation_by_attributes``,
   ``federation_public_key``, ``member``, ``is_active_member``, ``member_has_attributes``, ``file``,
-  ``cache_expiry``, ``fresh_cache_holders``; ``events(from_block, to_block, names)``.
+  ``has_access``, ``peer_blocks``, ``cache_expiry``, ``fresh_cache_holders``;
+  ``events(from_block, to_block, names)``.
 - Records: ``TxResult``, ``DecodedEvent``, ``Settings``, ``Federation``, ``Member``, ``FileRecord``,
   ``CacheHolder``. Helpers: ``attributes_hash``, ``public_key_commitment``.
 - Errors (all ``FogfedError``): ``ContractRevert`` (``error_name``, ``error_args``, ``sentence``),

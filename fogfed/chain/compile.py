@@ -28,7 +28,7 @@ MAIN_CONTRACT = ("FogFed.sol", "FogFed")
 SETTINGS: dict[str, Any] = {
     "evmVersion": "shanghai",
     "viaIR": True,
-    "optimizer": {"enabled": True, "runs": 200},
+    "optimizer": {"enabled": True, "runs": 1},
     "metadata": {"bytecodeHash": "none"},
     "outputSelection": {
         "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "devdoc", "userdoc"]}

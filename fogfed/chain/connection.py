@@ -84,7 +84,8 @@ def _is_nonce_error(text: str) -> bool:
 
 
 def _is_funds_error(text: str) -> bool:
-    return any(s in text for s in ("insufficient funds", "enough balance", "not enough funds", "insufficient balance"))
+    return any(s in text for s in ("insufficient funds", "enough balance", "not enough funds", "insufficient balance",
+                                   "cannot afford"))
 
 
 class Chain:
@@ -141,8 +142,7 @@ class Chain:
             # Other processes may send from the same account: hold the chain across
             # "read nonce, send" and always read the nonce fresh.
             with self._embedded.locked():
-                slot = _NonceSlot()
-                yield slot
+                yield _NonceSlot()
             return
         key = (self._identity, address)
         with _slots_lock:
@@ -161,17 +161,17 @@ class Chain:
         try:
             gas = int(self.w3.eth.estimate_gas(tx))
         except Exception as exc:  # noqa: BLE001 - every web3/provider failure is translated here
-            raise self._translate(exc, function) from None
+            raise self._translate(exc, function, tx.get("from")) from None
         # Headroom for state that changes between estimate and inclusion (other senders).
         limit = int(self.w3.eth.get_block("latest")["gasLimit"])
         return min(gas + gas // 5 + 10_000, limit)
 
-    def _translate(self, exc: BaseException, function: str | None) -> FogfedError:
+    def _translate(self, exc: BaseException, function: str | None, sender: str | None = None) -> FogfedError:
         if isinstance(exc, FogfedError):
             return exc
         data = revert_data(exc)
         if data is not None or is_revert(exc):
-            return decode_revert(data or b"", function)
+            return decode_revert(data or b"", function, sender)
         text = _message(exc)
         if _is_funds_error(text):
             return InsufficientFunds(f"{function or 'transaction'}: the sender cannot pay for it",
@@ -214,7 +214,7 @@ class Chain:
                     text = _message(exc)
                     if _is_nonce_error(text) and not _is_funds_error(text):
                         continue
-                    raise self._translate(exc, function) from None
+                    raise self._translate(exc, function, account.address) from None
                 slot.next += 1
                 return tx_hash
         raise TransactionFailed(f"{function or 'transaction'}: nonce conflicts persisted after {_NONCE_RETRIES} tries",
@@ -225,7 +225,7 @@ class Chain:
         try:
             self.w3.eth.call(call, block_identifier=max(int(receipt["blockNumber"]) - 1, 0))
         except Exception as exc:  # noqa: BLE001
-            return self._translate(exc, function)
+            return self._translate(exc, function, tx["from"])
         return TransactionFailed(f"{function or 'transaction'} {receipt['transactionHash'].hex()} failed "
                                  f"(status 0, {receipt['gasUsed']} gas used) but does not revert when replayed",
                                  "it probably ran out of gas or lost a race with another transaction; retry")
@@ -235,7 +235,7 @@ class Chain:
         try:
             return bytes(self.w3.eth.call(tx))
         except Exception as exc:  # noqa: BLE001
-            raise self._translate(exc, function) from None
+            raise self._translate(exc, function, tx.get("from")) from None
 
 
 def checksum(value: Any, what: str) -> str:

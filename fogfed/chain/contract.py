@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 
 from fogfed.chain import args as a
@@ -22,6 +23,7 @@ from fogfed.chain.artifacts import load_artifact
 from fogfed.chain.connection import Chain, checksum
 from fogfed.chain.errors import ChainError, InvalidArgument, NotFogFedContract
 from fogfed.chain.events import decode_log, decode_receipt, topics_for
+from fogfed.chain.reverts import decode_revert
 from fogfed.chain.types import (
     CacheHolder,
     DecodedEvent,
@@ -121,7 +123,7 @@ class FogFed:
         return Settings(admin, None if pending == ZERO_ADDRESS else pending, count, threshold, lifetime)
 
     def is_operator(self, account: str) -> bool:
-        """Whether ``account`` is a TAS operator."""
+        """Whether ``account`` may run TAS functions (the admin always may)."""
         return bool(self._call("isOperator", checksum(account, "account")))
 
     def begin_admin_transfer(self, admin: LocalAccount, new_admin: str | None) -> TxResult:
@@ -162,6 +164,8 @@ class FogFed:
         """A federation's record; ContractRevert(UnknownFederation) if there is none."""
         fid = a.uint(federation_id, 32, "federation id")
         commitment, parent, epoch = self._call("federation", fid)
+        if not any(commitment):
+            raise decode_revert(_error_data("UnknownFederation", fid), "federation")
         return Federation(fid, bytes(commitment), parent, epoch)
 
     def federation_by_attributes(self, location: str, service: str) -> int:
@@ -210,11 +214,6 @@ class FogFed:
                               a.uint(federation_id, 32, "federation id"), a.uint(epoch, 32, "epoch"),
                               a.blob(sealed_key, "sealed key", MAX_SEALED_KEY))
 
-    def rotate_encryption_key(self, member: LocalAccount, enc_pubkey: bytes) -> TxResult:
-        """Replace the caller's own X25519 public key."""
-        return self._transact(member, "rotateEncryptionKey",
-                              a.bytes_n(enc_pubkey, 32, "encryption public key", nonzero=True))
-
     def report_false_claim(self, member: LocalAccount, suspect: str, evidence: bytes) -> TxResult:
         """Report a false claim by ``suspect`` (once per reporter per membership). ``.value``: removed?"""
         result = self._transact(member, "reportFalseClaim", checksum(suspect, "suspect"),
@@ -233,8 +232,9 @@ class FogFed:
                                a.uint(federation_id, 32, "federation id")))
 
     def member_has_attributes(self, node_address: str, location: str, service: str) -> bool:
-        """Whether the node is an active member of the federation with these attributes (free view)."""
-        return bool(self._call("memberHasAttributes", checksum(node_address, "node address"),
+        """Whether the node is an active member of the federation with these attributes
+        (verifyMember through eth_call: free, nothing recorded)."""
+        return bool(self._call("verifyMember", checksum(node_address, "node address"),
                                a.attributes_hash(location, service)))
 
     def verify_member(self, sender: LocalAccount, node_address: str, location: str, service: str) -> TxResult:
@@ -276,7 +276,29 @@ class FogFed:
         """A file's record; ContractRevert(UnknownFile) if there is none."""
         fid = a.bytes_n(file_id, 32, "file id")
         ph, ref, pref, uploader, fed, epoch, at, damaged = self._call("file", fid)
+        if fed == 0:
+            raise decode_revert(_error_data("UnknownFile", fid), "file")
         return FileRecord(fid, bytes(ph), bytes(ref), bytes(pref), uploader, fed, epoch, at, damaged)
+
+    def share_file(self, uploader: LocalAccount, file_id: bytes, federation_id: int) -> TxResult:
+        """Let members of another federation read a file (its uploader only)."""
+        return self._transact(uploader, "shareFile", a.bytes_n(file_id, 32, "file id"),
+                              a.uint(federation_id, 32, "federation id"))
+
+    def has_access(self, node_address: str, file_id: bytes) -> bool:
+        """Whether the node may read the file now (member of its federation or of one it is shared with)."""
+        return bool(self._call("hasAccess", checksum(node_address, "node address"), a.bytes_n(file_id, 32, "file id")))
+
+    # -- peers ----------------------------------------------------------------
+
+    def set_endpoint(self, member: LocalAccount, url: str) -> TxResult:
+        """Publish the URL where the caller serves cached copies (EndpointSet event)."""
+        return self._transact(member, "setEndpoint", a.text(url, "endpoint URL", 256))
+
+    def peer_blocks(self, node_address: str) -> tuple[int, int]:
+        """Blocks of the node's latest KeyDelivered and EndpointSet events (0: none)."""
+        key_block, endpoint_block = self._call("peerBlocks", checksum(node_address, "node address"))
+        return int(key_block), int(endpoint_block)
 
     # -- caches ---------------------------------------------------------------
 
@@ -333,6 +355,13 @@ class FogFed:
             block = last + 1
         out.sort(key=lambda e: (e.block_number, e.log_index))
         return out
+
+
+def _error_data(name: str, *values: Any) -> bytes:
+    """Revert data of custom error ``name``: lets views report a missing record like the contract would."""
+    item = next(i for i in load_artifact()["abi"] if i["type"] == "error" and i["name"] == name)
+    types = [i["type"] for i in item["inputs"]]
+    return function_signature_to_4byte_selector(f"{name}({','.join(types)})") + abi_encode(types, list(values))
 
 
 def _checksummed(value: Any, typ: str) -> Any:

@@ -36,11 +36,10 @@ SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
     "NotAdmin": (lambda a: f"{a['caller']} is not the admin", "send it from the admin account"),
     "NotPendingAdmin": (lambda a: f"{a['caller']} was not named as the next admin",
                         "the admin must first call beginAdminTransfer for this account"),
-    "NotTas": (lambda a: f"{a['caller']} is not a TAS operator", _TAS_HINT),
+    "NotTas": (lambda a: f"{a['caller']} is neither the admin nor a TAS operator", _TAS_HINT),
     "ZeroAddress": (lambda a: "the zero address is not a valid account", None),
-    "InvalidAttribute": (lambda a: f"a federation attribute has {a['length']} bytes; 1 to 64 are allowed", None),
-    "InvalidPublicKey": (lambda a: f"the federation public key has {a['length']} bytes; 1 to 8192 are allowed",
-                         None),
+    "InvalidAttribute": (lambda a: "a federation attribute is empty or longer than 64 bytes", None),
+    "InvalidPublicKey": (lambda a: "the federation public key is empty or longer than 8192 bytes", None),
     "FederationExists": (lambda a: f"federation {a['federationId']} already has these attributes",
                          "look it up with federation_by_attributes instead of creating it again"),
     "UnknownFederation": (lambda a: f"there is no federation {a['federationId']}", "check the federation id"),
@@ -50,27 +49,28 @@ SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
     "NotFederationMember": (lambda a: f"{a['account']} is not a member of federation {a['federationId']}",
                             _NOT_MEMBER_HINT),
     "InvalidEncryptionKey": (lambda a: "the encryption public key is zero", "pass the node's 32-byte X25519 key"),
-    "LengthMismatch": (lambda a: f"the batch has {a['nodes']} nodes and {a['keys']} keys",
+    "LengthMismatch": (lambda a: "the batch is empty or has a different number of nodes and keys",
                        "pass one key per node, at least one node"),
-    "InvalidSealedKey": (lambda a: f"the sealed key has {a['length']} bytes; 1 to 8192 are allowed", None),
+    "InvalidSealedKey": (lambda a: "the sealed key is empty or longer than 8192 bytes", None),
     "SelfReport": (lambda a: "a member cannot report itself", None),
-    "AlreadyReported": (lambda a: f"{a['reporter']} already reported {a['suspect']} during its current membership",
+    "AlreadyReported": (lambda a: f"{a['caller']} already reported this suspect during its current membership",
                         "each member counts once per suspect"),
-    "InvalidThreshold": (lambda a: f"a false-claim threshold of {a['threshold']} is not allowed", "use 1 or more"),
+    "InvalidThreshold": (lambda a: "a false-claim threshold of 0 is not allowed", "use 1 or more"),
     "InvalidFileReference": (lambda a: "the file id, plaintext hash or encrypted-key reference is zero", None),
-    "InvalidPolicy": (lambda a: f"the policy has {a['length']} bytes; 1 to 1024 are allowed", None),
+    "InvalidPolicy": (lambda a: "the policy is empty or longer than 1024 bytes", None),
     "FileExists": (lambda a: f"file {a['fileId']} is already registered", None),
     "UnknownFile": (lambda a: f"there is no file {a['fileId']}", "check the file id (the CID's digest)"),
     "StaleEpoch": (lambda a: f"federation {a['federationId']} is at key epoch {a['current']}, not {a['given']}",
                    "fetch the current epoch and its keys, re-encrypt the file key, then retry"),
     "InvalidExpiry": (lambda a: f"cache expiry {a['expiresAt']} is in the past or after {a['latestAllowed']}",
                       "pick an expiry in the future within the maximum cache lifetime"),
-    "InvalidCacheLifetime": (lambda a: f"a maximum cache lifetime of {a['lifetime']} s is not allowed",
-                             "use 1 second or more"),
-    "NoCache": (lambda a: f"{a['holder']} has no cache announcement for file {a['fileId']}", None),
-    "CacheStillFresh": (lambda a: f"the cache announcement of {a['holder']} for file {a['fileId']} is still fresh",
+    "InvalidCacheLifetime": (lambda a: "a maximum cache lifetime of 0 s is not allowed", "use 1 second or more"),
+    "NoCache": (lambda a: "that holder has no cache announcement for this file", None),
+    "CacheStillFresh": (lambda a: "that cache announcement is still fresh and its holder still a member",
                         "only expired announcements or those of former members can be pruned"),
-    "InvalidReason": (lambda a: f"damage reason {a['reason']} is unknown", "use 1, 2 or 3"),
+    "InvalidReason": (lambda a: "the damage reason code is unknown", "use 1, 2 or 3"),
+    "NotUploader": (lambda a: f"{a['caller']} did not upload file {a['fileId']}", "only the uploader may share a file"),
+    "InvalidEndpoint": (lambda a: f"the endpoint URL has {a['length']} bytes; 1 to 256 are allowed", None),
 }
 
 
@@ -94,15 +94,17 @@ def _errors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
     return table
 
 
-def decode_revert(data: bytes, function: str | None = None) -> ContractRevert:
-    """Decode revert ``data`` (custom error, ``Error(string)``, ``Panic`` or nothing)."""
+def decode_revert(data: bytes, function: str | None = None, sender: str | None = None) -> ContractRevert:
+    """Decode revert ``data`` (custom error, ``Error(string)``, ``Panic`` or nothing).
+
+    ``sender`` names the caller in sentences of errors that do not carry it (it is msg.sender)."""
     selector, body = data[:4], data[4:]
     try:
         if selector in _errors():
             name, names, types = _errors()[selector]
             args = {n: _plain(v, t) for n, v, t in zip(names, abi_decode(list(types), body), types)}
             sentence, hint = SENTENCES.get(name, (lambda a: f"the contract refused with {name}", None))
-            shown = {k: _shown(v) for k, v in args.items()}
+            shown = {"caller": sender or "the sender", **{k: _shown(v) for k, v in args.items()}}
             return ContractRevert(name, args, sentence(shown), function=function, hint=hint)
         if selector == _ERROR_STRING:
             (reason,) = abi_decode(["string"], body)

@@ -59,7 +59,7 @@ def test_batch_add_is_all_or_nothing(chain, cast):
     assert not any(cast.fed.member(n.address).active for n in nodes)
     with pytest.raises(ContractRevert) as err:
         cast.fed._transact(cast.tas, "addMembers", cast.fid, [nodes[0].address], [])
-    assert err.value.error_name == "LengthMismatch" and err.value.error_args == {"nodes": 1, "keys": 0}
+    assert err.value.error_name == "LengthMismatch"
     result = cast.fed.add_members(cast.tas, cast.fid, [n.address for n in nodes], [enc_key(n) for n in nodes])
     assert result.value == 3
     assert [e.args["node"] for e in result.events if e.name == "MemberAdded"] == [n.address for n in nodes]
@@ -100,22 +100,6 @@ def test_deliver_key(cast):
         with pytest.raises(ContractRevert) as err:
             fed._transact(cast.tas, "deliverKey", *fn_args)
         assert err.value.error_name == error, fn_args
-
-
-@pytest.mark.parametrize("kind", ["removed", "outsider", "tas"])
-def test_only_active_members_rotate_keys(cast, kind):
-    with pytest.raises(ContractRevert) as err:
-        cast.fed.rotate_encryption_key(cast.callers()[kind], b"\x09" * 32)
-    assert err.value.error_name == "NotActiveMember"
-
-
-def test_rotate_key(cast):
-    result = cast.fed.rotate_encryption_key(cast.member, b"\x09" * 32)
-    assert result.event("EncryptionKeyRotated").args == {"node": cast.member.address, "encryptionKey": b"\x09" * 32}
-    assert cast.fed.member(cast.member.address).encryption_key == b"\x09" * 32
-    with pytest.raises(ContractRevert) as err:
-        cast.fed._transact(cast.member, "rotateEncryptionKey", b"\x00" * 32)
-    assert err.value.error_name == "InvalidEncryptionKey"
 
 
 def test_false_claim_reports_remove_at_threshold(chain, tas):
