@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, is_hex_address, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
 from fogfed.chain.errors import (
@@ -242,11 +242,12 @@ def checksum(value: Any, what: str) -> str:
     """``value`` as a checksummed address, or InvalidArgument naming ``what``."""
     if isinstance(value, (bytes, bytearray)) and len(value) == 20:
         return to_checksum_address(value)
-    if isinstance(value, str) and is_address(value):
-        return to_checksum_address(value)
     if isinstance(value, str) and is_hex_address(value):
-        raise InvalidArgument(f"{what} {value} has a wrong checksum (mixed case)",
-                              "copy the address again or pass it all lower case")
+        body = value[2:]
+        if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+            raise InvalidArgument(f"{what} {value} has a wrong checksum (mixed case)",
+                                  "copy the address again or pass it all lower case")
+        return to_checksum_address(value)
     raise InvalidArgument(f"{what} must be an Ethereum address (0x + 40 hex digits), got {value!r:.80}")
 
 

@@ -132,8 +132,10 @@ def _as_bytes(value: Any) -> bytes | None:
         return bytes(value)
     if isinstance(value, str) and _HEX.fullmatch(value) and len(value) % 2 == 0:
         return bytes.fromhex(value[2:])
-    if isinstance(value, dict) and "data" in value:
-        return _as_bytes(value["data"])
+    if isinstance(value, dict):  # {"data": ...} from most nodes, {"result": ...} from Ganache
+        for key in ("data", "result"):
+            if key in value:
+                return _as_bytes(value[key])
     return None
 
 
@@ -150,10 +152,6 @@ def revert_data(exc: BaseException) -> bytes | None:
             data = _as_bytes(arg)
             if data is not None:
                 return data
-            if isinstance(arg, dict):  # a JSON-RPC error object
-                data = _as_bytes(arg.get("data"))
-                if data is not None:
-                    return data
             if isinstance(arg, str) and arg.startswith("execution reverted: b"):
                 match = _BYTES_LITERAL.search(arg)
                 if match:
