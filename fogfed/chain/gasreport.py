@@ -264,7 +264,7 @@ def write_plot(report: GasReport, path: Path) -> None:
     try:
         ax.bar([x - 0.2 for x in xs], [r.paper_gas for r in report.rows], 0.4, label="paper (Table 4)")
         ax.bar([x + 0.2 for x in xs], [r.gas for r in report.rows], 0.4, label="fogfed")
-        ax.scatter(list(xs), [r.target for r in report.rows], marker="_", s=400, color="black",
+        ax.scatter([x + 0.2 for x in xs], [r.target for r in report.rows], marker="_", s=400, color="black",
                    label="target", zorder=3)
         ax.set_yscale("log")
         ax.set_ylabel("gas used (log scale)")
