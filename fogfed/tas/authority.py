@@ -69,7 +69,7 @@ class TrustedAuthority:
         if fed is None:
             ledger, _ = Ledger.deploy(chain, acct)
         else:
-            ledger = Ledger(chain, check_address(fed, "contract address"), acct)
+            ledger = Ledger(chain, check_address(getattr(fed, "address", fed), "contract address"), acct)
             if not ledger.call("isOperator", acct.address):
                 raise TasError(f"{acct.address} is not a TAS operator of contract {ledger.address}",
                                "ask the contract admin to grant it the operator role")
