@@ -67,6 +67,8 @@ def _stale_caches(state: dict[str, Any], head_time: int) -> list[Finding]:
     for file_id, holders in state["caches"].items():
         fed = state["files"][file_id]["federation_id"]
         for holder, entry in holders.items():
+            if entry["damaged"]:
+                continue  # a damage report ended it; the damage findings cover it
             m = members.get(holder, {})
             expired = entry["expires_at"] <= head_time
             left = not (m.get("active") and m.get("federation_id") == fed)

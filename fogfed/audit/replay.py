@@ -69,7 +69,7 @@ def replay(
     from_block: int | None = None,
     to_block: int | None = None,
     config: RebuildConfig | None = None,
-    span: int = 2_000,
+    span: int = 16,
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay the events of the FogFed contract at ``address`` up to ``to_block`` (default: head).
@@ -108,6 +108,7 @@ def replay(
                     events.append(event)
             cp.commit_range(events, last)
             new += len(events)
+            del logs, events  # not held while the next range is fetched
             if progress:
                 progress(start, last, head, new)
         done = cp.last_block if cp.last_block is not None else head

@@ -20,7 +20,8 @@ from fogfed.chain import embedded
 #: Error texts by which nodes say "ask for less".
 _TOO_MUCH = ("too many", "limit", "exceed", "range", "timeout", "timed out", "size", "10000", "response")
 MIN_SPAN, MAX_SPAN = 1, 1_000_000
-GROW_BELOW, SHRINK_ABOVE = 1_000, 5_000
+#: Logs wanted per answer: few requests, yet one batch's memory stays small.
+TARGET_LOGS = 2_000
 
 
 def connect(rpc: str | None = None, timeout: float = 30.0) -> Web3:
@@ -119,7 +120,7 @@ def deployment_block(w3: Web3, address: str, head: int) -> int:
 class LogSource:
     """Raw logs of one contract between two blocks, fetched in adaptive ranges."""
 
-    def __init__(self, w3: Web3, address: str, span: int = 2_000) -> None:
+    def __init__(self, w3: Web3, address: str, span: int = 16) -> None:
         self.w3, self.address = w3, checked_address(address)
         self.span = max(MIN_SPAN, min(span, MAX_SPAN))
         self.ceiling = MAX_SPAN  # below the smallest range the node refused
@@ -142,13 +143,13 @@ class LogSource:
                 raise AuditError("the node's eth_getLogs answer is not a list", "check the --rpc URL")
             self._adapt(len(logs))
             yield last, logs
+            del logs  # not held while the next range is fetched
             block = last + 1
 
     def _adapt(self, count: int) -> None:
-        if count < GROW_BELOW:
-            self.span = min(self.ceiling, self.span * 2)
-        elif count > SHRINK_ABOVE:
-            self.span = max(MIN_SPAN, self.span // 2)
+        # Aim the next range at TARGET_LOGS, changing by at most x8 / x0.25 per step.
+        factor = min(8.0, max(0.25, TARGET_LOGS / max(count, 1)))
+        self.span = int(min(self.ceiling, max(MIN_SPAN, self.span * factor)))
 
 
 def _asks_for_less(exc: AuditError) -> bool:

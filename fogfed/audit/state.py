@@ -26,6 +26,7 @@ REMOVAL_REASONS = {1: "removed by TAS", 2: "automatic: false-claim threshold rea
 EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS"}
 DENIAL_REASONS = {1: "unknown file", 2: "not a member", 3: "removed member", 4: "other federation"}
 CACHE_END_REASONS = {1: "withdrawn by holder", 2: "pruned (stale)", 3: "reported damaged"}
+CACHE_DAMAGED = 3
 DAMAGE_REASONS = {1: "plaintext hash mismatch", 2: "ciphertext failed authentication", 3: "copy unavailable"}
 
 
@@ -62,7 +63,7 @@ class Rebuild:
     def empty() -> dict[str, Any]:
         """A state with nothing in it (before the deployment)."""
         return {
-            "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {},
+            "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {}, "admins": [],
                          "false_claim_threshold": 0, "max_cache_lifetime": 0, "settings": []},
             "federations": {}, "members": {}, "files": {}, "caches": {},
             "removals": [], "damage": [], "shares": [], "verifications": {"count": 0, "failed": 0},
@@ -89,6 +90,7 @@ class Rebuild:
     def _admin_transferred(self, e: Event) -> None:
         c = self.data["contract"]
         c["admin"], c["pending_admin"] = e.args["newAdmin"], ZERO_ADDRESS
+        c["admins"].append({"admin": e.args["newAdmin"], **_where(e)})
 
     def _admin_transfer_started(self, e: Event) -> None:
         self.data["contract"]["pending_admin"] = e.args["pendingAdmin"]
@@ -192,11 +194,6 @@ class Rebuild:
         self.data["shares"].append({"file_id": a["fileId"], "federation_id": a["federationId"], "by": a["by"],
                                     **_where(e)})
 
-    def _key_rotated(self, e: Event) -> None:
-        m = self._member(e.args["node"])
-        m["encryption_key"] = e.args["encryptionKey"]
-        m["history"].append({"kind": "key_rotated", **_where(e)})
-
     def _false_claim(self, e: Event) -> None:
         a = e.args
         m = self._member(a["suspect"])
@@ -272,11 +269,16 @@ class Rebuild:
     def _cache_announced(self, e: Event) -> None:
         a = e.args
         self.data["caches"].setdefault(a["fileId"], {})[a["holder"]] = {
-            "expires_at": a["expiresAt"], "announced": _where(e)}
+            "expires_at": a["expiresAt"], "announced": _where(e), "damaged": False}
         self._note_write(e, a["holder"], "cache announcement")
 
     def _cache_withdrawn(self, e: Event) -> None:
         holders = self.data["caches"].get(e.args["fileId"], {})
+        if e.args["reason"] == CACHE_DAMAGED:
+            # The contract only expires a damaged copy's announcement; it stays listed until pruned.
+            if e.args["holder"] in holders:
+                holders[e.args["holder"]].update(expires_at=0, damaged=True)
+            return
         holders.pop(e.args["holder"], None)
         if not holders:
             self.data["caches"].pop(e.args["fileId"], None)
@@ -298,7 +300,6 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "KeyDelivered": Rebuild._key_delivered,
     "EndpointSet": Rebuild._endpoint_set,
     "FileShared": Rebuild._file_shared,
-    "EncryptionKeyRotated": Rebuild._key_rotated,
     "FalseClaimCounted": Rebuild._false_claim,
     "MemberVerified": Rebuild._verified,
     "FileRegistered": Rebuild._file_registered,

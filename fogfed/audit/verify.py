@@ -43,8 +43,10 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
     check("contract", "settings (admin, pendingAdmin, federationCount, falseClaimThreshold, maxCacheLifetime)",
           (c["admin"], c["pending_admin"], len(feds), c["false_claim_threshold"], c["max_cache_lifetime"]),
           view("settings"))
-    for account, is_op in c["operators"].items():
-        check(account, "isOperator", is_op, view("isOperator", account))
+    # The admin is always an operator; every account ever named is checked.
+    for account in {*c["operators"], *(a["admin"] for a in c["admins"])}:
+        check(account, "isOperator", account == c["admin"] or c["operators"].get(account, False),
+              view("isOperator", account))
     for f in feds.values():
         subject = f"federation {f['id']}"
         check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"]),

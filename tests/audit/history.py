@@ -108,13 +108,13 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.mine(1, seconds=60)
     s.send(a[7], "withdrawCache", file_b, a[1])                # expired: pruned by anyone
     s.send(a[2], "reportDamage", file_a, ZERO, 1)           # one damage report on the stored copy
-    s.send(a[1], "rotateEncryptionKey", digest("ek1-new"))
     s.send(a[7], "verifyMember", a[1], attrs_hash("paris", "storage"))
     s.send(s.tas, "deliverKey", a[6], f3, 0, b"sealed-key-for-a6")
     s.send(s.tas, "bumpEpoch", f2)
     s.send(s.tas, "configure", 3, 2 * 86400)
     s.send(s.tas, "beginAdminTransfer", a[8])
     s.send(a[8], "acceptAdmin")
+    s.send(a[8], "setOperator", s.tas, True)                # the old admin stays TAS as an operator
     s.send(a[8], "setOperator", a[9], True)
     s.send(a[8], "setOperator", a[9], False)
     s.mine(20)                                               # keep removals away from a[3]'s writes
