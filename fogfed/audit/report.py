@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fogfed.audit.checkpoint import Checkpoint
-from fogfed.audit.findings import KINDS, Finding, Thresholds, anomalies
+from fogfed.audit.findings import KINDS, Thresholds, anomalies
 from fogfed.audit.replay import restore
 
 TIMELINE_LIMIT = 2_000
@@ -230,8 +230,3 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
         "</body></html>",
     ]
     path.write_text("".join(page), encoding="utf-8")
-
-
-def findings_of(report: dict[str, Any]) -> list[Finding]:
-    """The report's findings as objects."""
-    return [Finding(**f) for f in report["findings"]]

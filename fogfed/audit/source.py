@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from eth_utils import is_address, to_checksum_address
-from web3 import Web3
+from web3 import EthereumTesterProvider, Web3
 
 from fogfed.audit.errors import AuditError
 from fogfed.chain import embedded
@@ -39,9 +39,22 @@ def connect(rpc: str | None = None, timeout: float = 30.0) -> Web3:
     return w3
 
 
+# The in-process eth-tester provider takes raw requests only in its own (snake_case) format,
+# so on it the few calls the auditor makes go through web3's formatting methods instead.
+_TESTER_CALLS = {
+    "eth_chainId": lambda w3, p: w3.eth.chain_id,
+    "eth_blockNumber": lambda w3, p: w3.eth.block_number,
+    "eth_getCode": lambda w3, p: w3.eth.get_code(p[0], p[1]),
+    "eth_getBlockByNumber": lambda w3, p: dict(w3.eth.get_block(p[0])),
+    "eth_getLogs": lambda w3, p: [dict(log) for log in w3.eth.get_logs(p[0])],
+}
+
+
 def call(w3: Web3, method: str, params: list[Any]) -> Any:
     """One raw JSON-RPC call; every failure becomes an AuditError naming the method."""
     try:
+        if isinstance(w3.provider, EthereumTesterProvider):
+            return _TESTER_CALLS[method](w3, params)
         reply = w3.provider.make_request(method, params)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - transport errors come in many types
         raise AuditError(f"the Ethereum node did not answer {method} ({type(exc).__name__}: {exc})",
@@ -66,6 +79,12 @@ class RpcError(AuditError):
         self.node_message = message
 
 
+def block_param(w3: Web3, block: int) -> int | str:
+    """A block number as the provider wants it: hex over JSON-RPC, an int for the in-process
+    eth-tester provider (whose raw requests skip web3's formatters)."""
+    return block if isinstance(w3.provider, EthereumTesterProvider) else hex(block)
+
+
 def as_int(value: Any) -> int:
     """A JSON-RPC quantity (0x-hex string, or int from in-process providers) as an int."""
     return value if isinstance(value, int) else int(str(value), 16)
@@ -85,7 +104,7 @@ def head_block(w3: Web3) -> int:
 
 def block_timestamp(w3: Web3, block: int) -> int:
     """Timestamp of ``block`` (unix seconds)."""
-    header = call(w3, "eth_getBlockByNumber", [hex(block), False])
+    header = call(w3, "eth_getBlockByNumber", [block_param(w3, block), False])
     if not header:
         raise AuditError(f"the node has no block {block}", "pass a block at or below the chain head")
     return as_int(header["timestamp"])
@@ -93,7 +112,7 @@ def block_timestamp(w3: Web3, block: int) -> int:
 
 def has_code(w3: Web3, address: str, block: int | str = "latest") -> bool:
     """Whether ``address`` holds contract code at ``block``."""
-    tag = hex(block) if isinstance(block, int) else block
+    tag = block_param(w3, block) if isinstance(block, int) else block
     code = call(w3, "eth_getCode", [address, tag])
     code = code.hex() if isinstance(code, (bytes, bytearray)) else str(code)
     return code not in ("", "0x", "0x0")
@@ -132,7 +151,8 @@ class LogSource:
             last = min(end, block + self.span - 1)
             try:
                 logs = call(self.w3, "eth_getLogs",
-                            [{"address": self.address, "fromBlock": hex(block), "toBlock": hex(last)}])
+                            [{"address": self.address, "fromBlock": block_param(self.w3, block),
+                              "toBlock": block_param(self.w3, last)}])
             except AuditError as exc:
                 if self.span > MIN_SPAN and _asks_for_less(exc):
                     self.ceiling = min(self.ceiling, self.span - 1)

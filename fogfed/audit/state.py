@@ -25,8 +25,7 @@ EVIDENCE_TXS = 10
 REMOVAL_REASONS = {1: "removed by TAS", 2: "automatic: false-claim threshold reached"}
 EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS"}
 DENIAL_REASONS = {1: "unknown file", 2: "not a member", 3: "removed member", 4: "other federation"}
-CACHE_END_REASONS = {1: "withdrawn by holder", 2: "pruned (stale)", 3: "reported damaged"}
-CACHE_DAMAGED = 3
+CACHE_DAMAGED = 3  # CacheWithdrawn reason: the holder's copy was reported damaged
 DAMAGE_REASONS = {1: "plaintext hash mismatch", 2: "ciphertext failed authentication", 3: "copy unavailable"}
 
 

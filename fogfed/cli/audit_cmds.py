@@ -13,8 +13,8 @@ from fogfed import audit
 from fogfed.cli import cli
 
 DB_HELP = "SQLite checkpoint file (one per deployment; a replay resumes from it)."
-RPC_HELP = ("JSON-RPC URL of the Ethereum node (the embedded chain lives inside one process: "
-            "audit it through the Python API, fogfed.audit.replay).")
+RPC_HELP = ("JSON-RPC URL of the Ethereum node, or embedded:<dir>. "
+            "Default: the embedded chain the other fogfed commands share ($FOGFED_HOME/chain).")
 
 
 def _console() -> Console:
@@ -42,7 +42,7 @@ def _common(fn):  # type: ignore[no-untyped-def]
     fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=Path("fogfed-audit.sqlite"),
                       show_default=True, help=DB_HELP)(fn)
     fn = click.option("--address", required=True, metavar="0x...", help="The FogFed contract's address.")(fn)
-    fn = click.option("--rpc", required=True, metavar="URL", help=RPC_HELP)(fn)
+    fn = click.option("--rpc", metavar="URL", help=RPC_HELP)(fn)
     return fn
 
 
@@ -58,7 +58,7 @@ def audit_group() -> None:
 @click.option("--near-removal-blocks", type=click.IntRange(min=0), default=10, show_default=True,
               help="Flag registrations/announcements this close to a removal (fixed per checkpoint).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def replay_cmd(rpc: str, address: str, db: Path, from_block: int | None, to_block: int | None,
+def replay_cmd(rpc: str | None, address: str, db: Path, from_block: int | None, to_block: int | None,
                near_removal_blocks: int, quiet: bool) -> None:
     """Replay every event into the checkpoint (resumes where the last run stopped)."""
     r = _run_replay(audit.connect(rpc), address, db, from_block, to_block, near_removal_blocks, quiet)
@@ -70,7 +70,7 @@ def replay_cmd(rpc: str, address: str, db: Path, from_block: int | None, to_bloc
 @audit_group.command("verify")
 @_common
 @click.option("--no-replay", is_flag=True, help="Verify the checkpoint as is, without replaying new blocks.")
-def verify_cmd(rpc: str, address: str, db: Path, no_replay: bool) -> None:
+def verify_cmd(rpc: str | None, address: str, db: Path, no_replay: bool) -> None:
     """Replay up to the head, then compare the rebuilt state with the contract's views at that block."""
     w3 = audit.connect(rpc)
     if no_replay:

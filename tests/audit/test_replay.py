@@ -11,7 +11,7 @@ from web3 import Web3
 from fogfed import audit
 from fogfed.chain.artifacts import load_artifact
 from tests.audit.conftest import Replayed
-from tests.audit.history import Script, clean_history
+from tests.audit.history import Script, base, clean_history
 
 pytestmark = pytest.mark.anvil
 
@@ -19,6 +19,14 @@ pytestmark = pytest.mark.anvil
 def test_every_abi_event_has_a_handler() -> None:
     names = {e["name"] for e in load_artifact()["abi"] if e["type"] == "event"}
     assert names - audit.HANDLED_EVENTS == set(), "events the rebuild ignores"
+
+
+def test_every_view_verify_reads_is_in_the_abi() -> None:
+    from fogfed.audit.verify import VIEWS_READ
+
+    views = {e["name"] for e in load_artifact()["abi"]
+             if e["type"] == "function" and e["stateMutability"] == "view"}
+    assert set(VIEWS_READ) <= views
 
 
 def test_clean_history_emits_every_event_kind(clean: Replayed) -> None:
@@ -115,3 +123,15 @@ def test_small_ranges_give_the_same_state(w3: Web3, clean: Replayed, tmp_path: P
 def test_restore_from_the_checkpoint_needs_no_network(clean: Replayed) -> None:
     with audit.Checkpoint.open(clean.db) as cp:
         assert json.dumps(audit.restore(cp).data, sort_keys=True) == _state(clean.result)
+
+
+def test_the_embedded_chain_replays_and_verifies(tmp_path: Path) -> None:
+    # The persistent embedded chain (py-evm) the other commands share, selected as embedded:<dir>.
+    w3 = audit.connect(f"embedded:{tmp_path / 'chain'}")
+    s = Script(w3)
+    ids = base(s)
+    s.send(s.accounts[7], "recordAccess", ids["file_a"])
+    r = audit.replay(w3, s.address, tmp_path / "embedded.sqlite")
+    assert r.start_block == s.deploy_block and r.total_events > 5
+    assert r.state["accesses"] == {"granted": 0, "denied": 1}
+    assert audit.verify(w3, s.address, r.state, r.head) == []
