@@ -30,12 +30,37 @@ def ape(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def test_ape_config_matches_the_package_compiler_settings() -> None:
+    import json
+
+    import yaml
+
+    from fogfed.chain.compile import SETTINGS
+
+    solidity = yaml.safe_load((ROOT / "ape-config.yaml").read_text())["solidity"]
+    npm_solc = json.loads((ROOT / "node_modules" / "solc" / "package.json").read_text())["version"]
+    assert solidity["version"] == npm_solc
+    assert solidity["evm_version"] == SETTINGS["evmVersion"]
+    assert solidity["via_ir"] == SETTINGS["viaIR"]
+    assert solidity["optimize"] == SETTINGS["optimizer"]["enabled"]
+    assert solidity["optimization_runs"] == SETTINGS["optimizer"]["runs"]
+
+
 def test_ape_compile_uses_the_npm_solc() -> None:
-    proc = ape("compile")
+    import json
+
+    from fogfed.chain.compile import SETTINGS
+
+    proc = ape("compile", "--force")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert "0.8.37" in out
-    assert (ROOT / ".build" / "__local__.json").is_file()
+    assert "Compiling using Solidity compiler '0.8.37" in out and "contracts/FogFed.sol" in out, out
+    manifest = json.loads((ROOT / ".build" / "__local__.json").read_text())
+    [compiler] = manifest["compilers"]
+    assert compiler["version"].startswith("0.8.37+commit.")
+    assert compiler["settings"]["viaIR"] == SETTINGS["viaIR"]
+    assert compiler["settings"]["optimizer"] == SETTINGS["optimizer"]
+    assert "FogFed" in manifest["contractTypes"]
 
 
 def test_ape_test_runs_the_ape_suite_with_a_gas_profile() -> None:

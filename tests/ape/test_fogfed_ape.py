@@ -37,10 +37,11 @@ def test_only_the_tas_creates_federations(fogfed, outsider):
 
 def test_add_member_and_verify_by_attribute(fogfed, member, federation_id):
     assert fogfed.isActiveMember(member, federation_id)
-    attrs = attributes_hash(LOCATION, SERVICE)
-    receipt = fogfed.verifyMember(member, attrs, sender=member)
-    assert [e.event_name for e in receipt.decode_logs()] == ["MemberVerified"]
-    assert fogfed.memberHasAttributes(member, attrs)
+    receipt = fogfed.verifyMember(member, attributes_hash(LOCATION, SERVICE), sender=member)
+    [event] = receipt.decode_logs()
+    assert event.event_name == "MemberVerified" and event.event_arguments["result"]
+    wrong = fogfed.verifyMember(member, attributes_hash("Jeddah", SERVICE), sender=member)
+    assert not wrong.decode_logs()[0].event_arguments["result"]
 
 
 def test_member_registers_a_file_and_records_access(fogfed, member, federation_id):
