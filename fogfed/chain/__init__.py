@@ -29,6 +29,9 @@ Public API:
   ``events(from_block, to_block, names)``.
 - Records: ``TxResult``, ``DecodedEvent``, ``Settings``, ``Federation``, ``Member``, ``FileRecord``,
   ``CacheHolder``. Helpers: ``attributes_hash``, ``public_key_commitment``.
+- Mobility (``fogfed.chain.mobility``, a second contract next to FogFed): ``deploy_mobility(chain, deployer,
+  fed, grant=True)``, ``FogFedMobility.at(chain, address, fed)``; ``check_handover``, ``move_member``,
+  ``set_backward_secrecy``, ``backward_secrecy``, ``deliver_history_key``, ``events``; ``Handover``.
 - Errors (all ``FogfedError``): ``ContractRevert`` (``error_name``, ``error_args``, ``sentence``),
   ``ChainUnreachable``, ``WrongChain``, ``NotFogFedContract``, ``InsufficientFunds``,
   ``TransactionFailed``, ``InvalidArgument``, ``ChainError`` (base).
@@ -47,11 +50,12 @@ from fogfed.chain.errors import (
     TransactionFailed,
     WrongChain,
 )
+from fogfed.chain.mobility import FogFedMobility, Handover, deploy_mobility
 from fogfed.chain.types import CacheHolder, DecodedEvent, Federation, FileRecord, Member, Settings, TxResult
 
 __all__ = [
     "CacheHolder", "Chain", "ChainError", "ChainUnreachable", "ContractRevert", "DAMAGE_REASONS", "DecodedEvent",
-    "Federation", "FileRecord", "FogFed", "InsufficientFunds", "InvalidArgument", "Member", "NotFogFedContract",
-    "Settings", "TransactionFailed", "TxResult", "WrongChain", "attributes_hash", "connect", "deploy",
+    "Federation", "FileRecord", "FogFed", "FogFedMobility", "Handover", "InsufficientFunds", "InvalidArgument", "Member", "NotFogFedContract",
+    "Settings", "TransactionFailed", "TxResult", "WrongChain", "attributes_hash", "connect", "deploy", "deploy_mobility",
     "public_key_commitment",
 ]

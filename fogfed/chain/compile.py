@@ -2,8 +2,9 @@
 
 Usage: ``python -m fogfed.chain.compile [--check]``. It runs
 ``node scripts/solc.js --standard-json`` (npm ``solc``, WebAssembly, no
-network) and writes ``fogfed/chain/artifacts/FogFed.json``. ``--check`` only
-compares a fresh build with the committed artifact and exits 1 when stale.
+network) and writes one artifact per deployable contract
+(``fogfed/chain/artifacts/FogFed.json``, ``FogFedMobility.json``). ``--check``
+only compares a fresh build with the committed artifacts and exits 1 when stale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from fogfed.errors import FogfedError
 REPO_ROOT = CONTRACTS_DIR.parent
 SOLC_WRAPPER = REPO_ROOT / "scripts" / "solc.js"
 MAIN_CONTRACT = ("FogFed.sol", "FogFed")
+#: Every contract that gets an artifact: FogFed, and mobility deployed next to it.
+CONTRACTS = (MAIN_CONTRACT, ("FogFedMobility.sol", "FogFedMobility"))
 
 #: Pinned compiler settings. viaIR: the many-field events are too deep for the legacy
 #: pipeline. Optimizer runs 1: the smallest code; every runtime byte costs ~216 gas of
@@ -73,28 +76,36 @@ def _run(argv: list[str], stdin: str) -> str:
     return proc.stdout
 
 
-def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
-    """Compile ``sources`` and return the FogFed artifact dict (raises on any compiler error)."""
+def compile_all(sources: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Compile ``sources`` once; the artifact dict of every contract in CONTRACTS, by name."""
     out = json.loads(_run([_node(), str(SOLC_WRAPPER), "--standard-json", "--base-path", str(CONTRACTS_DIR)],
                           json.dumps(standard_input(sources))))
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         text = "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
         raise FogfedError(f"Solidity compilation failed:\n{text}")
-    unit, name = MAIN_CONTRACT
-    contract = out["contracts"][unit][name]
-    return {
-        "contractName": name,
-        "sourceUnit": unit,
-        "abi": contract["abi"],
-        "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
-        "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
-        "devdoc": contract.get("devdoc", {}),
-        "userdoc": contract.get("userdoc", {}),
-        "compiler": {"name": "solc", "version": solc_version(), "settings": SETTINGS},
-        "sourcesHash": sources_hash(sources),
-        "sources": sorted(sources),
-    }
+    compiler = {"name": "solc", "version": solc_version(), "settings": SETTINGS}
+    artifacts = {}
+    for unit, name in CONTRACTS:
+        contract = out["contracts"][unit][name]
+        artifacts[name] = {
+            "contractName": name,
+            "sourceUnit": unit,
+            "abi": contract["abi"],
+            "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
+            "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+            "devdoc": contract.get("devdoc", {}),
+            "userdoc": contract.get("userdoc", {}),
+            "compiler": compiler,
+            "sourcesHash": sources_hash(sources),
+            "sources": sorted(sources),
+        }
+    return artifacts
+
+
+def compile_sources(sources: dict[str, str], name: str = "FogFed") -> dict[str, Any]:
+    """Compile ``sources`` and return contract ``name``'s artifact dict (raises on any compiler error)."""
+    return compile_all(sources)[name]
 
 
 def write_artifact(artifact: dict[str, Any], directory: Path = ARTIFACTS_DIR) -> Path:
@@ -110,20 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed artifact is stale")
     args = parser.parse_args(argv)
     try:
-        artifact = compile_sources(read_sources())
+        artifacts = compile_all(read_sources())
         if args.check:
-            committed = json.loads((ARTIFACTS_DIR / "FogFed.json").read_text(encoding="utf-8"))
-            stale = any(committed.get(k) != artifact[k]
-                        for k in ("abi", "bytecode", "deployedBytecode", "sourcesHash", "compiler"))
-            print("artifact is stale: run python -m fogfed.chain.compile" if stale else "artifact is up to date")
+            stale = [name for name, artifact in artifacts.items() if _is_stale(name, artifact)]
+            print(f"artifacts are stale ({', '.join(stale)}): run python -m fogfed.chain.compile" if stale
+                  else "artifacts are up to date")
             return 1 if stale else 0
-        path = write_artifact(artifact)
+        paths = {name: write_artifact(artifact) for name, artifact in artifacts.items()}
     except FogfedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    size = (len(artifact["deployedBytecode"]) - 2) // 2
-    print(f"wrote {path.relative_to(REPO_ROOT)} (solc {artifact['compiler']['version']}, runtime {size} bytes)")
+    for name, path in paths.items():
+        artifact = artifacts[name]
+        size = (len(artifact["deployedBytecode"]) - 2) // 2
+        print(f"wrote {path.relative_to(REPO_ROOT)} (solc {artifact['compiler']['version']}, runtime {size} bytes)")
     return 0
+
+
+def _is_stale(name: str, artifact: dict[str, Any]) -> bool:
+    try:
+        committed = json.loads((ARTIFACTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return any(committed.get(k) != artifact[k] for k in ("abi", "bytecode", "deployedBytecode", "sourcesHash", "compiler"))
 
 
 if __name__ == "__main__":
