@@ -1,6 +1,6 @@
 """Benchmark the auditor's replay: events per second from Anvil, and peak memory.
 
-    python -m benchmarks.audit [--events 10000,100000] [--accesses 2000,10000] [--json PATH] [--quick]
+    python -m benchmarks.audit [--events 10000,100000] [--accesses 10000,40000] [--json PATH] [--quick]
 
 Two workloads on a fresh Anvil each:
 
@@ -8,14 +8,15 @@ Two workloads on a fresh Anvil each:
   100,000 events take 400 transactions; the rebuilt state grows with them
   (every member is state).
 * accesses: one member recording accesses to one file (one AccessGranted per
-  transaction); the rebuilt state stays the same size however many events.
+  transaction, 100 transactions per block); the rebuilt state stays the same
+  size however many events.
 
 For each size: the time to generate the events, a full replay timed without
 tracing (events per second, from eth_getLogs to the committed SQLite
 checkpoint), and a second replay under tracemalloc giving the peak Python
 memory and the memory still held by the rebuilt state afterwards. Their
-difference is the replay's own working memory, which must not grow with the
-number of events. Exit code 0 either way (this reports, it does not gate).
+difference is the replay's own working memory: about one batch of logs
+(ranges aim at 2,000 logs), which must not grow with the number of events. Exit code 0 either way (this reports, it does not gate).
 """
 
 from __future__ import annotations
@@ -56,14 +57,19 @@ def _deploy(w3: Web3) -> tuple[str, object]:
     return address, w3.eth.contract(address=address, abi=art["abi"])
 
 
-def _send_all(w3: Web3, txs: list[dict]) -> None:
-    # Sent back to back without waiting for receipts. Anvil mines on arrival, but when arrivals
-    # outpace mining some stay pending with nothing to trigger a block: mine until the pool is empty.
-    hashes = [_rpc(w3, "eth_sendTransaction", [tx]) for tx in txs]
-    while int(_rpc(w3, "txpool_status", [])["pending"], 16):
-        _rpc(w3, "evm_mine", [])
+def _send_all(w3: Web3, txs: list[dict], per_block: int) -> None:
+    # Automine off and exactly ``per_block`` transactions per block: the same event density all
+    # along, so replay batches are alike at every size. No receipt is awaited until the end.
+    _rpc(w3, "evm_setAutomine", [False])
+    try:
+        hashes = []
+        for i in range(0, len(txs), per_block):
+            hashes += [_rpc(w3, "eth_sendTransaction", [tx]) for tx in txs[i:i + per_block]]
+            _rpc(w3, "evm_mine", [])
+    finally:
+        _rpc(w3, "evm_setAutomine", [True])
     for h in (hashes[0], hashes[-1]):
-        if int(w3.eth.wait_for_transaction_receipt(h, timeout=120)["status"]) != 1:
+        if int(w3.eth.get_transaction_receipt(h)["status"]) != 1:
             raise RuntimeError("an event-generating transaction failed")
 
 
@@ -84,7 +90,7 @@ def generate_members(w3: Web3, events: int) -> str:
         data = c.encode_abi("addMembers", [1, nodes, [b"\x02" * 32] * n])
         txs.append({"from": tas, "to": address, "data": data, "gas": hex(14_000_000)})
         todo, start = todo - n, start + n
-    _send_all(w3, txs)
+    _send_all(w3, txs, per_block=1)
     return address
 
 
@@ -97,7 +103,8 @@ def generate_accesses(w3: Web3, events: int) -> str:
     fid = b"\x03" * 32
     c.functions.registerFile(1, fid, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node})
     data = c.encode_abi("recordAccess", [fid])
-    _send_all(w3, [{"from": node, "to": address, "data": data, "gas": hex(100_000)}] * (events - _count(w3, address)))
+    n = events - _count(w3, address)
+    _send_all(w3, [{"from": node, "to": address, "data": data, "gas": hex(100_000)}] * n, per_block=100)
     return address
 
 
@@ -147,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=parse_ints, default=None,
                         help="sizes of the members workload (default 10000,100000; quick 600)")
     parser.add_argument("--accesses", type=parse_ints, default=None,
-                        help="sizes of the accesses workload (default 2000,10000; quick 100,200)")
+                        help="sizes of the accesses workload (default 10000,40000; quick 300,600)")
     args = parser.parse_args(argv)
     members = args.events or ([600] if args.quick else [10_000, 100_000])
-    accesses = args.accesses or ([100, 200] if args.quick else [2_000, 10_000])
+    accesses = args.accesses or ([300, 600] if args.quick else [10_000, 40_000])
     for n in (*members, *accesses):
         if n < 10:
             parser.error("sizes must be at least 10 events")
@@ -165,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     report.target("replay rate (slowest run)", slowest, ">=", TARGET_EVENTS_PER_S, "events/s")
     acc = [r for r in rows if r["workload"] == "accesses"]
     if len(acc) > 1:
-        # Same state, more events: the working memory must stay flat (1 MB of slack for noise).
+        # Same state, more events: the working memory must stay flat (2 MB of slack: batches
+        # differ by a few hundred logs).
         growth = acc[-1]["working_mb"] - acc[0]["working_mb"]
         report.target(f"working memory growth, {acc[0]['events']} -> {acc[-1]['events']} events at constant state",
-                      growth, "<=", 1.0, "MB")
+                      growth, "<=", 2.0, "MB")
     report.finish()
     return 0
 

@@ -24,9 +24,23 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx TEXT NOT NULL, time INTEGER NOT NULL,
     name TEXT NOT NULL, args TEXT NOT NULL, PRIMARY KEY (block, log_index));
-CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
-    block INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (section TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, PRIMARY KEY (section, key));
 """
+
+
+def _rows(state: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
+    # Big dicts and lists one entry per row (kind d / l); everything else whole (kind v).
+    # An empty dict or list is stored whole, so it comes back with its type.
+    for section, value in state.items():
+        if isinstance(value, dict) and value and section != "contract":
+            for key, item in value.items():
+                yield section, "d", key, json.dumps(item)
+        elif isinstance(value, list) and value:
+            for i, item in enumerate(value):
+                yield section, "l", f"{i:012d}", json.dumps(item)
+        else:
+            yield section, "v", "", json.dumps(value)
 
 
 class Checkpoint:
@@ -115,18 +129,32 @@ class Checkpoint:
         return self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def save_snapshot(self, block: int, state: dict[str, Any]) -> None:
+        """Store ``state`` as of ``block``: one row per federation, member, file... so that
+        neither writing nor reading it needs more than one entry's JSON at a time."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?)", (block, json.dumps(state)))
+            self.db.execute("DELETE FROM snapshot")
+            self.db.executemany("INSERT INTO snapshot VALUES (?, ?, ?, ?)", _rows(state))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('snapshot_block', ?)", (str(block),))
 
     def snapshot(self) -> tuple[int, dict[str, Any]] | None:
-        row = self.db.execute("SELECT block, state FROM snapshot WHERE id = 1").fetchone()
-        if row is None:
+        """(block, state) of the stored snapshot, or None."""
+        block = self.meta("snapshot_block")
+        if block is None:
             return None
+        state: dict[str, Any] = {}
         try:
-            return row[0], json.loads(row[1])
+            for section, kind, key, value in self.db.execute(
+                    "SELECT section, kind, key, value FROM snapshot ORDER BY rowid"):
+                if kind == "v":
+                    state[section] = json.loads(value)
+                elif kind == "d":
+                    state.setdefault(section, {})[key] = json.loads(value)
+                else:
+                    state.setdefault(section, []).append(json.loads(value))
         except json.JSONDecodeError as exc:
             raise AuditError(f"the state snapshot in {self.path} is corrupt",
                              "delete the file and replay again") from exc
+        return int(block), state
 
     def close(self) -> None:
         self.db.close()

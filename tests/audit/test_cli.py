@@ -67,9 +67,9 @@ def test_verify_reports_mismatch_exit_code(anvil_url: str, w3: Web3, tmp_path: P
     assert main(["audit", "replay", *args, "--quiet"]) == 0
     # Tamper with the local snapshot: verify must notice the rebuilt state no longer matches.
     con = sqlite3.connect(db)
-    state = json.loads(con.execute("SELECT state FROM snapshot").fetchone()[0])
-    state["contract"]["false_claim_threshold"] = 99
-    con.execute("UPDATE snapshot SET state = ?", (json.dumps(state),))
+    contract = json.loads(con.execute("SELECT value FROM snapshot WHERE section = 'contract'").fetchone()[0])
+    contract["false_claim_threshold"] = 99
+    con.execute("UPDATE snapshot SET value = ? WHERE section = 'contract'", (json.dumps(contract),))
     con.commit()
     con.close()
     capsys.readouterr()
