@@ -1,0 +1,192 @@
+"""What a moving node and the TAS agree on: the signed move request and the sealed history key.
+
+A ``MoveRequest`` (versioned JSON, EIP-191 signed by the node's account like
+the enrollment request) names the destination federation and repeats the
+node's X25519 key: the TAS passes that key to the contract, which accepts the
+handover only if it equals the key on chain. A history key (federations with
+backward secrecy off) is sealed like a delivered key, with its own domain and
+the epoch range in the associated data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
+
+from fogfed import abe
+from fogfed.errors import InputError
+from fogfed.keys.identity import NodeIdentity
+from fogfed.keys.seal import SealError, open_sealed, seal
+from fogfed.keys.signing import recover_signer, sign
+from fogfed.protocol.attributes import epoch_attribute, federation_attribute
+from fogfed.protocol.enrollment import CLOCK_SKEW, _canonical, _hex
+
+FORMAT = "fogfed-move"
+VERSION = 1
+MAX_JSON_BYTES = 4096
+MAX_AGE = 3600  # a move is done at once, not approved later
+_DOMAIN = b"fogfed move request v1\n"
+_HISTORY_DOMAIN = b"fogfed history key v1\x00"
+_FIELDS = {"format", "version", "address", "enc_public_key", "to_federation", "chain_id", "contract",
+           "mobility", "nonce", "timestamp", "signature"}
+
+
+class MoveRejected(InputError):
+    """A move request is malformed, forged, stale, replayed or for another deployment."""
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """A node's signed request to be handed over to federation ``to_federation``."""
+
+    address: str
+    enc_public_key: bytes
+    to_federation: int
+    chain_id: int
+    contract: str
+    mobility: str
+    nonce: bytes
+    timestamp: int
+    signature: bytes
+
+    @classmethod
+    def create(cls, identity: NodeIdentity, to_federation: int, *, chain_id: int, contract: str,
+               mobility: str, now: float | None = None) -> "MoveRequest":
+        """A fresh request signed by ``identity``'s account."""
+        unsigned = cls(identity.address, identity.enc_public_key, to_federation, chain_id,
+                       _address(contract, "contract"), _address(mobility, "mobility contract"), os.urandom(16),
+                       int(time.time() if now is None else now), b"")
+        unsigned._check_fields()
+        return cls(**{**unsigned.__dict__, "signature": sign(identity.account, unsigned.signed_bytes())})
+
+    def _doc(self) -> dict:
+        doc = asdict(self)
+        doc.update(format=FORMAT, version=VERSION, enc_public_key=self.enc_public_key.hex(), nonce=self.nonce.hex(),
+                   signature="0x" + self.signature.hex())
+        return doc
+
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: domain | canonical JSON of every field but the signature."""
+        doc = self._doc()
+        del doc["signature"]
+        return _DOMAIN + _canonical(doc)
+
+    def to_json(self) -> str:
+        """The request as one JSON document."""
+        return json.dumps(self._doc(), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "MoveRequest":
+        """Parse and type-check a request (untrusted input); ``verify`` checks the signature."""
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MoveRejected("move request is not UTF-8 text") from None
+        if not isinstance(text, str) or len(text) > MAX_JSON_BYTES:
+            raise MoveRejected(f"move request must be JSON text of at most {MAX_JSON_BYTES} bytes")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MoveRejected(f"move request is not valid JSON ({exc.msg} at {exc.pos})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise MoveRejected("not a fogfed move request", "create one with `fogfed node move`")
+        if doc.get("version") != VERSION:
+            raise MoveRejected(f"move request version {doc.get('version')!r} is not supported")
+        if set(doc) != _FIELDS:
+            raise MoveRejected(f"move request fields {sorted(set(doc) ^ _FIELDS)} are missing or unknown")
+        try:
+            req = cls(doc["address"], _hex(doc["enc_public_key"], 32), doc["to_federation"], doc["chain_id"],
+                      doc["contract"], doc["mobility"], _hex(doc["nonce"], 16), doc["timestamp"],
+                      _hex(doc["signature"], 65, prefixed=True))
+        except (TypeError, ValueError):
+            raise MoveRejected("move request has a field of the wrong type or size") from None
+        req._check_fields()
+        return req
+
+    def _check_fields(self) -> None:
+        for what, value in (("address", self.address), ("contract", self.contract), ("mobility", self.mobility)):
+            if not isinstance(value, str) or not is_hex_address(value) or to_checksum_address(value) != value:
+                raise MoveRejected(f"move request {what} {value!r:.60} is not a checksummed address")
+        if not isinstance(self.enc_public_key, bytes) or len(self.enc_public_key) != 32 \
+                or self.enc_public_key == bytes(32):
+            raise MoveRejected("move request encryption key must be 32 nonzero bytes")
+        for name, v, hi in (("to_federation", self.to_federation, 2**32), ("chain_id", self.chain_id, 2**64),
+                            ("timestamp", self.timestamp, 2**40)):
+            if type(v) is not int or not 0 < v < hi:
+                raise MoveRejected(f"move request {name} {v!r:.40} is out of range")
+
+    def verify(self, *, chain_id: int, contract: str, mobility: str, now: float | None = None,
+               max_age: int = MAX_AGE) -> None:
+        """Raise MoveRejected unless signed by ``address``, for this deployment, and fresh."""
+        self._check_fields()
+        if recover_signer(self.signed_bytes(), self.signature) != self.address:
+            raise MoveRejected(f"move request is not signed by {self.address} (forged or altered)")
+        if (self.chain_id, self.contract, self.mobility) != (chain_id, _address(contract, "contract"),
+                                                              _address(mobility, "mobility contract")):
+            raise MoveRejected(f"move request is for chain {self.chain_id} contracts {self.contract}/{self.mobility}, "
+                               f"not this deployment", "create the request against this deployment")
+        t = time.time() if now is None else now
+        if self.timestamp > t + CLOCK_SKEW or t - self.timestamp > max_age:
+            raise MoveRejected(f"move request timestamp {self.timestamp} is not within {max_age} s of now ({int(t)})",
+                               "create a fresh request")
+
+
+def _address(value: object, what: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise MoveRejected(f"{what} {value!r:.60} is not an address")
+    return to_checksum_address(value)
+
+
+# -- history keys (backward secrecy off) ------------------------------------------------------
+
+def history_attributes(base: list[str], federation_id: int, from_epoch: int, to_epoch: int) -> list[str]:
+    """``base`` (loc:, svc:) plus ``ff:<fid>`` and ``ep:<fid>:<e>`` for every epoch in the range."""
+    return sorted(set(base) | {federation_attribute(federation_id)}
+                  | {epoch_attribute(federation_id, e) for e in range(from_epoch, to_epoch + 1)})
+
+
+def history_aad(chain_id: int, mobility: str, node: str, federation_id: int, from_epoch: int, to_epoch: int) -> bytes:
+    """Associated data of a history key: binds chain, mobility contract, node, federation and epochs."""
+    return (_HISTORY_DOMAIN + chain_id.to_bytes(8, "big") + to_canonical_address(mobility)
+            + to_canonical_address(node) + federation_id.to_bytes(4, "big") + from_epoch.to_bytes(4, "big")
+            + to_epoch.to_bytes(4, "big"))
+
+
+def seal_history_key(tas: LocalAccount, node_enc_pub: bytes, sk: abe.SecretKey, *, chain_id: int, mobility: str,
+                     node: str, federation_id: int, from_epoch: int, to_epoch: int) -> bytes:
+    """The sealed box the TAS posts with deliverHistoryKey."""
+    return seal(node_enc_pub, sk.to_bytes(), sender=tas,
+                aad=history_aad(chain_id, mobility, node, federation_id, from_epoch, to_epoch))
+
+
+def open_history_key(identity: NodeIdentity, sealed: bytes, pk: abe.PublicKey, *, chain_id: int, mobility: str,
+                     federation_id: int, from_epoch: int, to_epoch: int,
+                     is_operator: Callable[[str], bool]) -> abe.SecretKey:
+    """Open a history key: sender a TAS operator, same ABE system, exactly the promised ff:/ep: attributes."""
+    if not isinstance(sealed, (bytes, bytearray)) or not 86 <= len(sealed) <= 8192:
+        raise MoveRejected("history key box is malformed")
+    sender = to_checksum_address(bytes(sealed[66:86]))
+    if not is_operator(sender):
+        raise MoveRejected(f"history key was sealed by {sender}, which is not a TAS operator on chain")
+    try:
+        raw = open_sealed(identity, bytes(sealed), expected_sender=sender,
+                          aad=history_aad(chain_id, mobility, identity.address, federation_id, from_epoch, to_epoch))
+        sk = abe.SecretKey.from_bytes(raw)
+    except SealError as exc:
+        raise MoveRejected(f"history key cannot be opened: {exc.message}") from None
+    except InputError as exc:
+        raise MoveRejected(f"history key is malformed: {exc.message}") from None
+    if sk.fingerprint != pk.fingerprint:
+        raise MoveRejected("history key belongs to another ABE system than the one on chain")
+    want = set(history_attributes([], federation_id, from_epoch, to_epoch))
+    have = {x for x in sk.attributes if x.startswith(("ff:", "ep:"))}
+    if have != want:
+        raise MoveRejected(f"history key has attributes {sorted(have)}, expected exactly {sorted(want)}")
+    return sk
