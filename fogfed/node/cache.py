@@ -2,7 +2,9 @@
 
 Blobs are streamed into a temp file, verified against what the caller expects
 (a SHA-256 digest or, with an injected ``cid_of``, an IPFS CID), then renamed
-into place; the index remembers each blob's size and SHA-256, so every
+into place (or, with ``put_file``, a file its producer hashed while writing
+it is moved in without reading it again); the index remembers each blob's
+size and SHA-256, so every
 ``open`` re-verifies the bytes and a damaged copy is dropped, never returned.
 A size cap is kept by evicting least-recently-used blobs; ``on_evict`` hears
 about every copy that leaves the cache so the node can withdraw its on-chain
@@ -14,6 +16,7 @@ it, the peer server's threads may read while the node writes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -28,7 +31,7 @@ from typing import BinaryIO
 
 from fogfed.errors import FogfedError, InputError
 
-CHUNK = 1 << 16
+CHUNK = 1 << 20
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
     file_id    BLOB PRIMARY KEY CHECK (length(file_id) = 32),
@@ -196,7 +199,50 @@ class BlobCache:
         self._notify(evicted)
         return entry
 
+    def put_file(self, file_id: bytes, path: str | os.PathLike, sha256: bytes, *,
+                 expires_at: int | None = None) -> CacheEntry:
+        """Move the file at ``path`` into the cache as ``file_id``, recorded with digest ``sha256``.
+
+        For bytes the caller has just produced and hashed while writing them
+        (an upload's ciphertext, a fetched copy already checked against its
+        CID): they are neither read nor hashed again here. The digest is
+        still what every ``open`` checks, so a wrong one only gets the copy
+        dropped at its first use, never served. ``path`` must be on the
+        cache's file system; otherwise the bytes are copied and checked by
+        ``put``. The file is gone from ``path`` afterwards.
+        """
+        file_id = check_file_id(file_id)
+        if not isinstance(sha256, (bytes, bytearray)) or len(sha256) != 32:
+            raise InputError("sha256 must be a 32-byte SHA-256 digest")
+        if expires_at is not None and type(expires_at) is not int:
+            raise InputError(f"expires_at must be an integer timestamp, got {expires_at!r}")
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        if size > self.max_bytes:
+            raise InputError(f"blob for 0x{file_id.hex()} is larger than the whole cache "
+                             f"({self.max_bytes} bytes)", "raise the cache size cap")
+        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        os.close(fd)
+        try:
+            try:
+                os.replace(path, tmp)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with open(path, "rb") as src:
+                    return self.put(file_id, src, bytes(sha256), expires_at=expires_at)
+            entry, evicted = self._commit(file_id, tmp, size, bytes(sha256), None, expires_at)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._notify(evicted)
+        return entry
+
     def _stream_to(self, fd: int, src: BinaryIO, file_id: bytes) -> tuple[bytes, int]:
+        # No fsync: every open re-checks the digest, and a copy a crash damaged is dropped
+        # (and its announcement withdrawn) at its next use; a cache copy is never the only one.
         h, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
             while chunk := src.read(CHUNK):
@@ -206,8 +252,6 @@ class BlobCache:
                                      f"({self.max_bytes} bytes)", "raise the cache size cap")
                 h.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         return h.digest(), size
 
     def _commit(self, file_id: bytes, tmp: str, size: int, digest: bytes, cid: str | None,

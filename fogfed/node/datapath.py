@@ -20,29 +20,43 @@ from fogfed.abe.stream import EncryptingReader, StreamError, StreamInfo, decrypt
 from fogfed.errors import InputError
 from fogfed.protocol.files import STREAM_AAD
 from fogfed.storage import ContentStore, compute_cid
+from fogfed.storage.importer import READ_SIZE
 
 Progress = Callable[[int], object]
 MAX_ENCSK_BYTES = 256 * 1024  # one IPFS chunk; real ones are a few KiB
 
 
-class _Tee(io.RawIOBase):
-    """Reads from ``src`` and copies every byte to ``copy`` (the ciphertext kept for the local cache)."""
+class _CiphertextSource:
+    """The ciphertext as the store reads it, each piece also written to ``copy`` and hashed on the way.
 
-    def __init__(self, src: BinaryIO, copy: BinaryIO) -> None:
-        super().__init__()
-        self._src, self._copy = src, copy
+    Reads are whole ``bytes`` of the size asked for, so the store's importer
+    can cut its chunks out of them without copying again; each ciphertext
+    byte is copied once out of the cipher, written twice (store, copy) and
+    hashed once here and once for its block's CID.
+    """
+
+    def __init__(self, reader: EncryptingReader, copy: BinaryIO) -> None:
+        self._reader, self._copy = reader, copy
         self.sha256 = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._src.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self._copy.write(data)
-        self.sha256.update(data)
-        return n
+    def read(self, n: int = -1) -> bytes:
+        n = READ_SIZE if n is None or n < 0 else n
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self._reader.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        data = bytes(view[:got])
+        view.release()
+        if data:
+            self._copy.write(data)
+            self.sha256.update(data)
+        return data
 
 
 def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO,
@@ -54,16 +68,16 @@ def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertex
     written to ``ciphertext_copy`` for the local cache. ``src`` is only read.
     """
     try:
-        plain = open(src, "rb")
+        plain = open(src, "rb", buffering=0)  # the cipher reads whole chunks: no buffer layer needed
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror}") from None
     with plain:
         reader = EncryptingReader(file_key, plain, aad=STREAM_AAD, progress=progress)
-        tee = _Tee(reader, ciphertext_copy)
-        cid = store.add(io.BufferedReader(tee, 1 << 18))
+        source = _CiphertextSource(reader, ciphertext_copy)
+        cid = store.add(source)  # type: ignore[arg-type]  # read() is all a store uses
     ciphertext_copy.flush()
     assert reader.info is not None  # the store read to the end
-    return cid, reader.info, tee.sha256.digest()
+    return cid, reader.info, source.sha256.digest()
 
 
 def store_blob(store: ContentStore, data: bytes) -> str:

@@ -8,23 +8,34 @@ one chunk plus at most 174 pending links per tree level.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Union
 
 from fogfed.errors import InputError
 from fogfed.storage.cids import DAG_PB, RAW, Cid, make_cid
-from fogfed.storage.dagpb import UNIXFS_FILE, Link, PBNode, UnixFSData, encode_pbnode, encode_unixfs
+from fogfed.storage.dagpb import UNIXFS_FILE, Link, PBNode, UnixFSData, encode_pbnode, encode_unixfs, varint
 
 CHUNK_SIZE = 262_144
 MAX_LINKS = 174
 READ_SIZE = 1 << 20
 
 
+Buffer = Union[bytes, bytearray, memoryview]
+
+
 @dataclass(frozen=True)
 class Block:
+    """One block; its bytes are ``parts`` joined (a leaf is framing + a view of the chunk, never copied)."""
+
     cid: Cid
-    data: bytes
+    parts: tuple[Buffer, ...]
+    size: int
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.parts)
 
 
 @dataclass(frozen=True)
@@ -51,13 +62,23 @@ class DagBuilder:
         self._chunks = 0
         self.root: Cid | None = None
 
-    def write(self, data: bytes) -> list[Block]:
+    def write(self, data: Buffer) -> list[Block]:
+        """Blocks may reference ``data`` without copying it when it is ``bytes``; other buffers are copied."""
         if self.root is not None:
             raise RuntimeError("DagBuilder already finished")
-        self._buf += data
         out: list[Block] = []
+        view = memoryview(data).cast("B") if isinstance(data, bytes) else None
+        pos = 0
+        if view is not None and not self._buf:
+            # Whole chunks straight out of immutable input: hashed and written from views, no copy.
+            while len(view) - pos >= CHUNK_SIZE:
+                self._add_leaf(view[pos:pos + CHUNK_SIZE], out)
+                pos += CHUNK_SIZE
+            data = view[pos:]
+        self._buf += data
         while len(self._buf) >= CHUNK_SIZE:
-            chunk = bytes(self._buf[:CHUNK_SIZE])
+            with memoryview(self._buf) as whole:
+                chunk = bytes(whole[:CHUNK_SIZE])
             del self._buf[:CHUNK_SIZE]
             self._add_leaf(chunk, out)
         return out
@@ -78,16 +99,27 @@ class DagBuilder:
                 self._close(level, out)
             level += 1
 
-    def _add_leaf(self, chunk: bytes, out: list[Block]) -> None:
+    def _add_leaf(self, chunk: Buffer, out: list[Block]) -> None:
         self._chunks += 1
+        n = len(chunk)
         if self.cid_version == 1:
-            block = Block(make_cid(chunk, RAW, 1), chunk)
+            block = Block(make_cid(chunk, RAW, 1), (chunk,), n)
+        elif n == 0:  # UnixFS leaves out an empty Data field
+            raw = encode_pbnode(PBNode(data=encode_unixfs(UnixFSData(UNIXFS_FILE, b"", 0))))
+            block = Block(make_cid(raw, DAG_PB, 0), (raw,), len(raw))
         else:
-            data = encode_unixfs(UnixFSData(UNIXFS_FILE, chunk, len(chunk)))
-            raw = encode_pbnode(PBNode(data=data))
-            block = Block(make_cid(raw, DAG_PB, 0), raw)
+            # encode_pbnode(PBNode(data=encode_unixfs(UnixFSData(UNIXFS_FILE, chunk, n)))), framed
+            # around the chunk instead of copying it: the chunk is hashed and written in place.
+            size = varint(n)
+            suffix = b"\x18" + size
+            inner = 3 + len(size) + n + len(suffix)
+            prefix = b"\x0a" + varint(inner) + b"\x08\x02\x12" + size
+            h = hashlib.sha256(prefix)
+            h.update(chunk)
+            h.update(suffix)
+            block = Block(Cid(0, DAG_PB, h.digest()), (prefix, chunk, suffix), len(prefix) + n + len(suffix))
         out.append(block)
-        self._push(0, _Entry(block.cid, len(block.data), len(chunk)), out)
+        self._push(0, _Entry(block.cid, block.size, n), out)
 
     def _push(self, level: int, entry: _Entry, out: list[Block]) -> None:
         self._levels[level].append(entry)
@@ -100,7 +132,7 @@ class DagBuilder:
         filesize = sum(e.filesize for e in entries)
         data = encode_unixfs(UnixFSData(UNIXFS_FILE, b"", filesize, [e.filesize for e in entries]))
         raw = encode_pbnode(PBNode([Link(bytes(e.cid), e.tsize) for e in entries], data))
-        block = Block(make_cid(raw, DAG_PB, self.cid_version), raw)
+        block = Block(make_cid(raw, DAG_PB, self.cid_version), (raw,), len(raw))
         out.append(block)
         if level + 1 == len(self._levels):
             self._levels.append([])
