@@ -1,0 +1,165 @@
+"""Mobility commands on the existing groups: `fogfed tas mobility-deploy/move/secrecy`, `fogfed node move/send/recv`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fogfed.cli.common import common_options, emit, guarded
+from fogfed.cli.node_cmds import _open as open_node
+from fogfed.cli.node_cmds import node
+from fogfed.cli.tas_cmds import _open as open_tas
+from fogfed.cli.tas_cmds import tas
+from fogfed.errors import InputError
+
+_MOBILITY = click.option("--mobility", envvar="FOGFED_MOBILITY", metavar="ADDRESS", required=True,
+                         help="The FogFedMobility contract (fogfed tas mobility-deploy; or $FOGFED_MOBILITY).")
+
+
+def _mobility(fed: Any, address: str) -> Any:
+    from fogfed.chain.mobility import FogFedMobility
+
+    return FogFedMobility.at(fed.chain, address, fed)
+
+
+def _read(path: Path, what: str, limit: int = 2 << 20) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InputError(f"the {what} {path} is larger than {limit} bytes")
+    return data
+
+
+@tas.command("mobility-deploy")
+@common_options("tas")
+@guarded
+def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only)."""
+    from fogfed.chain.mobility import deploy_mobility
+
+    t = open_tas(home, rpc)
+    mob = deploy_mobility(t.fed.chain, t.account, t.fed)
+    emit(as_json, {"mobility": mob.address}, f"mobility contract {mob.address}\nexport FOGFED_MOBILITY={mob.address}")
+
+
+@tas.command("move")
+@click.argument("request", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_MOBILITY
+@common_options("tas")
+@guarded
+def tas_move(request: Path, mobility: str, home: Path | None, rpc: str | None, ipfs: str | None,
+             as_json: bool) -> None:
+    """Hand a node over to another federation after checking its on-chain record (fogfed node move)."""
+    from fogfed.protocol.move import MoveRequest
+    from fogfed.tas.mobility import MobilityAuthority
+
+    t = open_tas(home, rpc)
+    res = MobilityAuthority(t, _mobility(t.fed, mobility)).move(MoveRequest.from_json(_read(request, "move request")))
+    emit(as_json, res, lambda: (
+        f"moved {res.node}: federation {res.from_federation} -> {res.to_federation} "
+        f"(record found {res.level} level(s) up), key for epoch {res.epoch} delivered; "
+        f"{len(res.old_rekey.nodes)} member(s) of the old federation re-keyed"
+        + (f", {len(res.newcomer_rekey.nodes)} of the new one (backward secrecy)" if res.newcomer_rekey else "")
+        + (f", history key for epochs {res.history_epochs[0]}-{res.history_epochs[1]}" if res.history_epochs else "")))
+
+
+@tas.command("secrecy")
+@click.argument("federation", type=click.IntRange(min=1, max=2**32 - 1))
+@click.argument("setting", type=click.Choice(["on", "off", "show"]))
+@_MOBILITY
+@common_options("tas")
+@guarded
+def tas_secrecy(federation: int, setting: str, mobility: str, home: Path | None, rpc: str | None,
+                ipfs: str | None, as_json: bool) -> None:
+    """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files)."""
+    from fogfed.tas.mobility import MobilityAuthority
+
+    t = open_tas(home, rpc)
+    auth = MobilityAuthority(t, _mobility(t.fed, mobility))
+    if setting != "show":
+        auth.set_backward_secrecy(federation, setting == "on")
+    on = auth.mobility.backward_secrecy(federation)
+    emit(as_json, {"federation": federation, "backward_secrecy": on},
+         f"federation {federation}: backward secrecy {'on' if on else 'off'}")
+
+
+@node.command("move")
+@click.option("--to", "to_federation", type=click.IntRange(min=1, max=2**32 - 1), help="Destination federation id.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the request here.")
+@click.option("--finish", is_flag=True, help="After the TAS moved the node: pull the new key and any history key.")
+@_MOBILITY
+@common_options("node")
+@guarded
+def node_move(to_federation: int | None, output: Path | None, finish: bool, mobility: str, home: Path | None,
+              rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Ask to be handed over to another federation with the current device keys (signed request)."""
+    from fogfed.node.mobility import move_request, pull_history_keys
+
+    if finish == (to_federation is not None):
+        raise InputError("give either --to FEDERATION (make a request) or --finish (pull the keys after the move)")
+    with open_node(home, rpc, ipfs) as n:
+        mob = _mobility(n.fed, mobility)
+        if finish:
+            keys, history = n.refresh_keys(), pull_history_keys(n, mob)
+            emit(as_json, {"keys": keys, "history_keys": history}, f"{keys} new key(s), {history} history key(s)")
+            return
+        text = move_request(n, mob, to_federation).to_json()
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text)
+        emit(as_json, {"request": str(output)}, f"wrote {output}; give it to the TAS: fogfed tas move {output}")
+
+
+@node.command("send")
+@click.option("--to", "recipient", metavar="ADDRESS", help="A node: sealed to its key on chain.")
+@click.option("--federation", type=click.IntRange(min=1, max=2**32 - 1), help="A federation: CP-ABE for its members.")
+@click.option("--message", help="The text to send (or --file).")
+@click.option("--file", "file_", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--expect-key", metavar="HEX", help="The recipient key you know; refuse if the chain shows another.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Write the message blob here.")
+@common_options("node")
+@guarded
+def node_send(recipient: str | None, federation: int | None, message: str | None, file_: Path | None,
+              expect_key: str | None, output: Path, home: Path | None, rpc: str | None, ipfs: str | None,
+              as_json: bool) -> None:
+    """Encrypt a message to a node or a federation with the keys published on chain."""
+    from fogfed.node.messaging import MAX_MESSAGE, send_to_federation, send_to_node
+    from fogfed.protocol.keydelivery import check_address
+
+    if (recipient is None) == (federation is None) or (message is None) == (file_ is None):
+        raise InputError("give one of --to/--federation and one of --message/--file")
+    body = message.encode() if message is not None else _read(file_, "message file", MAX_MESSAGE)
+    key = None
+    if expect_key is not None:
+        try:
+            key = bytes.fromhex(expect_key.removeprefix("0x"))
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise InputError("--expect-key must be 32 bytes of hex")
+    with open_node(home, rpc, ipfs) as n:
+        blob = send_to_node(n, check_address(recipient, "recipient"), body, expected_key=key) if recipient \
+            else send_to_federation(n, federation, body)
+    output.write_bytes(blob)
+    emit(as_json, {"message": str(output), "bytes": len(blob)}, f"wrote {output} ({len(blob)} bytes)")
+
+
+@node.command("recv")
+@click.argument("message", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@common_options("node")
+@guarded
+def node_recv(message: Path, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Verify and open a message (sender on chain, key, freshness, replay)."""
+    from fogfed.node.messaging import MAX_BLOB, receive
+
+    with open_node(home, rpc, ipfs) as n:
+        msg = receive(n, _read(message, "message", MAX_BLOB))
+    emit(as_json, {"sender": msg.sender, "kind": msg.kind, "federation": msg.federation_id,
+                   "timestamp": msg.timestamp, "body": msg.body.decode("utf-8", "replace")},
+         lambda: f"from {msg.sender} ({msg.kind}):\n{msg.body.decode('utf-8', 'replace')}")

@@ -1,0 +1,47 @@
+"""`fogfed tas mobility-deploy/move/secrecy` and `fogfed node move/send/recv` in-process on the persistent chain."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.helpers import assert_one_line_error, run_inproc, tas_home
+
+
+def _ok(capsys, *args):
+    code, out, err = run_inproc(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, capsys):
+    tas_home(tmp_path, monkeypatch, capsys)
+    monkeypatch.setenv("FOGFED_MOBILITY", _ok(capsys, "tas", "mobility-deploy")["mobility"])
+    region = _ok(capsys, "tas", "federation", "create", "region", "health")
+    parent = str(region["federation_id"])
+    for loc in ("riyadh", "jeddah"):
+        _ok(capsys, "tas", "federation", "create", loc, "health", "--parent", parent)
+    for name, loc in (("n1", "riyadh"), ("n2", "jeddah")):
+        _ok(capsys, "node", "init", "--home", name)
+        _ok(capsys, "node", "request", "--home", name, "--location", loc, "--service", "health", "-o", f"{name}.json")
+        _ok(capsys, "tas", "enroll", f"{name}.json", "--approve")
+        _ok(capsys, "node", "join", "--home", name)
+    assert _ok(capsys, "tas", "secrecy", "3", "show") == {"federation": 3, "backward_secrecy": True}
+    assert _ok(capsys, "tas", "secrecy", "3", "off")["backward_secrecy"] is False
+
+    _ok(capsys, "node", "move", "--home", "n1", "--to", "3", "-o", "move.json")
+    moved = _ok(capsys, "tas", "move", "move.json")
+    assert (moved["from_federation"], moved["to_federation"], moved["level"]) == (2, 3, 1)
+    assert _ok(capsys, "node", "move", "--home", "n1", "--finish")["keys"] == 1
+    code, _, err = run_inproc(capsys, "tas", "move", "move.json")
+    assert_one_line_error(code, err, code or 1, "replay")
+
+    n2 = json.loads((tmp_path / "n2.json").read_text())["address"]
+    _ok(capsys, "node", "send", "--home", "n1", "--to", n2, "--message", "hello n2", "-o", "msg.bin")
+    assert _ok(capsys, "node", "recv", "--home", "n2", "msg.bin")["body"] == "hello n2"
+    code, _, err = run_inproc(capsys, "node", "recv", "--home", "n2", "msg.bin")
+    assert_one_line_error(code, err, code or 1, "replay")
+    code, _, err = run_inproc(capsys, "node", "send", "--home", "n1", "--to", n2, "--message", "x", "-o", "m2.bin",
+                              "--expect-key", "11" * 32)
+    assert_one_line_error(code, err, code or 1, "pinned")
+    code, _, err = run_inproc(capsys, "node", "move", "--home", "n2")
+    assert_one_line_error(code, err, code or 1, "--to")
