@@ -29,6 +29,7 @@ def _load_subcommands() -> None:
     # Imported for their side effect of adding commands to ``cli``.
     from fogfed.cli import audit_cmds, chain_cmds  # noqa: F401
     from fogfed.cli import demo, node_cmds, tas_cmds  # noqa: F401
+    from fogfed.cli import mobility_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
