@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
@@ -83,6 +85,9 @@ def _is_nonce_error(text: str) -> bool:
     return any(s in text for s in ("nonce", "already known", "underpriced", "known transaction"))
 
 
+_UNREACHABLE = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+
+
 def _is_funds_error(text: str) -> bool:
     return any(s in text for s in ("insufficient funds", "enough balance", "not enough funds", "insufficient balance",
                                    "cannot afford"))
@@ -134,6 +139,36 @@ class Chain:
             raise InvalidArgument(f"amount must be a non-negative integer of wei, got {wei!r}")
         return self.send(sender or self.dev_accounts()[0], to=to, value=wei, function="fund")
 
+    # -- reading --------------------------------------------------------------
+
+    def block_number(self) -> int:
+        """Number of the latest block."""
+        return int(self._read("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def timestamp(self) -> int:
+        """Timestamp of the latest block (unix seconds): the contract's notion of now."""
+        return int(self._read("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest")["timestamp"]))
+
+    def now(self) -> int:
+        """About when the next transaction is mined: the latest block's time, or this machine's clock
+        when later (an idle devnet mines no blocks, so its latest block ages while time runs on)."""
+        return max(self.timestamp(), int(time.time()))
+
+    def _read(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - every web3/provider failure is translated here
+            raise self.unreachable(exc) or ChainError(f"{what} failed on {self.label}: {exc}") from None
+
+    def unreachable(self, exc: BaseException) -> ChainUnreachable | None:
+        """ChainUnreachable when ``exc`` means the node stopped answering, else None."""
+        text = _message(exc)
+        if isinstance(exc, _UNREACHABLE) or any(s in text for s in ("connection", "timed out", "timeout",
+                                                                      "refused")):
+            return ChainUnreachable(f"{self.label} is unreachable ({type(exc).__name__})",
+                                    "is the node still running? check the --rpc URL")
+        return None
+
     # -- sending --------------------------------------------------------------
 
     @contextmanager
@@ -176,9 +211,7 @@ class Chain:
         if _is_funds_error(text):
             return InsufficientFunds(f"{function or 'transaction'}: the sender cannot pay for it",
                                      "fund the account (chain.fund) or use another one")
-        if any(s in text for s in ("connection", "timed out", "timeout", "refused")):
-            return ChainUnreachable(f"lost the connection to {self.label}: {exc}", "is the node still running?")
-        return TransactionFailed(f"{function or 'transaction'} failed: {exc}")
+        return self.unreachable(exc) or TransactionFailed(f"{function or 'transaction'} failed: {exc}")
 
     def send(self, account: LocalAccount, *, to: str | None, data: bytes = b"", value: int = 0,
              gas: int | None = None, function: str | None = None) -> Any:
@@ -186,6 +219,13 @@ class Chain:
         if not isinstance(account, LocalAccount):
             raise InvalidArgument(f"the sender must be an eth_account LocalAccount, got {type(account).__name__}",
                                   "use chain.dev_accounts() or Account.from_key(...)")
+        try:
+            return self._send(account, to, data, value, gas, function)
+        except Exception as exc:  # noqa: BLE001 - the node may vanish at any step
+            raise self._translate(exc, function, account.address) from None
+
+    def _send(self, account: LocalAccount, to: str | None, data: bytes, value: int, gas: int | None,
+              function: str | None) -> Any:
         tx: dict[str, Any] = {"from": account.address, "data": data, "value": value, "chainId": self.chain_id}
         if to is not None:
             tx["to"] = to
@@ -195,8 +235,9 @@ class Chain:
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.05)
         except Exception as exc:  # noqa: BLE001
-            raise TransactionFailed(f"{function or 'transaction'} {tx_hash.hex()} was not mined: {exc}",
-                                    "check that the node is mining") from None
+            raise self.unreachable(exc) or TransactionFailed(
+                f"{function or 'transaction'} {tx_hash.hex()} was not mined: {exc}",
+                "check that the node is mining") from None
         if receipt["status"] != 1:
             raise self._replay_failure(tx, receipt, function)
         return receipt

@@ -8,7 +8,7 @@ error's name, arguments and a sentence (most surface at gas estimation).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -22,7 +22,7 @@ from fogfed.chain import args as a
 from fogfed.chain.artifacts import load_artifact
 from fogfed.chain.connection import Chain, checksum
 from fogfed.chain.errors import ChainError, InvalidArgument, NotFogFedContract
-from fogfed.chain.events import decode_log, decode_receipt, topics_for
+from fogfed.chain.events import decode_log, decode_receipt, topics_for, topics_where
 from fogfed.chain.reverts import decode_revert
 from fogfed.chain.types import (
     CacheHolder,
@@ -175,9 +175,7 @@ class FogFed:
     def federation_public_key(self, federation_id: int) -> bytes:
         """The federation public key bytes from its creation event, checked against the stored commitment."""
         fed = self.federation(federation_id)
-        topic_id = "0x" + federation_id.to_bytes(32, "big").hex()
-        logs = self._logs(self.deploy_block, None, [topics_for(["FederationCreated"]), [topic_id]])
-        for event in logs:
+        for event in self.events(names=["FederationCreated"], where={"federationId": federation_id}):
             key = event.args["publicKey"]
             if a.public_key_commitment(key) == fed.public_key_commitment:
                 return key
@@ -300,6 +298,15 @@ class FogFed:
         key_block, endpoint_block = self._call("peerBlocks", checksum(node_address, "node address"))
         return int(key_block), int(endpoint_block)
 
+    def endpoint(self, node_address: str) -> str | None:
+        """The URL the node published last (None: never), read from the one block peerBlocks names."""
+        node = checksum(node_address, "node address")
+        block = self.peer_blocks(node)[1]
+        if not block:
+            return None
+        found = self.events(block, block, ["EndpointSet"], where={"node": node})
+        return found[-1].args["url"] if found else None
+
     # -- caches ---------------------------------------------------------------
 
     def announce_cache(self, member: LocalAccount, file_id: bytes, expires_at: int) -> TxResult:
@@ -316,28 +323,42 @@ class FogFed:
         """A holder's announced expiry (0: none)."""
         return int(self._call("cacheExpiry", a.bytes_n(file_id, 32, "file id"), checksum(holder, "holder")))
 
-    def fresh_cache_holders(self, file_id: bytes, *, page_size: int = 200) -> list[CacheHolder]:
-        """Holders of a fresh cached copy (unexpired, still active members of the file's federation)."""
+    def fresh_cache_holders(self, file_id: bytes, *, page_size: int = 200,
+                            limit: int | None = None) -> list[CacheHolder]:
+        """Holders of a fresh cached copy (unexpired, still active members of the file's federation);
+        at most ``limit`` of them (None: all)."""
         fid = a.bytes_n(file_id, 32, "file id")
         a.uint(page_size, 16, "page size")
+        if limit is not None:
+            a.uint(limit, 16, "limit")
         holders: list[str] = []
         offset, total = 0, None
-        while total is None or offset < total:
-            page, offset, total = self._call("freshCacheHolders", fid, offset, max(page_size, 1))
+        while (total is None or offset < total) and (limit is None or len(holders) < limit):
+            size = max(page_size, 1) if limit is None else max(min(page_size, limit - len(holders)), 1)
+            page, offset, total = self._call("freshCacheHolders", fid, offset, size)
             holders.extend(page)
-        return [CacheHolder(h, self.cache_expiry(fid, h)) for h in holders]
+        return [CacheHolder(h, self.cache_expiry(fid, h)) for h in holders[:limit]]
 
     # -- events ---------------------------------------------------------------
 
     def events(self, from_block: int | None = None, to_block: int | None = None,
-               names: Iterable[str] | None = None) -> list[DecodedEvent]:
-        """FogFed events in block order (``eth_getLogs`` in batches of 2,000 blocks)."""
-        topics = [topics_for(list(names))] if names is not None else None
+               names: Iterable[str] | None = None, *, where: Mapping[str, Any] | None = None) -> list[DecodedEvent]:
+        """FogFed events in block order (``eth_getLogs`` in batches of 2,000 blocks).
+
+        ``where`` fixes indexed arguments (e.g. ``{"node": address}``) and needs exactly one name.
+        """
+        names = None if names is None else list(names)
+        if where:
+            if names is None or len(names) != 1:
+                raise InvalidArgument("filtering on indexed arguments needs exactly one event name")
+            topics = topics_where(names[0], dict(where))
+        else:
+            topics = [topics_for(names)] if names is not None else None
         return self._logs(self.deploy_block if from_block is None else from_block, to_block, topics)
 
     def _logs(self, start: int, end: int | None, topics: list[Any] | None) -> list[DecodedEvent]:
         w3 = self.chain.w3
-        end = int(w3.eth.block_number) if end is None else end
+        end = self.chain.block_number() if end is None else end
         a.uint(start, 64, "from_block")
         a.uint(end, 64, "to_block")
         out: list[DecodedEvent] = []
@@ -350,7 +371,8 @@ class FogFed:
             try:
                 logs = w3.eth.get_logs(query)
             except Exception as exc:  # noqa: BLE001
-                raise ChainError(f"cannot read FogFed events in blocks {block}-{last}: {exc}") from None
+                raise self.chain.unreachable(exc) or ChainError(
+                    f"cannot read FogFed events in blocks {block}-{last}: {exc}") from None
             out.extend(e for e in map(decode_log, logs) if e is not None)
             block = last + 1
         out.sort(key=lambda e: (e.block_number, e.log_index))

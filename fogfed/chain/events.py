@@ -7,11 +7,12 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError, EncodingError
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from fogfed.chain.artifacts import load_artifact
-from fogfed.chain.errors import ChainError
+from fogfed.chain.errors import ChainError, InvalidArgument
 from fogfed.chain.types import DecodedEvent
 
 
@@ -34,6 +35,35 @@ def topics_for(names: Iterable[str]) -> list[str]:
             raise ChainError(f"FogFed has no event {name!r}", f"known events: {', '.join(sorted(by_name))}")
         out.append("0x" + by_name[name].hex())
     return out
+
+
+def topics_where(name: str, where: dict[str, Any]) -> list[Any]:
+    """``eth_getLogs`` topics for event ``name`` with some indexed arguments fixed (None: any value).
+
+    Only static indexed types (address, uintN, bytesN) are filtered on, which
+    covers every indexed argument of FogFed's events.
+    """
+    [topic0] = topics_for([name])
+    abi = next(item for item in _event_table().values() if item["name"] == name)
+    indexed = [i for i in abi["inputs"] if i["indexed"]]
+    unknown = set(where) - {i["name"] for i in indexed}
+    if unknown:
+        raise InvalidArgument(f"{name} has no indexed argument {', '.join(sorted(unknown))}",
+                              f"indexed: {', '.join(i['name'] for i in indexed) or 'none'}")
+    topics: list[Any] = [topic0]
+    for item in indexed:
+        value = where.get(item["name"])
+        if value is None:
+            topics.append(None)
+            continue
+        try:
+            topics.append("0x" + abi_encode([item["type"]], [value]).hex())
+        except (EncodingError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"{name}.{item['name']} filter {value!r:.80} does not encode as "
+                                  f"{item['type']}") from exc
+    while topics[-1] is None:
+        topics.pop()
+    return topics
 
 
 def _hexbytes(value: Any) -> bytes:

@@ -40,6 +40,33 @@ def test_unreachable_rpc():
     assert "cannot reach" in err.value.message
 
 
+def test_node_gone_after_connect_is_unreachable_everywhere(tmp_path):
+    from fogfed.chain.devnet import start_anvil
+
+    with start_anvil(log=tmp_path / "anvil.log") as anvil:
+        chain = connect(anvil.url)
+        tas = chain.dev_accounts()[0]
+        fed = deploy(chain, tas)
+        assert chain.block_number() >= 1 and chain.now() >= chain.timestamp()
+    calls = {"view": lambda: fed.member(tas.address), "events": lambda: fed.events(),
+             "block": chain.block_number, "time": chain.now,
+             "transaction": lambda: fed.create_federation(tas, "riyadh", "health", b"pk"),
+             "fund": lambda: chain.fund(tas.address, 1, tas)}
+    for what, call in calls.items():
+        with pytest.raises(ChainUnreachable, match="unreachable") as err:
+            call()
+        one_line(err.value)
+        assert anvil.url in err.value.message, what
+
+
+def test_now_is_never_behind_the_clock_or_the_chain():
+    import time
+
+    chain = connect()
+    before = int(time.time())
+    assert chain.now() >= max(before, chain.timestamp())
+
+
 @pytest.mark.parametrize("rpc", ["127.0.0.1:8545", "ftp://host:1", "http://", "http://host:99999", "embedded:", ""])
 def test_malformed_rpc(rpc):
     with pytest.raises(FogfedError) as err:
