@@ -153,20 +153,20 @@ def _refused(fn: Callable[[], object], *errors: type[BaseException]) -> str:
 
 
 def step_deploy(s: Scenario) -> tuple[str, dict]:
-    from fogfed.chain.connection import connect
-    from fogfed.protocol.ledger import Ledger
+    from fogfed.chain import connect, deploy
     from fogfed.storage import EmbeddedStore
 
     s.chain = connect()
     s.store = EmbeddedStore(s.root / "store")
-    ledger, tx = Ledger.deploy(s.chain, s.chain.dev_accounts()[0])
-    s.contract = ledger.address
-    s.gas["deploy"] = tx.gas_used
-    code = len(s.chain.w3.eth.get_code(ledger.address))
+    deployer = s.chain.dev_accounts()[0]
+    fed = deploy(s.chain, deployer)
+    s.contract = fed.address
+    s.gas["deploy"] = gas = int(fed.deploy_receipt["gasUsed"])
+    code = len(s.chain.w3.eth.get_code(fed.address))
     expect(code > 0, "no contract code at the deployed address")
-    expect(ledger.call("isOperator", ledger.account.address), "the deployer is not a TAS operator")
-    return (f"FogFed at {ledger.address}: {code:,} bytes of code, deployer is TAS operator",
-            {"contract": ledger.address, "gas": tx.gas_used, "code_bytes": code})
+    expect(fed.is_operator(deployer.address), "the deployer is not a TAS operator")
+    return (f"FogFed at {fed.address}: {code:,} bytes of code, deployer is TAS operator",
+            {"contract": fed.address, "gas": gas, "code_bytes": code})
 
 
 def step_setup(s: Scenario) -> tuple[str, dict]:
@@ -243,15 +243,15 @@ def step_storage_fetch(s: Scenario) -> tuple[str, dict]:
 
 def step_refuse_outsiders(s: Scenario) -> tuple[str, dict]:
     from fogfed.node.client import AccessDenied, NotMember
+    from fogfed.chain import ContractRevert
     from fogfed.node.peer import PeerError
-    from fogfed.protocol.ledger import TxReverted
 
     outsider = s.new_node("outsider")
     s.chain.fund(outsider.address, 10**18)
     why_contract = _refused(lambda: s.fetch("outsider", "doc1"), AccessDenied)
     why_upload = _refused(lambda: outsider.upload(s.plain["doc1"]), NotMember)
-    why_write = _refused(lambda: outsider.ledger.send(
-        "registerFile", 1, os.urandom(32), 0, os.urandom(32), os.urandom(32), 0, "ff:1"), TxReverted)
+    why_write = _refused(lambda: outsider.fed.register_file(
+        outsider.account, 1, os.urandom(32), os.urandom(32), os.urandom(32), "ff:1", 0), ContractRevert)
     a = s.nodes["A"]
     with tempfile.TemporaryFile() as sink:
         why_peer = _refused(lambda: outsider.peer_client.fetch(a._server.url, a.address, s.files["doc2"].file_id,
@@ -282,7 +282,7 @@ def step_tamper(s: Scenario) -> tuple[str, dict]:
     r = s.fetch("C", "doc1")
     expect(r.source == "storage" and s.same(r, "doc1"), f"C got doc1 from {r.source}")
     expect(any(b.address in d for d in r.damage_reports), "C did not report B's tampered copy")
-    expect(s.tas.ledger.call("cacheExpiry", fid, b.address) == 0, "B's announcement survived the damage report")
+    expect(s.tas.fed.cache_expiry(fid, b.address) == 0, "B's announcement survived the damage report")
     # The stored copy: one block of a fresh file altered in the store itself.
     path = s.random_file("doc3")
     up = s.nodes["A"].upload(path)
@@ -295,8 +295,7 @@ def step_tamper(s: Scenario) -> tuple[str, dict]:
     dest = s.root / "doc3.B.out"
     why = _refused(lambda: s.nodes["B"].fetch(up.file_id, dest), FetchFailed)
     expect(not dest.exists(), "a damaged stored copy was written out")
-    damaged_at = s.tas.ledger.call("file", up.file_id)[7]
-    expect(damaged_at != 0, "the damaged stored copy was not reported on chain")
+    expect(s.tas.fed.file(up.file_id).damaged, "the damaged stored copy was not reported on chain")
     return ("B's tampered cached copy: detected by C, reported, B's announcement dropped, C fell back to storage; "
             "a tampered stored copy: detected, reported on chain, nothing written",
             {"cache_damage_reports": list(r.damage_reports), "stored_copy": why})
@@ -325,7 +324,7 @@ def step_remove_rogue(s: Scenario) -> tuple[str, dict]:
     s.random_file("doc4")
     up = s.nodes["A"].upload(s.plain["doc4"])
     s.files["doc4"] = up
-    encsk = read_blob(s.store, cid_of_file_id(s.tas.ledger.call("file", up.file_id)[1]))
+    encsk = read_blob(s.store, cid_of_file_id(s.tas.fed.file(up.file_id).enc_sk_ref))
     aad = encsk_aad(s.chain.chain_id, s.contract, up.file_id)
     for sk in old_keys + c.keyring.candidates():
         _refused(lambda sk=sk: abe.decrypt(s.tas.public_key, sk, encsk, aad=aad),
@@ -342,7 +341,7 @@ def step_false_claims(s: Scenario) -> tuple[str, dict]:
     from fogfed.node.client import AccessDenied, NotMember
 
     e = s.nodes["E"]
-    threshold = int(s.tas.ledger.call("settings")[3])  # (admin, pending admin, federations, threshold, lifetime)
+    threshold = s.tas.fed.settings().false_claim_threshold
     attempts = 0
     while e.membership()[1] and attempts < threshold + 1:
         _refused(lambda: s.fetch("E", "doc1"), AccessDenied, NotMember)
@@ -356,11 +355,10 @@ def step_false_claims(s: Scenario) -> tuple[str, dict]:
 
 def step_gas(s: Scenario) -> tuple[str, dict]:
     from fogfed.chain.gasreport import PAPER_TABLE4, GasRow
-    from fogfed.protocol.attributes import attributes_hash
 
-    a = s.nodes["A"]
-    attrs = attributes_hash("riyadh", "health")
-    s.gas["verifyMember"] = s.tas.ledger.send("verifyMember", a.address, attrs).gas_used
+    verified = s.tas.fed.verify_member(s.tas.account, s.nodes["A"].address, "riyadh", "health")
+    expect(verified.value, "A is not verified as a riyadh/health member")
+    s.gas["verifyMember"] = verified.gas_used
     by_op = {"FogFed constructor (deployment)": "deploy", "createFederation": "createFederation",
              "addNode": "addMember", "addMember": "addMember", "registerFile": "registerFile",
              "recordAccess": "recordAccess", "removeNode": "removeMember", "removeMember": "removeMember",

@@ -61,7 +61,7 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=contract,
                               account=chain.dev_accounts()[0], scheme=scheme)
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
-            "chain_id": t.ledger.chain_id, "scheme": scheme}
+            "chain_id": t.chain_id, "scheme": scheme}
     emit(as_json, info, lambda: (
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
@@ -172,7 +172,8 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     r = _open(home, rpc).remove(address, reason=reason)
     emit(as_json, r, lambda: (
         f"removed {r.node} from federation {r.federation_id}; its epoch is now {r.new_epoch}\n"
-        + (f"re-keyed {len(r.rekey.nodes)} remaining member(s)" if r.rekey else "no members left to re-key")))
+        + (f"re-keyed {len(r.rekey.nodes)} remaining member(s)" if r.rekey and r.rekey.nodes
+           else "no members left to re-key")))
 
 
 def _rekey_lines(results: list[Any]) -> str:

@@ -25,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from fogfed import abe
+from fogfed.chain import Chain, ChainError, ContractRevert, FogFed, public_key_commitment
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams, write_private_file
@@ -39,18 +40,17 @@ from fogfed.protocol.attributes import check_user_policy, default_policy, scoped
 from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
 from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
-from fogfed.protocol.ledger import ChainError, ChainUnavailable, Ledger, Tx, TxReverted
 from fogfed.storage import ContentStore
 from fogfed.storage.errors import StorageError
 
 Progress = Callable[[int], object]
 IDENTITY, KEYS, CONFIG, FILES, CACHE, TMP = "identity.json", "keys.json", "config.json", "files.json", "cache", "tmp"
-# Damage reason codes of FogFed.reportDamage.
-HASH_MISMATCH, FAILED_AUTHENTICATION = 1, 2
+HASH_MISMATCH, FAILED_AUTHENTICATION = "hash-mismatch", "ciphertext-invalid"  # FogFed.reportDamage reasons
 ACCESS_DENIED_REASONS = {1: "the file is not registered", 2: "this node is not a member",
                          3: "this node was removed", 4: "the file belongs to another federation"}
 MAX_PEERS = 8
 ANNOUNCE_MARGIN = 60  # announce for a little less than the maximum, so clocks may differ
+ANNOUNCE_CHECK_MAX = 300.0  # seconds between announcement renewals of a serving node, at most
 
 
 class NodeError(FogfedError):
@@ -123,12 +123,12 @@ def parse_file_id(value: bytes | str) -> bytes:
 class FogNode:
     """One fog node with its home directory (identity.json, keys.json, cache/, config.json, files.json)."""
 
-    def __init__(self, home: Path, ledger: Ledger, identity: NodeIdentity, keyring: Keyring,
+    def __init__(self, home: Path, fed: FogFed, identity: NodeIdentity, keyring: Keyring,
                  store: ContentStore, config: dict[str, Any]) -> None:
-        self.home, self.ledger, self.identity, self.keyring, self.store = Path(home), ledger, identity, keyring, store
+        self.home, self.fed, self.identity, self.keyring, self.store = Path(home), fed, identity, keyring, store
         self.config = config
         self.cache = BlobCache(self.home / CACHE, config["cache_bytes"], on_evict=self._withdraw)
-        self.peer_client = PeerClient(identity, ledger.chain_id, ledger.address)
+        self.peer_client = PeerClient(identity, self.chain_id, fed.address)
         self._server: PeerServer | None = None
         self._reported: set[str] = set()
         self._pk: abe.PublicKey | None = None
@@ -136,7 +136,7 @@ class FogNode:
     # -- set-up -----------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, home: Path, chain: Any, fed_address: str, store: ContentStore, passphrase: str, *,
+    def init(cls, home: Path, chain: Chain, fed_address: FogFed | str, store: ContentStore, passphrase: str, *,
              account: LocalAccount | str | None = None, kdf: KdfParams | None = None,
              cache_bytes: int = 1 << 30) -> "FogNode":
         """A new node: generates its identity (or uses ``account``'s Ethereum key) and writes its keystores."""
@@ -149,19 +149,19 @@ class FogNode:
         if account is not None:
             identity = NodeIdentity(account if isinstance(account, LocalAccount) else Account.from_key(account),
                                     identity.enc_private)
-        ledger = Ledger(chain, check_address(getattr(fed_address, "address", fed_address), "contract address"),
-                        identity.account)
-        config = {"format": "fogfed-node", "version": 1, "address": identity.address, "contract": ledger.address,
-                  "chain_id": ledger.chain_id, "cache_bytes": cache_bytes, "key_block": 0,
+        fed = FogFed.at(chain, check_address(getattr(fed_address, "address", fed_address), "contract address"))
+        config = {"format": "fogfed-node", "version": 1, "address": identity.address, "contract": fed.address,
+                  "deploy_block": fed.deploy_block, "chain_id": chain.chain_id, "cache_bytes": cache_bytes,
+                  "key_block": 0,
                   "kdf": None if kdf is None else [kdf.memory_cost, kdf.iterations, kdf.lanes]}
         home.mkdir(parents=True, exist_ok=True)
         identity.save(home / IDENTITY, passphrase, kdf=kdf)
         keyring = Keyring.create(home / KEYS, passphrase, kdf)
         _write_json(home / CONFIG, config)
-        return cls(home, ledger, identity, keyring, store, config)
+        return cls(home, fed, identity, keyring, store, config)
 
     @classmethod
-    def open(cls, home: Path, chain: Any, store: ContentStore, passphrase: str) -> "FogNode":
+    def open(cls, home: Path, chain: Chain, store: ContentStore, passphrase: str) -> "FogNode":
         """Open an existing node home; WrongPassphrase for a wrong passphrase."""
         home = Path(home)
         if not (home / IDENTITY).exists():
@@ -172,16 +172,26 @@ class FogNode:
         kdf = KdfParams(*config["kdf"]) if config.get("kdf") else None
         identity = NodeIdentity.load(home / IDENTITY, passphrase)
         keyring = Keyring.load(home / KEYS, passphrase, kdf)
-        ledger = Ledger(chain, config["contract"], identity.account)
-        if ledger.chain_id != config["chain_id"]:
-            raise NodeError(f"this node belongs to chain {config['chain_id']}, the RPC is chain {ledger.chain_id}",
+        if chain.chain_id != config["chain_id"]:
+            raise NodeError(f"this node belongs to chain {config['chain_id']}, the RPC is chain {chain.chain_id}",
                             "connect to the chain the node was created on")
-        return cls(home, ledger, identity, keyring, store, config)
+        fed = FogFed.at(chain, config["contract"], deploy_block=config.get("deploy_block"))
+        return cls(home, fed, identity, keyring, store, config)
 
     @property
     def address(self) -> str:
         """This node's Ethereum account."""
         return self.identity.address
+
+    @property
+    def account(self) -> LocalAccount:
+        """The account that signs this node's transactions."""
+        return self.identity.account
+
+    @property
+    def chain_id(self) -> int:
+        """The chain the contract lives on."""
+        return self.fed.chain.chain_id
 
     def close(self) -> None:
         """Stop serving and close the cache."""
@@ -203,13 +213,13 @@ class FogNode:
 
     def enrollment_request(self, location: str, service: str) -> EnrollmentRequest:
         """A signed request for the TAS operator (paper Algorithm 2, the node's side)."""
-        return EnrollmentRequest.create(self.identity, location, service, chain_id=self.ledger.chain_id,
-                                        contract=self.ledger.address)
+        return EnrollmentRequest.create(self.identity, location, service, chain_id=self.chain_id,
+                                        contract=self.fed.address)
 
     def membership(self) -> tuple[int, bool]:
         """(federation id, active) as the contract records them."""
-        fid, active, *_ = self.ledger.call("member", self.address)
-        return fid, active
+        member = self.fed.member(self.address)
+        return member.federation_id, member.active
 
     def _require_member(self, what: str) -> int:
         fid, active = self.membership()
@@ -225,25 +235,29 @@ class FogNode:
         One view call tells the block of the latest delivery; only that block
         is searched unless an epoch was skipped, then the blocks since the last look.
         """
-        latest = self.ledger.call("peerBlocks", self.address)[0]
+        latest = self.fed.peer_blocks(self.address)[0]
         seen = self.config.get("key_block", 0)
         if latest == 0 or latest <= seen:
             return 0
-        deliveries = self.ledger.logs("KeyDelivered", latest, latest, node=self.address)
+        deliveries = self._deliveries(latest, latest)
         if any(self._missing_before(d) for d in deliveries):
-            deliveries = self.ledger.logs("KeyDelivered", seen + 1, latest, node=self.address)
+            deliveries = self._deliveries(seen + 1, latest)
         added = 0
         for d in deliveries:
             fid, epoch = d["federationId"], d["epoch"]
             if self.keyring.get(fid, epoch) is not None:
                 continue
-            sk = open_node_key(self.identity, d["sealedKey"], self.public_key(fid), chain_id=self.ledger.chain_id,
-                               contract=self.ledger.address, federation_id=fid, epoch=epoch,
-                               is_operator=lambda a: self.ledger.call("isOperator", a))
+            sk = open_node_key(self.identity, d["sealedKey"], self.public_key(fid), chain_id=self.chain_id,
+                               contract=self.fed.address, federation_id=fid, epoch=epoch,
+                               is_operator=self.fed.is_operator)
             added += self.keyring.add(fid, epoch, sk)
         self.config["key_block"] = latest
         self._save_config()
         return added
+
+    def _deliveries(self, first: int, last: int) -> list[dict]:
+        """Arguments of this node's KeyDelivered events in blocks ``first``..``last``."""
+        return [e.args for e in self.fed.events(first, last, ["KeyDelivered"], where={"node": self.address})]
 
     def _missing_before(self, delivery: dict) -> bool:
         held = self.keyring.latest_epoch(delivery["federationId"])
@@ -254,17 +268,13 @@ class FogNode:
         fid = federation_id or self.membership()[0]
         if fid == 0:
             raise NotMember(f"{self.address} has no federation yet, so no public key to read")
-        commitment = self.ledger.call("federation", fid)[0]  # first 24 bytes of keccak256(FFPK)
-        if self._pk is not None and _commits(self._pk.to_bytes(), commitment):
+        commitment = self.fed.federation(fid).public_key_commitment
+        if self._pk is not None and public_key_commitment(self._pk.to_bytes()) == commitment:
             return self._pk
         cached = self.config.get("public_key")
         raw = bytes.fromhex(cached) if cached else None
-        if raw is None or not _commits(raw, commitment):
-            events = self.ledger.logs("FederationCreated", 0, "latest", federationId=fid)
-            raw = next((e["publicKey"] for e in events if _commits(e["publicKey"], commitment)), None)
-            if raw is None:
-                raise NodeError(f"no public key on chain matches federation {fid}'s commitment",
-                                "the chain data is inconsistent; ask the TAS operator")
+        if raw is None or public_key_commitment(raw) != commitment:
+            raw = self.fed.federation_public_key(fid)
             self.config["public_key"] = raw.hex()
             self._save_config()
         self._pk = abe.PublicKey.from_bytes(raw)
@@ -279,11 +289,11 @@ class FogNode:
     def _federation_attributes(self) -> dict[int, tuple[str, str]]:
         """(location, service) of every federation, from FederationCreated events, remembered locally."""
         known = {int(k): tuple(v) for k, v in self.config.get("federations", {}).items()}
-        count = self.ledger.call("settings")[2]
-        if len(known) < count:
-            for e in self.ledger.logs("FederationCreated", self.config.get("federations_block", 0), "latest"):
-                known[e["federationId"]] = (e["location"], e["service"])
-                self.config["federations_block"] = e["blockNumber"]
+        if len(known) < self.fed.settings().federation_count:
+            start = max(self.config.get("federations_block", 0), self.fed.deploy_block)
+            for e in self.fed.events(start, names=["FederationCreated"]):
+                known[e.args["federationId"]] = (e.args["location"], e.args["service"])
+                self.config["federations_block"] = e.block_number
             self.config["federations"] = {str(k): list(v) for k, v in known.items()}
             self._save_config()
         return known
@@ -296,7 +306,7 @@ class FogNode:
         epochs = {}
         for other, (loc, svc) in self._federation_attributes().items():
             if parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
-                epochs[other] = epoch if other == fid else self.ledger.call("federation", other)[2]
+                epochs[other] = epoch if other == fid else self.fed.federation(other).epoch
         return scoped_policy(parsed, epochs), {f: e for f, e in epochs.items() if f != fid}
 
     # -- upload -----------------------------------------------------------------------------
@@ -313,7 +323,7 @@ class FogNode:
         if not path.is_file():
             raise InputError(f"{path} is not a readable file")
         fid = self._require_member("upload")
-        epoch = self.ledger.call("federation", fid)[2]
+        epoch = self.fed.federation(fid).epoch
         self._ensure_current_key(fid, epoch)
         policy_text, shares = self._policy_for(policy, fid, epoch)
         pk = self.public_key(fid)
@@ -323,22 +333,22 @@ class FogNode:
             file_id = file_id_of_cid(cid)
             gas: dict[str, int] = {}
             for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
-                encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.ledger.chain_id, self.ledger.address,
+                encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
                                                                             file_id))
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
                 try:
-                    tx = self.ledger.send("registerFile", fid, file_id, 0, info.plaintext_sha256, encsk_ref, epoch,
-                                          policy_text)
+                    tx = self.fed.register_file(self.account, fid, file_id, info.plaintext_sha256, encsk_ref,
+                                                policy_text, epoch)
                     break
-                except TxReverted as exc:
-                    if exc.error != "StaleEpoch" or attempt == 2:
+                except ContractRevert as exc:
+                    if exc.error_name != "StaleEpoch" or attempt == 2:
                         raise
-                    epoch = self.ledger.call("federation", fid)[2]
+                    epoch = self.fed.federation(fid).epoch
                     self._ensure_current_key(fid, epoch)
                     policy_text, shares = self._policy_for(policy, fid, epoch)
             gas["registerFile"] = tx.gas_used
             for other in sorted(shares):
-                gas[f"shareFile:{other}"] = self.ledger.send("shareFile", file_id, other).gas_used
+                gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             ct_copy.seek(0)
             announced = self._cache_and_announce(file_id, ct_copy, ct_sha, gas)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
@@ -360,13 +370,18 @@ class FogNode:
     # -- cache and announcements ------------------------------------------------------------
 
     def _expiry(self) -> int:
-        block = self.ledger.w3.eth.get_block("latest")
-        lifetime = self._max_cache_lifetime()
-        return int(block["timestamp"]) + max(1, lifetime - ANNOUNCE_MARGIN) if lifetime > ANNOUNCE_MARGIN \
-            else int(block["timestamp"]) + lifetime
+        # A little short of the maximum, so that clocks may differ; a third short for tiny lifetimes.
+        lifetime = self.max_cache_lifetime()
+        return self.fed.chain.now() + lifetime - min(ANNOUNCE_MARGIN, lifetime // 3)
 
-    def _max_cache_lifetime(self) -> int:
-        return int(self.ledger.call("settings")[4])
+    def max_cache_lifetime(self) -> int:
+        """The longest cache announcement the contract accepts, in seconds."""
+        return self.fed.settings().max_cache_lifetime
+
+    def announce_interval(self) -> float:
+        """How often a serving node should renew its announcements: a third of the maximum cache
+        lifetime (so a renewal is never late by a whole lifetime), at most 5 minutes, at least 1 s."""
+        return max(1.0, min(self.max_cache_lifetime() / 3, ANNOUNCE_CHECK_MAX))
 
     def _cache_and_announce(self, file_id: bytes, src, sha256: bytes, gas: dict[str, int]) -> bool:
         """Keep the verified ciphertext in the local cache and announce it on chain (members of its federation)."""
@@ -374,12 +389,11 @@ class FogNode:
             self.cache.put(file_id, src, sha256)
         except (CacheError, InputError):
             return False  # a copy too large for the cache is simply not cached
-        record = self.ledger.call("file", file_id)
-        if not self.ledger.call("isActiveMember", self.address, record[4]):
+        if not self._may_announce(file_id):
             return False  # shared-federation readers keep a private copy but cannot announce it
         expires = self._expiry()
         try:
-            gas["announceCache"] = self.ledger.send("announceCache", file_id, expires).gas_used
+            gas["announceCache"] = self.fed.announce_cache(self.account, file_id, expires).gas_used
         except ChainError:
             return False
         self.cache.set_expiry(file_id, expires)
@@ -387,8 +401,8 @@ class FogNode:
 
     def _withdraw(self, file_id: bytes) -> None:
         # on_evict: a copy left the cache, so its announcement must go too
-        if self.ledger.call("cacheExpiry", file_id, self.address):
-            self.ledger.send("withdrawCache", file_id, self.address)
+        if self.fed.cache_expiry(file_id, self.address):
+            self.fed.withdraw_cache(self.account, file_id)
 
     def cache_entries(self) -> list[CacheEntry]:
         """The local cache's entries, least recently used first."""
@@ -400,7 +414,7 @@ class FogNode:
 
     def refresh_announcements(self, *, margin: int = 300) -> int:
         """Re-announce held copies whose announcement expires within ``margin`` seconds; returns how many."""
-        now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
+        now = self.fed.chain.now()
         fid, active = self.membership()
         if not active:
             return 0
@@ -408,13 +422,17 @@ class FogNode:
         for entry in self.cache.entries():
             if entry.expires_at is not None and entry.expires_at - now > margin:
                 continue
-            if not self.ledger.call("isActiveMember", self.address, self.ledger.call("file", entry.file_id)[4]):
+            if not self._may_announce(entry.file_id):
                 continue
             expires = self._expiry()
-            self.ledger.send("announceCache", entry.file_id, expires)
+            self.fed.announce_cache(self.account, entry.file_id, expires)
             self.cache.set_expiry(entry.file_id, expires)
             done += 1
         return done
+
+    def _may_announce(self, file_id: bytes) -> bool:
+        """Only members of a file's own federation may announce a copy (shared readers may not)."""
+        return self.fed.is_active_member(self.address, self.fed.file(file_id).federation_id)
 
     # -- fetch ------------------------------------------------------------------------------
 
@@ -433,17 +451,18 @@ class FogNode:
             raise InputError(f"folder {dest.parent} does not exist")
         fid, active = self.membership()
         if active:
-            self._ensure_current_key(fid, self.ledger.call("federation", fid)[2])
+            self._ensure_current_key(fid, self.fed.federation(fid).epoch)
         gas: dict[str, int] = {}
-        tx = self.ledger.send("recordAccess", file_id)
+        tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used
-        denied = tx.event("AccessDenied")
-        if denied is not None or tx.event("AccessGranted") is None:
-            why = ACCESS_DENIED_REASONS.get((denied or {}).get("reason"), "refused")
-            raise AccessDenied(f"access to file 0x{file_id.hex()} denied by the contract: {why}",
+        if not tx.value:
+            reason = next((e.args["reason"] for e in tx.events if e.name == "AccessDenied"), None)
+            raise AccessDenied(f"access to file 0x{file_id.hex()} denied by the contract: "
+                               f"{ACCESS_DENIED_REASONS.get(reason, 'refused')}",
                                "only active members of the file's federation (or one it is shared with) may fetch")
-        plain_sha, encsk_ref, _, _, file_fid, _, _, _ = self.ledger.call("file", file_id)
-        file_key = self._file_key(file_id, encsk_ref, file_fid)
+        record = self.fed.file(file_id)
+        plain_sha = record.plaintext_hash
+        file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
         cid = cid_of_file_id(file_id)
         reports: list[str] = []
         for source, holder, fill in self._sources(file_id, cid):
@@ -479,7 +498,7 @@ class FogNode:
     def _file_key(self, file_id: bytes, encsk_ref: bytes, file_fid: int) -> bytes:
         encsk = read_blob(self.store, cid_of_file_id(encsk_ref))
         pk = self.public_key(file_fid) if self.membership()[1] else self.public_key()
-        aad = encsk_aad(self.ledger.chain_id, self.ledger.address, file_id)
+        aad = encsk_aad(self.chain_id, self.fed.address, file_id)
         for sk in self.keyring.candidates():
             try:
                 return abe.decrypt(pk, sk, encsk, aad=aad)
@@ -496,9 +515,9 @@ class FogNode:
                 with self.cache.open(file_id) as f:
                     return write_pieces(iter(lambda: f.read(1 << 16), b""), out, progress)
             yield "cache", None, from_cache
-        holders, _, _ = self.ledger.call("freshCacheHolders", file_id, 0, MAX_PEERS * 4)
+        holders = [h.holder for h in self.fed.fresh_cache_holders(file_id, limit=MAX_PEERS + 1)]
         for holder in [h for h in holders if h != self.address][:MAX_PEERS]:
-            url = self._endpoint(holder)
+            url = self.fed.endpoint(holder)
             if not url:
                 continue
 
@@ -512,14 +531,6 @@ class FogNode:
             return write_pieces(self.store.cat(cid, progress=progress), out)
         yield "storage", "0x" + "00" * 20, from_storage
 
-    def _endpoint(self, holder: str) -> str | None:
-        """A peer's published URL: one log query over the block recorded on chain."""
-        block = self.ledger.call("peerBlocks", holder)[1]
-        if not block:
-            return None
-        events = self.ledger.logs("EndpointSet", block, block, node=holder)
-        return events[-1]["url"] if events else None
-
     def _report(self, file_id: bytes, holder: str | None, reason: int, source: str, why: object,
                 gas: dict[str, int]) -> str:
         """Report a bad copy on chain (Algorithm 9's damage report); returns a line for the result."""
@@ -527,7 +538,7 @@ class FogNode:
         if holder is None:  # own cache: the cache already dropped it; nothing on chain to blame
             return text
         try:
-            gas[f"reportDamage:{source}"] = self.ledger.send("reportDamage", file_id, holder, reason).gas_used
+            gas[f"reportDamage:{source}"] = self.fed.report_damage(self.account, file_id, reason, holder).gas_used
             return text + " (reported)"
         except ChainError as exc:
             return text + f" (report failed: {exc.message})"
@@ -540,10 +551,10 @@ class FogNode:
             return self._server
         self._require_member("serve peers")
         server = PeerServer(self.identity, self.cache, self._may_read, self._report_false_claim,
-                            chain_id=self.ledger.chain_id, contract_address=self.ledger.address, host=host,
+                            chain_id=self.chain_id, contract_address=self.fed.address, host=host,
                             port=port).start()
         try:
-            self.ledger.send("setEndpoint", server.url)
+            self.fed.set_endpoint(self.account, server.url)
         except FogfedError:
             server.stop()
             raise
@@ -552,20 +563,15 @@ class FogNode:
 
     def _may_read(self, requester: str, file_id: bytes) -> bool:
         """Whether the contract lets ``requester`` read ``file_id`` (member of its federation or a shared one)."""
-        return bool(self.ledger.call("hasAccess", requester, file_id))
+        return self.fed.has_access(requester, file_id)
 
     def _report_false_claim(self, suspect: str, evidence: bytes) -> None:
         # Once per suspect per run: the contract counts one report per reporter anyway.
         if suspect in self._reported:
             return
         self._reported.add(suspect)
-        if self.ledger.call("member", suspect)[1]:
-            self.ledger.send("reportFalseClaim", suspect, keccak(evidence))
-
-
-def _commits(public_key: bytes, commitment: bytes) -> bool:
-    """Whether ``public_key`` is the key a federation's on-chain commitment names."""
-    return keccak(public_key)[:len(commitment)] == commitment
+        if self.fed.member(suspect).active:
+            self.fed.report_false_claim(self.account, suspect, keccak(evidence))
 
 
 def _is_damage(exc: Exception) -> bool:
@@ -585,4 +591,4 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 __all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "NotMember", "UploadResult",
-           "ChainUnavailable", "KeyDeliveryError", "Tx", "parse_file_id"]
+           "KeyDeliveryError", "parse_file_id"]

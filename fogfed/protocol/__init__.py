@@ -6,6 +6,7 @@ never a role, so the TAS and the node can both depend on it.
 """
 
 from fogfed.protocol.attributes import (
+    attributes_hash,
     default_policy,
     epoch_attribute,
     federation_attribute,
@@ -19,7 +20,7 @@ from fogfed.protocol.keydelivery import KeyDeliveryError, key_aad, open_node_key
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid, STREAM_AAD
 
 __all__ = [
-    "EnrollmentRejected", "EnrollmentRequest", "KeyDeliveryError", "STREAM_AAD", "cid_of_file_id",
+    "EnrollmentRejected", "EnrollmentRequest", "KeyDeliveryError", "STREAM_AAD", "attributes_hash", "cid_of_file_id",
     "default_policy", "encsk_aad", "epoch_attribute", "federation_attribute", "file_id_of_cid", "key_aad",
     "node_attributes", "normalise_location", "normalise_service", "open_node_key", "scoped_policy",
     "seal_node_key",

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
-
 from fogfed.abe.policy import Policy, normalise_attribute, parse_policy
+from fogfed.chain.args import attributes_hash  # noqa: F401 - the contract's federation key, one definition
 from fogfed.errors import InputError
 
 MAX_VALUE_BYTES = 64  # the contract's bound on a federation attribute
@@ -101,8 +99,3 @@ def scoped_policy(policy: str | Policy, epochs: Mapping[int, int]) -> str:
     clause = " or ".join(epoch_attribute(f, e) for f, e in sorted(epochs.items()))
     return f"({parsed}) and ({clause})"
 
-
-def attributes_hash(location: str, service: str) -> bytes:
-    """The contract's federation lookup key: keccak256(abi.encode(keccak256(location), keccak256(service)))."""
-    loc, svc = normalise_location(location).encode(), normalise_service(service).encode()
-    return keccak(abi_encode(["bytes32", "bytes32"], [keccak(loc), keccak(svc)]))

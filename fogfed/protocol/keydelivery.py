@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
 
 from fogfed import abe
+from fogfed.chain.connection import checksum
 from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.seal import FLAG_SIGNED, SealError, open_sealed, seal
@@ -77,7 +78,7 @@ def open_node_key(identity: NodeIdentity, sealed: bytes, pk: abe.PublicKey, *, c
 
 
 def check_address(address: object, what: str = "address") -> str:
-    """A checksummed Ethereum address, or InputError."""
+    """A checksummed Ethereum address, or InputError (a mixed-case one must carry a valid checksum)."""
     if not isinstance(address, str) or not is_hex_address(address):
         raise InputError(f"{what} {address!r:.60} is not an Ethereum address")
-    return to_checksum_address(address)
+    return checksum(address, what)

@@ -19,15 +19,14 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 
 from fogfed import abe
+from fogfed.chain import Chain, FogFed, deploy
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
-from fogfed.protocol.attributes import attributes_hash, node_attributes, normalise_location, normalise_service
+from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import check_address, seal_node_key
-from fogfed.protocol.ledger import Ledger, TxReverted
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
 
@@ -44,14 +43,15 @@ class TasError(FogfedError):
 class TrustedAuthority:
     """The trusted authority server's state and operations (explicit home directory)."""
 
-    def __init__(self, home: Path, ledger: Ledger, pk: abe.PublicKey, msk: abe.MasterKey,
+    def __init__(self, home: Path, fed: FogFed, account: LocalAccount, pk: abe.PublicKey, msk: abe.MasterKey,
                  state: dict[str, Any]) -> None:
-        self.home, self.ledger, self.public_key, self._msk, self._state = Path(home), ledger, pk, msk, state
+        self.home, self.fed, self.account = Path(home), fed, account
+        self.public_key, self._msk, self._state = pk, msk, state
 
     # -- set-up -----------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, home: Path, chain: Any, passphrase: str, *, fed: str | None = None,
+    def init(cls, home: Path, chain: Chain, passphrase: str, *, fed: FogFed | str | None = None,
              account: LocalAccount | str | None = None, scheme: str = "fame",
              kdf: KdfParams | None = None) -> "TrustedAuthority":
         """Paper Algorithm 1 (Setup): ABE system keys, TAS keystore in ``home``; Algorithm 5 if ``fed`` is None.
@@ -67,24 +67,24 @@ class TrustedAuthority:
         acct = _account(account)
         pk, msk = abe.setup(scheme)
         if fed is None:
-            ledger, _ = Ledger.deploy(chain, acct)
+            contract = deploy(chain, acct)
         else:
-            ledger = Ledger(chain, check_address(getattr(fed, "address", fed), "contract address"), acct)
-            if not ledger.call("isOperator", acct.address):
-                raise TasError(f"{acct.address} is not a TAS operator of contract {ledger.address}",
+            contract = FogFed.at(chain, check_address(getattr(fed, "address", fed), "contract address"))
+            if not contract.is_operator(acct.address):
+                raise TasError(f"{acct.address} is not a TAS operator of contract {contract.address}",
                                "ask the contract admin to grant it the operator role")
-        state = {"format": "fogfed-tas-state", "version": 1, "contract": ledger.address,
-                 "chain_id": ledger.chain_id, "address": acct.address, "federations": {}, "members": {},
-                 "delivered": {}, "nonces": []}
+        state = {"format": "fogfed-tas-state", "version": 1, "contract": contract.address,
+                 "deploy_block": contract.deploy_block, "chain_id": chain.chain_id, "address": acct.address,
+                 "federations": {}, "members": {}, "delivered": {}, "nonces": []}
         home.mkdir(parents=True, exist_ok=True)
         save_keystore(home / KEYSTORE, {"abe_public_key": pk.to_bytes(), "abe_master_key": msk.to_bytes(),
                                         "eth_private_key": bytes(acct.key)}, passphrase, kind=KIND, kdf=kdf)
-        tas = cls(home, ledger, pk, msk, state)
+        tas = cls(home, contract, acct, pk, msk, state)
         tas._save()
         return tas
 
     @classmethod
-    def open(cls, home: Path, chain: Any, passphrase: str) -> "TrustedAuthority":
+    def open(cls, home: Path, chain: Chain, passphrase: str) -> "TrustedAuthority":
         """Open an initialised TAS; WrongPassphrase for a wrong passphrase."""
         home = Path(home)
         if not (home / KEYSTORE).exists():
@@ -97,11 +97,11 @@ class TrustedAuthority:
         except (KeyError, InputError, ValueError):
             raise MalformedKeystore(f"keystore {home / KEYSTORE} does not hold a TAS's keys") from None
         state = _load_state(home / STATE)
-        ledger = Ledger(chain, state["contract"], acct)
-        if ledger.chain_id != state["chain_id"]:
-            raise TasError(f"this TAS belongs to chain {state['chain_id']}, the RPC is chain {ledger.chain_id}",
+        if chain.chain_id != state["chain_id"]:
+            raise TasError(f"this TAS belongs to chain {state['chain_id']}, the RPC is chain {chain.chain_id}",
                            "connect to the chain the TAS was initialised on")
-        return cls(home, ledger, pk, msk, state)
+        contract = FogFed.at(chain, state["contract"], deploy_block=state.get("deploy_block"))
+        return cls(home, contract, acct, pk, msk, state)
 
     def _save(self) -> None:
         write_private_file(self.home / STATE, json.dumps(self._state, indent=1, sort_keys=True).encode())
@@ -109,12 +109,17 @@ class TrustedAuthority:
     @property
     def address(self) -> str:
         """The TAS's Ethereum account."""
-        return self.ledger.account.address
+        return self.account.address
 
     @property
     def contract_address(self) -> str:
         """The FogFed contract this TAS manages."""
-        return self.ledger.address
+        return self.fed.address
+
+    @property
+    def chain_id(self) -> int:
+        """The chain the contract lives on."""
+        return self.fed.chain.chain_id
 
     # -- federations ------------------------------------------------------------------------
 
@@ -126,8 +131,8 @@ class TrustedAuthority:
         loc, svc = normalise_location(location), normalise_service(service)
         if type(parent) is not int or parent < 0:
             raise InputError(f"parent federation must be an id >= 0, got {parent!r}")
-        tx = self.ledger.send("createFederation", loc, svc, self.public_key.to_bytes(), parent)
-        fid = tx.event("FederationCreated")["federationId"]
+        tx = self.fed.create_federation(self.account, loc, svc, self.public_key.to_bytes(), parent)
+        fid = tx.value
         self._state["federations"][str(fid)] = {"location": loc, "service": svc, "parent": parent}
         self._state["delivered"][str(fid)] = 0
         self._save()
@@ -138,8 +143,8 @@ class TrustedAuthority:
         out = []
         for fid_s, fed in sorted(self._state["federations"].items(), key=lambda kv: int(kv[0])):
             fid = int(fid_s)
-            _, parent, epoch = self.ledger.call("federation", fid)
-            out.append(FederationInfo(fid, fed["location"], fed["service"], parent, epoch,
+            record = self.fed.federation(fid)
+            out.append(FederationInfo(fid, fed["location"], fed["service"], record.parent, record.epoch,
                                       tuple(self._active_members(fid))))
         return out
 
@@ -149,8 +154,8 @@ class TrustedAuthority:
         out = []
         for addr, rec in sorted(self._state["members"].items()):
             if rec["federation_id"] == federation_id:
-                fid, active, *_ = self.ledger.call("member", addr)
-                if active and fid == federation_id:
+                member = self.fed.member(addr)
+                if member.active and member.federation_id == federation_id:
                     out.append(addr)
         return out
 
@@ -168,7 +173,7 @@ class TrustedAuthority:
         """
         if not isinstance(request, EnrollmentRequest):
             raise InputError("enroll needs an EnrollmentRequest", "parse it with EnrollmentRequest.from_json")
-        request.verify(chain_id=self.ledger.chain_id, contract=self.contract_address)
+        request.verify(chain_id=self.chain_id, contract=self.contract_address)
         if request.nonce.hex() in self._state["nonces"]:
             raise EnrollmentRejected("this enrollment request was already used (replay)",
                                      "ask the node for a fresh request")
@@ -177,21 +182,20 @@ class TrustedAuthority:
             raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
                                      "approve it explicitly or add the node to the allowlist")
         gas: dict[str, int] = {}
-        attrs_hash = attributes_hash(request.location, request.service)
-        fid = self.ledger.call("federationByAttributes", attrs_hash)
+        fid = self.fed.federation_by_attributes(request.location, request.service)
         created = fid == 0
         if created:
             info = self.create_federation(request.location, request.service)
             fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
-        gas["addMember"] = self.ledger.send("addMember", fid, request.address, request.enc_public_key).gas_used
+        gas["addMember"] = self.fed.add_member(self.account, fid, request.address, request.enc_public_key).gas_used
         self._state["members"][request.address] = {
             "federation_id": fid, "enc_public_key": request.enc_public_key.hex(),
             "location": request.location, "service": request.service}
         self._state["nonces"] = (self._state["nonces"] + [request.nonce.hex()])[-MAX_NONCES:]
         self._save()
         if fund_wei:
-            gas["fund"] = self.ledger.transfer(request.address, fund_wei).gas_used
-        _, _, epoch = self.ledger.call("federation", fid)
+            gas["fund"] = int(self.fed.chain.fund(request.address, fund_wei, self.account)["gasUsed"])
+        epoch = self.fed.federation(fid).epoch
         gas["deliverKey"] = self._deliver(fid, epoch, [request.address])
         return EnrollmentResult(request.address, fid, created, epoch,
                                 tuple(node_attributes(request.location, request.service, fid, epoch)),
@@ -204,10 +208,10 @@ class TrustedAuthority:
             rec = self._state["members"][node]
             sk = abe.keygen(self.public_key, self._msk,
                             node_attributes(rec["location"], rec["service"], federation_id, epoch))
-            sealed = seal_node_key(self.ledger.account, bytes.fromhex(rec["enc_public_key"]), sk,
-                                   chain_id=self.ledger.chain_id, contract=self.contract_address,
+            sealed = seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
+                                   chain_id=self.chain_id, contract=self.contract_address,
                                    node=node, federation_id=federation_id, epoch=epoch)
-            gas += self.ledger.send("deliverKey", node, federation_id, epoch, sealed).gas_used
+            gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
         return gas
 
     # -- removal and re-keying ---------------------------------------------------------------
@@ -220,15 +224,14 @@ class TrustedAuthority:
         encrypted for an epoch attribute the removed node never holds.
         """
         node = check_address(node_address, "node address")
-        fid, active, *_ = self.ledger.call("member", node)
-        if not active:
+        member = self.fed.member(node)
+        if not member.active:
             raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
-        tx = self.ledger.send("removeMember", node)
-        removed = tx.event("MemberRemoved") or {}
-        epoch = (tx.event("EpochAdvanced") or {}).get("epoch")
-        rekey = self._rekey_to(fid, epoch) if epoch is not None else None
-        return RemovalResult(node, fid, epoch if epoch is not None else -1, reason or str(removed), rekey,
-                             {"removeMember": tx.gas_used, **({"deliverKey": rekey.gas_used} if rekey else {})})
+        fid = member.federation_id
+        tx = self.fed.remove_member(self.account, node)
+        rekey = self._rekey_to(fid, tx.value)
+        return RemovalResult(node, fid, tx.value, reason, rekey,
+                             {"removeMember": tx.gas_used, "deliverKey": rekey.gas_used})
 
     def _rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
         nodes = [n for n in self._active_members(federation_id)]
@@ -239,8 +242,8 @@ class TrustedAuthority:
 
     def rekey(self, federation_id: int) -> RekeyResult:
         """Advance a federation's epoch (``bumpEpoch``) and deliver fresh keys to all its active members."""
-        tx = self.ledger.send("bumpEpoch", federation_id)
-        result = self._rekey_to(federation_id, tx.event("EpochAdvanced")["epoch"])
+        tx = self.fed.bump_epoch(self.account, federation_id)
+        result = self._rekey_to(federation_id, tx.value)
         return RekeyResult(result.federation_id, result.epoch, result.nodes, result.gas_used + tx.gas_used)
 
     def sync(self) -> list[RekeyResult]:
@@ -248,7 +251,7 @@ class TrustedAuthority:
         out = []
         for fid_s in sorted(self._state["federations"], key=int):
             fid = int(fid_s)
-            _, _, epoch = self.ledger.call("federation", fid)
+            epoch = self.fed.federation(fid).epoch
             if epoch != self._state["delivered"].get(fid_s, 0):
                 out.append(self._rekey_to(fid, epoch))
         return out
@@ -258,17 +261,16 @@ class TrustedAuthority:
         node = check_address(node_address, "node address")
         if node not in self._state["members"]:
             raise TasError(f"{node} was not enrolled by this TAS")
-        fid, active, *_ = self.ledger.call("member", node)
-        if not active:
+        member = self.fed.member(node)
+        if not member.active:
             raise TasError(f"{node} is not an active member; removed nodes get no keys")
-        _, _, epoch = self.ledger.call("federation", fid)
-        return self._deliver(fid, epoch, [node])
+        return self._deliver(member.federation_id, self.fed.federation(member.federation_id).epoch, [node])
 
     def status(self) -> dict:
         """Addresses, contract, federations with epochs and members, federations awaiting re-keying."""
         feds = self.federations()
         return {
-            "tas": self.address, "contract": self.contract_address, "chain_id": self.ledger.chain_id,
+            "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
                              "parent": f.parent, "epoch": f.epoch, "members": list(f.members)} for f in feds],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fogfed.chain import connect
+from fogfed.chain import ContractRevert, connect
 from fogfed.keys import KdfParams
 from fogfed.node import FogNode
 from fogfed.storage import ContentStore, EmbeddedStore, IpfsStore
@@ -49,6 +49,14 @@ def build_system(chain, store: ContentStore, root: Path, *, layout=("A", "A", "A
             assert node.refresh_keys() == 1
         nodes.append(node)
     return System(chain, store, tas, nodes, root, accounts)
+
+
+def assert_cannot_write(node: FogNode, file_id: bytes) -> None:
+    """The contract itself refuses a non-member's cache announcement and file registration."""
+    with pytest.raises(ContractRevert, match="NotActiveMember"):
+        node.fed.announce_cache(node.account, file_id, 2**40)
+    with pytest.raises(ContractRevert, match="NotActiveMember"):
+        node.fed.register_file(node.account, 1, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, "ff:1", 0)
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,9 @@ def test_tampered_storage_is_reported_and_never_returned(system, plain, tmp_path
         n1.fetch(up.file_id, tmp_path / "u.bin")
     assert not (tmp_path / "u.bin").exists()
     assert not [p for p in tmp_path.iterdir() if p.name != "plain.bin"]
-    damaged = system.tas.ledger.logs("FileDamaged", 0, "latest", fileId=up.file_id)
+    damaged = [e.args for e in system.tas.fed.events(names=["FileDamaged"], where={"fileId": up.file_id})]
     assert [(d["holder"], d["reporter"], d["reason"]) for d in damaged] == [("0x" + "00" * 20, n1.address, 2)]
-    assert system.tas.ledger.call("file", up.file_id)[7] > 0  # the stored copy is marked damaged
+    assert system.tas.fed.file(up.file_id).damaged_at > 0  # the stored copy is marked damaged
 
 
 def test_plaintext_hash_mismatch_is_reported(system, tmp_path):
@@ -59,13 +59,13 @@ def test_plaintext_hash_mismatch_is_reported(system, tmp_path):
     key = os.urandom(32)
     cid, info, _ = encrypt_and_store(system.store, src, key, io.BytesIO())
     fid = file_id_of_cid(cid)
-    epoch = n0.ledger.call("federation", 1)[2]
+    epoch = n0.fed.federation(1).epoch
     encsk = abe.encrypt(n0.public_key(), up.policy.replace(f"ep:1:{up.epoch}", f"ep:1:{epoch}"), key,
-                        aad=encsk_aad(n0.ledger.chain_id, n0.ledger.address, fid))
+                        aad=encsk_aad(n0.chain_id, n0.fed.address, fid))
     ref = file_id_of_cid(system.store.add(io.BytesIO(encsk)))
-    n0.ledger.send("registerFile", 1, fid, 0, hashlib.sha256(b"a lie").digest(), ref, epoch, up.policy)
+    n0.fed.register_file(n0.account, 1, fid, hashlib.sha256(b"a lie").digest(), ref, up.policy, epoch)
     with pytest.raises(FetchFailed):
         n1.fetch(fid, tmp_path / "lie.bin")
     assert not (tmp_path / "lie.bin").exists()
-    damaged = system.tas.ledger.logs("FileDamaged", 0, "latest", fileId=fid)
+    damaged = [e.args for e in system.tas.fed.events(names=["FileDamaged"], where={"fileId": fid})]
     assert [d["reason"] for d in damaged] == [1]

@@ -6,11 +6,10 @@ import hashlib
 
 import pytest
 
-from fogfed.chain import connect
+from fogfed.chain import ChainUnreachable, connect
 from fogfed.chain.devnet import start_anvil
 from fogfed.errors import FogfedError
 from fogfed.node import FogNode
-from fogfed.protocol.ledger import ChainUnavailable
 from fogfed.storage import IpfsStore, StorageError
 from fogfed.storage.jsipfs import JsIpfsNode
 from fogfed.tas import TrustedAuthority
@@ -42,12 +41,12 @@ def test_ipfs_stopped_mid_upload_registers_nothing_and_retry_succeeds(anvil_url,
             node.upload(big, progress=pull_plug)
         assert "IPFS" in str(failure.value) or "unreachable" in str(failure.value).lower()
         assert digest(big) == before  # the local file is untouched
-        assert tas.ledger.logs("FileRegistered", 0, "latest") == []  # nothing registered
+        assert tas.fed.events(names=["FileRegistered"]) == []  # nothing registered
         assert node.files() == [] and node.cache_entries() == []
         ipfs.start()  # same repo, new port
         node.store = IpfsStore(ipfs.api_url)
         up = node.upload(big)
-        assert len(tas.ledger.logs("FileRegistered", 0, "latest")) == 1
+        assert len(tas.fed.events(names=["FileRegistered"])) == 1
         assert node.fetch(up.file_id, tmp_path / "back.bin").plaintext_sha256 == before
         node.close()
     finally:
@@ -67,10 +66,10 @@ def test_chain_unreachable_gives_a_clear_error_and_leaves_the_file(ipfs_api, tmp
     src = tmp_path / "f.bin"
     src.write_bytes(b"keep me" * 1000)
     before = digest(src)
-    with pytest.raises(ChainUnavailable, match="unreachable") as failure:
+    with pytest.raises(ChainUnreachable, match="unreachable") as failure:
         node.upload(src)
     assert isinstance(failure.value, FogfedError) and failure.value.hint
-    with pytest.raises(ChainUnavailable):
+    with pytest.raises(ChainUnreachable):
         node.fetch(b"\x01" * 32, tmp_path / "out.bin")
     assert digest(src) == before and not (tmp_path / "out.bin").exists()
     node.close()

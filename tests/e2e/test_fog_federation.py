@@ -14,7 +14,7 @@ from fogfed.node import AccessDenied, FetchFailed
 from fogfed.node.client import NotMember
 from fogfed.node.peer import PeerRefused, send_request
 from fogfed.node.peer_protocol import sign_request
-from fogfed.protocol.ledger import TxReverted
+from tests.e2e.conftest import assert_cannot_write
 
 ZERO = "0x" + "00" * 20
 
@@ -28,8 +28,8 @@ def sha(path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()
 
 
-def chain_events(system, name, **filters):
-    return system.tas.ledger.logs(name, 0, "latest", **filters)
+def chain_events(system, name, **where):
+    return [e.args for e in system.tas.fed.events(names=[name], where=where)]
 
 
 # -- the paper's three retrieval scenarios (Algorithm 9) ---------------------------------------
@@ -50,11 +50,11 @@ def test_retrieval_from_storage_when_no_fresh_cache(system, plain, tmp_path):
     n0, n2 = system.nodes[0], system.nodes[2]
     up = n0.upload(plain)
     assert n0.evict(up.file_id)  # on_evict withdraws the announcement
-    assert system.tas.ledger.call("cacheExpiry", up.file_id, n0.address) == 0
+    assert system.tas.fed.cache_expiry(up.file_id, n0.address) == 0
     got = n2.fetch(up.file_id, tmp_path / "c.bin")
     assert got.source == "storage" and sha(tmp_path / "c.bin") == sha(plain)
     # the fetcher now caches and announces its own copy
-    assert system.tas.ledger.call("cacheExpiry", up.file_id, n2.address) > 0
+    assert system.tas.fed.cache_expiry(up.file_id, n2.address) > 0
 
 
 def test_outsider_cannot_upload_announce_or_fetch(system, plain, tmp_path):
@@ -62,10 +62,7 @@ def test_outsider_cannot_upload_announce_or_fetch(system, plain, tmp_path):
     up = n0.upload(plain)
     with pytest.raises(NotMember, match="enroll"):
         outsider.upload(plain)
-    with pytest.raises(TxReverted, match="NotActiveMember"):
-        outsider.ledger.send("announceCache", up.file_id, 2**40)
-    with pytest.raises(TxReverted, match="NotActiveMember"):
-        outsider.ledger.send("registerFile", 1, b"\x01" * 32, 0, b"\x02" * 32, b"\x03" * 32, 0, "ff:1")
+    assert_cannot_write(outsider, up.file_id)
     with pytest.raises(AccessDenied, match="not a member"):
         outsider.fetch(up.file_id, tmp_path / "z.bin")
     assert not (tmp_path / "z.bin").exists()
@@ -103,7 +100,7 @@ def test_tampered_peer_cache_is_reported_and_storage_used(system, plain, tmp_pat
     assert any(r.startswith(f"peer:{n0.address}") and "reported" in r for r in got.damage_reports)
     damaged = chain_events(system, "FileDamaged", fileId=up.file_id)
     assert [(d["holder"], d["reporter"]) for d in damaged] == [(n0.address, n1.address)]
-    assert system.tas.ledger.call("cacheExpiry", up.file_id, n0.address) == 0  # announcement dropped
+    assert system.tas.fed.cache_expiry(up.file_id, n0.address) == 0  # announcement dropped
 
 
 # -- peer protocol attacks ------------------------------------------------------------------------
@@ -112,7 +109,7 @@ def test_replayed_peer_request_is_refused(system, plain):
     n0, n1 = system.nodes[0], system.nodes[1]
     server = n0.serve()
     up = n0.upload(plain)
-    request = sign_request(n1.identity.account, chain_id=n1.ledger.chain_id, contract_address=n1.ledger.address,
+    request = sign_request(n1.identity.account, chain_id=n1.chain_id, contract_address=n1.fed.address,
                            audience=n0.address, file_id=up.file_id)
     port = urllib.parse.urlsplit(server.url).port
     first = io.BytesIO()

@@ -80,7 +80,7 @@ def test_bad_upload_input(world, tmp_path):
 
 
 def tas_files(world) -> int:
-    return len(world[2].ledger.logs("FileRegistered", 0, "latest"))
+    return len(world[2].fed.events(names=["FileRegistered"]))
 
 
 def test_bad_fetch_destination(world, tmp_path):
@@ -102,8 +102,8 @@ def test_refresh_announcements_renews_expiring_copies(world, tmp_path):
     f = tmp_path / "r.bin"
     f.write_bytes(b"renew me" * 100)
     up = node.upload(f)
-    first = tas.ledger.call("cacheExpiry", up.file_id, node.address)
+    first = tas.fed.cache_expiry(up.file_id, node.address)
     assert node.refresh_announcements(margin=0) == 0  # nothing close to expiry
-    lifetime = tas.ledger.call("settings")[4]
+    lifetime = node.max_cache_lifetime()
     assert node.refresh_announcements(margin=lifetime) == len(node.cache_entries())
-    assert tas.ledger.call("cacheExpiry", up.file_id, node.address) >= first
+    assert tas.fed.cache_expiry(up.file_id, node.address) >= first

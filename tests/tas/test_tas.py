@@ -8,12 +8,11 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fogfed.chain import connect
+from fogfed.chain import ContractRevert, FogFed, connect
 from fogfed.keys import NodeIdentity, WrongPassphrase
 from fogfed.keys.keystore import KdfParams
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import KeyDeliveryError, open_node_key
-from fogfed.protocol.ledger import TxReverted
 from fogfed.tas import OperatorApproval, TasError, TrustedAuthority, Verdict
 
 LIGHT = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
@@ -30,7 +29,7 @@ def world(tmp_path_factory):
 
 def request(tas, identity=None, location="riyadh", service="health", **kw):
     identity = identity or NodeIdentity.generate()
-    return EnrollmentRequest.create(identity, location, service, chain_id=tas.ledger.chain_id,
+    return EnrollmentRequest.create(identity, location, service, chain_id=tas.chain_id,
                                     contract=tas.contract_address, **kw), identity
 
 
@@ -58,23 +57,23 @@ def test_enrollment_creates_federation_and_delivers_a_sealed_key(world):
     res = tas.enroll(req, approve=True)
     assert res.federation_created and res.attributes == (
         f"ep:{res.federation_id}:0", f"ff:{res.federation_id}", "loc:medina", "svc:traffic")
-    block = tas.ledger.call("peerBlocks", ident.address)[0]
-    [delivery] = tas.ledger.logs("KeyDelivered", block, block, node=ident.address)
-    sk = open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+    block = tas.fed.peer_blocks(ident.address)[0]
+    [delivery] = [e.args for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ident.address})]
+    sk = open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
                        contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
-                       is_operator=lambda a: tas.ledger.call("isOperator", a))
+                       is_operator=tas.fed.is_operator)
     assert set(sk.attributes) == set(res.attributes)
     # the box is bound to its recipient, epoch and sender
     with pytest.raises(KeyDeliveryError):
-        open_node_key(NodeIdentity.generate(), delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+        open_node_key(NodeIdentity.generate(), delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
                       contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
                       is_operator=lambda a: True)
     with pytest.raises(KeyDeliveryError):
-        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
                       contract=tas.contract_address, federation_id=res.federation_id, epoch=1,
                       is_operator=lambda a: True)
     with pytest.raises(KeyDeliveryError, match="not a TAS operator"):
-        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.ledger.chain_id,
+        open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
                       contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
                       is_operator=lambda a: False)
     second = tas.enroll(request(tas, location="medina", service="traffic")[0], approve=True)
@@ -129,7 +128,7 @@ def test_replayed_stale_and_foreign_requests_are_refused(world):
     with pytest.raises(EnrollmentRejected, match="not within"):
         tas.enroll(stale, approve=True)
     ident = NodeIdentity.generate()
-    foreign = EnrollmentRequest.create(ident, "riyadh", "health", chain_id=tas.ledger.chain_id + 1,
+    foreign = EnrollmentRequest.create(ident, "riyadh", "health", chain_id=tas.chain_id + 1,
                                        contract=tas.contract_address)
     with pytest.raises(EnrollmentRejected, match="for chain"):
         tas.enroll(foreign, approve=True)
@@ -160,8 +159,9 @@ def test_remove_rekeys_remaining_members_and_refuses_unknown(world):
     tas.enroll(b, approve=True)
     res = tas.remove(ia.address)
     assert (res.federation_id, res.new_epoch, res.rekey.nodes) == (fid, 1, (ib.address,))
-    block = tas.ledger.call("peerBlocks", ib.address)[0]
-    assert [d["epoch"] for d in tas.ledger.logs("KeyDelivered", block, block, node=ib.address)] == [1]
+    block = tas.fed.peer_blocks(ib.address)[0]
+    assert [e.args["epoch"] for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ib.address})] \
+        == [1]
     with pytest.raises(TasError, match="not an active member"):
         tas.remove(ia.address)
     with pytest.raises(Exception, match="not an Ethereum address"):
@@ -178,7 +178,6 @@ def test_non_operator_cannot_act_as_tas(world, tmp_path):
     with pytest.raises(TasError, match="not a TAS operator"):
         TrustedAuthority.init(tmp_path / "rogue2", chain, PASS, account=chain.dev_accounts()[4], kdf=LIGHT,
                               fed=tas.contract_address)
-    from fogfed.protocol.ledger import Ledger
-    rogue = Ledger(chain, tas.contract_address, chain.dev_accounts()[4])
-    with pytest.raises(TxReverted, match="NotTas"):
-        rogue.send("createFederation", "x", "y", b"pk", 0)
+    rogue = FogFed.at(chain, tas.contract_address)
+    with pytest.raises(ContractRevert, match="NotTas"):
+        rogue.create_federation(chain.dev_accounts()[4], "x", "y", b"pk", 0)
