@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from fogfed.cli import cli
 from fogfed.cli.common import (common_options, connect_chain, emit, guarded, open_content_store,
                                passphrase, role_home, to_plain, transfer_progress)
-from fogfed.errors import InputError
+from fogfed.errors import FogfedError, InputError
 
 
 @cli.group()
@@ -116,8 +117,9 @@ def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: boo
 @node.command("upload")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--policy", metavar="POLICY",
-              help='CP-ABE policy, e.g. "location:riyadh and service:health". '
-                   "Default: members of this node's federation.")
+              help='CP-ABE policy over loc:LOCATION, svc:SERVICE and ff:FEDERATION_ID attributes, '
+                   'e.g. "loc:riyadh and svc:health" or "ff:1 or ff:2". Every federation that satisfies it '
+                   "may read the file. Default: members of this node's federation.")
 @common_options("node")
 @guarded
 def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
@@ -128,7 +130,7 @@ def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | No
 
     \b
     Example:
-      fogfed node upload scan.dcm --policy "service:health"
+      fogfed node upload scan.dcm --policy "svc:health"
     """
     if not path.is_file():
         raise InputError(f"{path} is not a readable file", "give the path of the file to upload")
@@ -172,8 +174,12 @@ def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool)
     """List the files this node uploaded."""
     with _open(home, rpc, ipfs) as n:
         files = n.files()
-    emit(as_json, {"files": files}, lambda: "\n".join(
-        " ".join(f"{k}={v}" for k, v in to_plain(f).items()) for f in files) or "no files uploaded yet")
+    emit(as_json, {"files": files}, lambda: _rows(files, "no files uploaded yet"))
+
+
+def _rows(records: list[Any], empty: str) -> str:
+    """One ``key=value ...`` line per record."""
+    return "\n".join(" ".join(f"{k}={v}" for k, v in to_plain(r).items()) for r in records) or empty
 
 
 @node.command("serve")
@@ -181,35 +187,54 @@ def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool)
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
               help="Port (0: any free port).")
 @click.option("--refresh", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
-              help="How often to pull new keys and re-announce cached copies.")
+              help="How often to pull new keys from chain.")
+@click.option("--announce-every", type=click.FloatRange(min=0.5), default=None, metavar="SECONDS",
+              help="How often to renew cache announcements that would expire before the check after next "
+                   "(default: a third of the contract's maximum cache lifetime, at most 5 minutes).")
 @click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Stop after this long (default: until Ctrl-C).")
 @common_options("node")
 @guarded
-def node_serve(host: str, port: int, refresh: float, duration: float | None, home: Path | None,
-               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+def node_serve(host: str, port: int, refresh: float, announce_every: float | None, duration: float | None,
+               home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Serve this node's cached copies to active members of its federation.
 
     Each request must be signed by a member and fresh; the peer checks
-    membership on chain before sending a byte.
+    membership on chain before sending a byte. While serving, the node
+    renews its cache announcements so peers keep finding its copies.
     """
     n = _open(home, rpc, ipfs)
-    server = n.serve(host, port)
-    emit(as_json, {"url": server.url, "address": n.address, "pid": os.getpid()},
-         f"serving {server.url} as {n.address} (Ctrl-C to stop)")
-    deadline = None if duration is None else time.monotonic() + duration
-    next_refresh = time.monotonic() + refresh
     try:
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
-            if time.monotonic() >= next_refresh:
-                n.refresh_keys()
-                n.refresh_announcements()
-                next_refresh = time.monotonic() + refresh
+        server = n.serve(host, port)
+        emit(as_json, {"url": server.url, "address": n.address, "pid": os.getpid()},
+             f"serving {server.url} as {n.address} (Ctrl-C to stop)")
+        _keep_fresh(n, refresh, announce_every, None if duration is None else time.monotonic() + duration)
     except KeyboardInterrupt:
         pass
     finally:
         n.close()
+
+
+def _keep_fresh(n: Any, refresh: float, announce_every: float | None, deadline: float | None) -> None:
+    """Until ``deadline``: pull keys every ``refresh`` s; every announcement interval renew the
+    announcements that would lapse before the check after next (so none lapses in between).
+    A chain hiccup is reported on stderr and retried at the next turn instead of stopping the server."""
+    now = time.monotonic()
+    next_keys, next_announce = now + refresh, now  # renew at once: copies may have lapsed while stopped
+    while deadline is None or now < deadline:
+        try:
+            if now >= next_keys:
+                next_keys = now + refresh
+                n.refresh_keys()
+            if now >= next_announce:
+                interval = announce_every or n.announce_interval()
+                next_announce = now + interval
+                n.refresh_announcements(margin=math.ceil(2 * interval))
+        except FogfedError as exc:
+            click.echo(f"warning: {exc.message} (retrying later)", err=True)
+        wake = min(next_keys, next_announce, deadline if deadline is not None else math.inf)
+        time.sleep(max(0.0, min(0.2, wake - time.monotonic())))
+        now = time.monotonic()
 
 
 @node.group("cache")
@@ -224,8 +249,7 @@ def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     """List cached copies (file id, size, expiry of the announcement)."""
     with _open(home, rpc, ipfs) as n:
         entries = n.cache_entries()
-    emit(as_json, {"entries": entries}, lambda: "\n".join(
-        " ".join(f"{k}={v}" for k, v in to_plain(e).items()) for e in entries) or "cache is empty")
+    emit(as_json, {"entries": entries}, lambda: _rows(entries, "cache is empty"))
 
 
 @cache.command("evict")

@@ -38,6 +38,21 @@ def run_inproc(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def tas_home(tmp_path: Path, monkeypatch, capsys) -> str:
+    """A clean FOGFED_* environment in ``tmp_path`` (also the working directory) with an initialised
+    TAS; sets and returns FOGFED_CONTRACT."""
+    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
+    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_inproc(capsys, "tas", "init", "--json")
+    assert code == 0, err
+    contract = json.loads(out)["contract"]
+    monkeypatch.setenv("FOGFED_CONTRACT", contract)
+    return contract
+
+
 def assert_one_line_error(code: int, err: str, expected_code: int, *words: str) -> None:
     """An ``error:`` line (plus at most a ``hint:`` line), the right exit code, no traceback."""
     assert code == expected_code, err

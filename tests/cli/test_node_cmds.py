@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import PASSPHRASE, assert_one_line_error, ok_json, run_inproc, run_proc
+from fogfed.chain import FogFed, connect
+from tests.cli.helpers import assert_one_line_error, ok_json, run_inproc, run_proc, tas_home
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +71,7 @@ def test_removed_node_is_refused_in_one_line(flow: dict) -> None:
 @pytest.fixture()
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> dict:
     """In-process: a TAS, one enrolled node n1 and one node n2 that never enrolled."""
-    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
-        monkeypatch.delenv(k)
-    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
-    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run_inproc(capsys, "tas", "init", "--json")
-    assert code == 0, err
-    contract = json.loads(out)["contract"]
-    monkeypatch.setenv("FOGFED_CONTRACT", contract)
+    contract = tas_home(tmp_path, monkeypatch, capsys)
     for n in ("n1", "n2"):
         assert run_inproc(capsys, "node", "init", "--home", n)[0] == 0
     assert run_inproc(capsys, "node", "request", "--home", "n1", "--location", "jeddah", "--service", "traffic",
@@ -134,3 +127,25 @@ def test_cache_commands_and_json(world: dict, capsys) -> None:
     assert code == 0 and json.loads(out)["removed"] is True
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1")
     assert code == 0 and "was not cached" in out
+
+
+def test_serve_keeps_cache_announcements_fresh(world: dict, capsys) -> None:
+    chain = connect(f"embedded:{world['root'] / 'chain'}")
+    fed = FogFed.at(chain, world["contract"])
+    fed.configure(chain.dev_accounts()[0], fed.settings().false_claim_threshold, 6)  # TAS: 6 s announcements
+    code, out, err = run_inproc(capsys, "node", "upload", "f.bin", "--home", "n1", "--json")
+    assert code == 0, err
+    up = json.loads(out)
+    file_id = bytes.fromhex(up["file_id"][2:])
+    [holder] = fed.fresh_cache_holders(file_id)
+    first = holder.expires_at
+    assert first <= chain.timestamp() + 6
+    # default interval: a third of the 6 s lifetime; each turn renews what would lapse within two turns
+    code, out, err = run_inproc(capsys, "node", "serve", "--home", "n1", "--duration", "8", "--json")
+    assert code == 0, err
+    renewals = fed.events(names=["CacheAnnounced"], where={"fileId": file_id})
+    assert len(renewals) >= 3  # the upload's announcement, then renewals while serving
+    assert fed.cache_expiry(file_id, holder.holder) > first + 4
+    for earlier, later in zip(renewals, renewals[1:]):  # each renewal landed before the previous one lapsed
+        assert chain.w3.eth.get_block(later.block_number)["timestamp"] <= earlier.args["expiresAt"]
+    assert [h.holder for h in fed.fresh_cache_holders(file_id)] == [holder.holder]  # still fresh at the end

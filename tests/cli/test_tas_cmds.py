@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import PASSPHRASE, assert_one_line_error, run_inproc
+from tests.cli.helpers import assert_one_line_error, run_inproc, tas_home
 
 
 @pytest.fixture()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> Path:
-    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
-        monkeypatch.delenv(k)
-    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
-    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run_inproc(capsys, "tas", "init", "--json")
-    assert code == 0, err
-    monkeypatch.setenv("FOGFED_CONTRACT", json.loads(out)["contract"])
+    tas_home(tmp_path, monkeypatch, capsys)
     return tmp_path
 
 
