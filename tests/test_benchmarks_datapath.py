@@ -1,13 +1,25 @@
-"""benchmarks/datapath.py runs end to end with a tiny size and writes the documented JSON."""
+"""benchmarks/datapath.py runs end to end with a tiny size and writes the documented JSON; the
+plumbing it measures (ciphertext copy and its digest, BlobCache.put_file) keeps its guarantees."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.datapath import raw_sha256_aes_gcm, write_random_file
+from fogfed.abe.stream import decrypt_stream
+from fogfed.errors import InputError
+from fogfed.node.cache import BlobCache, CacheCorrupted
+from fogfed.node.datapath import encrypt_and_store
+from fogfed.protocol.files import STREAM_AAD
+from fogfed.storage import EmbeddedStore, compute_cid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,25 +34,85 @@ def test_datapath_quick_json_shape(tmp_path: Path) -> None:
     assert set(doc["tables"]) == {"throughput", "latency", "memory"}
     (size,) = doc["sizes"]
     assert size["size_bytes"] == 1 << 20
-    for key in ("raw_mb_s", "upload_mb_s", "upload_ratio_to_raw", "fetch_peer_s", "fetch_storage_s",
-                "fetch_peer_mb_s", "fetch_storage_mb_s"):
+    for key in ("raw_mb_s", "encrypt_store_mb_s", "encrypt_store_ratio_to_raw", "upload_mb_s", "upload_s",
+                "fetch_peer_s", "fetch_storage_s", "fetch_peer_mb_s", "fetch_storage_mb_s"):
         assert size[key] > 0, key
-    assert set(size["peak_mib"]) == {"raw", "upload", "fetch_peer", "fetch_storage"}
+    assert size["upload_fixed_s"] >= 0
+    assert set(size["peak_mib"]) == {"raw", "encrypt_store", "upload", "fetch_peer", "fetch_storage"}
+    (small,) = doc["latency"]
+    assert small["size_bytes"] == 1024 and small["peer_s"] > 0 and small["storage_s"] > 0
     assert {t["name"].split(":")[0] for t in doc["targets"]} >= {"1 MiB"}
     assert all(isinstance(t["passed"], bool) for t in doc["targets"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bad_sizes_are_refused() -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.datapath", "--sizes", "2048"],
+@pytest.mark.parametrize("argv", [["--sizes", "2048"], ["--latency-kib", "4096"], ["--sizes", "0"]])
+def test_bad_sizes_are_refused(argv: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.datapath", *argv],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2 and "1024" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
 def test_raw_baseline_hashes_the_file(tmp_path: Path) -> None:
-    import hashlib
-    import os
-
     path = write_random_file(tmp_path / "f", 3 * (1 << 20) + 5)
     assert path.stat().st_size == 3 * (1 << 20) + 5
     assert raw_sha256_aes_gcm(path, os.urandom(32)) == hashlib.sha256(path.read_bytes()).digest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 262_144 - 84, 262_144, 3 * (1 << 20) + 7])
+def test_encrypt_and_store_copy_digest_and_cid_agree(tmp_path: Path, size: int) -> None:
+    """The one pass gives the store, the cache copy and both digests the same, decryptable bytes."""
+    src = tmp_path / "plain"
+    src.write_bytes(os.urandom(size))
+    store, key, copy = EmbeddedStore(tmp_path / "store"), os.urandom(32), io.BytesIO()
+    cid, info, ct_sha = encrypt_and_store(store, src, key, copy)
+    ciphertext = copy.getvalue()
+    assert b"".join(store.cat(cid)) == ciphertext
+    assert compute_cid(io.BytesIO(ciphertext)) == cid
+    assert hashlib.sha256(ciphertext).digest() == ct_sha
+    assert info.plaintext_sha256 == hashlib.sha256(src.read_bytes()).digest()
+    plain = io.BytesIO()
+    decrypt_stream(key, io.BytesIO(ciphertext), plain, aad=STREAM_AAD)
+    assert plain.getvalue() == src.read_bytes()
+
+
+def test_put_file_adopts_without_copying_and_still_verifies(tmp_path: Path) -> None:
+    with BlobCache(tmp_path / "cache", 1 << 20) as cache:
+        fid = b"\x01" * 32
+        blob = tmp_path / "cache" / "blob.part"  # same file system as the cache
+        blob.write_bytes(b"ciphertext" * 100)
+        inode = blob.stat().st_ino
+        entry = cache.put_file(fid, blob, hashlib.sha256(b"ciphertext" * 100).digest())
+        assert not blob.exists() and entry.size == 1000
+        assert (tmp_path / "cache" / "blobs" / fid.hex()).stat().st_ino == inode  # moved, not copied
+        with cache.open(fid) as f:
+            assert f.read() == b"ciphertext" * 100
+        # a digest that does not match the bytes is recorded, but the copy is never served
+        other = b"\x02" * 32
+        liar = tmp_path / "cache" / "liar.part"
+        liar.write_bytes(b"tampered")
+        cache.put_file(other, liar, hashlib.sha256(b"original").digest())
+        with pytest.raises(CacheCorrupted):
+            cache.open(other)
+        assert other not in cache
+
+
+@pytest.mark.parametrize("digest", [b"", b"\x00" * 31, "ab" * 32, None])
+def test_put_file_refuses_bad_digests(tmp_path: Path, digest: object) -> None:
+    with BlobCache(tmp_path / "cache", 1 << 20) as cache:
+        path = tmp_path / "x"
+        path.write_bytes(b"x")
+        with pytest.raises(InputError, match="sha256"):
+            cache.put_file(b"\x01" * 32, path, digest)  # type: ignore[arg-type]
+        assert path.exists()
+
+
+def test_put_file_refuses_missing_and_oversized_files(tmp_path: Path) -> None:
+    with BlobCache(tmp_path / "cache", 10) as cache:
+        with pytest.raises(InputError, match="cannot read"):
+            cache.put_file(b"\x01" * 32, tmp_path / "missing", b"\x00" * 32)
+        big = tmp_path / "cache" / "big"
+        big.write_bytes(b"x" * 11)
+        with pytest.raises(InputError, match="larger than the whole cache"):
+            cache.put_file(b"\x01" * 32, big, hashlib.sha256(b"x" * 11).digest())
+        assert big.exists() and cache.total_bytes == 0
