@@ -7,10 +7,9 @@ account that will become the member, for this chain and contract, recently.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from eth_utils import is_hex_address, to_checksum_address
 
@@ -18,6 +17,7 @@ from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.signing import recover_signer, sign
 from fogfed.protocol.attributes import normalise_location, normalise_service
+from fogfed.protocol.signed import SignedRequest, hex_field, load_request
 
 FORMAT = "fogfed-enrollment"
 VERSION = 1
@@ -33,13 +33,11 @@ class EnrollmentRejected(InputError):
     """An enrollment request is malformed, forged, stale, for another chain, or refused."""
 
 
-def _canonical(obj: dict) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
 @dataclass(frozen=True)
-class EnrollmentRequest:
+class EnrollmentRequest(SignedRequest):
     """A node's signed request to join the federation matching (location, service)."""
+
+    _format, _version, _domain = FORMAT, VERSION, _DOMAIN
 
     address: str
     enc_public_key: bytes
@@ -61,47 +59,16 @@ class EnrollmentRequest:
         unsigned._check_fields()
         return cls(**{**unsigned.__dict__, "signature": sign(identity.account, unsigned.signed_bytes())})
 
-    def _doc(self) -> dict:
-        doc = asdict(self)
-        doc.update(format=FORMAT, version=VERSION, enc_public_key=self.enc_public_key.hex(),
-                   nonce=self.nonce.hex(), signature="0x" + self.signature.hex())
-        return doc
-
-    def signed_bytes(self) -> bytes:
-        """What the signature covers: domain | canonical JSON of every field but the signature."""
-        doc = self._doc()
-        del doc["signature"]
-        return _DOMAIN + _canonical(doc)
-
-    def to_json(self) -> str:
-        """The request as one JSON document (what the node sends to the TAS operator)."""
-        return json.dumps(self._doc(), sort_keys=True, indent=1)
-
     @classmethod
     def from_json(cls, text: str | bytes) -> "EnrollmentRequest":
         """Parse and type-check a request (untrusted input); the signature is checked by ``verify``."""
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError:
-                raise EnrollmentRejected("enrollment request is not UTF-8 text") from None
-        if not isinstance(text, str) or len(text) > MAX_JSON_BYTES:
-            raise EnrollmentRejected(f"enrollment request must be JSON text of at most {MAX_JSON_BYTES} bytes")
+        doc = load_request(text, what="enrollment request", fmt=FORMAT, version=VERSION, fields=_FIELDS,
+                           max_bytes=MAX_JSON_BYTES, error=EnrollmentRejected,
+                           hint="create one with `fogfed node request`")
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise EnrollmentRejected(f"enrollment request is not valid JSON ({exc.msg} at {exc.pos})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise EnrollmentRejected("not a fogfed enrollment request", "create one with `fogfed node enroll-request`")
-        if doc.get("version") != VERSION:
-            raise EnrollmentRejected(f"enrollment request version {doc.get('version')!r} is not supported",
-                                     f"this fogfed reads version {VERSION}")
-        if set(doc) != _FIELDS:
-            raise EnrollmentRejected(f"enrollment request fields {sorted(set(doc) ^ _FIELDS)} are missing or unknown")
-        try:
-            req = cls(doc["address"], _hex(doc["enc_public_key"], 32), doc["location"], doc["service"],
-                      doc["chain_id"], doc["contract"], _hex(doc["nonce"], 16), doc["timestamp"],
-                      _hex(doc["signature"], 65, prefixed=True))
+            req = cls(doc["address"], hex_field(doc["enc_public_key"], 32), doc["location"], doc["service"],
+                      doc["chain_id"], doc["contract"], hex_field(doc["nonce"], 16), doc["timestamp"],
+                      hex_field(doc["signature"], 65, prefixed=True))
         except (TypeError, ValueError):
             raise EnrollmentRejected("enrollment request has a field of the wrong type or size") from None
         req._check_fields()
@@ -141,15 +108,3 @@ class EnrollmentRequest:
             raise EnrollmentRejected(f"enrollment request timestamp {self.timestamp} is not within "
                                      f"{max_age} s of now ({int(t)})", "ask the node for a fresh request")
 
-
-def _hex(value: object, size: int, prefixed: bool = False) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError
-    if prefixed:
-        if not value.startswith("0x"):
-            raise ValueError
-        value = value[2:]
-    raw = bytes.fromhex(value)
-    if len(raw) != size or raw.hex() != value.lower():
-        raise ValueError
-    return raw

@@ -10,11 +10,10 @@ the epoch range in the associated data.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
@@ -25,7 +24,8 @@ from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.seal import SealError, open_sealed, seal
 from fogfed.keys.signing import recover_signer, sign
 from fogfed.protocol.attributes import epoch_attribute, federation_attribute
-from fogfed.protocol.enrollment import CLOCK_SKEW, _canonical, _hex
+from fogfed.protocol.enrollment import CLOCK_SKEW
+from fogfed.protocol.signed import SignedRequest, hex_field, load_request
 
 FORMAT = "fogfed-move"
 VERSION = 1
@@ -42,8 +42,10 @@ class MoveRejected(InputError):
 
 
 @dataclass(frozen=True)
-class MoveRequest:
+class MoveRequest(SignedRequest):
     """A node's signed request to be handed over to federation ``to_federation``."""
+
+    _format, _version, _domain = FORMAT, VERSION, _DOMAIN
 
     address: str
     enc_public_key: bytes
@@ -65,46 +67,15 @@ class MoveRequest:
         unsigned._check_fields()
         return cls(**{**unsigned.__dict__, "signature": sign(identity.account, unsigned.signed_bytes())})
 
-    def _doc(self) -> dict:
-        doc = asdict(self)
-        doc.update(format=FORMAT, version=VERSION, enc_public_key=self.enc_public_key.hex(), nonce=self.nonce.hex(),
-                   signature="0x" + self.signature.hex())
-        return doc
-
-    def signed_bytes(self) -> bytes:
-        """What the signature covers: domain | canonical JSON of every field but the signature."""
-        doc = self._doc()
-        del doc["signature"]
-        return _DOMAIN + _canonical(doc)
-
-    def to_json(self) -> str:
-        """The request as one JSON document."""
-        return json.dumps(self._doc(), sort_keys=True, indent=1)
-
     @classmethod
     def from_json(cls, text: str | bytes) -> "MoveRequest":
         """Parse and type-check a request (untrusted input); ``verify`` checks the signature."""
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError:
-                raise MoveRejected("move request is not UTF-8 text") from None
-        if not isinstance(text, str) or len(text) > MAX_JSON_BYTES:
-            raise MoveRejected(f"move request must be JSON text of at most {MAX_JSON_BYTES} bytes")
+        doc = load_request(text, what="move request", fmt=FORMAT, version=VERSION, fields=_FIELDS,
+                           max_bytes=MAX_JSON_BYTES, error=MoveRejected, hint="create one with `fogfed node move`")
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MoveRejected(f"move request is not valid JSON ({exc.msg} at {exc.pos})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise MoveRejected("not a fogfed move request", "create one with `fogfed node move`")
-        if doc.get("version") != VERSION:
-            raise MoveRejected(f"move request version {doc.get('version')!r} is not supported")
-        if set(doc) != _FIELDS:
-            raise MoveRejected(f"move request fields {sorted(set(doc) ^ _FIELDS)} are missing or unknown")
-        try:
-            req = cls(doc["address"], _hex(doc["enc_public_key"], 32), doc["to_federation"], doc["chain_id"],
-                      doc["contract"], doc["mobility"], _hex(doc["nonce"], 16), doc["timestamp"],
-                      _hex(doc["signature"], 65, prefixed=True))
+            req = cls(doc["address"], hex_field(doc["enc_public_key"], 32), doc["to_federation"], doc["chain_id"],
+                      doc["contract"], doc["mobility"], hex_field(doc["nonce"], 16), doc["timestamp"],
+                      hex_field(doc["signature"], 65, prefixed=True))
         except (TypeError, ValueError):
             raise MoveRejected("move request has a field of the wrong type or size") from None
         req._check_fields()
