@@ -149,3 +149,17 @@ def test_serve_keeps_cache_announcements_fresh(world: dict, capsys) -> None:
     for earlier, later in zip(renewals, renewals[1:]):  # each renewal landed before the previous one lapsed
         assert chain.w3.eth.get_block(later.block_number)["timestamp"] <= earlier.args["expiresAt"]
     assert [h.holder for h in fed.fresh_cache_holders(file_id)] == [holder.holder]  # still fresh at the end
+
+
+def test_policy_help_examples_are_policies_the_node_accepts(capsys) -> None:
+    import re
+
+    from fogfed.protocol.attributes import check_user_policy
+
+    code, out, _ = run_inproc(capsys, "node", "upload", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    examples = re.findall(r'"([^"]+)"', text)
+    assert len(examples) >= 3 and "location:" not in text and "service:" not in text
+    for policy in examples:
+        check_user_policy(policy)  # raises InputError for an attribute fogfed does not issue
