@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fogfed.cli.common import common_options, emit, guarded
+from fogfed.cli.common import common_options, emit, guarded, read_input_file
 from fogfed.cli.node_cmds import _open as open_node
 from fogfed.cli.node_cmds import node
 from fogfed.cli.tas_cmds import _open as open_tas
@@ -16,6 +16,10 @@ from fogfed.errors import InputError
 
 _MOBILITY = click.option("--mobility", envvar="FOGFED_MOBILITY", metavar="ADDRESS", required=True,
                          help="The FogFedMobility contract (fogfed tas mobility-deploy; or $FOGFED_MOBILITY).")
+_TAS_MOBILITY = click.option("--mobility", envvar="FOGFED_MOBILITY", metavar="ADDRESS",
+                             help="The FogFedMobility contract (default: the one this TAS deployed or used; "
+                                  "or $FOGFED_MOBILITY).")
+MAX_MOVE_REQUEST = 64 * 1024
 
 
 def _mobility(fed: Any, address: str) -> Any:
@@ -24,41 +28,48 @@ def _mobility(fed: Any, address: str) -> Any:
     return FogFedMobility.at(fed.chain, address, fed)
 
 
-def _read(path: Path, what: str, limit: int = 2 << 20) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise InputError(f"the {what} {path} is larger than {limit} bytes")
-    return data
+def _authority(t: Any, address: str | None) -> Any:
+    """The TAS's mobility operations on ``address``, or on the contract the TAS recorded."""
+    from fogfed.tas.mobility import MobilityAuthority
+
+    mob = _mobility(t.fed, address) if address else t.mobility
+    if mob is None:
+        raise InputError("this TAS has no mobility contract yet",
+                         "deploy one (fogfed tas mobility-deploy) or give --mobility ADDRESS")
+    return MobilityAuthority(t, mob)
 
 
 @tas.command("mobility-deploy")
 @common_options("tas")
 @guarded
 def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only)."""
+    """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only).
+
+    The TAS records it: from then on `fogfed tas enroll` applies each
+    federation's backward-secrecy setting (`fogfed tas secrecy`).
+    """
     from fogfed.chain.mobility import deploy_mobility
 
     t = open_tas(home, rpc)
-    mob = deploy_mobility(t.fed.chain, t.account, t.fed)
+    if t.mobility is not None:
+        raise InputError(f"this TAS already uses the mobility contract {t.mobility.address}",
+                         f"export FOGFED_MOBILITY={t.mobility.address}")
+    mob = t.use_mobility(deploy_mobility(t.fed.chain, t.account, t.fed))
     emit(as_json, {"mobility": mob.address}, f"mobility contract {mob.address}\nexport FOGFED_MOBILITY={mob.address}")
 
 
 @tas.command("move")
 @click.argument("request", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@_MOBILITY
+@_TAS_MOBILITY
 @common_options("tas")
 @guarded
-def tas_move(request: Path, mobility: str, home: Path | None, rpc: str | None, ipfs: str | None,
+def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
              as_json: bool) -> None:
     """Hand a node over to another federation after checking its on-chain record (fogfed node move)."""
     from fogfed.protocol.move import MoveRequest
-    from fogfed.tas.mobility import MobilityAuthority
 
-    t = open_tas(home, rpc)
-    res = MobilityAuthority(t, _mobility(t.fed, mobility)).move(MoveRequest.from_json(_read(request, "move request")))
+    req = MoveRequest.from_json(read_input_file(request, "move request", MAX_MOVE_REQUEST))
+    res = _authority(open_tas(home, rpc), mobility).move(req)
     emit(as_json, res, lambda: (
         f"moved {res.node}: federation {res.from_federation} -> {res.to_federation} "
         f"(record found {res.level} level(s) up), key for epoch {res.epoch} delivered; "
@@ -70,16 +81,16 @@ def tas_move(request: Path, mobility: str, home: Path | None, rpc: str | None, i
 @tas.command("secrecy")
 @click.argument("federation", type=click.IntRange(min=1, max=2**32 - 1))
 @click.argument("setting", type=click.Choice(["on", "off", "show"]))
-@_MOBILITY
+@_TAS_MOBILITY
 @common_options("tas")
 @guarded
-def tas_secrecy(federation: int, setting: str, mobility: str, home: Path | None, rpc: str | None,
+def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path | None, rpc: str | None,
                 ipfs: str | None, as_json: bool) -> None:
-    """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files)."""
-    from fogfed.tas.mobility import MobilityAuthority
+    """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files).
 
-    t = open_tas(home, rpc)
-    auth = MobilityAuthority(t, _mobility(t.fed, mobility))
+    Applies to moves and to every `fogfed tas enroll` into the federation.
+    """
+    auth = _authority(open_tas(home, rpc), mobility)
     if setting != "show":
         auth.set_backward_secrecy(federation, setting == "on")
     on = auth.mobility.backward_secrecy(federation)
@@ -134,7 +145,7 @@ def node_send(recipient: str | None, federation: int | None, message: str | None
 
     if (recipient is None) == (federation is None) or (message is None) == (file_ is None):
         raise InputError("give one of --to/--federation and one of --message/--file")
-    body = message.encode() if message is not None else _read(file_, "message file", MAX_MESSAGE)
+    body = message.encode() if message is not None else read_input_file(file_, "message file", MAX_MESSAGE)
     key = None
     if expect_key is not None:
         try:
@@ -159,7 +170,7 @@ def node_recv(message: Path, home: Path | None, rpc: str | None, ipfs: str | Non
     from fogfed.node.messaging import MAX_BLOB, receive
 
     with open_node(home, rpc, ipfs) as n:
-        msg = receive(n, _read(message, "message", MAX_BLOB))
+        msg = receive(n, read_input_file(message, "message", MAX_BLOB))
     emit(as_json, {"sender": msg.sender, "kind": msg.kind, "federation": msg.federation_id,
                    "timestamp": msg.timestamp, "body": msg.body.decode("utf-8", "replace")},
          lambda: f"from {msg.sender} ({msg.kind}):\n{msg.body.decode('utf-8', 'replace')}")

@@ -128,7 +128,10 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     Checks the request's signature, chain, contract and age; verifies the
     attributes (--approve or --allowlist); assigns the node to the federation
     of its location and service (created if none exists); registers it on
-    chain and delivers its key, sealed to the node, on chain.
+    chain and delivers its key, sealed to the node, on chain. With a mobility
+    contract (`fogfed tas mobility-deploy`) the federation's backward secrecy
+    applies: on, its members are re-keyed first; off, the node also gets a
+    history key (`fogfed node move --finish` pulls it).
 
     \b
     Example:
@@ -146,7 +149,11 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
         f"enrolled {r.node} in federation {r.federation_id}"
         + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
         f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
-        f"next (on the node): fogfed node join"))
+        + (f"backward secrecy: {len(r.newcomer_rekey.nodes)} member(s) re-keyed for epoch {r.epoch} first\n"
+           if r.newcomer_rekey else "")
+        + (f"history key for epochs {r.history_epochs[0]}-{r.history_epochs[1]} (backward secrecy off)\n"
+           if r.history_epochs else "")
+        + "next (on the node): fogfed node join"))
 
 
 @tas.command("remove")

@@ -7,7 +7,8 @@ the paper's per-federation key pair that lets a policy span federations).
 A removal advances the federation's epoch on chain; the TAS then issues every
 remaining member a key for the new epoch and delivers it sealed on chain.
 ``<home>/state.json`` (not secret) remembers the deployment, the members the
-TAS enrolled and the epoch it last delivered keys for in each federation.
+TAS enrolled, the epoch it last delivered keys for in each federation and the
+mobility contract whose backward-secrecy settings apply to joins (if any).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from eth_account.signers.local import LocalAccount
 
 from fogfed import abe
 from fogfed.chain import Chain, FogFed, deploy
+from fogfed.chain.mobility import FogFedMobility
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
 from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import check_address, seal_node_key
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
+from fogfed.tas.secrecy import grant_history, keep_out_of_the_past
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
 
 KIND = "tas"
@@ -47,6 +50,7 @@ class TrustedAuthority:
                  state: dict[str, Any]) -> None:
         self.home, self.fed, self.account = Path(home), fed, account
         self.public_key, self._msk, self._state = pk, msk, state
+        self._mobility: FogFedMobility | None = None
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -107,6 +111,38 @@ class TrustedAuthority:
         write_private_file(self.home / STATE, json.dumps(self._state, indent=1, sort_keys=True).encode())
 
     @property
+    def mobility(self) -> FogFedMobility | None:
+        """The mobility contract whose backward-secrecy settings apply to every join, or None."""
+        address = self._state.get("mobility")
+        if address and (self._mobility is None or self._mobility.address != address):
+            self._mobility = FogFedMobility.at(self.fed.chain, address, self.fed)
+        return self._mobility if address else None
+
+    def use_mobility(self, mobility: FogFedMobility | str) -> FogFedMobility:
+        """Record the mobility contract of this TAS: from now on joins apply its backward-secrecy settings."""
+        if not isinstance(mobility, FogFedMobility):
+            mobility = FogFedMobility.at(self.fed.chain, check_address(mobility, "mobility contract"), self.fed)
+        self.check_mobility(mobility)
+        if not self._state.get("mobility"):
+            self._state["mobility"] = mobility.address
+            self._save()
+        self._mobility = mobility
+        return mobility
+
+    def check_mobility(self, mobility: FogFedMobility) -> None:
+        """TasError unless ``mobility`` serves this TAS's FogFed and is the one it uses (if it uses one yet).
+
+        A TAS has at most one: another one's settings would silently replace the recorded ones.
+        """
+        if mobility.fed.address != self.contract_address:
+            raise TasError(f"mobility contract {mobility.address} serves FogFed {mobility.fed.address}, "
+                           f"not this TAS's {self.contract_address}")
+        current = self._state.get("mobility")
+        if current and current != mobility.address:
+            raise TasError(f"this TAS already uses the mobility contract {current}, not {mobility.address}",
+                           "give that address (or leave --mobility out)")
+
+    @property
     def address(self) -> str:
         """The TAS's Ethereum account."""
         return self.account.address
@@ -145,10 +181,21 @@ class TrustedAuthority:
             fid = int(fid_s)
             record = self.fed.federation(fid)
             out.append(FederationInfo(fid, fed["location"], fed["service"], record.parent, record.epoch,
-                                      tuple(self._active_members(fid))))
+                                      tuple(self.active_members(fid))))
         return out
 
-    def _active_members(self, federation_id: int) -> list[str]:
+    def created_federation(self, federation_id: int) -> dict[str, Any] | None:
+        """Location, service and parent of a federation this TAS created (a copy), or None."""
+        fed = self._state["federations"].get(str(federation_id))
+        return dict(fed) if fed is not None else None
+
+    def enrolled_member(self, node_address: str) -> dict[str, Any] | None:
+        """This TAS's record of a node it enrolled (federation_id, enc_public_key hex, location, service), or None."""
+        rec = self._state["members"].get(node_address)
+        return dict(rec) if rec is not None else None
+
+    def active_members(self, federation_id: int) -> list[str]:
+        """Members this TAS enrolled that the chain shows active in the federation now."""
         # The TAS is the only account that can enrol or move members, so its own record
         # lists every candidate; the chain says which are still active there.
         out = []
@@ -170,11 +217,14 @@ class TrustedAuthority:
         the attributes. The node joins the federation with its (location,
         service), created if none exists, and receives its key sealed on chain.
         ``fund_wei`` > 0 also sends it that much ether for gas (devnets).
+        With a mobility contract (:meth:`use_mobility`) the federation's
+        backward-secrecy setting applies (fogfed.tas.secrecy); without one the
+        node gets the current epoch's key only.
         """
         if not isinstance(request, EnrollmentRequest):
             raise InputError("enroll needs an EnrollmentRequest", "parse it with EnrollmentRequest.from_json")
         request.verify(chain_id=self.chain_id, contract=self.contract_address)
-        if request.nonce.hex() in self._state["nonces"]:
+        if self.nonce_used(request.nonce):
             raise EnrollmentRejected("this enrollment request was already used (replay)",
                                      "ask the node for a fresh request")
         verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
@@ -184,35 +234,64 @@ class TrustedAuthority:
         gas: dict[str, int] = {}
         fid = self.fed.federation_by_attributes(request.location, request.service)
         created = fid == 0
+        mobility = self.mobility
+        newcomer_rekey = None
         if created:
             info = self.create_federation(request.location, request.service)
             fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
+        elif mobility is not None:
+            newcomer_rekey = keep_out_of_the_past(self, mobility, fid, gas)
         gas["addMember"] = self.fed.add_member(self.account, fid, request.address, request.enc_public_key).gas_used
         self._state["members"][request.address] = {
             "federation_id": fid, "enc_public_key": request.enc_public_key.hex(),
             "location": request.location, "service": request.service}
-        self._state["nonces"] = (self._state["nonces"] + [request.nonce.hex()])[-MAX_NONCES:]
-        self._save()
+        self._spend_nonce(request.nonce)
         if fund_wei:
             gas["fund"] = int(self.fed.chain.fund(request.address, fund_wei, self.account)["gasUsed"])
         epoch = self.fed.federation(fid).epoch
-        gas["deliverKey"] = self._deliver(fid, epoch, [request.address])
+        gas["deliverKey"] = self.deliver_keys(fid, epoch, [request.address])
+        history = grant_history(self, mobility, request.address, fid, epoch, gas) if mobility else None
         return EnrollmentResult(request.address, fid, created, epoch,
                                 tuple(node_attributes(request.location, request.service, fid, epoch)),
-                                verdict.reason, gas)
+                                verdict.reason, gas, newcomer_rekey, history)
 
-    def _deliver(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
+    def nonce_used(self, nonce: bytes) -> bool:
+        """Whether a signed request (enrollment or move) with this nonce was already accepted."""
+        return nonce.hex() in self._state["nonces"]
+
+    def _spend_nonce(self, nonce: bytes) -> None:
+        self._state["nonces"] = (self._state["nonces"] + [nonce.hex()])[-MAX_NONCES:]
+        self._save()
+
+    def record_move(self, node_address: str, federation_id: int, nonce: bytes) -> None:
+        """Note that a node this TAS enrolled now belongs to ``federation_id`` (moved there); spend the nonce."""
+        fed = self._state["federations"].get(str(federation_id))
+        if node_address not in self._state["members"] or fed is None:
+            raise TasError(f"{node_address} or federation {federation_id} is not known to this TAS")
+        self._state["members"][node_address].update(federation_id=federation_id, location=fed["location"],
+                                                    service=fed["service"])
+        self._spend_nonce(nonce)
+
+    def issue_key(self, attributes: list[str]) -> abe.SecretKey:
+        """Paper Algorithm 3 (KeyGen): a CP-ABE key for ``attributes`` under the system master key."""
+        return abe.keygen(self.public_key, self._msk, attributes)
+
+    def deliver_keys(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
         """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted on chain; gas used."""
         gas = 0
         for node in nodes:
-            rec = self._state["members"][node]
-            sk = abe.keygen(self.public_key, self._msk,
-                            node_attributes(rec["location"], rec["service"], federation_id, epoch))
+            rec = self._state["members"].get(node)
+            if rec is None:
+                raise TasError(f"{node} was not enrolled by this TAS; it gets no keys")
+            sk = self.issue_key(node_attributes(rec["location"], rec["service"], federation_id, epoch))
             sealed = seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
                                    node=node, federation_id=federation_id, epoch=epoch)
             gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
         return gas
+
+    # benchmarks/mobility.py still calls the old private name
+    _deliver = deliver_keys
 
     # -- removal and re-keying ---------------------------------------------------------------
 
@@ -229,13 +308,14 @@ class TrustedAuthority:
             raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
         fid = member.federation_id
         tx = self.fed.remove_member(self.account, node)
-        rekey = self._rekey_to(fid, tx.value)
+        rekey = self.rekey_to(fid, tx.value)
         return RemovalResult(node, fid, tx.value, reason, rekey,
                              {"removeMember": tx.gas_used, "deliverKey": rekey.gas_used})
 
-    def _rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
-        nodes = [n for n in self._active_members(federation_id)]
-        gas = self._deliver(federation_id, epoch, nodes)
+    def rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
+        """Deliver keys for ``epoch`` (the federation's current one) to all its active members; remember it."""
+        nodes = self.active_members(federation_id)
+        gas = self.deliver_keys(federation_id, epoch, nodes)
         self._state["delivered"][str(federation_id)] = epoch
         self._save()
         return RekeyResult(federation_id, epoch, tuple(nodes), gas)
@@ -243,7 +323,7 @@ class TrustedAuthority:
     def rekey(self, federation_id: int) -> RekeyResult:
         """Advance a federation's epoch (``bumpEpoch``) and deliver fresh keys to all its active members."""
         tx = self.fed.bump_epoch(self.account, federation_id)
-        result = self._rekey_to(federation_id, tx.value)
+        result = self.rekey_to(federation_id, tx.value)
         return RekeyResult(result.federation_id, result.epoch, result.nodes, result.gas_used + tx.gas_used)
 
     def sync(self) -> list[RekeyResult]:
@@ -253,7 +333,7 @@ class TrustedAuthority:
             fid = int(fid_s)
             epoch = self.fed.federation(fid).epoch
             if epoch != self._state["delivered"].get(fid_s, 0):
-                out.append(self._rekey_to(fid, epoch))
+                out.append(self.rekey_to(fid, epoch))
         return out
 
     def reissue(self, node_address: str) -> int:
@@ -264,13 +344,14 @@ class TrustedAuthority:
         member = self.fed.member(node)
         if not member.active:
             raise TasError(f"{node} is not an active member; removed nodes get no keys")
-        return self._deliver(member.federation_id, self.fed.federation(member.federation_id).epoch, [node])
+        return self.deliver_keys(member.federation_id, self.fed.federation(member.federation_id).epoch, [node])
 
     def status(self) -> dict:
         """Addresses, contract, federations with epochs and members, federations awaiting re-keying."""
         feds = self.federations()
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
+            "mobility": self._state.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
                              "parent": f.parent, "epoch": f.epoch, "members": list(f.members)} for f in feds],

@@ -30,6 +30,8 @@ class EnrollmentResult:
     attributes: tuple[str, ...]
     verdict: str
     gas: dict[str, int] = field(default_factory=dict)
+    newcomer_rekey: RekeyResult | None = None  # backward secrecy on: the members re-keyed before the join
+    history_epochs: tuple[int, int] | None = None  # backward secrecy off: the past epochs granted
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,15 @@ class System:
     nodes: list[FogNode]
     root: Path
     accounts: list = field(default_factory=list)
+    named: dict[str, FogNode] = field(default_factory=dict)
+
+    def new_node(self, name: str, account=None, cache_bytes: int = 64 << 20) -> FogNode:
+        """A node initialised in ``root/name`` (not enrolled), kept in ``nodes`` and ``named``."""
+        node = FogNode.init(self.root / name, self.chain, self.tas.contract_address, self.store, PASS,
+                            account=account, kdf=LIGHT, cache_bytes=cache_bytes)
+        self.nodes.append(node)
+        self.named[name] = node
+        return node
 
     def close(self) -> None:
         for n in self.nodes:
@@ -39,16 +48,14 @@ class System:
 def build_system(chain, store: ContentStore, root: Path, *, layout=("A", "A", "A", "B", None)) -> System:
     accounts = chain.dev_accounts()
     tas = TrustedAuthority.init(root / "tas", chain, PASS, account=accounts[0], kdf=LIGHT)
+    system = System(chain, store, tas, [], root, accounts)
     feds = {"A": ("riyadh", "health"), "B": ("jeddah", "health")}
-    nodes = []
     for i, fed in enumerate(layout):
-        node = FogNode.init(root / f"n{i}", chain, tas.contract_address, store, PASS, account=accounts[i + 1],
-                            kdf=LIGHT, cache_bytes=64 << 20)
+        node = system.new_node(f"n{i}", accounts[i + 1])
         if fed is not None:
             tas.enroll(node.enrollment_request(*feds[fed]), approve=True)
             assert node.refresh_keys() == 1
-        nodes.append(node)
-    return System(chain, store, tas, nodes, root, accounts)
+    return system
 
 
 def assert_cannot_write(node: FogNode, file_id: bytes) -> None:

@@ -12,7 +12,7 @@ from fogfed.tas.mobility import HandoverRefused
 
 
 def test_move_keeps_device_keys_and_gives_a_destination_key(world, plain, tmp_path):
-    mover, b0 = world.nodes["mover"], world.nodes["b0"]
+    mover, b0 = world.named["mover"], world.named["b0"]
     before = world.tas.fed.member(mover.address)
     old = b0.upload(plain("uploaded in B before the mover arrived"))
     res = world.authority.move(move_request(mover, world.mobility, world.feds["B"]))
@@ -31,7 +31,7 @@ def test_move_keeps_device_keys_and_gives_a_destination_key(world, plain, tmp_pa
 
 
 def test_moved_node_cannot_read_what_its_old_federation_uploads_afterwards(world, plain, tmp_path):
-    mover, a0 = world.nodes["mover"], world.nodes["a0"]
+    mover, a0 = world.named["mover"], world.named["a0"]
     assert world.tas.fed.member(mover.address).federation_id == world.feds["B"]
     later = a0.upload(plain("A after the mover left"))
     with pytest.raises(AccessDenied):  # the contract refuses it ...
@@ -39,11 +39,11 @@ def test_moved_node_cannot_read_what_its_old_federation_uploads_afterwards(world
     record = world.tas.fed.file(later.file_id)
     with pytest.raises(AccessDenied, match="none of this node's keys"):  # ... and so does the cryptography
         mover._file_key(later.file_id, record.enc_sk_ref, record.federation_id)
-    assert world.nodes["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_sha256 == later.plaintext_sha256
+    assert world.named["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_sha256 == later.plaintext_sha256
 
 
 def test_backward_secrecy_off_gives_the_newcomer_the_history(world, plain, tmp_path):
-    c0, a1 = world.nodes["c0"], world.nodes["a1"]
+    c0, a1 = world.named["c0"], world.named["a1"]
     world.authority.set_backward_secrecy(world.feds["C"], False)
     first = c0.upload(plain("C history, epoch 0"))
     world.tas.rekey(world.feds["C"])  # the file is now from a past epoch
@@ -57,7 +57,7 @@ def test_backward_secrecy_off_gives_the_newcomer_the_history(world, plain, tmp_p
 
 
 def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plain, tmp_path):
-    a0 = world.nodes["a0"]
+    a0 = world.named["a0"]
     before = world.tas.fed.member(a0.address)
     with pytest.raises(HandoverRefused, match="no common ancestor") as err:
         world.authority.move(move_request(a0, world.mobility, world.feds["X"]))
@@ -65,21 +65,21 @@ def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plai
     assert world.tas.fed.member(a0.address) == before
     fresh = world.new_node("a0-fresh")  # new device keys, new account
     world.chain.fund(fresh.address, 10**18, world.tas.account)
-    result = world.authority.enroll(fresh.enrollment_request("cairo", "health"), approve=True)
+    result = world.tas.enroll(fresh.enrollment_request("cairo", "health"), approve=True)
     assert result.federation_id == world.feds["X"]
     up = fresh.upload(plain("fresh identity in X"))
     assert fresh.fetch(up.file_id, tmp_path / "f").plaintext_sha256 == up.plaintext_sha256
 
 
 def test_revoked_node_is_refused(world):
-    a0 = world.nodes["a0"]
+    a0 = world.named["a0"]
     world.tas.remove(a0.address)
     with pytest.raises(HandoverRefused, match="revoked"):
         world.authority.move(move_request(a0, world.mobility, world.feds["B"]))
 
 
 def test_forged_replayed_and_foreign_requests_are_refused(world):
-    b0 = world.nodes["b0"]
+    b0 = world.named["b0"]
     req = move_request(b0, world.mobility, world.feds["C"])
     forged = MoveRequest(**{**req.__dict__, "to_federation": world.feds["A"]})
     with pytest.raises(MoveRejected, match="not signed by"):

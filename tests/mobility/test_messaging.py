@@ -14,20 +14,20 @@ from fogfed.node.messaging import (
 
 
 def test_node_to_node_round_trip_and_replay(world):
-    b0, c0 = world.nodes["b0"], world.nodes["c0"]
+    b0, c0 = world.named["b0"], world.named["c0"]
     blob = send_to_node(b0, c0.address, b"meet at the edge", expected_key=c0.identity.enc_public_key)
     msg = receive(c0, blob)
     assert (msg.sender, msg.kind, msg.body) == (b0.address, "node", b"meet at the edge")
     with pytest.raises(MessageReplayed, match="replay"):
         receive(c0, blob)
     with pytest.raises(MessageError, match="not this node"):
-        receive(world.nodes["a1"], send_to_node(b0, c0.address, b"x"))
+        receive(world.named["a1"], send_to_node(b0, c0.address, b"x"))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_any_flipped_byte_is_refused(world, position, flip):
-    b0, c0 = world.nodes["b0"], world.nodes["c0"]
+    b0, c0 = world.named["b0"], world.named["c0"]
     blob = bytearray(send_to_node(b0, c0.address, b"payload"))
     blob[position % len(blob)] ^= flip
     with pytest.raises(MessageError):
@@ -35,7 +35,7 @@ def test_any_flipped_byte_is_refused(world, position, flip):
 
 
 def test_stale_and_future_messages_are_refused(world):
-    b0, c0 = world.nodes["b0"], world.nodes["c0"]
+    b0, c0 = world.named["b0"], world.named["c0"]
     with pytest.raises(MessageError, match="not within"):
         receive(c0, send_to_node(b0, c0.address, b"old", now=time.time() - 7200))
     with pytest.raises(MessageError, match="not within"):
@@ -43,7 +43,7 @@ def test_stale_and_future_messages_are_refused(world):
 
 
 def test_federation_message_reaches_members_only(world):
-    a0, a1, b0 = world.nodes["a0"], world.nodes["a1"], world.nodes["b0"]
+    a0, a1, b0 = world.named["a0"], world.named["a1"], world.named["b0"]
     fid = world.feds["A"]
     blob = send_to_federation(a0, fid, b"to everyone in my federation")
     msg = receive(a1, blob)
@@ -58,7 +58,7 @@ def test_federation_message_reaches_members_only(world):
 
 
 def test_rotated_recipient_key_fails_clearly_for_sender_and_recipient(world):
-    b0, c0 = world.nodes["b0"], world.nodes["c0"]
+    b0, c0 = world.named["b0"], world.named["c0"]
     old_key = c0.identity.enc_public_key
     pending = send_to_node(b0, c0.address, b"sealed to the old key")
     fid = world.tas.fed.member(c0.address).federation_id
@@ -72,7 +72,7 @@ def test_rotated_recipient_key_fails_clearly_for_sender_and_recipient(world):
 
 
 def test_removed_or_unknown_parties(world):
-    a1, b0 = world.nodes["a1"], world.nodes["b0"]
+    a1, b0 = world.named["a1"], world.named["b0"]
     blob = send_to_node(a1, b0.address, b"before removal")
     world.tas.remove(a1.address)
     with pytest.raises(MessageError, match="not an active member"):
