@@ -349,8 +349,7 @@ class FogNode:
             gas["registerFile"] = tx.gas_used
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
-            ct_copy.seek(0)
-            announced = self._cache_and_announce(file_id, ct_copy, ct_sha, gas)
+            announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas)
@@ -383,10 +382,14 @@ class FogNode:
         lifetime (so a renewal is never late by a whole lifetime), at most 5 minutes, at least 1 s."""
         return max(1.0, min(self.max_cache_lifetime() / 3, ANNOUNCE_CHECK_MAX))
 
-    def _cache_and_announce(self, file_id: bytes, src, sha256: bytes, gas: dict[str, int]) -> bool:
-        """Keep the verified ciphertext in the local cache and announce it on chain (members of its federation)."""
+    def _cache_and_announce(self, file_id: bytes, path: Path, sha256: bytes, gas: dict[str, int]) -> bool:
+        """Move the verified ciphertext at ``path`` into the local cache and announce it on chain.
+
+        ``sha256`` is the digest taken while the bytes were written, so the
+        cache neither reads nor hashes them again (its every open re-checks it).
+        """
         try:
-            self.cache.put(file_id, src, sha256)
+            self.cache.put_file(file_id, path, sha256)
         except (CacheError, InputError):
             return False  # a copy too large for the cache is simply not cached
         if not self._may_announce(file_id):
@@ -487,8 +490,7 @@ class FogNode:
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
                     continue
                 if source != "cache":
-                    ct.seek(0)
-                    self._cache_and_announce(file_id, ct, ct_sha, gas)
+                    self._cache_and_announce(file_id, ct_path, ct_sha, gas)
                 return FetchResult(file_id, dest, source, info.plaintext_size, plain_sha, tuple(reports), gas)
         raise FetchFailed(f"no intact copy of file 0x{file_id.hex()} could be retrieved"
                           + (f" ({'; '.join(reports)})" if reports else ""),

@@ -7,11 +7,14 @@ leaves a partial or unverified file where the caller will look.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import hashlib
 import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -24,20 +27,75 @@ from fogfed.storage.importer import READ_SIZE
 
 Progress = Callable[[int], object]
 MAX_ENCSK_BYTES = 256 * 1024  # one IPFS chunk; real ones are a few KiB
+AHEAD = 4  # READ_SIZE pieces a worker may have waiting: 4 MiB each
+
+
+class _Worker:
+    """One thread running jobs in the order given; at most ``AHEAD`` wait, so memory stays bounded.
+
+    hashlib and AESGCM release the GIL on large buffers, so a hash on this
+    thread runs on the second core while the caller encrypts.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: collections.deque[Future] = collections.deque()
+
+    def submit(self, job: Callable[[bytes], object], data: bytes) -> None:
+        self._pending.append(self._pool.submit(job, data))
+        while len(self._pending) > AHEAD or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()  # a failed job (disk full) fails the caller here
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _PlaintextSource:
+    """``src`` read in whole ``READ_SIZE`` pieces, each SHA-256-hashed on a worker while the cipher encrypts it.
+
+    The pieces are immutable ``bytes``, so the worker never races the
+    cipher's reused buffer; the cipher gets them by ``readinto`` (one copy).
+    """
+
+    def __init__(self, src: BinaryIO, worker: _Worker) -> None:
+        self._src, self._worker = src, worker
+        self._sha256 = hashlib.sha256()
+        self._piece = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:
+        if not self._piece:
+            data = self._src.read(READ_SIZE)
+            if not data:
+                return 0
+            self._worker.submit(self._sha256.update, data)
+            self._piece = memoryview(data)
+        n = min(len(buf), len(self._piece))
+        buf[:n] = self._piece[:n]
+        self._piece = self._piece[n:]
+        return n
+
+    def digest(self) -> bytes:
+        self._worker.drain()
+        return self._sha256.digest()
 
 
 class _CiphertextSource:
-    """The ciphertext as the store reads it, each piece also written to ``copy`` and hashed on the way.
+    """The ciphertext as the store reads it; a worker writes each piece to ``copy`` and hashes it meanwhile.
 
     Reads are whole ``bytes`` of the size asked for, so the store's importer
-    can cut its chunks out of them without copying again; each ciphertext
-    byte is copied once out of the cipher, written twice (store, copy) and
-    hashed once here and once for its block's CID.
+    can cut its chunks out of them without copying again.
     """
 
-    def __init__(self, reader: EncryptingReader, copy: BinaryIO) -> None:
-        self._reader, self._copy = reader, copy
-        self.sha256 = hashlib.sha256()
+    def __init__(self, reader: EncryptingReader, copy: BinaryIO, worker: _Worker) -> None:
+        self._reader, self._copy, self._worker = reader, copy, worker
+        self._sha256 = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -54,9 +112,17 @@ class _CiphertextSource:
         data = bytes(view[:got])
         view.release()
         if data:
-            self._copy.write(data)
-            self.sha256.update(data)
+            self._worker.submit(self._copy_and_hash, data)
         return data
+
+    def _copy_and_hash(self, data: bytes) -> None:
+        self._copy.write(data)
+        self._sha256.update(data)
+
+    def digest(self) -> bytes:
+        self._worker.drain()
+        self._copy.flush()
+        return self._sha256.digest()
 
 
 def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO,
@@ -66,18 +132,28 @@ def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertex
     Returns (CIDv0, stream info with the plaintext SHA-256, SHA-256 of the
     ciphertext) once the store has confirmed it; the ciphertext is also
     written to ``ciphertext_copy`` for the local cache. ``src`` is only read.
+    Each byte is hashed once for what it is (plaintext for the chain,
+    ciphertext for the cache) and once for its block's CID; the first two
+    run on worker threads beside the cipher and the importer.
     """
     try:
-        plain = open(src, "rb", buffering=0)  # the cipher reads whole chunks: no buffer layer needed
+        plain_file = open(src, "rb", buffering=0)  # whole-piece reads: no buffer layer needed
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror}") from None
-    with plain:
-        reader = EncryptingReader(file_key, plain, aad=STREAM_AAD, progress=progress)
-        source = _CiphertextSource(reader, ciphertext_copy)
-        cid = store.add(source)  # type: ignore[arg-type]  # read() is all a store uses
-    ciphertext_copy.flush()
+    plain_worker, copy_worker = _Worker("fogfed-plainhash"), _Worker("fogfed-ctcopy")
+    try:
+        with plain_file:
+            plain = _PlaintextSource(plain_file, plain_worker)
+            reader = EncryptingReader(file_key, plain, aad=STREAM_AAD, hash_plaintext=False,  # type: ignore[arg-type]
+                                      progress=progress)
+            source = _CiphertextSource(reader, ciphertext_copy, copy_worker)
+            cid = store.add(source)  # type: ignore[arg-type]  # read() is all a store uses
+            plain_sha, ct_sha = plain.digest(), source.digest()
+    finally:
+        plain_worker.close()
+        copy_worker.close()
     assert reader.info is not None  # the store read to the end
-    return cid, reader.info, source.sha256.digest()
+    return cid, dataclasses.replace(reader.info, plaintext_sha256=plain_sha), ct_sha
 
 
 def store_blob(store: ContentStore, data: bytes) -> str:
