@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,18 @@ def test_put_file_refuses_missing_and_oversized_files(tmp_path: Path) -> None:
         with pytest.raises(InputError, match="larger than the whole cache"):
             cache.put_file(b"\x01" * 32, big, hashlib.sha256(b"x" * 11).digest())
         assert big.exists() and cache.total_bytes == 0
+
+
+class _FullDisk(io.BytesIO):
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        raise OSError(28, "No space left on device")
+
+
+def test_encrypt_and_store_fails_when_the_copy_cannot_be_written(tmp_path: Path) -> None:
+    """A worker thread's failure (the cache copy's disk is full) fails the call; no worker outlives it."""
+    src = tmp_path / "plain"
+    src.write_bytes(os.urandom(5 * (1 << 20)))
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(OSError, match="No space left"):
+        encrypt_and_store(EmbeddedStore(tmp_path / "store"), src, os.urandom(32), _FullDisk())
+    assert {t.name for t in threading.enumerate()} <= before
