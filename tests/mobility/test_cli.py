@@ -45,3 +45,36 @@ def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, 
     assert_one_line_error(code, err, code or 1, "pinned")
     code, _, err = run_inproc(capsys, "node", "move", "--home", "n2")
     assert_one_line_error(code, err, code or 1, "--to")
+
+
+def _join(capsys, name, loc):
+    _ok(capsys, "node", "init", "--home", name)
+    _ok(capsys, "node", "request", "--home", name, "--location", loc, "--service", "health", "-o", f"{name}.json")
+    joined = _ok(capsys, "tas", "enroll", f"{name}.json", "--approve")
+    _ok(capsys, "node", "join", "--home", name)
+    return joined
+
+
+def test_plain_enroll_applies_the_secrecy_setting_once_the_tas_has_a_mobility_contract(tmp_path, monkeypatch,
+                                                                                        capsys):
+    tas_home(tmp_path, monkeypatch, capsys)
+    code, _, err = run_inproc(capsys, "tas", "secrecy", "1", "show")
+    assert_one_line_error(code, err, code or 1, "no mobility contract", "mobility-deploy")
+    _join(capsys, "n1", "riyadh")
+    second = _join(capsys, "n2", "riyadh")  # no mobility contract: the documented default, no re-key
+    assert (second["epoch"], second["newcomer_rekey"], second["history_epochs"]) == (0, None, None)
+
+    deployed = _ok(capsys, "tas", "mobility-deploy")["mobility"]  # recorded by the TAS; no FOGFED_MOBILITY set
+    assert _ok(capsys, "tas", "status")["mobility"] == deployed
+    code, _, err = run_inproc(capsys, "tas", "mobility-deploy")
+    assert_one_line_error(code, err, code or 1, "already uses", deployed)
+    third = _join(capsys, "n3", "riyadh")  # secrecy on (default): n1 and n2 re-keyed first
+    assert third["epoch"] == 1 and len(third["newcomer_rekey"]["nodes"]) == 2 and third["history_epochs"] is None
+    assert _ok(capsys, "tas", "secrecy", "1", "off")["backward_secrecy"] is False
+    fourth = _join(capsys, "n4", "riyadh")
+    assert (fourth["epoch"], fourth["newcomer_rekey"], fourth["history_epochs"]) == (1, None, [0, 0])
+    monkeypatch.setenv("FOGFED_MOBILITY", deployed)
+    assert _ok(capsys, "node", "move", "--home", "n4", "--finish")["history_keys"] == 1
+    code, out, err = run_inproc(capsys, "tas", "enroll", "n4.json", "--approve")
+    assert_one_line_error(code, err, code or 1, "replay")
+    assert _ok(capsys, "tas", "federation", "list")["federations"][0]["epoch"] == 1  # the refused replay bumped nothing

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fogfed.chain import ContractRevert, FogFed, connect
+from fogfed.errors import FogfedError
 from fogfed.keys import NodeIdentity, WrongPassphrase
 from fogfed.keys.keystore import KdfParams
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
@@ -181,3 +182,36 @@ def test_non_operator_cannot_act_as_tas(world, tmp_path):
     rogue = FogFed.at(chain, tas.contract_address)
     with pytest.raises(ContractRevert, match="NotTas"):
         rogue.create_federation(chain.dev_accounts()[4], "x", "y", b"pk", 0)
+
+
+def test_without_a_mobility_contract_a_join_keeps_the_epoch(world):
+    """The documented default: no mobility contract, no re-key at join (paper Algorithm 2)."""
+    chain, home, tas = world
+    first = tas.enroll(request(tas, location="tabuk", service="water")[0], approve=True)
+    second = tas.enroll(request(tas, location="tabuk", service="water")[0], approve=True)
+    assert second.federation_id == first.federation_id and (first.epoch, second.epoch) == (0, 0)
+    assert (second.newcomer_rekey, second.history_epochs) == (None, None) and "deliverHistoryKey" not in second.gas
+    assert tas.mobility is None and tas.status()["mobility"] is None
+
+
+def test_a_tas_keeps_one_mobility_contract(tmp_path):
+    from fogfed.chain.mobility import deploy_mobility
+    from fogfed.tas.mobility import MobilityAuthority
+
+    chain = connect(None)
+    tas = TrustedAuthority.init(tmp_path / "tas", chain, PASS, account=chain.dev_accounts()[0], kdf=LIGHT)
+    first, second = (deploy_mobility(chain, tas.account, tas.fed) for _ in range(2))
+    MobilityAuthority(tas, second)  # not used yet: records nothing
+    assert tas.mobility is None
+    assert tas.use_mobility(first.address).address == first.address
+    with pytest.raises(TasError, match="already uses the mobility contract"):
+        tas.use_mobility(second)
+    with pytest.raises(TasError, match="already uses the mobility contract"):
+        MobilityAuthority(tas, second)
+    reopened = TrustedAuthority.open(tmp_path / "tas", chain, PASS)
+    assert reopened.mobility.address == first.address and reopened.status()["mobility"] == first.address
+    with pytest.raises(FogfedError, match="not this fogfed's FogFedMobility"):
+        tas.use_mobility(tas.contract_address)  # FogFed itself is no mobility contract
+    other = TrustedAuthority.init(tmp_path / "other", chain, PASS, account=chain.dev_accounts()[0], kdf=LIGHT)
+    with pytest.raises(FogfedError, match="serves FogFed"):
+        other.use_mobility(first.address)
