@@ -16,11 +16,11 @@ import pytest
 
 from benchmarks.datapath import raw_sha256_aes_gcm, write_random_file
 from fogfed.abe.stream import decrypt_stream
-from fogfed.errors import InputError
+from fogfed.errors import FogfedError, InputError
 from fogfed.node.cache import BlobCache, CacheCorrupted
 from fogfed.node.datapath import encrypt_and_store
 from fogfed.protocol.files import STREAM_AAD
-from fogfed.storage import EmbeddedStore, compute_cid
+from fogfed.storage import EmbeddedStore, StorageUnavailable, compute_cid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +129,7 @@ def test_encrypt_and_store_fails_when_the_copy_cannot_be_written(tmp_path: Path)
     src = tmp_path / "plain"
     src.write_bytes(os.urandom(5 * (1 << 20)))
     before = {t.name for t in threading.enumerate()}
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(FogfedError, match="ciphertext copy for the cache: No space left") as caught:
         encrypt_and_store(EmbeddedStore(tmp_path / "store"), src, os.urandom(32), _FullDisk())
+    assert not isinstance(caught.value, StorageUnavailable)  # the store is fine; the copy's disk is not
     assert {t.name for t in threading.enumerate()} <= before

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from fogfed.abe.stream import EncryptingReader, StreamError, StreamInfo, decrypt_stream
-from fogfed.errors import InputError
+from fogfed.errors import FogfedError, InputError
 from fogfed.protocol.files import STREAM_AAD
 from fogfed.storage import ContentStore, compute_cid
 from fogfed.storage.importer import READ_SIZE
@@ -116,7 +116,11 @@ class _CiphertextSource:
         return data
 
     def _copy_and_hash(self, data: bytes) -> None:
-        self._copy.write(data)
+        try:
+            self._copy.write(data)
+        except OSError as exc:  # not an OSError: the store would report it as its own failure
+            raise FogfedError(f"cannot write the ciphertext copy for the cache: {exc.strerror or exc}",
+                              "free space in the node's home directory and upload again") from exc
         self._sha256.update(data)
 
     def digest(self) -> bytes:
