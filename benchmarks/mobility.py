@@ -66,14 +66,13 @@ def measure_fogfed(n: int) -> dict:
     # unit costs: one delivery (keygen + seal + deliverKey) and one keygen alone
     # median of several single deliveries: the first transactions of a fresh chain are slower
     member = ids["src"][0].address
-    singles = [timed(lambda: tas._deliver(src, tas.fed.federation(src).epoch, [member])) for _ in range(7)]
+    singles = [timed(lambda: tas.deliver_keys(src, tas.fed.federation(src).epoch, [member])) for _ in range(7)]
     delivery_gas, t_delivery = singles[-1][0], statistics.median(t for _, t in singles)
-    from fogfed import abe
     from fogfed.protocol.attributes import node_attributes
     keygen_times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        sk = abe.keygen(tas.public_key, tas._msk, node_attributes("src", "health", src, 0))
+        sk = tas.issue_key(node_attributes("src", "health", src, 0))
         keygen_times.append(time.perf_counter() - t0)
     sealed_bytes = len(tas.fed.events(names=["KeyDelivered"])[-1].args["sealedKey"])
 

@@ -91,7 +91,7 @@ class FogFedMobility:
             served = None
         if not code or not served or not _is_our_code(code, served):
             raise NotFogFedContract(f"the contract at {address} is not this fogfed's FogFedMobility",
-                                    "deploy it with fogfed.chain.mobility.deploy_mobility (or `fogfed tas move --deploy`)")
+                                    "deploy it with fogfed.chain.mobility.deploy_mobility (or `fogfed tas mobility-deploy`)")
         if served != fed.address:
             raise NotFogFedContract(f"the mobility contract at {address} serves FogFed {served}, not {fed.address}",
                                     "use the mobility contract deployed for this FogFed")

@@ -290,9 +290,6 @@ class TrustedAuthority:
             gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
         return gas
 
-    # benchmarks/mobility.py still calls the old private name
-    _deliver = deliver_keys
-
     # -- removal and re-keying ---------------------------------------------------------------
 
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
