@@ -33,7 +33,8 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
     (Alg 2/3/6/7), uploads (Alg 4/8), retrieval from a peer cache and from
     storage (Alg 9), refusal of non-members, tamper detection, removal of a
     rogue node with revocation (Alg 10), automatic removal after repeated
-    false claims, and the gas table. Each step prints PASS or FAIL with what
+    false claims, an audit of the whole history from events alone (HTML
+    report in the demo folder; keep it with --keep DIR), and the gas table. Each step prints PASS or FAIL with what
     it checked; the exit code is 0 only if every step passed.
 
     Keystores use a light Argon2id setting here (it is a demo); real homes
