@@ -1,4 +1,4 @@
-"""Replay every event of a FogFed deployment into a checkpoint and a rebuilt state."""
+"""Replay every event of a FogFed deployment (and its mobility contract) into a checkpoint and a rebuilt state."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fogfed.audit.checkpoint import Checkpoint
 from fogfed.audit.errors import AuditError
 from fogfed.audit.state import Rebuild, RebuildConfig
 from fogfed.chain.artifacts import load_artifact
+from fogfed.chain.mobility import NAME as MOBILITY, _is_our_code
 
 #: progress(first_block, last_block_done, head, events_so_far)
 Progress = Callable[[int, int, int, int], None]
@@ -39,7 +40,8 @@ class ReplayResult:
 
 def restore(cp: Checkpoint) -> Rebuild:
     """The state as of the checkpoint's last committed block, rebuilt locally (no network)."""
-    config = RebuildConfig(int(cp.meta("near_removal_blocks") or RebuildConfig.near_removal_blocks))
+    config = RebuildConfig(int(cp.meta("near_removal_blocks") or RebuildConfig.near_removal_blocks),
+                           cp.meta("mobility") or None)
     snap = cp.snapshot()
     rebuild = Rebuild(config, snap[1] if snap else None)
     after = snap[0] if snap else -1
@@ -61,6 +63,35 @@ def _require_fogfed(w3: Web3, address: str, block: int) -> None:
                          f"{type(exc).__name__})", "check the contract address") from exc
 
 
+def _require_mobility(w3: Web3, mobility: str, fogfed: str, block: int) -> str:
+    """``mobility`` checksummed, once its code is the FogFedMobility artifact serving ``fogfed``."""
+    mobility = source.checked_address(mobility)
+    contract = w3.eth.contract(address=mobility, abi=load_artifact(MOBILITY)["abi"])
+    code = bytes(w3.eth.get_code(mobility, block)) if source.has_code(w3, mobility, block) else b""
+    try:
+        served = contract.functions.fogfed().call(block_identifier=block) if code else None
+    except Exception:  # noqa: BLE001 - web3 raises many types for a foreign contract
+        served = None
+    if not served or not _is_our_code(code, served):
+        raise AuditError(f"the contract at {mobility} is not a FogFedMobility contract (block {block})",
+                         "pass the address `fogfed tas mobility-deploy` printed, or leave out --mobility")
+    if served != fogfed:
+        raise AuditError(f"the mobility contract at {mobility} serves FogFed {served}, not {fogfed}",
+                         "pass the mobility contract deployed for this FogFed")
+    return mobility
+
+
+def check_mobility(cp: Checkpoint, mobility: str | None) -> None:
+    """AuditError unless ``cp`` (once it holds a replay) was made with the same mobility contract:
+    mobility events from before a switch would be missing, so a checkpoint keeps its choice."""
+    mobility = source.checked_address(mobility) if mobility is not None else None
+    recorded = cp.meta("mobility") or None
+    if cp.last_block is not None and recorded != mobility:
+        have = f"with mobility contract {recorded}" if recorded else "without a mobility contract"
+        raise AuditError(f"checkpoint {cp.path} was replayed {have}",
+                         f"pass {'--mobility ' + recorded if recorded else 'no --mobility'} or another --db path")
+
+
 def replay(
     w3: Web3,
     address: str,
@@ -71,11 +102,14 @@ def replay(
     config: RebuildConfig | None = None,
     span: int = 16,
     progress: Progress | None = None,
+    mobility: str | None = None,
 ) -> ReplayResult:
     """Replay the events of the FogFed contract at ``address`` up to ``to_block`` (default: head).
 
     Resumes from the checkpoint at ``db_path`` when it has one for this chain and
     address; otherwise starts at ``from_block`` or the contract's deployment block.
+    ``mobility``: also replay that FogFedMobility contract's events (moves, backward-secrecy
+    settings, history keys); a checkpoint is bound to this choice.
     """
     address = source.checked_address(address)
     chain_id = source.as_int(source.call(w3, "eth_chainId", []))
@@ -84,7 +118,12 @@ def replay(
         raise AuditError(f"no contract at {address} on chain {chain_id} (block {head})",
                          "check the contract address and the --rpc URL")
     _require_fogfed(w3, address, head)
+    if mobility is not None:
+        mobility = _require_mobility(w3, mobility, address, head)
     with Checkpoint.open(db_path, chain_id, address) as cp:
+        check_mobility(cp, mobility)
+        if cp.last_block is None:
+            cp.set_meta({"mobility": mobility or ""})
         if cp.meta("near_removal_blocks") is None:
             cp.set_meta({"near_removal_blocks": (config or RebuildConfig()).near_removal_blocks})
         resumed_from = cp.last_block
@@ -94,15 +133,19 @@ def replay(
         else:
             start = from_block if from_block is not None else source.deployment_block(w3, address, head)
             cp.set_meta({"start_block": start})
-        specs = event_specs()
+        specs = {address.lower(): event_specs()}
+        if mobility:
+            specs[mobility.lower()] = event_specs(load_artifact(MOBILITY)["abi"])
         new = 0
-        for last, logs in source.LogSource(w3, address, span).batches(start, head):
+        addresses = [address, mobility] if mobility else address
+        for last, logs in source.LogSource(w3, addresses, span).batches(start, head):
             stamps = source.fill_timestamps(w3, logs)
             events: list[Event] = []
             for log in logs:
                 if log.get("removed"):
                     continue  # reorged away
-                event = decode_log(log, specs, stamps.get(source.as_int(log["blockNumber"])))
+                event = decode_log(log, specs.get(str(log["address"]).lower(), {}),
+                                   stamps.get(source.as_int(log["blockNumber"])))
                 if event is not None:
                     rebuild.apply(event)
                     events.append(event)

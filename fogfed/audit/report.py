@@ -23,13 +23,16 @@ TIMELINE_LIMIT = 2_000
 
 
 def moves(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Nodes that left one federation (removed) and later joined another, in history order."""
+    """Nodes that left one federation (removed) and later joined another, in history order.
+
+    Handovers through the mobility contract are not in this list: they are ``state["moves"]``.
+    """
     out = []
     for m in state["members"].values():
         left = None
         for h in m["history"]:
             if h["kind"] == "removed":
-                left = h
+                left = None if h["reason"] == "moved" else h
             elif h["kind"] == "joined" and left is not None:
                 if h["federation_id"] != left["federation_id"]:
                     out.append({"node": m["address"], "from": left["federation_id"], "to": h["federation_id"],
@@ -53,12 +56,16 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     for f in state["files"].values():
         files_by_fed.setdefault(f["federation_id"], []).append(f)
     all_moves = moves(state)
+    handovers = state.get("moves", [])  # absent from checkpoints made before mobility support
     return [{
         "id": f["id"], "location": f["location"], "service": f["service"], "parent": f["parent"],
-        "epoch": f["epoch"], "members": sorted(members_by_fed.get(f["id"], [])),
-        "joined": f["joined"], "left": f["left"],
+        "epoch": f["epoch"], "backward_secrecy": f.get("backward_secrecy"),
+        "members": sorted(members_by_fed.get(f["id"], [])),
+        "joined": f["joined"], "left": [r for r in f["left"] if r["reason"] != "moved"],
         "moved_out": [x for x in all_moves if x["from"] == f["id"]],
         "moved_in": [x for x in all_moves if x["to"] == f["id"]],
+        "moves_out": [x for x in handovers if x["from"] == f["id"]],
+        "moves_in": [x for x in handovers if x["to"] == f["id"]],
         "files": files_by_fed.get(f["id"], []),
     } for f in state["federations"].values()]
 
@@ -76,7 +83,8 @@ def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, 
             "federations": len(state["federations"]), "members": len(state["members"]),
             "active_members": sum(1 for m in state["members"].values() if m["active"]),
             "files": len(state["files"]), "accesses": state["accesses"], "damage_reports": len(state["damage"]),
-            "removals": len(state["removals"]),
+            "removals": sum(1 for r in state["removals"] if r["reason"] != "moved"),
+            "moves": len(state.get("moves", [])), "mobility_contract": state.get("mobility") or "not replayed",
             "automatic_removals": sum(1 for r in state["removals"] if r["automatic"]),
             "findings": len(findings),
         },
@@ -118,9 +126,11 @@ def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path
     state = report["state"]
     paths = {name: folder / f"{name}.csv" for name in
              ("federations", "members", "membership", "files", "findings", "events")}
-    _csv(paths["federations"], ["id", "location", "service", "parent", "epoch", "members", "files", "created_tx"],
-         [(f["id"], f["location"], f["service"], f["parent"], f["epoch"], len(v["members"]), len(v["files"]),
-           f["created"]["tx"]) for f, v in zip(state["federations"].values(), report["federations"])])
+    _csv(paths["federations"], ["id", "location", "service", "parent", "epoch", "backward_secrecy", "members",
+                                "files", "created_tx"],
+         [(f["id"], f["location"], f["service"], f["parent"], f["epoch"], _secrecy(v["backward_secrecy"]),
+           len(v["members"]), len(v["files"]), f["created"]["tx"])
+          for f, v in zip(state["federations"].values(), report["federations"])])
     _csv(paths["members"], ["address", "federation_id", "active", "generation", "false_claims", "joined_at"],
          [(m["address"], m["federation_id"], m["active"], m["generation"], m["false_claims"], m["joined_at"])
           for m in state["members"].values()])
@@ -169,9 +179,14 @@ def _when(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
+def _secrecy(value: bool | None) -> str:
+    return "unknown (no mobility contract replayed)" if value is None else ("on" if value else "off")
+
+
 def _federation_html(v: dict[str, Any]) -> str:
     parts = [f'<section class="fed"><h3>Federation {_e(v["id"])}: {_e(v["location"])} / {_e(v["service"])}</h3>',
              f"<p>parent {_e(v['parent'] or 'none (root)')}, key epoch {_e(v['epoch'])}, "
+             f"backward secrecy {_e(_secrecy(v['backward_secrecy']))}, "
              f"{len(v['members'])} active member(s), {len(v['files'])} file(s)</p>",
              "<h4>Members now</h4>", _table(["address"], [(m,) for m in v["members"]]),
              "<h4>Joined</h4>", _table(["node", "block", "time", "tx"],
@@ -179,6 +194,12 @@ def _federation_html(v: dict[str, Any]) -> str:
              "<h4>Left (removed)</h4>", _table(["node", "reason", "by", "block", "tx"],
                                                [(r["node"], r["reason_text"], r["by"], r["block"], r["tx"])
                                                 for r in v["left"]]),
+             "<h4>Moved (handover through the mobility contract)</h4>",
+             _table(["node", "move", "record found at level", "by", "block", "tx"],
+                    [*((m["node"], f"moved to {m['to']}", m["level"], m["operator"], m["block"], m["tx"])
+                       for m in v["moves_out"]),
+                     *((m["node"], f"moved from {m['from']}", m["level"], m["operator"], m["block"], m["tx"])
+                       for m in v["moves_in"])]),
              "<h4>Left and joined another federation</h4>",
              _table(["node", "left at block", "why", "joined federation", "at block", "tx"],
                     [(m["node"], m["left_block"], m["reason"], m["to"], m["block"], m["tx"]) for m in v["moved_out"]]),
@@ -216,7 +237,9 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
                  for f in findings])),
         "<h2>Federations</h2>", "".join(_federation_html(v) for v in report["federations"]),
         "<h2>Removals</h2>", _table(["node", "federation", "kind", "reason", "by", "block", "tx"],
-                                    [(r["node"], r["federation_id"], "automatic" if r["automatic"] else "manual",
+                                    [(r["node"], r["federation_id"],
+                                      "move" if r["reason"] == "moved" else
+                                      "automatic" if r["automatic"] else "manual",
                                       r["reason_text"], r["by"], r["block"], r["tx"])
                                      for r in report["state"]["removals"]]),
         "<h2>Damage reports</h2>", _table(["file", "uploader", "holder", "reporter", "reason", "block", "tx"],

@@ -137,10 +137,12 @@ def deployment_block(w3: Web3, address: str, head: int) -> int:
 
 
 class LogSource:
-    """Raw logs of one contract between two blocks, fetched in adaptive ranges."""
+    """Raw logs of one contract (or a few) between two blocks, fetched in adaptive ranges."""
 
-    def __init__(self, w3: Web3, address: str, span: int = 16) -> None:
-        self.w3, self.address = w3, checked_address(address)
+    def __init__(self, w3: Web3, address: str | list[str], span: int = 16) -> None:
+        # Several addresses (FogFed and its mobility contract) come back merged in chain order.
+        self.w3 = w3
+        self.address = checked_address(address) if isinstance(address, str) else [checked_address(a) for a in address]
         self.span = max(MIN_SPAN, min(span, MAX_SPAN))
         self.ceiling = MAX_SPAN  # below the smallest range the node refused
 

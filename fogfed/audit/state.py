@@ -38,6 +38,8 @@ class RebuildConfig:
     """
 
     near_removal_blocks: int = 10
+    #: The FogFedMobility contract replayed along (None: FogFed alone, no backward-secrecy setting on chain).
+    mobility: str | None = None
 
 
 def _where(e: Event) -> dict[str, Any]:
@@ -55,13 +57,14 @@ class Rebuild:
 
     def __init__(self, config: RebuildConfig | None = None, data: dict[str, Any] | None = None) -> None:
         self.config = config or RebuildConfig()
-        self.data: dict[str, Any] = data if data is not None else self.empty()
+        self.data: dict[str, Any] = data if data is not None else self.empty(self.config.mobility)
         self._block_registrations: list[tuple[int, Event]] = []  # this block's registrations
 
     @staticmethod
-    def empty() -> dict[str, Any]:
-        """A state with nothing in it (before the deployment)."""
+    def empty(mobility: str | None = None) -> dict[str, Any]:
+        """A state with nothing in it (before the deployment); ``mobility``: the mobility contract replayed."""
         return {
+            "mobility": mobility, "moves": [],
             "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {}, "admins": [],
                          "false_claim_threshold": 0, "max_cache_lifetime": 0, "settings": []},
             "federations": {}, "members": {}, "files": {}, "caches": {},
@@ -117,6 +120,8 @@ class Rebuild:
             "public_key_size": (len(a["publicKey"]) - 2) // 2,
             "epoch": 0, "epochs": [], "created_at": e.timestamp, "created": _where(e),
             "joined": [], "left": [], "keys_delivered": 0,
+            # On chain only with a mobility contract (default on); without one, unknown (None).
+            "backward_secrecy": True if self.config.mobility else None, "secrecy_changes": [], "history_keys": 0,
         }
 
     def _epoch_advanced(self, e: Event) -> None:
@@ -282,9 +287,49 @@ class Rebuild:
         if not holders:
             self.data["caches"].pop(e.args["fileId"], None)
 
+    # -- mobility contract -----------------------------------------------------
+    def _member_moved(self, e: Event) -> None:
+        # Emitted after FogFed's MemberRemoved + MemberAdded of the same transaction: relabel them.
+        a = e.args
+        node, src, dst = a["node"], a["fromFederation"], a["toFederation"]
+        move = {"node": node, "from": src, "to": dst, "level": a["level"], "operator": a["operator"], **_where(e)}
+        self.data["moves"].append(move)
+        m = self._member(node)
+        left = self.data["federations"][str(src)]["left"]
+        for r in _in_tx(e.tx, node, "removed", m["history"], self.data["removals"], left):
+            r.update(fogfed_reason=r["reason"], reason="moved", reason_text=f"moved to federation {dst}",
+                     to=dst, level=a["level"])
+        for r in _in_tx(e.tx, node, "joined", m["history"], self.data["federations"][str(dst)]["joined"]):
+            r.update(moved_from=src, level=a["level"])
+        # A handover is no punishment: writes around it are not "around a removal".
+        self.data["signals"] = [s for s in self.data["signals"]
+                                if not (s["kind"] == "write_near_removal" and s["subject"] == node and e.tx in s["txs"])]
+        m["last_removal"] = None
+
+    def _backward_secrecy_set(self, e: Event) -> None:
+        f = self.data["federations"][str(e.args["federationId"])]
+        f["backward_secrecy"] = e.args["enabled"]
+        f["secrecy_changes"].append({"enabled": e.args["enabled"], "by": e.args["operator"], **_where(e)})
+
+    def _history_key_delivered(self, e: Event) -> None:
+        a = e.args
+        self._member(a["node"])["history"].append({
+            "kind": "history_key", "federation_id": a["federationId"], "from_epoch": a["fromEpoch"],
+            "to_epoch": a["toEpoch"], "sealed_key_size": (len(a["sealedKey"]) - 2) // 2, **_where(e)})
+        self.data["federations"][str(a["federationId"])]["history_keys"] += 1
+
     def _signal(self, kind: str, e: Event, subject: str, txs: list[str], message: str) -> None:
         self.data["signals"].append({"kind": kind, "subject": subject, "message": message,
                                      "txs": txs, "block": e.block})
+
+
+def _in_tx(tx: str, node: str, kind: str, history: list[dict[str, Any]],
+           *lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``kind`` entry of ``tx`` in a member's history and the matching records of ``lists``
+    (the same dict objects until a snapshot round-trip separates them)."""
+    found = [h for h in history if h["tx"] == tx and h["kind"] == kind]
+    found += [r for rows in lists for r in rows if r["tx"] == tx and r["node"] == node]
+    return list({id(r): r for r in found}.values())  # each object once
 
 
 _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
@@ -307,7 +352,11 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "FileDamaged": Rebuild._damaged,
     "CacheAnnounced": Rebuild._cache_announced,
     "CacheWithdrawn": Rebuild._cache_withdrawn,
+    # FogFedMobility's events (replayed when a mobility contract is given)
+    "MemberMoved": Rebuild._member_moved,
+    "BackwardSecrecySet": Rebuild._backward_secrecy_set,
+    "HistoryKeyDelivered": Rebuild._history_key_delivered,
 }
 
-#: Names of the events the rebuild understands.
+#: Names of the events the rebuild understands (FogFed's and FogFedMobility's).
 HANDLED_EVENTS: frozenset[str] = frozenset(_HANDLERS)

@@ -11,6 +11,7 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from fogfed.audit.errors import AuditError
 from fogfed.audit.findings import Finding
 from fogfed.chain.artifacts import load_artifact
+from fogfed.chain.mobility import NAME as MOBILITY
 
 
 def _hex(value: Any) -> Any:
@@ -18,13 +19,17 @@ def _hex(value: Any) -> Any:
 
 
 def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Finding]:
-    """Every difference between ``state`` and the contract's views at ``block``, as findings."""
+    """Every difference between ``state`` and the contract's views at ``block``, as findings.
+
+    A state replayed with a mobility contract also has its backward-secrecy settings compared
+    with that contract's ``backwardSecrecy`` view.
+    """
     contract = w3.eth.contract(address=to_checksum_address(address), abi=load_artifact()["abi"])
     out: list[Finding] = []
 
-    def view(name: str, *args: Any) -> Any:
+    def view(name: str, *args: Any, on: Any = contract) -> Any:
         try:
-            value = getattr(contract.functions, name)(*args).call(block_identifier=block)
+            value = getattr(on.functions, name)(*args).call(block_identifier=block)
         except ContractLogicError as exc:
             return f"reverted: {exc}"
         except (Web3Exception, OSError, ValueError) as exc:
@@ -40,6 +45,8 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
 
     c = state["contract"]
     feds = state["federations"]
+    mobility = (w3.eth.contract(address=to_checksum_address(state["mobility"]), abi=load_artifact(MOBILITY)["abi"])
+                if state.get("mobility") else None)
     check("contract", "settings (admin, pendingAdmin, federationCount, falseClaimThreshold, maxCacheLifetime)",
           (c["admin"], c["pending_admin"], len(feds), c["false_claim_threshold"], c["max_cache_lifetime"]),
           view("settings"))
@@ -52,6 +59,9 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
         check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"]),
               view("federation", f["id"]))
         check(subject, "federationByAttributes", f["id"], view("federationByAttributes", f["attrs_hash"]))
+        if mobility is not None:
+            check(subject, "backwardSecrecy (mobility contract)", f["backward_secrecy"],
+                  view("backwardSecrecy", f["id"], on=mobility))
         if not f["public_key_matches"]:
             out.append(Finding("state_mismatch", subject, "the public key in FederationCreated does not hash "
                                "to its commitment", [f["created"]["tx"]], f["created"]["block"]))
@@ -86,3 +96,5 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
 #: For tests: the views this module reads, so a test can compare with the ABI.
 VIEWS_READ: tuple[str, ...] = ("settings", "isOperator", "federation", "federationByAttributes", "member",
                                "peerBlocks", "file", "hasAccess", "freshCacheHolders", "cacheExpiry")
+#: The FogFedMobility views it reads.
+MOBILITY_VIEWS_READ: tuple[str, ...] = ("backwardSecrecy",)
