@@ -302,8 +302,8 @@ class Rebuild:
         for r in _in_tx(e.tx, node, "joined", m["history"], self.data["federations"][str(dst)]["joined"]):
             r.update(moved_from=src, level=a["level"])
         # A handover is no punishment: writes around it are not "around a removal".
-        self.data["signals"] = [s for s in self.data["signals"]
-                                if not (s["kind"] == "write_near_removal" and s["subject"] == node and e.tx in s["txs"])]
+        self.data["signals"] = [s for s in self.data["signals"] if not (
+            s["kind"] == "write_near_removal" and s["subject"] == node and e.tx in s["txs"])]
         m["last_removal"] = None
 
     def _backward_secrecy_set(self, e: Event) -> None:
