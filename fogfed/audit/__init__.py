@@ -1,6 +1,6 @@
 """The auditor: trust nothing but the chain and still see everything that happened.
 
-Replay every FogFed event (and optionally its FogFedMobility contract's) into a local SQLite checkpoint (resumable), rebuild
+Replay every FogFed event (optionally also its mobility contract's) into a local SQLite checkpoint (resumable), rebuild
 the whole state and its history from events alone, verify it against the
 contract's views at the same block, find anomalies, and export reports.
 
