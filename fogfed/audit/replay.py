@@ -15,7 +15,7 @@ from fogfed.audit.checkpoint import Checkpoint
 from fogfed.audit.errors import AuditError
 from fogfed.audit.state import Rebuild, RebuildConfig
 from fogfed.chain.artifacts import load_artifact
-from fogfed.chain.mobility import NAME as MOBILITY, _is_our_code
+from fogfed.chain.mobility import NAME as MOBILITY, is_mobility_code
 
 #: progress(first_block, last_block_done, head, events_so_far)
 Progress = Callable[[int, int, int, int], None]
@@ -72,7 +72,7 @@ def _require_mobility(w3: Web3, mobility: str, fogfed: str, block: int) -> str:
         served = contract.functions.fogfed().call(block_identifier=block) if code else None
     except Exception:  # noqa: BLE001 - web3 raises many types for a foreign contract
         served = None
-    if not served or not _is_our_code(code, served):
+    if not served or not is_mobility_code(code, served):
         raise AuditError(f"the contract at {mobility} is not a FogFedMobility contract (block {block})",
                          "pass the address `fogfed tas mobility-deploy` printed, or leave out --mobility")
     if served != fogfed:

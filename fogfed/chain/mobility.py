@@ -89,7 +89,7 @@ class FogFedMobility:
             served = mob._call("fogfed") if code else None
         except ChainError:
             served = None
-        if not code or not served or not _is_our_code(code, served):
+        if not code or not served or not is_mobility_code(code, served):
             raise NotFogFedContract(f"the contract at {address} is not this fogfed's FogFedMobility",
                                     "deploy it with fogfed.chain.mobility.deploy_mobility (or `fogfed tas mobility-deploy`)")
         if served != fed.address:
@@ -189,7 +189,7 @@ class FogFedMobility:
 
 # -- ABI tables -----------------------------------------------------------------------------
 
-def _is_our_code(code: bytes, fed_address: str) -> bool:
+def is_mobility_code(code: bytes, fed_address: str) -> bool:
     """Whether ``code`` is the artifact's runtime code with the immutable FogFed address filled in.
 
     The artifact has zeros where solc places immutables; the address word cannot occur by chance."""
