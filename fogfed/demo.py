@@ -266,7 +266,6 @@ def step_refuse_outsiders(s: Scenario) -> tuple[str, dict]:
 def step_tamper(s: Scenario) -> tuple[str, dict]:
     from fogfed.node.client import FetchFailed
     from fogfed.protocol.files import cid_of_file_id
-    from fogfed.storage.cids import parse_cid
 
     b, c = s.nodes["B"], s.nodes["C"]
     fid = s.files["doc1"].file_id
@@ -288,10 +287,12 @@ def step_tamper(s: Scenario) -> tuple[str, dict]:
     up = s.nodes["A"].upload(path)
     s.files["doc3"] = up
     s.nodes["A"].evict(up.file_id)
-    leaf = _some_leaf_block(s.store.root, cid_of_file_id(up.file_id), parse_cid)
-    raw = bytearray(leaf.read_bytes())
-    raw[-1] ^= 0x01
-    leaf.write_bytes(bytes(raw))
+    pack, offset, length = _some_leaf_block(s.store, cid_of_file_id(up.file_id))
+    with open(pack, "r+b") as f:
+        f.seek(offset + length - 1)
+        last = f.read(1)[0]
+        f.seek(offset + length - 1)
+        f.write(bytes([last ^ 0x01]))
     dest = s.root / "doc3.B.out"
     why = _refused(lambda: s.nodes["B"].fetch(up.file_id, dest), FetchFailed)
     expect(not dest.exists(), "a damaged stored copy was written out")
@@ -301,12 +302,11 @@ def step_tamper(s: Scenario) -> tuple[str, dict]:
             {"cache_damage_reports": list(r.damage_reports), "stored_copy": why})
 
 
-def _some_leaf_block(store_root: Path, root_cid: str, parse_cid: Callable[[str], Any]) -> Path:
-    """A block file of the stored DAG other than its root (a data block)."""
-    pin = (store_root / "pins" / parse_cid(root_cid).key).read_text().split()
-    blocks = [k for k in pin if k != parse_cid(root_cid).key] or pin
-    key = blocks[len(blocks) // 2]
-    return store_root / "blocks" / key[-3:-1] / key
+def _some_leaf_block(store: Any, root_cid: str) -> tuple[Path, int, int]:
+    """Where a block of the stored DAG other than its root (a data block) lies: (pack, offset, length)."""
+    blocks = store.blocks(root_cid)
+    blocks = blocks[:-1] or blocks  # the root is last
+    return store.block_location(blocks[len(blocks) // 2])
 
 
 def step_remove_rogue(s: Scenario) -> tuple[str, dict]:

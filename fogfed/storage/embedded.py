@@ -1,29 +1,25 @@
 """A content-addressed store in a local directory: no server, same CIDs as IPFS.
 
-Layout under root: ``blocks/<2 chars>/<CID>`` one file per block (sharded on
-the next-to-last two characters, like Kubo's flatfs), ``pins/<root CID>``
-listing every block of that file, ``tmp/`` for writes in progress, ``lock``.
-Every block is written to tmp and renamed into place, so a name never holds
-a partial block. Durability is one flush per add, not one per block: after
-the last block, ``syncfs`` on the store's file system makes every block and
-rename durable, and only then is the pin written (fsync, rename, fsync of
-pins/), so a pin never names a block that a crash could lose (see
+Layout under root: ``packs/<16 hex>.pack`` holds the blocks one add wrote,
+back to back; ``index.sqlite3`` maps each block's CID to (pack, offset,
+length) and each pinned root to the blocks of its file; ``lock``. An add
+appends its new blocks to one fresh pack, fsyncs that pack and ``packs/``
+once, and only then commits the index rows and the pin in one SQLite
+transaction, so a pin never names a block a crash could lose (see
 docs/storage.md). Adds hold a shared lock and removals (which
-garbage-collect) an exclusive one, so concurrent adds are safe and a removal
-never deletes blocks an add in progress is writing.
+garbage-collect whole packs) an exclusive one, so concurrent adds are safe
+and a removal never deletes a pack an add in progress is writing or reusing.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import os
-import tempfile
+import re
+import secrets
+import sqlite3
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,29 +29,65 @@ from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnav
 from fogfed.storage.importer import Block, import_file
 from fogfed.storage.reader import MAX_BLOCK, read_file
 
-
-WRITERS = 2  # threads creating block files (the GIL is released in the kernel calls)
-IN_FLIGHT = 8  # blocks handed to them and not yet written: 2 MiB at most
+PACK_NAME = re.compile(r"[0-9a-f]{16}\.pack")  # the index is storage too: never follow other names
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL,
+                                   length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_pack ON blocks (pack);
+CREATE TABLE IF NOT EXISTS pins (root TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pin_blocks (root TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL,
+                                       PRIMARY KEY (root, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pin_blocks_by_key ON pin_blocks (key);
+"""
 
 
 class EmbeddedStore(ContentStore):
-    """Blocks as files named by CID under ``root``, plus a pin index."""
+    """Blocks packed one file per add under ``root``, found through a SQLite index of CIDs and pins."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
-        self._blocks, self._pins, self._tmp = self.root / "blocks", self.root / "pins", self.root / "tmp"
+        self._packs, self._index = self.root / "packs", self.root / "index.sqlite3"
+        if (self.root / "blocks").is_dir() or (self.root / "pins").is_dir():
+            raise StorageUnavailable(
+                f"{self.describe()} uses the former one-file-per-block layout (blocks/, pins/), "
+                "which this version does not read",
+                "move that directory aside and add its files again (cat them with the fogfed version "
+                "that wrote it), or choose another store directory")
         try:
-            for d in (self._blocks, self._pins, self._tmp):
-                d.mkdir(parents=True, exist_ok=True)
+            self._packs.mkdir(parents=True, exist_ok=True)
+            with self._db() as db:
+                db.executescript(_SCHEMA)
         except OSError as exc:
             raise self._unavailable(exc) from None
 
     def describe(self) -> str:
         return f"embedded store at {self.root}"
 
-    def _unavailable(self, exc: OSError) -> StorageUnavailable:
-        return StorageUnavailable(f"{self.describe()} is not usable: {exc.strerror or exc}",
+    def _unavailable(self, exc: OSError | sqlite3.Error) -> StorageUnavailable:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return StorageUnavailable(f"{self.describe()} is not usable: {why}",
                                   "check that the directory exists, is writable and the disk is not full")
+
+    def _not_found(self, cid: Cid | str) -> ContentNotFound:
+        return ContentNotFound(f"{cid} is not in {self.describe()}",
+                               "add the file first, or fetch it from the node that has it")
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation (each thread its own); SQLite errors become StorageUnavailable."""
+        try:
+            db = sqlite3.connect(self._index, timeout=60, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
+        try:
+            # WAL: readers never wait for an add's commit; FULL: a commit is on disk when it returns.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
+        finally:
+            db.close()
 
     @contextlib.contextmanager
     def _lock(self, exclusive: bool) -> Iterator[None]:
@@ -63,127 +95,194 @@ class EmbeddedStore(ContentStore):
             fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
 
-    def _block_path(self, key: str) -> Path:
-        return self._blocks / key[-3:-1] / key
-
     def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
         try:
-            with self._lock(exclusive=False), _AtomicFile(self._tmp) as index, \
-                    ThreadPoolExecutor(WRITERS, thread_name_prefix="fogfed-store") as pool:
-                shards: set[Path] = set()
-                pending: collections.deque[Future] = collections.deque()
-                key = ""
+            with self._lock(exclusive=False), self._db() as db, _Pack(self._packs) as pack:
+                fresh: dict[str, tuple[int, int]] = {}  # absent before: inserted unless a concurrent add wins
+                repaired: dict[str, tuple[int, int]] = {}  # held damaged: replaced
+                order: list[str] = []
                 for block in import_file(src, progress=progress):
                     key = block.cid.key
-                    path = self._block_path(key)
-                    if path.parent not in shards:
-                        path.parent.mkdir(exist_ok=True)
-                        shards.add(path.parent)
-                    # Creating a file costs the kernel more than hashing a block does: do it
-                    # beside the importer; at most IN_FLIGHT blocks wait, so memory stays bounded.
-                    pending.append(pool.submit(self._put, path, block))
-                    while len(pending) > IN_FLIGHT or (pending and pending[0].done()):
-                        pending.popleft().result()
-                    index.write(f"{key}\n".encode())
-                while pending:
-                    pending.popleft().result()
-                _sync_filesystem(self._tmp)
-                # the pin goes in only after every block is durable
-                index.commit(self._pins / key)
-                _fsync_dir(self._pins)
-                return key
+                    order.append(key)
+                    if key in fresh or key in repaired:
+                        continue
+                    intact = self._intact(db, key, block)
+                    if intact is None:
+                        fresh[key] = pack.append(block)
+                    elif not intact:  # rewrite a damaged copy rather than trusting it
+                        repaired[key] = pack.append(block)
+                pack.sync()  # the blocks are durable before any row names them
+                root = order[-1]
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = [(k, pack.name, off, n) for k, (off, n) in fresh.items()]
+                    db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?)", rows)
+                    rows = [(k, pack.name, off, n) for k, (off, n) in repaired.items()]
+                    db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", rows)
+                    if db.execute("INSERT OR IGNORE INTO pins VALUES (?)", (root,)).rowcount:
+                        db.executemany("INSERT INTO pin_blocks VALUES (?, ?, ?)",
+                                       [(root, i, k) for i, k in enumerate(order)])
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                if not db.execute("SELECT 1 FROM blocks WHERE pack = ? LIMIT 1", (pack.name,)).fetchone():
+                    pack.discard()  # nothing new, or a concurrent add of the same blocks won every row
+                return root
         except OSError as exc:
             raise self._unavailable(exc) from None
 
-    def _put(self, path: Path, block: Block) -> None:
-        with contextlib.suppress(OSError):
-            # rewrite a damaged copy rather than trusting whatever holds the name
-            if path.stat().st_size == block.size and path.read_bytes() == block.data:
-                return
-        fd, name = tempfile.mkstemp(dir=self._tmp)
+    def _intact(self, db: sqlite3.Connection, key: str, block: Block) -> bool | None:
+        """None if the store lacks ``key``; else whether its stored bytes equal ``block``'s."""
+        row = db.execute("SELECT pack, offset, length FROM blocks WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if row[2] != block.size or not isinstance(row[0], str) or not PACK_NAME.fullmatch(row[0]):
+            return False
         try:
-            _write_all(fd, block.parts)
-            os.close(fd)
-            fd = -1
-            os.replace(name, path)  # made durable with the others by _sync_filesystem
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise
+            with open(self._packs / row[0], "rb") as f:
+                return os.pread(f.fileno(), block.size, row[1]) == block.data
+        except (OSError, ValueError, TypeError, OverflowError):
+            return False
 
-    def _get_block(self, cid: Cid) -> bytes:
-        try:
-            with open(self._block_path(cid.key), "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_BLOCK:
-                    raise ContentCorrupted(f"block {cid} in {self.describe()} is {size} bytes, over {MAX_BLOCK}",
-                                           "remove the file and add it again")
-                return f.read()
-        except FileNotFoundError:
-            raise ContentNotFound(f"block {cid} is not in {self.describe()}",
-                                  "add the file first, or fetch it from the node that has it") from None
-        except OSError as exc:
-            raise self._unavailable(exc) from None
+    def block_location(self, cid: str) -> tuple[Path, int, int]:
+        """Where block ``cid`` is stored: (pack file, byte offset, length). For tests and the demo's attacks."""
+        key = parse_cid(cid).key
+        with self._db() as db:
+            row = db.execute("SELECT pack, offset, length FROM blocks WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise self._not_found(f"block {cid}")
+        return self._checked_location(cid, row)
+
+    def _checked_location(self, cid: Cid | str, row: tuple) -> tuple[Path, int, int]:
+        pack, offset, length = row
+        if not (isinstance(pack, str) and PACK_NAME.fullmatch(pack) and isinstance(offset, int)
+                and isinstance(length, int) and offset >= 0 and 0 <= length <= MAX_BLOCK):
+            raise ContentCorrupted(f"the index entry of block {cid} in {self.describe()} is malformed "
+                                   f"({pack!r}, {offset!r}, {length!r})", "remove the file and add it again")
+        return self._packs / pack, offset, length
+
+    def blocks(self, cid: str) -> list[str]:
+        """The CIDs of every block of the pinned file ``cid``, leaves first and its root last."""
+        key = parse_cid(cid).key
+        with self._db() as db:
+            keys = [k for (k,) in db.execute("SELECT key FROM pin_blocks WHERE root = ? ORDER BY seq", (key,))]
+        if not keys:
+            raise self._not_found(cid)
+        return keys
 
     def cat(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
         root = parse_cid(cid)
-        if not self._block_path(root.key).exists():  # fail at the call, not at the first read
-            raise ContentNotFound(f"{cid} is not in {self.describe()}",
-                                  "add the file first, or fetch it from the node that has it")
-        return read_file(root, self._get_block, progress)
+        with self._db() as db:  # fail at the call, not at the first read
+            if db.execute("SELECT 1 FROM blocks WHERE key = ?", (root.key,)).fetchone() is None:
+                raise self._not_found(cid)
+        return self._read(root, progress)
+
+    def _read(self, root: Cid, progress: Progress | None) -> Iterator[bytes]:
+        with self._db() as db, _PackReader() as packs:
+            def get_block(cid: Cid) -> bytes:
+                row = db.execute("SELECT pack, offset, length FROM blocks WHERE key = ?", (cid.key,)).fetchone()
+                if row is None:
+                    raise ContentNotFound(f"block {cid} is not in {self.describe()}",
+                                          "add the file first, or fetch it from the node that has it")
+                path, offset, length = self._checked_location(cid, row)
+                try:
+                    data = packs.read(path, offset, length)
+                except FileNotFoundError:  # a removal collected the pack meanwhile
+                    raise ContentNotFound(f"block {cid} is not in {self.describe()}",
+                                          "add the file first, or fetch it from the node that has it") from None
+                except OSError as exc:
+                    raise self._unavailable(exc) from None
+                if len(data) != length:
+                    raise ContentCorrupted(f"block {cid} in {self.describe()} is truncated "
+                                           f"({len(data)} of {length} bytes)", "remove the file and add it again")
+                return data  # read_file checks it against its CID before using it
+
+            yield from read_file(root, get_block, progress)
 
     def has(self, cid: str) -> bool:
-        return (self._pins / parse_cid(cid).key).exists()
+        key = parse_cid(cid).key
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM pins WHERE root = ?", (key,)).fetchone() is not None
 
     def remove(self, cid: str) -> None:
-        """Unpin ``cid`` and delete every block no remaining pin lists (and stray temp files)."""
+        """Unpin ``cid``, forget every block no remaining pin lists, delete packs holding none that is left."""
         key = parse_cid(cid).key
         try:
-            with self._lock(exclusive=True):
-                (self._pins / key).unlink(missing_ok=True)
-                self._collect_garbage()
+            with self._lock(exclusive=True), self._db() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("DELETE FROM pin_blocks WHERE root = ?", (key,))
+                    db.execute("DELETE FROM pins WHERE root = ?", (key,))
+                    db.execute("DELETE FROM blocks WHERE key NOT IN (SELECT key FROM pin_blocks)")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                live = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
+                # no add runs under the exclusive lock: an unlisted pack is garbage or a crashed add's
+                for path in self._packs.iterdir():
+                    if path.name not in live:
+                        path.unlink()
         except OSError as exc:
             raise self._unavailable(exc) from None
 
-    def _collect_garbage(self) -> None:
-        live: set[str] = set()
-        for pin in self._pins.iterdir():
-            live.update(pin.read_text(errors="replace").split())
-        for shard in self._blocks.iterdir():
-            for block in shard.iterdir():
-                if block.name not in live:
-                    block.unlink()
-        for stray in self._tmp.iterdir():  # left by crashed adds; none is running under the lock
-            stray.unlink()
 
+class _Pack:
+    """One add's pack file: blocks appended in order, made durable by ``sync``; removed unless kept."""
 
-class _AtomicFile:
-    """A temp file that becomes ``target`` only through ``commit`` (fsync, then rename)."""
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self.name = f"{secrets.token_hex(8)}.pack"
+        self._fd = os.open(directory / self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._size = 0
+        self._keep = False
 
-    def __init__(self, tmp_dir: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=tmp_dir)
-        self._f, self._name = os.fdopen(fd, "wb"), name
-
-    def __enter__(self) -> "_AtomicFile":
+    def __enter__(self) -> "_Pack":
         return self
 
-    def write(self, data: bytes) -> None:
-        self._f.write(data)
+    def append(self, block: Block) -> tuple[int, int]:
+        """Write ``block`` at the end; its (offset, length)."""
+        offset = self._size
+        _write_all(self._fd, block.parts)
+        self._size += block.size
+        return offset, block.size
 
-    def commit(self, target: Path) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self._name, target)
-        self._name = None
+    def sync(self) -> None:
+        """fsync the pack (data and size) and its directory (its name); kept from then on."""
+        if self._size:
+            os.fsync(self._fd)
+            _fsync_dir(self._dir)
+        self._keep = True
+
+    def discard(self) -> None:
+        self._keep = False
 
     def __exit__(self, *exc: object) -> None:
-        self._f.close()
-        if self._name is not None:
+        os.close(self._fd)
+        if not self._keep or not self._size:
             with contextlib.suppress(OSError):
-                os.unlink(self._name)
+                os.unlink(self._dir / self.name)
+
+
+class _PackReader:
+    """Open pack files kept while one file is read (its blocks are mostly in one pack)."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, int] = {}
+
+    def __enter__(self) -> "_PackReader":
+        return self
+
+    def read(self, path: Path, offset: int, length: int) -> bytes:
+        fd = self._open.get(path)
+        if fd is None:
+            fd = self._open[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.pread(fd, length, offset)
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._open.values():
+            os.close(fd)
 
 
 def _write_all(fd: int, parts: tuple) -> None:
@@ -194,29 +293,6 @@ def _write_all(fd: int, parts: tuple) -> None:
             n -= len(views.pop(0))
         if n:
             views[0] = views[0][n:]
-
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_syncfs = getattr(_libc, "syncfs", None)
-
-
-def _sync_filesystem(path: Path) -> None:
-    """Make everything written to the file system holding ``path`` durable, data and names.
-
-    One syncfs(2) costs about what one fsync does, where an fsync per block
-    file costs a journal commit each. Since Linux 5.8 syncfs reports
-    write-back errors, which become OSError. Elsewhere, sync(2).
-    """
-    if _syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(path))
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -31,10 +31,12 @@ def test_tampered_storage_is_reported_and_never_returned(system, plain, tmp_path
     with n0.cache.open(up.file_id) as f:
         leaf = next(iter(import_file(f)))  # the first 256 KiB chunk of the ciphertext
     assert n0.evict(up.file_id)
-    block = system.store._block_path(leaf.cid.key)
-    data = bytearray(block.read_bytes())
-    data[-10] ^= 1
-    block.write_bytes(data)
+    path, offset, length = system.store.block_location(str(leaf.cid))
+    with open(path, "r+b") as f:
+        f.seek(offset + length - 10)
+        byte = f.read(1)[0]
+        f.seek(offset + length - 10)
+        f.write(bytes([byte ^ 1]))
     with pytest.raises(FetchFailed, match="no intact copy"):
         n1.fetch(up.file_id, tmp_path / "u.bin")
     assert not (tmp_path / "u.bin").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ from fogfed.errors import InputError
 from fogfed.storage import (ContentCorrupted, ContentNotFound, EmbeddedStore, StorageUnavailable,
                             compute_cid, open_store)
 from fogfed.storage.cids import DAG_PB, Cid, parse_cid
+from fogfed.storage.importer import import_file
 from tests.storage.helpers import CHUNK, prng_bytes, sizes
 
 
@@ -21,53 +23,78 @@ def store(tmp_path):
     return EmbeddedStore(tmp_path / "store")
 
 
-def block_files(store):
-    return sorted(p for p in (store.root / "blocks").rglob("*") if p.is_file())
+def packs(store):
+    return sorted((store.root / "packs").iterdir())
 
 
-@sizes
-def test_round_trip(store, size):
-    data = prng_bytes(size, seed=size)
+def block_cids(data):
+    return [str(b.cid) for b in import_file(io.BytesIO(data))]
+
+
+def flip(store, cid, at):
+    """Flip one bit of byte ``at`` of stored block ``cid`` (negative: from its end)."""
+    path, offset, length = store.block_location(cid)
+    with open(path, "r+b") as f:
+        f.seek(offset + (at % length))
+        byte = f.read(1)[0]
+        f.seek(-1, io.SEEK_CUR)
+        f.write(bytes([byte ^ 1]))
+
+
+def test_one_pack_per_add_and_blocks_not_written_twice(store):
+    data = prng_bytes(3 * CHUNK + 9, seed=5)
     cid = store.add(io.BytesIO(data))
-    assert cid == compute_cid(io.BytesIO(data))
-    assert store.has(cid)
-    assert b"".join(store.cat(cid)) == data
-
-
-def test_progress_reports_growing_totals(store):
-    data = prng_bytes(3 * CHUNK + 5)
-    seen_add, seen_cat = [], []
-    cid = store.add(io.BytesIO(data), progress=seen_add.append)
-    b"".join(store.cat(cid, progress=seen_cat.append))
-    for seen in (seen_add, seen_cat):
-        assert seen == sorted(seen) and seen[-1] == len(data)
+    (pack,) = packs(store)
+    assert pack.stat().st_size == sum(len(b.data) for b in import_file(io.BytesIO(data)))
+    assert store.blocks(cid) == block_cids(data)
+    for i, key in enumerate(store.blocks(cid)):
+        path, offset, length = store.block_location(key)
+        assert path == pack and length == len(list(import_file(io.BytesIO(data)))[i].data)
+    assert store.add(io.BytesIO(data)) == cid  # everything present: no new pack
+    assert packs(store) == [pack]
+    longer = store.add(io.BytesIO(data[:3 * CHUNK] + b"other tail"))  # only the new tail and root are written
+    (new,) = set(packs(store)) - {pack}
+    assert store.block_location(store.blocks(longer)[-1])[0] == new
+    assert new.stat().st_size < CHUNK
 
 
 def test_remove_collects_only_unshared_blocks(store):
     shared = prng_bytes(2 * CHUNK, seed=1)
     a = store.add(io.BytesIO(shared + b"tail of a"))
     b = store.add(io.BytesIO(shared + b"tail of b"))
-    before = len(block_files(store))  # 2 shared leaves + (tail leaf + root) for each file
-    assert before == 6
+    pack_a, pack_b = (store.block_location(x)[0] for x in (a, b))
+    assert sorted([pack_a, pack_b]) == packs(store)
     store.remove(a)
     assert not store.has(a) and store.has(b)
-    assert len(block_files(store)) == 4
+    for gone in block_cids(shared + b"tail of a")[2:]:
+        with pytest.raises(ContentNotFound, match=gone):
+            store.block_location(gone)
+    assert packs(store) == sorted([pack_a, pack_b])  # pack a still holds the shared leaves
     assert b"".join(store.cat(b)) == shared + b"tail of b"
     with pytest.raises(ContentNotFound, match=a):
         store.cat(a)
     store.remove(a)  # removing twice is fine
     store.remove(b)
-    assert block_files(store) == []
+    assert packs(store) == []
+
+
+def test_a_pack_nothing_references_is_deleted(store):
+    x = store.add(io.BytesIO(prng_bytes(CHUNK + 1, seed=6)))
+    y = store.add(io.BytesIO(prng_bytes(CHUNK + 1, seed=7)))
+    pack_y = store.block_location(y)[0]
+    store.remove(x)
+    assert packs(store) == [pack_y]
+    stray = store.root / "packs" / "00112233aabbccdd.pack"  # left by an add that crashed before its pin
+    stray.write_bytes(b"half a block")
+    store.remove(x)
+    assert packs(store) == [pack_y] and store.has(y)
 
 
 def test_tampered_leaf_is_detected_and_named(store):
     data = prng_bytes(3 * CHUNK, seed=2)
     cid = store.add(io.BytesIO(data))
     second_leaf = compute_cid(io.BytesIO(data[CHUNK:2 * CHUNK]))  # a one-chunk file's root is its leaf
-    (victim,) = [p for p in block_files(store) if p.name == second_leaf]
-    raw = bytearray(victim.read_bytes())
-    raw[100] ^= 1
-    victim.write_bytes(bytes(raw))
+    flip(store, second_leaf, 100)
     pieces = store.cat(cid)
     assert next(pieces) == data[:CHUNK]
     with pytest.raises(ContentCorrupted, match=second_leaf):
@@ -76,18 +103,30 @@ def test_tampered_leaf_is_detected_and_named(store):
 
 def test_tampered_root_is_detected_before_any_byte(store):
     cid = store.add(io.BytesIO(b"hello"))
-    (path,) = block_files(store)
-    path.write_bytes(path.read_bytes().replace(b"hello", b"jello"))
+    path, offset, length = store.block_location(cid)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:offset] + raw[offset:offset + length].replace(b"hello", b"jello") + raw[offset + length:])
     with pytest.raises(ContentCorrupted, match=cid):
         next(store.cat(cid))
 
 
+def test_truncated_pack_is_detected(store):
+    data = prng_bytes(2 * CHUNK, seed=8)
+    cid = store.add(io.BytesIO(data))
+    path, _, _ = store.block_location(cid)
+    with open(path, "r+b") as f:
+        f.truncate(CHUNK + 100)  # the second leaf and the root cut short
+    with pytest.raises(ContentCorrupted, match=cid):
+        b"".join(store.cat(cid))
+
+
 def test_re_adding_repairs_a_damaged_block(store):
-    cid = store.add(io.BytesIO(b"hello"))
-    (path,) = block_files(store)
-    path.write_bytes(b"junk")
-    assert store.add(io.BytesIO(b"hello")) == cid
-    assert b"".join(store.cat(cid)) == b"hello"
+    data = prng_bytes(2 * CHUNK, seed=9)
+    cid = store.add(io.BytesIO(data))
+    flip(store, block_cids(data)[1], -1)
+    assert store.add(io.BytesIO(data)) == cid
+    assert b"".join(store.cat(cid)) == data
+    assert len(packs(store)) == 2  # the repair went to a new pack; the old one still holds the intact leaf
 
 
 def test_unknown_cid_is_not_found(store):
@@ -97,10 +136,11 @@ def test_unknown_cid_is_not_found(store):
 
 
 def test_missing_inner_block_is_reported(store):
-    cid = store.add(io.BytesIO(prng_bytes(2 * CHUNK, seed=3)))
-    leaf = next(p for p in block_files(store) if p.stat().st_size > CHUNK)
-    leaf.unlink()
-    with pytest.raises(ContentNotFound, match=leaf.name):
+    data = prng_bytes(2 * CHUNK, seed=3)
+    first = store.add(io.BytesIO(data[:CHUNK]))  # its only block is the first leaf of the larger file
+    cid = store.add(io.BytesIO(data))
+    store.block_location(first)[0].unlink()
+    with pytest.raises(ContentNotFound, match=first):
         b"".join(store.cat(cid))
 
 
@@ -170,7 +210,7 @@ def test_concurrent_adds_of_the_same_content(store):
         t.join()
     assert errors == [] and len(set(results)) == 1
     assert b"".join(store.cat(results[0])) == data
-    assert list((store.root / "tmp").iterdir()) == []
+    assert len(packs(store)) == 1  # the losers' packs, whose blocks another add stored first, are gone
 
 
 def test_open_store_defaults_to_embedded_under_fogfed_home(tmp_path, monkeypatch):
@@ -178,3 +218,35 @@ def test_open_store_defaults_to_embedded_under_fogfed_home(tmp_path, monkeypatch
     store = open_store()
     assert isinstance(store, EmbeddedStore) and store.root == tmp_path / "store"
     assert "embedded store at" in store.describe()
+
+
+def test_old_block_file_layout_is_refused(tmp_path):
+    old = tmp_path / "old"
+    (old / "blocks" / "ab").mkdir(parents=True)
+    (old / "pins").mkdir()
+    with pytest.raises(StorageUnavailable, match="one-file-per-block") as caught:
+        EmbeddedStore(old)
+    assert "move that directory aside" in caught.value.hint
+
+
+def test_garbage_index_is_storage_unavailable(tmp_path):
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "index.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(StorageUnavailable, match="not usable"):
+        EmbeddedStore(root)
+
+
+@pytest.mark.parametrize("row", [("../../etc/passwd", 0, 10), ("0011223344556677.pack", -1, 10),
+                                 ("0011223344556677.pack", 0, 3 * 1024 * 1024), ("x", "0", "1"),
+                                 ("0011223344556677.pack", 0, 5)])
+def test_hostile_index_entries_are_refused(store, row):
+    """The index is storage too: a location outside packs/, negative, oversized or wrong is never trusted."""
+    cid = store.add(io.BytesIO(b"hello"))
+    with sqlite3.connect(store.root / "index.sqlite3") as db:
+        db.execute("UPDATE blocks SET pack = ?, offset = ?, length = ? WHERE key = ?", (*row, cid))
+    (store.root / "packs" / "0011223344556677.pack").write_bytes(b"x" * 64)
+    with pytest.raises((ContentCorrupted, ContentNotFound), match=cid):
+        b"".join(store.cat(cid))
+    assert store.add(io.BytesIO(b"hello")) == cid  # a re-add repairs the entry
+    assert b"".join(store.cat(cid)) == b"hello"
