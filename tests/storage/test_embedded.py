@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -39,6 +43,24 @@ def flip(store, cid, at):
         byte = f.read(1)[0]
         f.seek(-1, io.SEEK_CUR)
         f.write(bytes([byte ^ 1]))
+
+
+@sizes
+def test_round_trip(store, size):
+    data = prng_bytes(size, seed=size)
+    cid = store.add(io.BytesIO(data))
+    assert cid == compute_cid(io.BytesIO(data))
+    assert store.has(cid)
+    assert b"".join(store.cat(cid)) == data
+
+
+def test_progress_reports_growing_totals(store):
+    data = prng_bytes(3 * CHUNK + 5)
+    seen_add, seen_cat = [], []
+    cid = store.add(io.BytesIO(data), progress=seen_add.append)
+    b"".join(store.cat(cid, progress=seen_cat.append))
+    for seen in (seen_add, seen_cat):
+        assert seen == sorted(seen) and seen[-1] == len(data)
 
 
 def test_one_pack_per_add_and_blocks_not_written_twice(store):
@@ -250,3 +272,28 @@ def test_hostile_index_entries_are_refused(store, row):
         b"".join(store.cat(cid))
     assert store.add(io.BytesIO(b"hello")) == cid  # a re-add repairs the entry
     assert b"".join(store.cat(cid)) == b"hello"
+
+
+_FILE_TOO_LARGE = """
+import io, random, resource, signal, sys
+from fogfed.storage import EmbeddedStore, StorageUnavailable
+store = EmbeddedStore(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+try:
+    store.add(io.BytesIO(random.Random(1).randbytes(3 << 20)))
+except StorageUnavailable as exc:
+    print("refused:", exc.message)
+"""
+
+
+def test_a_failed_pack_write_pins_nothing_and_leaves_no_pack(tmp_path):
+    """A real write error on the pack writer thread (file size limit) fails the add cleanly."""
+    root = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-c", _FILE_TOO_LARGE, str(root)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: embedded store at" in proc.stdout and "large" in proc.stdout
+    store = EmbeddedStore(root)
+    assert not store.has(compute_cid(io.BytesIO(random.Random(1).randbytes(3 << 20))))
+    assert packs(store) == []
