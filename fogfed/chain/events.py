@@ -1,4 +1,8 @@
-"""Decode FogFed logs (receipts and ``eth_getLogs`` ranges) into :class:`DecodedEvent`."""
+"""Decode contract logs (receipts and ``eth_getLogs`` ranges) into :class:`DecodedEvent`.
+
+Every function takes the artifact name of the contract (``FogFed`` by default,
+``FogFedMobility`` for the handover contract); the ABI tables come from it.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +20,29 @@ from fogfed.chain.errors import ChainError, InvalidArgument
 from fogfed.chain.types import DecodedEvent
 
 
+FOGFED = "FogFed"
+
+
 @lru_cache(maxsize=None)
-def _event_table() -> dict[bytes, dict[str, Any]]:
-    return {event_abi_to_log_topic(item): item for item in load_artifact()["abi"] if item["type"] == "event"}
+def _event_table(contract: str = FOGFED) -> dict[bytes, dict[str, Any]]:
+    abi = load_artifact(contract)["abi"]
+    return {event_abi_to_log_topic(item): item for item in abi if item["type"] == "event"}
 
 
-def event_names() -> list[str]:
-    """Names of all FogFed events."""
-    return sorted(item["name"] for item in _event_table().values())
+def event_names(contract: str = FOGFED) -> list[str]:
+    """Names of all events of ``contract``."""
+    return sorted(item["name"] for item in _event_table(contract).values())
 
 
-def topics_for(names: Iterable[str]) -> list[str]:
-    """topic0 values (0x-hex) of the named events; unknown names raise ChainError."""
-    by_name = {item["name"]: topic for topic, item in _event_table().items()}
+def topics_for(names: Iterable[str] | None, contract: str = FOGFED) -> list[str]:
+    """topic0 values (0x-hex) of the named events (None: all of them); unknown names raise ChainError."""
+    by_name = {item["name"]: topic for topic, item in _event_table(contract).items()}
+    if names is None:
+        return ["0x" + topic.hex() for topic in by_name.values()]
     out = []
     for name in names:
         if name not in by_name:
-            raise ChainError(f"FogFed has no event {name!r}", f"known events: {', '.join(sorted(by_name))}")
+            raise ChainError(f"{contract} has no event {name!r}", f"known events: {', '.join(sorted(by_name))}")
         out.append("0x" + by_name[name].hex())
     return out
 
@@ -76,12 +86,13 @@ def _plain(value: Any, typ: str) -> Any:
     return to_checksum_address(value) if typ == "address" else value
 
 
-def decode_log(log: Any) -> DecodedEvent | None:
-    """Decode one raw log of the FogFed contract; None when its topic0 is not a FogFed event."""
+def decode_log(log: Any, contract: str = FOGFED) -> DecodedEvent | None:
+    """Decode one raw log of ``contract``; None when its topic0 is not one of that contract's events."""
+    table = _event_table(contract)
     topics = [_hexbytes(t) for t in log["topics"]]
-    if not topics or topics[0] not in _event_table():
+    if not topics or topics[0] not in table:
         return None
-    abi = _event_table()[topics[0]]
+    abi = table[topics[0]]
     indexed = [i for i in abi["inputs"] if i["indexed"]]
     plain = [i for i in abi["inputs"] if not i["indexed"]]
     if len(topics) != len(indexed) + 1:
@@ -90,7 +101,7 @@ def decode_log(log: Any) -> DecodedEvent | None:
         values = {i["name"]: _plain(abi_decode([i["type"]], t)[0], i["type"]) for i, t in zip(indexed, topics[1:])}
         data = abi_decode([i["type"] for i in plain], _hexbytes(log["data"]))
     except DecodingError as exc:
-        raise ChainError(f"cannot decode a {abi['name']} log: {exc}", "is this a FogFed contract?") from exc
+        raise ChainError(f"cannot decode a {abi['name']} log: {exc}", f"is this a {contract} contract?") from exc
     values.update({i["name"]: _plain(v, i["type"]) for i, v in zip(plain, data)})
     args = {i["name"]: values[i["name"]] for i in abi["inputs"]}  # declaration order
     tx_hash = log["transactionHash"]
@@ -98,12 +109,12 @@ def decode_log(log: Any) -> DecodedEvent | None:
     return DecodedEvent(abi["name"], args, int(log["blockNumber"]), tx_hash, int(log["logIndex"]))
 
 
-def decode_receipt(receipt: Any, address: str) -> list[DecodedEvent]:
-    """The FogFed events of one receipt emitted by the contract at ``address``."""
+def decode_receipt(receipt: Any, address: str, contract: str = FOGFED) -> list[DecodedEvent]:
+    """The events of one receipt emitted by the ``contract`` deployed at ``address``."""
     out = []
     for log in receipt["logs"]:
         if to_checksum_address(log["address"]) == address:
-            event = decode_log(log)
+            event = decode_log(log, contract)
             if event is not None:
                 out.append(event)
     return out

@@ -9,20 +9,20 @@ of either contract.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic, function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import to_checksum_address
 
 from fogfed.chain import args as a
 from fogfed.chain.artifacts import load_artifact
 from fogfed.chain.connection import Chain, checksum
 from fogfed.chain.contract import FogFed
 from fogfed.chain.errors import ChainError, ContractRevert, InvalidArgument, NotFogFedContract
-from fogfed.chain.events import decode_receipt
+from fogfed.chain.events import decode_log, decode_receipt, topics_for
+from fogfed.chain.reverts import decode_revert
 from fogfed.chain.types import DecodedEvent, TxResult
 
 NAME = "FogFedMobility"
@@ -110,12 +110,7 @@ class FogFedMobility:
                         int(receipt["gasUsed"]), int(receipt["blockNumber"]), self._events(receipt))
 
     def _events(self, receipt: Any) -> list[DecodedEvent]:
-        out = decode_receipt(receipt, self.fed.address)
-        for log in receipt["logs"]:
-            if to_checksum_address(log["address"]) == self.address:
-                event = _decode_log(log)
-                if event is not None:
-                    out.append(event)
+        out = decode_receipt(receipt, self.fed.address) + decode_receipt(receipt, self.address, NAME)
         return sorted(out, key=lambda e: e.log_index)
 
     def _call(self, function: str, *fn_args: Any) -> Any:
@@ -173,7 +168,7 @@ class FogFedMobility:
     def events(self, names: list[str] | None = None, *, node: str | None = None,
                from_block: int | None = None) -> list[DecodedEvent]:
         """This contract's events in block order, optionally only some names and one node."""
-        wanted = _event_topics(tuple(names) if names else None)
+        wanted = topics_for(names or None, NAME)
         topics: list[Any] = [wanted]
         if node is not None:
             topics.append("0x" + bytes(12).hex() + checksum(node, "node address")[2:].lower())
@@ -183,7 +178,7 @@ class FogFedMobility:
                                                "toBlock": "latest"})
         except Exception as exc:  # noqa: BLE001 - any provider failure
             raise ChainError(f"cannot read FogFedMobility events: {exc}") from None
-        out = [e for e in map(_decode_log, logs) if e is not None]
+        out = [e for e in (decode_log(log, NAME) for log in logs) if e is not None]
         return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
 
@@ -196,55 +191,6 @@ def is_mobility_code(code: bytes, fed_address: str) -> bool:
     word = bytes(12) + bytes.fromhex(fed_address[2:])
     expected = bytes.fromhex(load_artifact(NAME)["deployedBytecode"].removeprefix("0x"))
     return word in code and code.replace(word, bytes(32)) == expected
-
-
-@lru_cache(maxsize=None)
-def _abi_events() -> dict[bytes, dict[str, Any]]:
-    return {event_abi_to_log_topic(i): i for i in load_artifact(NAME)["abi"] if i["type"] == "event"}
-
-
-def _event_topics(names: tuple[str, ...] | None) -> list[str]:
-    table = {i["name"]: t for t, i in _abi_events().items()}
-    if names is None:
-        return ["0x" + t.hex() for t in table.values()]
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        raise ChainError(f"FogFedMobility has no event {unknown[0]!r}", f"known events: {', '.join(sorted(table))}")
-    return ["0x" + table[n].hex() for n in names]
-
-
-def _decode_log(log: Any) -> DecodedEvent | None:
-    topics = [bytes.fromhex(t.removeprefix("0x")) if isinstance(t, str) else bytes(t) for t in log["topics"]]
-    if not topics or topics[0] not in _abi_events():
-        return None
-    abi = _abi_events()[topics[0]]
-    indexed = [i for i in abi["inputs"] if i["indexed"]]
-    plain = [i for i in abi["inputs"] if not i["indexed"]]
-    if len(topics) != len(indexed) + 1:
-        raise ChainError(f"log of {abi['name']} has {len(topics) - 1} indexed topics, expected {len(indexed)}")
-    data = log["data"]
-    data = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
-    try:
-        values = {i["name"]: abi_decode([i["type"]], t)[0] for i, t in zip(indexed, topics[1:])}
-        values.update(zip((i["name"] for i in plain), abi_decode([i["type"] for i in plain], data)))
-    except DecodingError as exc:
-        raise ChainError(f"cannot decode a {abi['name']} log: {exc}") from exc
-    args = {i["name"]: to_checksum_address(values[i["name"]]) if i["type"] == "address" else values[i["name"]]
-            for i in abi["inputs"]}
-    tx_hash = log["transactionHash"]
-    return DecodedEvent(abi["name"], args, int(log["blockNumber"]),
-                        tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex(), int(log["logIndex"]))
-
-
-@lru_cache(maxsize=None)
-def _errors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    table = {}
-    for item in load_artifact(NAME)["abi"]:
-        if item["type"] == "error":
-            types = tuple(i["type"] for i in item["inputs"])
-            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            table[selector] = (item["name"], tuple(i["name"] for i in item["inputs"]), types)
-    return table
 
 
 _SENTENCES = {
@@ -269,18 +215,8 @@ def _redecode(exc: ContractRevert, function: str) -> ContractRevert:
     raw = exc.error_args.get("data") if exc.error_name == "Revert" else None
     if not raw:
         return exc
-    data = bytes.fromhex(raw.removeprefix("0x"))
-    entry = _errors().get(data[:4])
-    if entry is None:
-        return exc
-    name, names, types = entry
-    try:
-        values = abi_decode(list(types), data[4:])
-    except DecodingError:
-        return exc
-    args = {n: to_checksum_address(v) if t == "address" else v for n, v, t in zip(names, values, types)}
-    sentence, hint = _SENTENCES[name]
-    return ContractRevert(name, args, sentence(args), function=function, hint=hint)
+    decoded = decode_revert(bytes.fromhex(raw.removeprefix("0x")), function, contract=NAME, sentences=_SENTENCES)
+    return exc if decoded.error_name == "Revert" else decoded
 
 
 __all__ = ["FogFedMobility", "Handover", "HANDOVER_STATUS", "deploy_mobility"]

@@ -83,9 +83,9 @@ def _shown(value: Any) -> Any:
 
 
 @lru_cache(maxsize=None)
-def _errors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
+def _errors(contract: str = "FogFed") -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
     table = {}
-    for item in load_artifact()["abi"]:
+    for item in load_artifact(contract)["abi"]:
         if item["type"] == "error":
             types = tuple(i["type"] for i in item["inputs"])
             names = tuple(i["name"] for i in item["inputs"])
@@ -94,16 +94,21 @@ def _errors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
     return table
 
 
-def decode_revert(data: bytes, function: str | None = None, sender: str | None = None) -> ContractRevert:
+def decode_revert(data: bytes, function: str | None = None, sender: str | None = None, *,
+                  contract: str = "FogFed", sentences: dict | None = None) -> ContractRevert:
     """Decode revert ``data`` (custom error, ``Error(string)``, ``Panic`` or nothing).
 
-    ``sender`` names the caller in sentences of errors that do not carry it (it is msg.sender)."""
+    ``sender`` names the caller in sentences of errors that do not carry it (it is msg.sender).
+    ``contract`` names the artifact whose custom errors are known, ``sentences`` their wording
+    (FogFed's by default)."""
     selector, body = data[:4], data[4:]
+    errors = _errors(contract)
     try:
-        if selector in _errors():
-            name, names, types = _errors()[selector]
+        if selector in errors:
+            name, names, types = errors[selector]
             args = {n: _plain(v, t) for n, v, t in zip(names, abi_decode(list(types), body), types)}
-            sentence, hint = SENTENCES.get(name, (lambda a: f"the contract refused with {name}", None))
+            sentence, hint = (SENTENCES if sentences is None else sentences).get(
+                name, (lambda a: f"the contract refused with {name}", None))
             shown = {"caller": sender or "the sender", **{k: _shown(v) for k, v in args.items()}}
             return ContractRevert(name, args, sentence(shown), function=function, hint=hint)
         if selector == _ERROR_STRING:
