@@ -72,10 +72,7 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
     res = _authority(open_tas(home, rpc), mobility).move(req)
     emit(as_json, res, lambda: (
         f"moved {res.node}: federation {res.from_federation} -> {res.to_federation} "
-        f"(record found {res.level} level(s) up), key for epoch {res.epoch} delivered; "
-        f"{len(res.old_rekey.nodes)} member(s) of the old federation re-keyed"
-        + (f", {len(res.newcomer_rekey.nodes)} of the new one (backward secrecy)" if res.newcomer_rekey else "")
-        + (f", history key for epochs {res.history_epochs[0]}-{res.history_epochs[1]}" if res.history_epochs else "")))
+        f"(record found {res.level} level(s) up), one key delivered; its old leaf is revoked, nobody re-keyed"))
 
 
 @tas.command("secrecy")

@@ -26,7 +26,7 @@ def tas() -> None:
       fogfed tas init                          # Algorithm 1 (+5: deploys FogFed)
       fogfed tas federation create riyadh health
       fogfed tas enroll req.json --approve     # a request from `fogfed node request`
-      fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke and re-key
+      fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke (one transaction)
     """
 
 
@@ -128,10 +128,10 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     Checks the request's signature, chain, contract and age; verifies the
     attributes (--approve or --allowlist); assigns the node to the federation
     of its location and service (created if none exists); registers it on
-    chain and delivers its key, sealed to the node, on chain. With a mobility
-    contract (`fogfed tas mobility-deploy`) the federation's backward secrecy
-    applies: on, its members are re-keyed first; off, the node also gets a
-    history key (`fogfed node move --finish` pulls it).
+    chain (the contract's event order gives it a fresh leaf of the
+    federation's member tree) and delivers its one key, sealed to the node, on
+    chain. Nobody else is re-keyed; files uploaded before the join stay out of
+    its reach (their covers hold only the leaves assigned then).
 
     \b
     Example:
@@ -149,10 +149,7 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
         f"enrolled {r.node} in federation {r.federation_id}"
         + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
         f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
-        + (f"backward secrecy: {len(r.newcomer_rekey.nodes)} member(s) re-keyed for epoch {r.epoch} first\n"
-           if r.newcomer_rekey else "")
-        + (f"history key for epochs {r.history_epochs[0]}-{r.history_epochs[1]} (backward secrecy off)\n"
-           if r.history_epochs else "")
+        + f"leaf {r.leaf} of the federation's member tree\n"
         + "next (on the node): fogfed node join"))
 
 
@@ -164,10 +161,11 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
 @guarded
 def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | None, ipfs: str | None,
                as_json: bool) -> None:
-    """Remove a rogue node (paper Algorithm 10), revoke it and re-key its federation.
+    """Remove a rogue node (paper Algorithm 10): one transaction, no key delivered to anyone.
 
-    Files uploaded after this are unreadable with any key the node held;
-    the remaining members get keys for the new epoch on chain.
+    The contract revokes the node's leaf of its federation's member tree;
+    files uploaded after this leave that leaf out of their cover, so they are
+    unreadable with any key the node held.
 
     \b
     Example:
@@ -178,15 +176,14 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     address = check_address(node_address, "node address")
     r = _open(home, rpc).remove(address, reason=reason)
     emit(as_json, r, lambda: (
-        f"removed {r.node} from federation {r.federation_id}; its epoch is now {r.new_epoch}\n"
-        + (f"re-keyed {len(r.rekey.nodes)} remaining member(s)" if r.rekey and r.rekey.nodes
-           else "no members left to re-key")))
+        f"removed {r.node} from federation {r.federation_id} in one transaction "
+        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
 
 
 def _rekey_lines(results: list[Any]) -> str:
     if not results:
-        return "every federation's members hold keys for its current epoch"
-    return "\n".join(f"federation {r.federation_id}: delivered epoch {r.epoch} keys to {len(r.nodes)} member(s)"
+        return "every active member holds its key"
+    return "\n".join(f"federation {r.federation_id}: delivered the missing key to {len(r.nodes)} member(s)"
                      for r in results)
 
 
@@ -194,10 +191,10 @@ def _rekey_lines(results: list[Any]) -> str:
 @common_options("tas")
 @guarded
 def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Re-key federations whose epoch moved on chain (e.g. after an automatic removal).
+    """Finish interrupted joins: deliver the key to active members that have none.
 
-    The contract removes a member by itself after repeated false claims; this
-    delivers fresh keys to the remaining members, once.
+    Removals (by the TAS or automatic after false claims) need nothing: the
+    revoked leaf is read from the chain's events by every uploader.
     """
     results = _open(home, rpc).sync()
     emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
@@ -232,7 +229,7 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
 @common_options("tas")
 @guarded
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
+    """Show the TAS account, contract, federations (epochs, members, member trees)."""
     status = _open(home, rpc).status()
     emit(as_json, status, lambda: _status_text(status))
 

@@ -36,7 +36,8 @@ from fogfed.node.datapath import (
 )
 from fogfed.node.keyring import Keyring
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
-from fogfed.protocol.attributes import check_user_policy, default_policy, scoped_policy
+from fogfed.protocol.attributes import check_user_policy, federation_attribute, policy_descriptor, scoped_policy
+from fogfed.protocol.membertree import MemberTree
 from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
 from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
@@ -132,6 +133,7 @@ class FogNode:
         self._server: PeerServer | None = None
         self._reported: set[str] = set()
         self._pk: abe.PublicKey | None = None
+        self._trees: dict[int, MemberTree] = {}
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -280,9 +282,15 @@ class FogNode:
         self._pk = abe.PublicKey.from_bytes(raw)
         return self._pk
 
-    def _ensure_current_key(self, fid: int, epoch: int) -> None:
-        if self.keyring.get(fid, epoch) is None:
+    def _ensure_key(self, fid: int) -> None:
+        # One key per membership (no re-keying on removals): look on chain only when it is missing.
+        if self.keyring.latest_epoch(fid) is None:
             self.refresh_keys()
+
+    def member_tree(self, federation_id: int) -> MemberTree:
+        """The federation's member tree replayed from chain events (kept in memory, synced on each call)."""
+        tree = self._trees.setdefault(federation_id, MemberTree(federation_id))
+        return tree.sync(self.fed)
 
     # -- federations (for policies that span them) -------------------------------------------
 
@@ -298,16 +306,35 @@ class FogNode:
             self._save_config()
         return known
 
-    def _policy_for(self, policy: str | None, fid: int, epoch: int) -> tuple[str, dict[int, int]]:
-        """The policy text to encrypt under, and the other federations to share the file with."""
-        if policy is None:
-            return default_policy(fid, epoch), {}
-        parsed = check_user_policy(policy)
-        epochs = {}
-        for other, (loc, svc) in self._federation_attributes().items():
-            if parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
-                epochs[other] = epoch if other == fid else self.fed.federation(other).epoch
-        return scoped_policy(parsed, epochs), {f: e for f, e in epochs.items() if f != fid}
+    def _policy_for(self, policy: str | None, fid: int) -> tuple[str, str, int, dict[int, int]]:
+        """(CP-ABE policy, compact descriptor to register, own epoch, other federations to share with).
+
+        The policy is ``(P) and (cover of each federation that satisfies P)``
+        (docs/architecture.md, "Revocation inside the policy"); the descriptor
+        names each cover by (generation, epoch, assigned leaves) so anyone can
+        recompute it, and the contract refuses it once the own epoch is stale.
+        """
+        parsed = check_user_policy(federation_attribute(fid) if policy is None else policy)
+        trees = {fid: self.member_tree(fid)}
+        if policy is not None:
+            for other, (loc, svc) in self._federation_attributes().items():
+                if other != fid and parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
+                    tree = self.member_tree(other)
+                    if tree.leaves:  # a federation without members cannot read anything
+                        trees[other] = tree
+        if not parsed.satisfied_by(self._own_attributes(fid)):
+            trees.pop(fid)  # the policy excludes the uploader's own federation (it still registers the file)
+            if not trees:
+                raise InputError("no federation can satisfy this policy",
+                                 "name attributes of a federation that has members")
+        clauses = {f: t.clause() for f, t in trees.items()}
+        descriptor = policy_descriptor(parsed, {f: t.descriptor() for f, t in trees.items()})
+        epoch = self._trees[fid].epoch
+        return scoped_policy(parsed, clauses), descriptor, epoch, {f: t.epoch for f, t in trees.items() if f != fid}
+
+    def _own_attributes(self, fid: int) -> list[str]:
+        loc, svc = self._federation_attributes().get(fid, ("", ""))
+        return [f"loc:{loc}", f"svc:{svc}", f"ff:{fid}"]
 
     # -- upload -----------------------------------------------------------------------------
 
@@ -323,9 +350,8 @@ class FogNode:
         if not path.is_file():
             raise InputError(f"{path} is not a readable file")
         fid = self._require_member("upload")
-        epoch = self.fed.federation(fid).epoch
-        self._ensure_current_key(fid, epoch)
-        policy_text, shares = self._policy_for(policy, fid, epoch)
+        self._ensure_key(fid)
+        policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
         pk = self.public_key(fid)
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
@@ -338,20 +364,18 @@ class FogNode:
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
                 try:
                     tx = self.fed.register_file(self.account, fid, file_id, info.plaintext_sha256, encsk_ref,
-                                                policy_text, epoch)
+                                                descriptor, epoch)
                     break
                 except ContractRevert as exc:
                     if exc.error_name != "StaleEpoch" or attempt == 2:
                         raise
-                    epoch = self.fed.federation(fid).epoch
-                    self._ensure_current_key(fid, epoch)
-                    policy_text, shares = self._policy_for(policy, fid, epoch)
+                    policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
             gas["registerFile"] = tx.gas_used
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
-        self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
-        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
+        self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
+        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, descriptor,
                             tuple(sorted(shares)), announced, gas)
 
     def _record_upload(self, file_id: bytes, cid: str, path: Path, size: int, fid: int, epoch: int,
@@ -454,7 +478,7 @@ class FogNode:
             raise InputError(f"folder {dest.parent} does not exist")
         fid, active = self.membership()
         if active:
-            self._ensure_current_key(fid, self.fed.federation(fid).epoch)
+            self._ensure_key(fid)
         gas: dict[str, int] = {}
         tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used

@@ -4,11 +4,12 @@ Paper Algorithm 1 runs once (``init``): the master key and the TAS's Ethereum
 key live only in the encrypted keystore ``<home>/tas.json``. Every
 federation's FFPK on chain is this one system public key (the deviation from
 the paper's per-federation key pair that lets a policy span federations).
-A removal advances the federation's epoch on chain; the TAS then issues every
-remaining member a key for the new epoch and delivers it sealed on chain.
+Membership change is revocation inside the policy (fogfed.tas.revocation,
+docs/architecture.md): every member holds one key with the path of its leaf
+of its federation's member tree; a removal is one transaction that revokes
+the leaf (no key is delivered to anyone); a join delivers exactly one key.
 ``<home>/state.json`` (not secret) remembers the deployment, the members the
-TAS enrolled, the epoch it last delivered keys for in each federation and the
-mobility contract whose backward-secrecy settings apply to joins (if any).
+TAS enrolled and the mobility contract it uses for moves (if any).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fogfed.protocol.attributes import node_attributes, normalise_location, norm
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import check_address, seal_node_key
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
-from fogfed.tas.secrecy import grant_history, keep_out_of_the_past
+from fogfed.tas.revocation import MemberTrees, missing_keys
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
 
 KIND = "tas"
@@ -51,6 +52,7 @@ class TrustedAuthority:
         self.home, self.fed, self.account = Path(home), fed, account
         self.public_key, self._msk, self._state = pk, msk, state
         self._mobility: FogFedMobility | None = None
+        self.trees = MemberTrees(fed)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -217,9 +219,11 @@ class TrustedAuthority:
         the attributes. The node joins the federation with its (location,
         service), created if none exists, and receives its key sealed on chain.
         ``fund_wei`` > 0 also sends it that much ether for gas (devnets).
-        With a mobility contract (:meth:`use_mobility`) the federation's
-        backward-secrecy setting applies (fogfed.tas.secrecy); without one the
-        node gets the current epoch's key only.
+        The contract's event order assigns the node a fresh leaf of the
+        federation's member tree; its one key carries that leaf's path. Files
+        uploaded before it joined are outside its reach (backward secrecy:
+        their covers hold only the leaves assigned then), and nobody else is
+        re-keyed.
         """
         if not isinstance(request, EnrollmentRequest):
             raise InputError("enroll needs an EnrollmentRequest", "parse it with EnrollmentRequest.from_json")
@@ -234,13 +238,10 @@ class TrustedAuthority:
         gas: dict[str, int] = {}
         fid = self.fed.federation_by_attributes(request.location, request.service)
         created = fid == 0
-        mobility = self.mobility
-        newcomer_rekey = None
         if created:
             info = self.create_federation(request.location, request.service)
             fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
-        elif mobility is not None:
-            newcomer_rekey = keep_out_of_the_past(self, mobility, fid, gas)
+        self.trees.check_room(fid)
         gas["addMember"] = self.fed.add_member(self.account, fid, request.address, request.enc_public_key).gas_used
         self._state["members"][request.address] = {
             "federation_id": fid, "enc_public_key": request.enc_public_key.hex(),
@@ -250,10 +251,10 @@ class TrustedAuthority:
             gas["fund"] = int(self.fed.chain.fund(request.address, fund_wei, self.account)["gasUsed"])
         epoch = self.fed.federation(fid).epoch
         gas["deliverKey"] = self.deliver_keys(fid, epoch, [request.address])
-        history = grant_history(self, mobility, request.address, fid, epoch, gas) if mobility else None
+        leaf = self.trees.leaf(fid, request.address)
         return EnrollmentResult(request.address, fid, created, epoch,
-                                tuple(node_attributes(request.location, request.service, fid, epoch)),
-                                verdict.reason, gas, newcomer_rekey, history)
+                                tuple(node_attributes(request.location, request.service, fid, leaf)),
+                                verdict.reason, gas, None, None, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
         """Whether a signed request (enrollment or move) with this nonce was already accepted."""
@@ -277,27 +278,33 @@ class TrustedAuthority:
         return abe.keygen(self.public_key, self._msk, attributes)
 
     def deliver_keys(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
-        """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted on chain; gas used."""
+        """Paper Algorithm 3 (FNSK): keygen for each node's leaf, sealed to it, posted on chain; gas used.
+
+        ``epoch`` is the federation's current epoch (the box is bound to it);
+        the key itself stays valid across epochs: removals revoke other leaves, not it.
+        """
         gas = 0
         for node in nodes:
             rec = self._state["members"].get(node)
             if rec is None:
                 raise TasError(f"{node} was not enrolled by this TAS; it gets no keys")
-            sk = self.issue_key(node_attributes(rec["location"], rec["service"], federation_id, epoch))
+            leaf = self.trees.leaf(federation_id, node)
+            sk = self.issue_key(node_attributes(rec["location"], rec["service"], federation_id, leaf,
+                                                self.trees.get(federation_id).generation))
             sealed = seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
                                    node=node, federation_id=federation_id, epoch=epoch)
             gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
         return gas
 
-    # -- removal and re-keying ---------------------------------------------------------------
+    # -- removal ----------------------------------------------------------------------------
 
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
-        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation and re-keying of the rest.
+        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation: one transaction, no key delivery.
 
-        The contract advances the federation's epoch; every remaining member
-        then gets a key for the new epoch, so files uploaded from now on are
-        encrypted for an epoch attribute the removed node never holds.
+        The contract marks the member removed (its leaf is revoked from the
+        next epoch on, which the removal advances); every later upload's cover
+        leaves that leaf out, so the removed node's keys match no later file.
         """
         node = check_address(node_address, "node address")
         member = self.fed.member(node)
@@ -305,32 +312,21 @@ class TrustedAuthority:
             raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
         fid = member.federation_id
         tx = self.fed.remove_member(self.account, node)
-        rekey = self.rekey_to(fid, tx.value)
-        return RemovalResult(node, fid, tx.value, reason, rekey,
-                             {"removeMember": tx.gas_used, "deliverKey": rekey.gas_used})
-
-    def rekey_to(self, federation_id: int, epoch: int) -> RekeyResult:
-        """Deliver keys for ``epoch`` (the federation's current one) to all its active members; remember it."""
-        nodes = self.active_members(federation_id)
-        gas = self.deliver_keys(federation_id, epoch, nodes)
-        self._state["delivered"][str(federation_id)] = epoch
-        self._save()
-        return RekeyResult(federation_id, epoch, tuple(nodes), gas)
-
-    def rekey(self, federation_id: int) -> RekeyResult:
-        """Advance a federation's epoch (``bumpEpoch``) and deliver fresh keys to all its active members."""
-        tx = self.fed.bump_epoch(self.account, federation_id)
-        result = self.rekey_to(federation_id, tx.value)
-        return RekeyResult(result.federation_id, result.epoch, result.nodes, result.gas_used + tx.gas_used)
+        return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
 
     def sync(self) -> list[RekeyResult]:
-        """Deliver keys for every federation whose epoch moved past the keys delivered (automatic removals)."""
+        """Finish interrupted joins: deliver the key to every active member this TAS enrolled that has none.
+
+        Removals (by the TAS or automatic after false claims) need nothing: the
+        chain's event log revokes the leaf by itself.
+        """
         out = []
         for fid_s in sorted(self._state["federations"], key=int):
             fid = int(fid_s)
-            epoch = self.fed.federation(fid).epoch
-            if epoch != self._state["delivered"].get(fid_s, 0):
-                out.append(self.rekey_to(fid, epoch))
+            nodes = [n for n in missing_keys(self.fed, self.trees.get(fid)) if n in self._state["members"]]
+            if nodes:
+                epoch = self.fed.federation(fid).epoch
+                out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
         return out
 
     def reissue(self, node_address: str) -> int:
@@ -344,16 +340,15 @@ class TrustedAuthority:
         return self.deliver_keys(member.federation_id, self.fed.federation(member.federation_id).epoch, [node])
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs and members, federations awaiting re-keying."""
+        """Addresses, contract, federations with epochs, members and member trees (leaves assigned, revoked)."""
         feds = self.federations()
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
             "mobility": self._state.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
-                             "parent": f.parent, "epoch": f.epoch, "members": list(f.members)} for f in feds],
-            "pending_rekey": [f.federation_id for f in feds
-                              if f.epoch != self._state["delivered"].get(str(f.federation_id), 0)],
+                             "parent": f.parent, "epoch": f.epoch, "members": list(f.members),
+                             **self.trees.summary(f.federation_id)} for f in feds],
         }
 
 

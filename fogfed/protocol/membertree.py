@@ -1,0 +1,136 @@
+"""A federation's member tree, replayed from FogFed's event log (the chain is the source of truth).
+
+Leaves are assigned by the contract's own order of events: the k-th
+``MemberAdded`` of a federation (an enrolment, a re-enrolment or a move in)
+takes leaf k of the federation's tree (fogfed.keys.cover, height
+``TREE_HEIGHT``). A ``MemberRemoved`` (by the TAS, for false claims, or a move
+out) revokes the member's current leaf; leaves are never reused, so a node that
+returns gets a fresh leaf and its old one stays revoked. Each removal advances
+the federation's epoch by one in the same transaction, so "the revocations in
+force at epoch e" is exact, and ``registerFile`` refuses an upload whose epoch
+is stale: a cover computed before a removal can never be registered after it.
+
+Anyone (uploader, fetcher, auditor) recomputes a file's cover from its
+registered descriptor (fogfed.protocol.attributes.policy_descriptor) with
+:func:`expand_descriptor`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from fogfed.errors import InputError
+from fogfed.keys import cover as cs
+from fogfed.protocol.attributes import TREE_HEIGHT, check_user_policy, cover_clause
+
+TREE_EVENTS = ("MemberAdded", "MemberRemoved", "EpochAdvanced")
+GENERATION = 0  # tree generations (refresh) are not implemented yet: every federation uses generation 0
+
+
+class TreeFull(InputError):
+    """Every leaf of the federation's tree has been assigned."""
+
+
+@dataclass
+class MemberTree:
+    """One federation's tree state: leaves of active members, revoked leaves with the epoch they apply from."""
+
+    federation_id: int
+    epoch: int = 0
+    assigned: int = 0
+    leaves: dict[str, int] = field(default_factory=dict)  # active member -> leaf
+    revoked: dict[int, int] = field(default_factory=dict)  # leaf -> first epoch it is revoked in
+    joined_block: dict[str, int] = field(default_factory=dict)  # active member -> block of its latest join
+    block: int = -1  # last block replayed
+
+    @property
+    def generation(self) -> int:
+        """The tree generation keys and covers are for."""
+        return GENERATION
+
+    def apply(self, events: Iterable) -> "MemberTree":
+        """Replay FogFed events (any federations, in chain order) onto this state."""
+        for e in events:
+            if e.args.get("federationId") != self.federation_id:
+                continue
+            if e.name == "MemberAdded":
+                if self.assigned >= 1 << TREE_HEIGHT:
+                    raise TreeFull(f"federation {self.federation_id}'s member tree is full")
+                self.leaves[e.args["node"]] = self.assigned
+                self.joined_block[e.args["node"]] = e.block_number
+                self.assigned += 1
+            elif e.name == "MemberRemoved":
+                self.joined_block.pop(e.args["node"], None)
+                leaf = self.leaves.pop(e.args["node"], None)
+                if leaf is not None:
+                    self.revoked[leaf] = self.epoch + 1  # the removal's own EpochAdvanced follows
+            elif e.name == "EpochAdvanced":
+                self.epoch = e.args["epoch"]
+        return self
+
+    def sync(self, fed) -> "MemberTree":
+        """Replay the events since the last call from ``fed`` (a FogFed wrapper)."""
+        end = fed.chain.block_number()
+        if end > self.block:
+            start = fed.deploy_block if self.block < 0 else self.block + 1
+            self.apply(fed.events(start, end, TREE_EVENTS))
+            self.block = end
+        return self
+
+    def revoked_at(self, epoch: int) -> list[int]:
+        """Leaves revoked at ``epoch``."""
+        return sorted(leaf for leaf, since in self.revoked.items() if since <= epoch)
+
+    def cover(self, epoch: int | None = None, assigned: int | None = None, *, open_: bool = False) -> list[int]:
+        """The cover nodes of the leaves that may read at ``epoch`` (default: now).
+
+        Backward secrecy on (default): only leaves assigned so far (or the first
+        ``assigned``); ``open_``: also the unassigned leaves (later newcomers read the file).
+        """
+        epoch = self.epoch if epoch is None else epoch
+        n = None if open_ else (self.assigned if assigned is None else assigned)
+        return cs.cover(TREE_HEIGHT, self.revoked_at(epoch), n)
+
+    def clause(self, epoch: int | None = None, assigned: int | None = None, *, open_: bool = False) -> str:
+        """The policy clause (OR of the cover's tree attributes)."""
+        return cover_clause(self.federation_id, self.generation,
+                            self.cover(epoch, assigned, open_=open_))
+
+    def descriptor(self, *, open_: bool = False) -> tuple[int, int, int, bool]:
+        """(generation, epoch, assigned, open) of the current cover, for the registered policy text."""
+        return (self.generation, self.epoch, self.assigned, open_)
+
+
+_DESCRIPTOR = re.compile(r"^\((?P<policy>.*)\) and cover\((?P<parts>[0-9:a-z ]+)\)$", re.S)
+_PART = re.compile(r"^(\d+):(\d+):(\d+):(\d+)(:open)?$")
+
+
+def parse_descriptor(text: str) -> tuple[str, dict[int, tuple[int, int, int, bool]]]:
+    """(user policy, {federation: (generation, epoch, assigned, open)}) from a registered policy text."""
+    m = _DESCRIPTOR.match(text) if isinstance(text, str) else None
+    if not m:
+        raise InputError(f"not a cover descriptor: {text!r:.120}")
+    parts = {}
+    for part in m.group("parts").split():
+        pm = _PART.match(part)
+        if not pm:
+            raise InputError(f"malformed cover descriptor part {part!r:.60}")
+        parts[int(pm.group(1))] = (int(pm.group(2)), int(pm.group(3)), int(pm.group(4)), bool(pm.group(5)))
+    return str(check_user_policy(m.group("policy"))), parts
+
+
+def expand_descriptor(text: str, trees: dict[int, MemberTree]) -> str:
+    """The full CP-ABE policy a registered descriptor stands for, from the replayed trees."""
+    policy, parts = parse_descriptor(text)
+    clauses = []
+    for fid, (gen, epoch, assigned, open_) in sorted(parts.items()):
+        tree = trees[fid]
+        if gen != tree.generation:
+            raise InputError(f"descriptor names generation {gen} of federation {fid}; only {tree.generation} exists")
+        clauses.append(tree.clause(epoch, assigned, open_=open_))
+    return f"({policy}) and ({' or '.join(clauses)})"
+
+
+__all__ = ["GENERATION", "MemberTree", "TREE_EVENTS", "TreeFull", "expand_descriptor", "parse_descriptor"]
