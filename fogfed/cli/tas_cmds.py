@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
-                               read_input_file, role_home, to_plain)
+from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, open_content_store,
+                               passphrase, read_input_file, role_home, to_plain)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
@@ -30,10 +30,12 @@ def tas() -> None:
     """
 
 
-def _open(home: Path | None, rpc: str | None) -> Any:
+def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
     from fogfed.tas import TrustedAuthority
 
-    return TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
+    tas = TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
+    tas.use_store(open_content_store(ipfs))  # keys go to the content store, a reference on chain
+    return tas
 
 
 @tas.command("init")
@@ -97,7 +99,7 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
     Example:
       fogfed tas federation create riyadh health
     """
-    f = _open(home, rpc).create_federation(location, service, parent)
+    f = _open(home, rpc, ipfs).create_federation(location, service, parent)
     emit(as_json, f, lambda: f"created {_fed_line(f)}" + (f", gas {f.gas_used:,}" if f.gas_used else ""))
 
 
@@ -106,7 +108,7 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
 @guarded
 def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List every federation recorded on chain."""
-    feds = _open(home, rpc).federations()
+    feds = _open(home, rpc, ipfs).federations()
     emit(as_json, {"federations": feds},
          lambda: "\n".join(_fed_line(f) for f in feds) if feds else "no federations yet")
 
@@ -142,7 +144,7 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
 
     fund_wei = ether_to_wei(fund)
     request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
-    t = _open(home, rpc)
+    t = _open(home, rpc, ipfs)
     r = t.enroll(request, verifier=OperatorApproval(approved=approve, allowlist=allowlist),
                  approve=approve, fund_wei=fund_wei)
     emit(as_json, r, lambda: (
@@ -174,7 +176,7 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(node_address, "node address")
-    r = _open(home, rpc).remove(address, reason=reason)
+    r = _open(home, rpc, ipfs).remove(address, reason=reason)
     emit(as_json, r, lambda: (
         f"removed {r.node} from federation {r.federation_id} in one transaction "
         f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
@@ -196,7 +198,7 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     Removals (by the TAS or automatic after false claims) need nothing: the
     revoked leaf is read from the chain's events by every uploader.
     """
-    results = _open(home, rpc).sync()
+    results = _open(home, rpc, ipfs).sync()
     emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
 
 
@@ -215,7 +217,7 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
     """
     import json
 
-    t = _open(home, rpc)
+    t = _open(home, rpc, ipfs)
     done = 0
     while count is None or done < count:
         for r in t.sync():
@@ -230,7 +232,7 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
 @guarded
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Show the TAS account, contract, federations (epochs, members, member trees)."""
-    status = _open(home, rpc).status()
+    status = _open(home, rpc, ipfs).status()
     emit(as_json, status, lambda: _status_text(status))
 
 

@@ -40,7 +40,9 @@ from fogfed.protocol.attributes import check_user_policy, federation_attribute, 
 from fogfed.protocol.membertree import MemberTree
 from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
-from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
+from fogfed.protocol.keydelivery import (
+    MAX_SEALED_BYTES, KeyDeliveryError, check_address, open_node_key, referenced_digest,
+)
 from fogfed.storage import ContentStore
 from fogfed.storage.errors import StorageError
 
@@ -249,7 +251,11 @@ class FogNode:
             fid, epoch = d["federationId"], d["epoch"]
             if self.keyring.get(fid, epoch) is not None:
                 continue
-            sk = open_node_key(self.identity, d["sealedKey"], self.public_key(fid), chain_id=self.chain_id,
+            sealed = d["sealedKey"]
+            digest = referenced_digest(sealed)
+            if digest is not None:  # the box itself is in the content store (verified against its CID)
+                sealed = read_blob(self.store, cid_of_file_id(digest), MAX_SEALED_BYTES)
+            sk = open_node_key(self.identity, sealed, self.public_key(fid), chain_id=self.chain_id,
                                contract=self.fed.address, federation_id=fid, epoch=epoch,
                                is_operator=self.fed.is_operator)
             added += self.keyring.add(fid, epoch, sk)

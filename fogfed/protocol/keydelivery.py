@@ -79,6 +79,28 @@ def open_node_key(identity: NodeIdentity, sealed: bytes, pk: abe.PublicKey, *, c
     return sk
 
 
+KEY_REFERENCE = b"FFK1"  # a delivery that names its sealed box in the content store instead of carrying it
+
+
+def key_reference(digest: bytes) -> bytes:
+    """The on-chain payload of a delivery whose sealed box (sha2-256 ``digest``) is in the content store.
+
+    Calldata and log bytes are what a delivery costs (a 3.5 KB key: about
+    180,000 gas inline); a 36-byte reference costs about 35,000. The box is
+    sealed to the node, so storing it publicly reveals nothing.
+    """
+    if not isinstance(digest, (bytes, bytearray)) or len(digest) != 32:
+        raise InputError("a key reference needs a 32-byte digest")
+    return KEY_REFERENCE + bytes(digest)
+
+
+def referenced_digest(payload: bytes) -> bytes | None:
+    """The content-store digest a delivery payload names, or None for an inline sealed box."""
+    if len(payload) == 36 and payload[:4] == KEY_REFERENCE:
+        return bytes(payload[4:])
+    return None
+
+
 def check_address(address: object, what: str = "address") -> str:
     """A checksummed Ethereum address, or InputError (a mixed-case one must carry a valid checksum)."""
     if not isinstance(address, str) or not is_hex_address(address):

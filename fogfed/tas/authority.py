@@ -14,6 +14,7 @@ TAS enrolled and the mobility contract it uses for moves (if any).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -29,7 +30,8 @@ from fogfed.errors import FogfedError, InputError
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
 from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
-from fogfed.protocol.keydelivery import check_address, seal_node_key
+from fogfed.protocol.files import file_id_of_cid
+from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
 from fogfed.tas.revocation import MemberTrees, missing_keys
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
@@ -53,6 +55,7 @@ class TrustedAuthority:
         self.public_key, self._msk, self._state = pk, msk, state
         self._mobility: FogFedMobility | None = None
         self.trees = MemberTrees(fed)
+        self.store = None  # a ContentStore: keys are then delivered by reference (use_store)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -111,6 +114,10 @@ class TrustedAuthority:
 
     def _save(self) -> None:
         write_private_file(self.home / STATE, json.dumps(self._state, indent=1, sort_keys=True).encode())
+
+    def use_store(self, store) -> None:
+        """Deliver keys through ``store``: the sealed box goes there, a 36-byte reference on chain."""
+        self.store = store
 
     @property
     def mobility(self) -> FogFedMobility | None:
@@ -294,6 +301,8 @@ class TrustedAuthority:
             sealed = seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
                                    node=node, federation_id=federation_id, epoch=epoch)
+            if self.store is not None:
+                sealed = key_reference(file_id_of_cid(self.store.add(io.BytesIO(sealed))))
             gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
         return gas
 
