@@ -86,6 +86,7 @@ class UploadResult:
     shared_with: tuple[int, ...] = ()
     announced: bool = False
     gas: dict[str, int] = field(default_factory=dict)
+    descriptor: str = ""  # the compact text registered on chain (policy with covers named, not listed)
 
     @property
     def file_id_hex(self) -> str:
@@ -381,8 +382,8 @@ class FogNode:
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
-        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, descriptor,
-                            tuple(sorted(shares)), announced, gas)
+        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
+                            tuple(sorted(shares)), announced, gas, descriptor)
 
     def _record_upload(self, file_id: bytes, cid: str, path: Path, size: int, fid: int, epoch: int,
                        policy: str) -> None:
