@@ -199,7 +199,7 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     revoked leaf is read from the chain's events by every uploader.
     """
     results = _open(home, rpc, ipfs).sync()
-    emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
+    emit(as_json, {"delivered": results}, lambda: _rekey_lines(results))
 
 
 @tas.command("watch")
@@ -213,7 +213,7 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
               as_json: bool) -> None:
     """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
 
-    In --json mode prints one JSON line per re-keyed federation.
+    In --json mode prints one JSON line per federation where a missing key was delivered.
     """
     import json
 

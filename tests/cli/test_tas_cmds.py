@@ -47,16 +47,18 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert fed["members"] == [address]
     code, out, err = run_inproc(capsys, "tas", "remove", address, "--json")
     assert code == 0, err
-    assert json.loads(out)["new_epoch"] == 1
+    removal = json.loads(out)
+    assert removal["new_epoch"] == 1 and removal["rekey"] is None and list(removal["gas"]) == ["removeMember"]
     code, _, err = run_inproc(capsys, "tas", "remove", address)
     assert_one_line_error(code, err, 1, "not an active member")
     code, out, _ = run_inproc(capsys, "tas", "sync", "--json")
-    assert code == 0 and json.loads(out)["rekeyed"] == []
+    assert code == 0 and json.loads(out)["delivered"] == []
     code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1")
     assert code == 0 and out == ""
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     status = json.loads(out)
-    assert status["federations"][0]["epoch"] == 1 and status["pending_rekey"] == []
+    fed = status["federations"][0]
+    assert (fed["epoch"], fed["leaves_assigned"], fed["leaves_revoked"], fed["cover_nodes"]) == (1, 1, 1, 0)
     code, out, _ = run_inproc(capsys, "tas", "status")
     assert code == 0 and "contract:" in out
 
