@@ -112,13 +112,28 @@ def parse_descriptor(text: str) -> tuple[str, dict[int, tuple[int, int, int, boo
     m = _DESCRIPTOR.match(text) if isinstance(text, str) else None
     if not m:
         raise InputError(f"not a cover descriptor: {text!r:.120}")
+    return str(check_user_policy(m.group("policy"))), _parts(m.group("parts"))
+
+
+_COVERS = re.compile(r" and cover\((?P<parts>[0-9:a-z ]+)\)$")
+
+
+def descriptor_covers(text: str) -> dict[int, tuple[int, int, int, bool]]:
+    """Only the covers a registered text names (the auditor's view: the user policy is not checked)."""
+    m = _COVERS.search(text) if isinstance(text, str) else None
+    if not m:
+        raise InputError(f"no cover descriptor in {text!r:.120}")
+    return _parts(m.group("parts"))
+
+
+def _parts(text: str) -> dict[int, tuple[int, int, int, bool]]:
     parts = {}
-    for part in m.group("parts").split():
+    for part in text.split():
         pm = _PART.match(part)
         if not pm:
             raise InputError(f"malformed cover descriptor part {part!r:.60}")
         parts[int(pm.group(1))] = (int(pm.group(2)), int(pm.group(3)), int(pm.group(4)), bool(pm.group(5)))
-    return str(check_user_policy(m.group("policy"))), parts
+    return parts
 
 
 def expand_descriptor(text: str, trees: dict[int, MemberTree]) -> str:
@@ -133,4 +148,5 @@ def expand_descriptor(text: str, trees: dict[int, MemberTree]) -> str:
     return f"({policy}) and ({' or '.join(clauses)})"
 
 
-__all__ = ["GENERATION", "MemberTree", "TREE_EVENTS", "TreeFull", "expand_descriptor", "parse_descriptor"]
+__all__ = ["GENERATION", "MemberTree", "TREE_EVENTS", "TreeFull", "descriptor_covers", "expand_descriptor",
+           "parse_descriptor"]

@@ -44,11 +44,14 @@ class Script:
         self.deploy_block = receipt.blockNumber
         self.c: Contract = w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
         self.address = receipt.contractAddress
+        self.assigned: dict[int, int] = {}  # leaves of each federation's member tree (MemberAdded order)
 
     def send(self, sender: str, fn: str, *args: Any, **tx: Any) -> Any:
         h = getattr(self.c.functions, fn)(*args).transact({"from": sender, **tx})
         receipt = self.w3.eth.wait_for_transaction_receipt(h)
         assert receipt.status == 1, fn
+        if fn in ("addMember", "addMembers"):
+            self.assigned[args[0]] = self.assigned.get(args[0], 0) + (len(args[1]) if fn == "addMembers" else 1)
         return receipt
 
     def mine(self, blocks: int = 1, seconds: int = 0) -> None:
@@ -67,9 +70,11 @@ class Script:
         self.send(self.tas, "addMembers", fed, list(nodes), [digest("ek" + n) for n in nodes])
 
     def upload(self, node: str, fed: int, label: str, policy: str = "paris and storage") -> bytes:
+        """Register a file the way nodes do: the policy with the cover descriptor of ``fed``'s tree now."""
         epoch = self.c.functions.federation(fed).call()[2]
+        descriptor = f"{policy} and cover({fed}:0:{epoch}:{self.assigned.get(fed, 0)})"
         self.send(node, "registerFile", fed, digest(label), 0, digest("pt" + label), digest("sk" + label),
-                  epoch, policy)
+                  epoch, descriptor)
         return digest(label)
 
     def announce(self, node: str, file_id: bytes, seconds: int = 3600) -> None:

@@ -113,7 +113,8 @@ def test_registration_in_the_block_that_retires_its_epoch_is_flagged(w3: Web3, t
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         # Both wait in the same block; the registration pays more, so it is ordered first.
-        reg = s.c.functions.registerFile(ids["f1"], fid, 0, b"\x08" * 32, b"\x09" * 32, 0, "p").transact(
+        reg = s.c.functions.registerFile(ids["f1"], fid, 0, b"\x08" * 32, b"\x09" * 32, 0,
+                                       f"p and cover({ids['f1']}:0:0:{s.assigned[ids['f1']]})").transact(
             {"from": a[1], "gas": 300_000, "gasPrice": w3.to_wei(50, "gwei")})
         rem = s.c.functions.removeMember(a[2]).transact(
             {"from": s.tas, "gas": 300_000, "gasPrice": w3.to_wei(5, "gwei")})
@@ -146,3 +147,19 @@ def test_an_announcement_outliving_its_holders_membership_is_flagged(w3: Web3, t
     s.send(s.tas, "removeMember", holder)
     [f] = _only(_findings(w3, s, tmp_path), "cache_never_withdrawn")
     assert f.subject == holder and "no longer a member" in f.message
+
+
+def test_uncovered_and_impossible_covers_are_flagged(w3: Web3, tmp_path: Path) -> None:
+    """A registration without a cover (raw transaction) or naming leaves the tree did not have is a finding."""
+    s = Script(w3)
+    ids = base(s)
+    node, f1 = s.accounts[1], ids["f1"]
+    s.send(node, "registerFile", f1, b"\x51" * 32, 0, b"\x52" * 32, b"\x53" * 32, 0, "ff:1")
+    s.send(node, "registerFile", f1, b"\x54" * 32, 0, b"\x55" * 32, b"\x56" * 32, 0,
+           f"ff:1 and cover({f1}:0:0:{s.assigned[f1] + 5})")
+    fine = s.upload(node, f1, "covered")
+    findings = _findings(w3, s, tmp_path)
+    flagged = [f for f in findings if f.kind == "uncovered_file"]
+    assert len(flagged) == 2 and {"0x" + "51" * 32, "0x" + "54" * 32} == {
+        next(w for w in f.message.split() if w.startswith("0x")) for f in flagged}
+    assert not any(("0x" + fine.hex()) in f.message for f in flagged)
