@@ -60,6 +60,7 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [{
         "id": f["id"], "location": f["location"], "service": f["service"], "parent": f["parent"],
         "epoch": f["epoch"], "backward_secrecy": f.get("backward_secrecy"), "tree": f.get("tree"),
+        "refreshes": f.get("refreshes", []),
         "members": sorted(members_by_fed.get(f["id"], [])),
         "joined": f["joined"], "left": [r for r in f["left"] if r["reason"] != "moved"],
         "moved_out": [x for x in all_moves if x["from"] == f["id"]],
@@ -196,6 +197,10 @@ def _federation_html(v: dict[str, Any]) -> str:
              f"backward secrecy {_e(_secrecy(v['backward_secrecy']))}, "
              f"{len(v['members'])} active member(s), {len(v['files'])} file(s)</p>",
              _tree_html(v.get("tree")),
+             "<h4>Tree refreshes (one transaction each; keys in a bundle in the content store)</h4>",
+             _table(["generation", "epoch", "members", "revoked before", "bundle", "block", "tx"],
+                    [(r["generation"], r["epoch"], r["members"], r["revoked_before"], r["bundle"], r["block"],
+                      r["tx"]) for r in v.get("refreshes", [])]),
              "<h4>Members now</h4>", _table(["address"], [(m,) for m in v["members"]]),
              "<h4>Joined</h4>", _table(["node", "leaf", "block", "time", "tx"],
                                        [(j["node"], j.get("leaf", ""), j["block"], _when(j["time"]), j["tx"])

@@ -144,6 +144,17 @@ class Rebuild:
                              f"federation {fid} in the same block that advanced it to {e.args['epoch']} "
                              f"({EPOCH_REASONS.get(e.args['reason'], 'unknown')}): keys being retired can open it")
 
+    def _tree_refreshed(self, e: Event) -> None:
+        """A new member-tree generation: active members keep their order, leaves 0..m-1, nothing revoked."""
+        f = self.data["federations"][str(e.args["federationId"])]
+        tree = f.setdefault("tree", {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []})
+        order = sorted(tree["leaves"], key=tree["leaves"].get)
+        f.setdefault("refreshes", []).append({"generation": tree["generation"] + 1, "epoch": f["epoch"],
+                                              "bundle": e.args["bundle"], "members": len(order),
+                                              "revoked_before": len(tree["revoked"]), **_where(e)})
+        tree.update(generation=tree["generation"] + 1, assigned=len(order), revoked=[],
+                    leaves={node: i for i, node in enumerate(order)})
+
     # -- members -----------------------------------------------------------
     def _member(self, node: str) -> dict[str, Any]:
         return self.data["members"][node]
@@ -382,6 +393,7 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "SettingsChanged": Rebuild._settings_changed,
     "FederationCreated": Rebuild._federation_created,
     "EpochAdvanced": Rebuild._epoch_advanced,
+    "TreeRefreshed": Rebuild._tree_refreshed,
     "MemberAdded": Rebuild._member_added,
     "MemberRemoved": Rebuild._member_removed,
     "KeyDelivered": Rebuild._key_delivered,

@@ -189,6 +189,30 @@ def _rekey_lines(results: list[Any]) -> str:
                      for r in results)
 
 
+@tas.command("refresh")
+@click.argument("federation", type=click.IntRange(min=1), metavar="FID")
+@common_options("tas")
+@guarded
+def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Start a new member-tree generation of federation FID: one transaction, keys in one bundle.
+
+    Every active member gets a fresh key for its leaf of the new generation;
+    the sealed keys go into one bundle in the content store and the chain
+    commits to its digest (no gas per member). Covers shrink back to a few
+    nodes. Members pick their entry up by themselves on their next upload or
+    fetch (`fogfed node join` also does). Refused if a removal happened while
+    the bundle was being built; run it again.
+
+    \b
+    Example:
+      fogfed tas refresh 1
+    """
+    r = _open(home, rpc, ipfs).refresh(federation)
+    emit(as_json, r, lambda: (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
+                              f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, "
+                              f"one transaction ({r.gas_used:,} gas)"))
+
+
 @tas.command("sync")
 @common_options("tas")
 @guarded

@@ -38,6 +38,7 @@ from fogfed.node.keyring import Keyring
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
 from fogfed.protocol.attributes import check_user_policy, federation_attribute, policy_descriptor, scoped_policy
 from fogfed.protocol.membertree import MemberTree
+from fogfed.protocol.refresh import Bundle
 from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
 from fogfed.protocol.keydelivery import (
@@ -290,9 +291,40 @@ class FogNode:
         return self._pk
 
     def _ensure_key(self, fid: int) -> None:
-        # One key per membership (no re-keying on removals): look on chain only when it is missing.
+        # One key per membership and tree generation (no re-keying on removals): look only when missing.
         if self.keyring.latest_epoch(fid) is None:
             self.refresh_keys()
+        self.pull_refreshes(fid)
+
+    def pull_refreshes(self, federation_id: int) -> int:
+        """Take this node's keys from the bundles of tree refreshes it has none for; returns how many.
+
+        The bundle is read from the content store by the digest the chain
+        holds (TreeRefreshed), so it is the one the TAS committed to; the
+        entry is opened like a delivered key (sender a TAS operator, bound to
+        this chain, contract, node, federation and the refresh's epoch).
+        """
+        tree = self.member_tree(federation_id)
+        held = {a.split(":")[2] for sk in self.keyring.candidates() for a in sk.attributes
+                if a.startswith(f"ct:{federation_id}:")}
+        added = 0
+        for gen, state in sorted({**tree.past, tree.generation: tree}.items()):
+            if state.bundle is None or str(gen) in held or self.address not in state.leaves:
+                continue
+            limit = 48 + (state.assigned + 1) * (22 + MAX_SEALED_BYTES)
+            bundle = Bundle.from_bytes(read_blob(self.store, cid_of_file_id(state.bundle), limit))
+            if (bundle.chain_id, bundle.contract, bundle.federation_id, bundle.generation) != (
+                    self.chain_id, self.fed.address, federation_id, gen):
+                raise KeyDeliveryError(f"the key bundle of generation {gen} is not for this federation",
+                                       "tell the TAS operator; the chain's commitment does not match")
+            found = bundle.entry(self.address)
+            if found is None or found[0] != state.leaves[self.address]:
+                continue  # joined while the refresh was being built: `tas sync` delivers its key
+            sk = open_node_key(self.identity, found[1], self.public_key(federation_id), chain_id=self.chain_id,
+                               contract=self.fed.address, federation_id=federation_id, epoch=bundle.epoch,
+                               is_operator=self.fed.is_operator)
+            added += self.keyring.add(federation_id, bundle.epoch, sk)
+        return added
 
     def member_tree(self, federation_id: int) -> MemberTree:
         """The federation's member tree replayed from chain events (kept in memory, synced on each call)."""

@@ -25,8 +25,8 @@ from fogfed.errors import InputError
 from fogfed.keys import cover as cs
 from fogfed.protocol.attributes import TREE_HEIGHT, check_user_policy, cover_clause
 
-TREE_EVENTS = ("MemberAdded", "MemberRemoved", "EpochAdvanced")
-GENERATION = 0  # tree generations (refresh) are not implemented yet: every federation uses generation 0
+TREE_EVENTS = ("MemberAdded", "MemberRemoved", "EpochAdvanced", "TreeRefreshed")
+GENERATION = 0  # the first tree generation; each TreeRefreshed starts the next
 
 
 class TreeFull(InputError):
@@ -44,11 +44,21 @@ class MemberTree:
     revoked: dict[int, int] = field(default_factory=dict)  # leaf -> first epoch it is revoked in
     joined_block: dict[str, int] = field(default_factory=dict)  # active member -> block of its latest join
     block: int = -1  # last block replayed
+    generation: int = GENERATION  # the tree generation keys and covers are for now
+    bundle: bytes | None = None  # digest of the current generation's key bundle (None for the first)
+    refreshed_block: int = -1  # block of the refresh that started the current generation
+    past: dict[int, "MemberTree"] = field(default_factory=dict)  # earlier generations as they ended
 
-    @property
-    def generation(self) -> int:
-        """The tree generation keys and covers are for."""
-        return GENERATION
+    def _refresh(self, bundle: bytes, block: int) -> None:
+        """A new generation: the active members keep their order and take leaves 0..m-1; nothing revoked."""
+        import copy
+
+        self.past[self.generation] = copy.copy(self)
+        self.past[self.generation].past = {}
+        order = sorted(self.leaves, key=self.leaves.get)
+        self.leaves = {node: i for i, node in enumerate(order)}
+        self.assigned, self.revoked = len(order), {}
+        self.generation, self.bundle, self.refreshed_block = self.generation + 1, bundle, block
 
     def apply(self, events: Iterable) -> "MemberTree":
         """Replay FogFed events (any federations, in chain order) onto this state."""
@@ -68,6 +78,8 @@ class MemberTree:
                     self.revoked[leaf] = self.epoch + 1  # the removal's own EpochAdvanced follows
             elif e.name == "EpochAdvanced":
                 self.epoch = e.args["epoch"]
+            elif e.name == "TreeRefreshed":  # after its own EpochAdvanced, in the same transaction
+                self._refresh(e.args["bundle"], e.block_number)
         return self
 
     def sync(self, fed) -> "MemberTree":
@@ -141,9 +153,9 @@ def expand_descriptor(text: str, trees: dict[int, MemberTree]) -> str:
     policy, parts = parse_descriptor(text)
     clauses = []
     for fid, (gen, epoch, assigned, open_) in sorted(parts.items()):
-        tree = trees[fid]
-        if gen != tree.generation:
-            raise InputError(f"descriptor names generation {gen} of federation {fid}; only {tree.generation} exists")
+        tree = trees[fid] if gen == trees[fid].generation else trees[fid].past.get(gen)
+        if tree is None:
+            raise InputError(f"descriptor names generation {gen} of federation {fid}, which the chain does not have")
         clauses.append(tree.clause(epoch, assigned, open_=open_))
     return f"({policy}) and ({' or '.join(clauses)})"
 

@@ -32,7 +32,8 @@ from fogfed.protocol.attributes import node_attributes, normalise_location, norm
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
-from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
+from fogfed.protocol.refresh import Bundle
+from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.revocation import MemberTrees, missing_keys
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
 
@@ -260,7 +261,8 @@ class TrustedAuthority:
         gas["deliverKey"] = self.deliver_keys(fid, epoch, [request.address])
         leaf = self.trees.leaf(fid, request.address)
         return EnrollmentResult(request.address, fid, created, epoch,
-                                tuple(node_attributes(request.location, request.service, fid, leaf)),
+                                tuple(node_attributes(request.location, request.service, fid, leaf,
+                                                      self.trees.get(fid).generation)),
                                 verdict.reason, gas, None, None, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
@@ -322,6 +324,42 @@ class TrustedAuthority:
         fid = member.federation_id
         tx = self.fed.remove_member(self.account, node)
         return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
+
+    def refresh(self, federation_id: int, progress=None) -> RefreshResult:
+        """A new member-tree generation for the federation: one transaction, no gas per member.
+
+        Every active member gets a fresh key for its leaf of the new generation
+        (members keep their order: leaves 0..m-1, nothing revoked, so covers
+        shrink to a few nodes); the sealed keys go into one bundle in the
+        content store and ``bumpEpoch`` commits to its digest. The contract
+        refuses the commit if the epoch moved meanwhile (a removal), so a
+        removed node never gets a new key; run it again then. Members keep
+        their older keys for older files.
+        """
+        if self.store is None:
+            raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
+        fid = federation_id
+        tree = self.trees.get(fid)
+        epoch = self.fed.federation(fid).epoch
+        order = sorted(tree.leaves, key=tree.leaves.get)
+        missing = [n for n in order if n not in self._state["members"]]
+        if missing:
+            raise TasError(f"{len(missing)} member(s) of federation {fid} were not enrolled by this TAS "
+                           f"(e.g. {missing[0]}); it cannot issue their keys")
+        entries = []
+        for leaf, node in enumerate(order):
+            rec = self._state["members"][node]
+            sk = self.issue_key(node_attributes(rec["location"], rec["service"], fid, leaf, tree.generation + 1))
+            entries.append((node, seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
+                                                chain_id=self.chain_id, contract=self.contract_address, node=node,
+                                                federation_id=fid, epoch=epoch + 1)))
+            if progress is not None:
+                progress(1)
+        bundle = Bundle(self.chain_id, self.contract_address, fid, epoch + 1, tree.generation + 1, tuple(entries))
+        data = bundle.to_bytes()
+        digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
+        tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
+        return RefreshResult(fid, tree.generation + 1, tx.value, len(entries), len(data), digest, tx.gas_used)
 
     def sync(self) -> list[RekeyResult]:
         """Finish interrupted joins: deliver the key to every active member this TAS enrolled that has none.

@@ -55,3 +55,16 @@ class RemovalResult:
     reason: str
     rekey: RekeyResult | None
     gas: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """A member-tree refresh: one transaction committing to a bundle of every member's new key."""
+
+    federation_id: int
+    generation: int
+    epoch: int
+    members: int
+    bundle_bytes: int
+    bundle: bytes  # digest inside the bundle's CIDv0 (on chain in TreeRefreshed)
+    gas_used: int

@@ -115,7 +115,7 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.send(a[2], "reportDamage", file_a, ZERO, 1)           # one damage report on the stored copy
     s.send(a[7], "verifyMember", a[1], attrs_hash("paris", "storage"))
     s.send(s.tas, "deliverKey", a[6], f3, 0, b"sealed-key-for-a6")
-    s.send(s.tas, "bumpEpoch", f2)
+    s.send(s.tas, "bumpEpoch", f2, s.c.functions.federation(f2).call()[2], b"\x07" * 32)
     s.send(s.tas, "configure", 3, 2 * 86400)
     s.send(s.tas, "beginAdminTransfer", a[8])
     s.send(a[8], "acceptAdmin")

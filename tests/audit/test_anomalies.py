@@ -98,7 +98,7 @@ def test_damage_reports_clustered_on_one_cache_holder(w3: Web3, tmp_path: Path) 
 def test_a_stale_epoch_registration_is_refused_on_chain(w3: Web3, tmp_path: Path) -> None:
     s = Script(w3)
     ids = base(s)
-    s.send(s.tas, "bumpEpoch", ids["f1"])
+    s.send(s.tas, "bumpEpoch", ids["f1"], s.c.functions.federation(ids["f1"]).call()[2], b"\x07" * 32)
     with pytest.raises(ContractLogicError):
         s.c.functions.registerFile(ids["f1"], b"\x07" * 32, 0, b"\x08" * 32, b"\x09" * 32, 0, "p").transact(
             {"from": s.accounts[1]})

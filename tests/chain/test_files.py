@@ -54,7 +54,7 @@ def test_no_duplicates_even_across_federations(cast):
 
 
 def test_stale_epoch_refused(cast):
-    cast.fed.bump_epoch(cast.tas, cast.fid)
+    cast.fed.bump_epoch(cast.tas, cast.fid, cast.fed.federation(cast.fid).epoch, b"\x07" * 32)
     current = cast.fed.federation(cast.fid).epoch
     with pytest.raises(ContractRevert) as err:
         register(cast, epoch=current - 1)

@@ -91,3 +91,19 @@ def test_help_texts_have_examples(capsys) -> None:
         code, out, _ = run_inproc(capsys, *args, "--help")
         assert code == 0 and "Usage:" in out
         assert "Example" in out or "fogfed" in out.split("Usage:", 1)[1]
+
+
+def test_refresh_from_the_command_line(home: Path, capsys) -> None:
+    req = _request(capsys, "r1", "tabuk", "health")
+    code, out, err = run_inproc(capsys, "tas", "enroll", req, "--approve", "--json")
+    assert code == 0, err
+    fid = json.loads(out)["federation_id"]
+    code, out, err = run_inproc(capsys, "tas", "refresh", str(fid), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["generation"], r["members"]) == (1, 1) and r["gas_used"] <= 150_000
+    code, out, err = run_inproc(capsys, "node", "join", "--home", "r1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_keys"] == 2  # the enrollment key and the refresh's
+    code, _, err = run_inproc(capsys, "tas", "refresh", "999")
+    assert_one_line_error(code, err, 1, "UnknownFederation")
