@@ -346,20 +346,26 @@ class TrustedAuthority:
         if missing:
             raise TasError(f"{len(missing)} member(s) of federation {fid} were not enrolled by this TAS "
                            f"(e.g. {missing[0]}); it cannot issue their keys")
-        entries = []
-        for leaf, node in enumerate(order):
-            rec = self._state["members"][node]
-            sk = self.issue_key(node_attributes(rec["location"], rec["service"], fid, leaf, tree.generation + 1))
-            entries.append((node, seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
-                                                chain_id=self.chain_id, contract=self.contract_address, node=node,
-                                                federation_id=fid, epoch=epoch + 1)))
-            if progress is not None:
-                progress(1)
-        bundle = Bundle(self.chain_id, self.contract_address, fid, epoch + 1, tree.generation + 1, tuple(entries))
+        members = [(n, self._state["members"][n]["location"], self._state["members"][n]["service"],
+                    bytes.fromhex(self._state["members"][n]["enc_public_key"])) for n in order]
+        bundle = self.build_bundle(fid, epoch + 1, tree.generation + 1, members, progress)
         data = bundle.to_bytes()
         digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
         tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
-        return RefreshResult(fid, tree.generation + 1, tx.value, len(entries), len(data), digest, tx.gas_used)
+        return RefreshResult(fid, tree.generation + 1, tx.value, len(members), len(data), digest, tx.gas_used)
+
+    def build_bundle(self, federation_id: int, epoch: int, generation: int,
+                     members: list[tuple[str, str, str, bytes]], progress=None) -> Bundle:
+        """Keygen + seal for each (node, location, service, X25519 key) at leaves 0..m-1 of ``generation``."""
+        entries = []
+        for leaf, (node, location, service, enc_key) in enumerate(members):
+            sk = self.issue_key(node_attributes(location, service, federation_id, leaf, generation))
+            entries.append((node, seal_node_key(self.account, enc_key, sk, chain_id=self.chain_id,
+                                                contract=self.contract_address, node=node,
+                                                federation_id=federation_id, epoch=epoch)))
+            if progress is not None:
+                progress(1)
+        return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
         """Finish interrupted joins: deliver the key to every active member this TAS enrolled that has none.
