@@ -33,6 +33,7 @@ from fogfed.chain.errors import (
     TransactionFailed,
     WrongChain,
 )
+from fogfed.chain.finality import Confirmations, default_confirmations, final_block, parse_confirmations
 from fogfed.chain.reverts import decode_revert, is_revert, revert_data
 from fogfed.errors import FogfedError, InputError
 
@@ -97,9 +98,13 @@ class Chain:
     """A connection to one chain: web3, chain id, dev accounts, and transaction sending."""
 
     def __init__(self, w3: Any, *, label: str, is_embedded: bool, identity: Any,
-                 dev_keys: tuple[str, ...] | None, embedded: Any = None) -> None:
+                 dev_keys: tuple[str, ...] | None, embedded: Any = None,
+                 confirmations: Confirmations | None = None) -> None:
         self.w3 = w3
         self.label = label
+        #: blocks on top of a block before it is acted on (0, a depth, 'safe' or 'finalized')
+        self.confirmations: Confirmations = (default_confirmations() if confirmations is None
+                                             else parse_confirmations(confirmations))
         self.is_embedded = is_embedded
         self._identity = identity
         self._dev_keys = dev_keys
@@ -144,6 +149,16 @@ class Chain:
     def block_number(self) -> int:
         """Number of the latest block."""
         return int(self._read("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def final_block(self) -> int:
+        """The newest block at the configured confirmation depth (the head with 0 confirmations)."""
+        if self.confirmations == 0:
+            return self.block_number()
+        return int(self._read("the final block", lambda: final_block(self.w3, self.confirmations)))
+
+    def read_block(self) -> int | str:
+        """The block views read at: ``latest`` with 0 confirmations, else the final block."""
+        return "latest" if self.confirmations == 0 else max(self.final_block(), 0)
 
     def timestamp(self) -> int:
         """Timestamp of the latest block (unix seconds): the contract's notion of now."""
@@ -240,7 +255,29 @@ class Chain:
                 "check that the node is mining") from None
         if receipt["status"] != 1:
             raise self._replay_failure(tx, receipt, function)
+        if self.confirmations != 0:
+            receipt = self._await_final(tx_hash, receipt, function)
         return receipt
+
+    def _await_final(self, tx_hash: Any, receipt: Any, function: str | None) -> Any:
+        """The receipt once its block is final and still on the chain; a reorganisation that drops
+        the block waits for the transaction's new inclusion (the node re-queues it)."""
+        deadline = time.monotonic() + _RECEIPT_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.final_block() >= int(receipt["blockNumber"]):
+                current = self.w3.eth.get_transaction_receipt(tx_hash)
+                block = self.w3.eth.get_block(int(current["blockNumber"]))
+                if block["hash"] == current["blockHash"] and current["blockNumber"] == receipt["blockNumber"]:
+                    return current
+                receipt = current  # re-included elsewhere by a reorganisation: wait for that block
+                if receipt["status"] != 1:
+                    raise TransactionFailed(f"{function or 'transaction'} {tx_hash.hex()} failed after a "
+                                            "chain reorganisation re-included it", "check the new state and retry")
+                continue
+            time.sleep(0.05)
+        raise TransactionFailed(f"{function or 'transaction'} {tx_hash.hex()} did not reach "
+                                f"{self.confirmations} confirmations in {_RECEIPT_TIMEOUT:.0f} s",
+                                "check that the node keeps mining, or lower the confirmation setting")
 
     def _sign_and_send(self, account: LocalAccount, tx: dict[str, Any], function: str | None) -> Any:
         for _ in range(_NONCE_RETRIES):
@@ -274,7 +311,7 @@ class Chain:
     def call(self, tx: dict[str, Any], function: str | None = None) -> bytes:
         """``eth_call`` with reverts decoded into ContractRevert; returns the raw result."""
         try:
-            return bytes(self.w3.eth.call(tx))
+            return bytes(self.w3.eth.call(tx, block_identifier=self.read_block()))
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc, function, tx.get("from")) from None
 
@@ -304,19 +341,24 @@ class _LockedTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
-def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: float = 10.0) -> Chain:
+def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: float = 10.0,
+            confirmations: Confirmations | None = None) -> Chain:
     """Connect to a chain.
 
     ``rpc`` None: a fresh in-process chain (eth-tester/py-evm) that lives as long as the
     returned object. ``"embedded:<dir>"``: the persistent embedded chain in ``<dir>``.
     ``http(s)://host:port``: a JSON-RPC node. ``chain_id``, when given, must match the
     node's (WrongChain otherwise). Unreachable nodes raise ChainUnreachable.
+    ``confirmations`` (default ``$FOGFED_CONFIRMATIONS`` or 0): see :mod:`fogfed.chain.finality`.
     """
+    if confirmations is not None:
+        confirmations = parse_confirmations(confirmations)
     if rpc is None:
         provider = _LockedTesterProvider()
         w3 = Web3(provider)
         keys = tuple(k.to_hex() for k in provider.ethereum_tester.backend.account_keys)
-        chain = Chain(w3, label="the embedded chain", is_embedded=True, identity=id(provider), dev_keys=keys)
+        chain = Chain(w3, label="the embedded chain", is_embedded=True, identity=id(provider), dev_keys=keys,
+                      confirmations=confirmations)
     elif not isinstance(rpc, str):
         raise InputError(f"the RPC endpoint must be a URL string, got {type(rpc).__name__}")
     elif rpc.startswith("embedded:"):
@@ -325,7 +367,7 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         embedded = open_chain(parse_embedded(rpc))
         chain = Chain(embedded.web3(), label=f"the embedded chain in {embedded.state_dir}", is_embedded=True,
                       identity=("embedded", str(embedded.state_dir)), dev_keys=tuple(embedded.private_keys),
-                      embedded=embedded)
+                      embedded=embedded, confirmations=confirmations)
     else:
         parsed = urlparse(rpc)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -338,7 +380,8 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         del port
         w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
         try:
-            chain = Chain(w3, label=rpc, is_embedded=False, identity=("rpc", rpc), dev_keys=None)
+            chain = Chain(w3, label=rpc, is_embedded=False, identity=("rpc", rpc), dev_keys=None,
+                          confirmations=confirmations)
         except Exception as exc:  # noqa: BLE001 - connection refused, timeout, non-JSON answer...
             raise ChainUnreachable(f"cannot reach an Ethereum node at {rpc} ({type(exc).__name__})",
                                    "start one (e.g. anvil) or check the --rpc URL") from None
