@@ -201,11 +201,19 @@ class Chain:
             yield slot
 
     def _fees(self) -> dict[str, int]:
+        """EIP-1559 fees from the node: its suggested tip (eth_maxPriorityFeePerGas, 1 gwei when it has
+        none) and a fee cap of twice the latest base fee plus the tip, which stays valid through six
+        full blocks of base-fee rises; legacy gasPrice on chains without a base fee."""
         block = self.w3.eth.get_block("latest")
         base = block.get("baseFeePerGas")
         if base is None:
             return {"gasPrice": int(self.w3.eth.gas_price)}
-        return {"maxFeePerGas": 2 * int(base) + _PRIORITY_FEE, "maxPriorityFeePerGas": _PRIORITY_FEE}
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except Exception:  # noqa: BLE001 - nodes without the method
+            tip = _PRIORITY_FEE
+        tip = tip or _PRIORITY_FEE
+        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
 
     def _estimate(self, tx: dict[str, Any], function: str | None) -> int:
         try:
@@ -341,6 +349,18 @@ class _LockedTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
+def _add_poa_middleware_if_needed(w3: Web3) -> None:
+    """Proof-of-authority chains (Besu QBFT/IBFT 2.0, Clique, BNB, Polygon PoS) put validator data in
+    ``extraData`` beyond the 32 bytes web3 accepts: decided from the chain's own latest header."""
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    reply = w3.provider.make_request("eth_getBlockByNumber", ["latest", False])  # type: ignore[arg-type]
+    header = reply.get("result") if isinstance(reply, dict) else None
+    extra = str((header or {}).get("extraData") or "0x")
+    if len(extra) > 2 + 2 * 32:
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+
+
 def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: float = 10.0,
             confirmations: Confirmations | None = None) -> Chain:
     """Connect to a chain.
@@ -380,6 +400,7 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         del port
         w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
         try:
+            _add_poa_middleware_if_needed(w3)
             chain = Chain(w3, label=rpc, is_embedded=False, identity=("rpc", rpc), dev_keys=None,
                           confirmations=confirmations)
         except Exception as exc:  # noqa: BLE001 - connection refused, timeout, non-JSON answer...
