@@ -15,6 +15,8 @@ from fogfed.audit.checkpoint import Checkpoint
 from fogfed.audit.errors import AuditError
 from fogfed.audit.state import Rebuild, RebuildConfig
 from fogfed.chain.artifacts import load_artifact
+from fogfed.chain.finality import default_confirmations
+from fogfed.errors import InputError
 from fogfed.chain.mobility import NAME as MOBILITY, is_mobility_code
 
 #: progress(first_block, last_block_done, head, events_so_far)
@@ -143,7 +145,7 @@ def replay(
     span: int = 16,
     progress: Progress | None = None,
     mobility: str | None = None,
-    confirmations: int | str = 0,
+    confirmations: int | str | None = None,
 ) -> ReplayResult:
     """Replay the events of the FogFed contract at ``address`` up to ``to_block`` (default: head).
 
@@ -151,12 +153,18 @@ def replay(
     address; otherwise starts at ``from_block`` or the contract's deployment block.
     ``mobility``: also replay that FogFedMobility contract's events (moves, backward-secrecy
     settings, history keys); a checkpoint is bound to this choice.
-    ``confirmations``: replay only blocks at that depth (or the node's ``safe``/``finalized`` block).
+    ``confirmations``: replay only blocks at that depth (or the node's ``safe``/``finalized`` block);
+    default ``$FOGFED_CONFIRMATIONS`` or 0, the setting the writers use.
     A reorganisation of blocks already replayed (seen on resume or between ranges) rewinds the
     checkpoint to the common ancestor and replays from there.
     """
     address = source.checked_address(address)
     chain_id = source.as_int(source.call(w3, "eth_chainId", []))
+    if confirmations is None:
+        try:
+            confirmations = default_confirmations()
+        except InputError as exc:
+            raise AuditError(exc.message, exc.hint) from None
     final = source.final_head(w3, confirmations)
     if to_block is not None and to_block > final:
         raise AuditError(f"block {to_block} is beyond the chain's final block {final}"

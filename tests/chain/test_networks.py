@@ -13,8 +13,10 @@ import requests
 from web3 import Web3
 
 from fogfed.chain import connect
+from fogfed.chain.contract import deploy
 from fogfed.chain.devnet import start_anvil
 from fogfed.errors import InputError
+from tests.chain.helpers import enc_key, new_account, unique_attrs
 
 pytestmark = pytest.mark.anvil
 QBFT_EXTRA = "0x" + "f8" * 97  # longer than 32 bytes, as QBFT's RLP validator list is
@@ -121,3 +123,25 @@ def test_a_proof_of_authority_chain_gets_the_extra_data_middleware_by_itself(poa
 def test_a_normal_chain_does_not_get_the_poa_middleware(anvil):
     chain = connect(anvil)
     assert "ExtraDataToPOAMiddleware" not in repr(list(chain.w3.middleware_onion))
+
+
+def test_a_registration_below_the_depth_is_not_acted_on(anvil):
+    """A fog node reading at 3 confirmations sees no membership, no key delivery and no event of a
+    registration until three blocks are on top of it; the TAS wrote it at depth 0."""
+    writer = connect(anvil)
+    tas = writer.dev_accounts()[0]
+    fed = deploy(writer, tas)
+    fid = fed.create_federation(tas, *unique_attrs(), b"\x01" * 64).value
+    node = new_account(writer, tas)
+    reader = type(fed).at(connect(anvil, confirmations=3), fed.address, deploy_block=fed.deploy_block)
+    joined = fed.add_member(tas, fid, node.address, enc_key(node))
+    fed.deliver_key(tas, node.address, fid, 0, b"sealed")
+    assert fed.is_active_member(node.address, fid)  # at depth 0 it is there
+    assert not reader.is_active_member(node.address, fid)
+    assert reader.events(names=["MemberAdded", "KeyDelivered"]) == []
+    writer.w3.provider.make_request("anvil_mine", [hex(2)])
+    assert reader.chain.final_block() == joined.block_number
+    assert reader.is_active_member(node.address, fid)
+    assert [e.name for e in reader.events(names=["MemberAdded", "KeyDelivered"])] == ["MemberAdded"]
+    writer.w3.provider.make_request("anvil_mine", [hex(1)])
+    assert [e.name for e in reader.events(names=["MemberAdded", "KeyDelivered"])] == ["MemberAdded", "KeyDelivered"]
