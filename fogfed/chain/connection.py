@@ -467,7 +467,11 @@ class Chain:
         deadline = time.monotonic() + _RECEIPT_TIMEOUT
         while time.monotonic() < deadline:
             if self.final_block() >= int(receipt["blockNumber"]):
-                current = self.w3.eth.get_transaction_receipt(tx_hash)
+                try:
+                    current = self.w3.eth.get_transaction_receipt(tx_hash)
+                except TransactionNotFound:  # reorganised back into the mempool: wait for its new block
+                    time.sleep(0.05)
+                    continue
                 block = self.w3.eth.get_block(int(current["blockNumber"]))
                 if block["hash"] == current["blockHash"] and current["blockNumber"] == receipt["blockNumber"]:
                     return current
