@@ -462,28 +462,42 @@ class Chain:
         return new
 
     def _await_final(self, tx_hash: Any, receipt: Any, function: str | None) -> Any:
-        """The receipt once its block is final and still on the chain; a reorganisation that drops
-        the block waits for the transaction's new inclusion (the node re-queues it)."""
+        """The receipt once its block is final and still on the chain. A reorganisation that takes the
+        block away waits for the transaction's new inclusion, and broadcasts it again (its own signed
+        bytes, kept from the node) when the node dropped it."""
+        name = function or "transaction"
+        try:
+            raw = self.w3.eth.get_raw_transaction(tx_hash)
+        except Exception:  # noqa: BLE001 - nodes without eth_getRawTransactionByHash
+            raw = None
         deadline = time.monotonic() + _RECEIPT_TIMEOUT
         while time.monotonic() < deadline:
-            if self.final_block() >= int(receipt["blockNumber"]):
-                try:
-                    current = self.w3.eth.get_transaction_receipt(tx_hash)
-                except TransactionNotFound:  # reorganised back into the mempool: wait for its new block
-                    time.sleep(0.05)
-                    continue
-                block = self.w3.eth.get_block(int(current["blockNumber"]))
-                if block["hash"] == current["blockHash"] and current["blockNumber"] == receipt["blockNumber"]:
-                    return current
-                receipt = current  # re-included elsewhere by a reorganisation: wait for that block
-                if receipt["status"] != 1:
-                    raise TransactionFailed(f"{function or 'transaction'} {tx_hash.hex()} failed after a "
-                                            "chain reorganisation re-included it", "check the new state and retry")
+            try:
+                current = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                current = None
+            if current is None:  # reorganised out of the chain
+                if raw is not None and not self._known(tx_hash):
+                    with contextlib.suppress(Exception):  # "already known" / "nonce too low": it is back
+                        self.w3.eth.send_raw_transaction(raw)
+                time.sleep(0.1)
                 continue
-            time.sleep(0.05)
-        raise TransactionFailed(f"{function or 'transaction'} {tx_hash.hex()} did not reach "
-                                f"{self.confirmations} confirmations in {_RECEIPT_TIMEOUT:.0f} s",
+            if current["status"] != 1:
+                raise TransactionFailed(f"{name} {tx_hash.hex()} failed after a chain reorganisation "
+                                        "re-included it", "check the new state and retry")
+            number = int(current["blockNumber"])
+            if self.final_block() >= number and self.w3.eth.get_block(number)["hash"] == current["blockHash"]:
+                return current
+            time.sleep(0.1)
+        raise TransactionFailed(f"{name} {tx_hash.hex()} did not reach {self.confirmations} confirmations "
+                                f"in {_RECEIPT_TIMEOUT:.0f} s",
                                 "check that the node keeps mining, or lower the confirmation setting")
+
+    def _known(self, tx_hash: Any) -> bool:
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
 
     def _replay_failure(self, tx: dict[str, Any], receipt: Any, function: str | None) -> FogfedError:
         call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}

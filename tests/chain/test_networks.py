@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from eth_account import Account
 from web3 import Web3
 
 from fogfed.chain import connect
@@ -145,3 +147,35 @@ def test_a_registration_below_the_depth_is_not_acted_on(anvil):
     assert [e.name for e in reader.events(names=["MemberAdded", "KeyDelivered"])] == ["MemberAdded"]
     writer.w3.provider.make_request("anvil_mine", [hex(1)])
     assert [e.name for e in reader.events(names=["MemberAdded", "KeyDelivered"])] == ["MemberAdded", "KeyDelivered"]
+
+
+def test_a_write_whose_block_is_reorganised_away_before_its_depth_is_sent_again(anvil):
+    chain = connect(anvil, confirmations=3)
+    w3 = chain.w3
+    to = Account.create().address
+    box: dict = {}
+
+    def send() -> None:
+        try:
+            box["receipt"] = chain.fund(to, 5, chain.dev_accounts()[1])
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while w3.eth.get_balance(to) != 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first_block = w3.eth.block_number
+    # its block is replaced by an empty one; Anvil drops the transaction (it is not re-queued)
+    w3.provider.make_request("anvil_reorg", [1, []])
+    assert w3.eth.get_balance(to) == 0
+    while t.is_alive() and time.monotonic() < deadline:
+        w3.provider.make_request("evm_mine", [])
+        time.sleep(0.2)
+    t.join(5)
+    assert "error" not in box, box.get("error")
+    receipt = box["receipt"]
+    assert w3.eth.get_balance(to) == 5  # fogfed broadcast it again; mined in the new chain
+    assert int(receipt["blockNumber"]) > first_block - 1
+    assert w3.eth.get_block(int(receipt["blockNumber"]))["hash"] == receipt["blockHash"]
+    assert chain.final_block() >= int(receipt["blockNumber"])
