@@ -14,7 +14,14 @@ group: the hash H(j) lives in G1, so D_j = g1^r H(j)^{r_j} and C'_y = H(att(y))^
 are in G1 and their partners D'_j = g2^{r_j} and C_y = g2^{q_y(0)} in G2.
 h = g1^beta and C = h^s are in G1, D = g2^{(alpha+r)/beta} in G2. So keys and
 ciphertexts carry one G1 and one G2 element per attribute / leaf, which is
-why FAME (all-G1 rows, constant pairings) is the default. f = g^{1/beta} is
+why FAME and FABEO (all-G1 rows, constant pairings) are faster.
+
+Attributes may repeat in a policy: every leaf carries its own share q_y(0) in
+both groups, and DecryptNode needs the key component D_j of the leaf's
+attribute for every leaf it uses, so coefficients that cancel over an
+attribute's leaves remove nothing an attacker lacks (tests/abe/test_reuse.py).
+Decryption is one multi-pairing of 2 pairs per used leaf plus one; the
+subgroup of each used leaf's elements is tested there (O(leaves used)). f = g^{1/beta} is
 only needed for delegation, which fogfed does not offer, so it is omitted.
 """
 
@@ -109,7 +116,8 @@ class BswCiphertext:
         n = r.count("C_y", rows)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} leaves but its policy has {rows}")
-        leaves = tuple((r.g2(f"C_y[{i}]"), r.g1(f"C'_y[{i}]")) for i in range(n))
+        # on the curve here; decrypt tests the subgroup of the leaves it pairs
+        leaves = tuple((r.g2_unchecked(f"C_y[{i}]"), r.g1_unchecked(f"C'_y[{i}]")) for i in range(n))
         return cls(policy, C, leaves)
 
 
@@ -163,13 +171,16 @@ class BSW07:
         if coefficients is None:
             return None
         labels = ct.policy.leaves()
-        A = G.gt_one
+        # e(C, D) / A with A = prod_y (e(D_j, C_y) / e(D'_j, C'_y))^{Delta(0)}, as one multi-pairing
+        pairs = [(ct.C, sk.D)]
         for i, c in coefficients:
             D_j, D_j_prime = sk.parts[labels[i]]
             C_y, C_y_prime = ct.leaves[i]
+            G.require_in_group(C_y, f"BSW07 ciphertext field C_y[{i}]")
+            G.require_in_group(C_y_prime, f"BSW07 ciphertext field C'_y[{i}]")
             if c != 1:
                 gamma = G.scalar(c)
                 D_j, C_y_prime = D_j * gamma, C_y_prime * gamma
             # DecryptNode: e(D_j, C_y) / e(D'_j, C'_y) = e(g,g)^{r q_y(0)}, raised to Delta(0)
-            A = A * G.pairing(D_j, C_y) / G.pairing(C_y_prime, D_j_prime)
-        return G.pairing(ct.C, sk.D) / A
+            pairs += [(-D_j, C_y), (C_y_prime, D_j_prime)]
+        return G.pairing_product(pairs)

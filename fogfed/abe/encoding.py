@@ -29,7 +29,7 @@ __all__ = ["KINDS", "MAGIC", "SCHEMES", "VERSION", "Reader", "Writer", "read_att
 MAGIC = b"FFAB"
 VERSION = 1
 KINDS = {"public key": 1, "master key": 2, "secret key": 3, "ciphertext": 4, "KEM ciphertext": 5}
-SCHEMES = {"fame": 1, "bsw07": 2}
+SCHEMES = {"fame": 1, "bsw07": 2, "fabeo": 3}
 FINGERPRINT_SIZE = 16
 _HEADER = struct.Struct(">4sBBB")
 
@@ -109,6 +109,13 @@ class Reader:
 
     def g1(self, field: str):
         return group.decode_g1(self.take(G1_SIZE, field), f"{self.what} field {field}")
+
+    def g1_unchecked(self, field: str):
+        """A G1 point on the curve; its subgroup is tested where it is used (see group.py)."""
+        return group.decode_g1_unchecked(self.take(G1_SIZE, field), f"{self.what} field {field}")
+
+    def g2_unchecked(self, field: str):
+        return group.decode_g2_unchecked(self.take(G2_SIZE, field), f"{self.what} field {field}")
 
     def g2(self, field: str):
         return group.decode_g2(self.take(G2_SIZE, field), f"{self.what} field {field}")

@@ -3,8 +3,17 @@
 The CP-ABE scheme of Section 4 (under the decisional linear assumption,
 k = 2), used here as a KEM: ``encrypt`` returns the key T1^s1 * T2^s2 in GT
 and the ciphertext without the ``ct'`` component. Fully secure in the random
-oracle model, unbounded attributes, attributes may repeat in a policy, and
-decryption costs 6 pairings whatever the policy size.
+oracle model, unbounded attributes, and decryption costs 6 pairings (one
+multi-pairing) whatever the policy size.
+
+Attributes must NOT repeat in a policy: every attribute has one key
+component and all rows of an attribute use the same hashes H(y l t), so a key
+without y can pick reconstruction coefficients that sum to zero over y's rows
+and decrypt without y's component (the scheme's reference code says "re-use
+not allowed"). ``encrypt`` therefore refuses such policies
+(``RepeatedAttributeError``); FABEO (fabeo.py) supports repeats soundly.
+Ciphertexts made before this check still decrypt for keys that satisfy
+their policy.
 
 Element placement on the Type-3 pairing (G = G1, H = G2 in the paper's
 notation): everything per attribute or per policy row lives in G1 (cheaper,
@@ -29,7 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fogfed.abe.encoding import Reader, Writer, read_attributes, read_policy
-from fogfed.abe.errors import MalformedError
+from fogfed.abe.errors import MalformedError, RepeatedAttributeError
 from fogfed.abe.group import G1, G2, GT, PairingGroup, Scalar
 from fogfed.abe.lsss import LEWKO_WATERS, lsss_matrix, reconstruction
 from fogfed.abe.policy import Policy, normalise_attributes
@@ -126,7 +135,10 @@ class FameCiphertext:
         n = r.count("ct_i", rows)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} rows but its policy has {rows} leaves")
-        ct = tuple((r.g1(f"ct_{i},1"), r.g1(f"ct_{i},2"), r.g1(f"ct_{i},3")) for i in range(n))
+        # rows: on the curve here; the subgroup of their combination is tested in decrypt
+        ct = tuple(
+            (r.g1_unchecked(f"ct_{i},1"), r.g1_unchecked(f"ct_{i},2"), r.g1_unchecked(f"ct_{i},3")) for i in range(n)
+        )
         return cls(policy, ct0, ct)
 
 
@@ -192,7 +204,8 @@ class FAME:
         return FameSecretKey(sk0, sk, sk_prime)
 
     def encrypt(self, pk: FamePublicKey, policy: Policy) -> tuple[GT, FameCiphertext]:
-        """FAME Encrypt as a KEM: returns (T1^s1 * T2^s2, ct)."""
+        """FAME Encrypt as a KEM: returns (T1^s1 * T2^s2, ct); refuses a policy that repeats an attribute."""
+        RepeatedAttributeError.check(policy, "fame")
         G = self.group
         s1, s2 = G.random_scalar(), G.random_scalar()
         ct0 = (pk.H1 * s1, pk.H2 * s2, G.g2 * (s1 + s2))
@@ -211,10 +224,11 @@ class FAME:
             return None
         labels = ct.policy.leaves()
         A = [_combine(G, [(ct.ct[i][l], c) for i, c in gammas]) for l in range(3)]
+        for l in range(3):  # noqa: E741
+            G.require_in_group(A[l], f"FAME ciphertext: the combination of the rows used (l = {l + 1})")
         B = [sk.sk_prime[t] + _combine(G, [(sk.sk[labels[i]][t], c) for i, c in gammas]) for t in range(3)]
-        num = G.pairing(A[0], sk.sk0[0]) * G.pairing(A[1], sk.sk0[1]) * G.pairing(A[2], sk.sk0[2])
-        den = G.pairing(B[0], ct.ct0[0]) * G.pairing(B[1], ct.ct0[1]) * G.pairing(B[2], ct.ct0[2])
-        return den / num
+        # den / num = prod_t e(B_t, ct_0,t) * prod_l e(-A_l, sk_0,l), one multi-pairing
+        return G.pairing_product([(B[t], ct.ct0[t]) for t in range(3)] + [(-A[l], sk.sk0[l]) for l in range(3)])
 
     def _row_bases(self, policy: Policy) -> tuple[tuple[tuple[G1, G1], ...], ...]:
         return _row_bases(self, policy)
