@@ -103,6 +103,14 @@ def _gate(k: int, children: list[Node]) -> Node:
     return Gate(len(flat) if is_and else k, tuple(flat))
 
 
+def _child_depth(parent: Node, part: Node, depth: int) -> int:
+    """The depth ``part`` contributes below ``parent``: one less if _gate merged its children into parent."""
+    if isinstance(part, Gate) and isinstance(parent, Gate):
+        same = (parent.is_and and part.is_and) or (parent.is_or and part.is_or)  # _gate's merge rule
+        return depth - 1 if same else depth
+    return depth
+
+
 def _depth(node: Node) -> int:
     return 0 if isinstance(node, Attr) else 1 + max(_depth(c) for c in node.children)
 
@@ -254,9 +262,13 @@ class _Parser:
             ops.append((tok[1].lower(), tok[2]))
             items.append(self.atom(depth))
         node = items[-1]
+        depth_of_node = _depth(node)
         for (op, pos), left in zip(reversed(ops), reversed(items[:-1])):  # right-grouping, as in Charm
-            node = _gate(2 if op == "and" else 1, [left, node])
-            if _depth(node) > MAX_DEPTH:
+            merged = _gate(2 if op == "and" else 1, [left, node])
+            # the depth from the parts (no walk over the whole chain: long AND/OR chains stay linear)
+            depth_of_node = 1 + max(_child_depth(merged, left, _depth(left)), _child_depth(merged, node, depth_of_node))
+            node = merged
+            if depth_of_node > MAX_DEPTH:
                 self.fail(pos, op, f"policy nests deeper than {MAX_DEPTH} levels", "flatten it or add parentheses")
         return node
 
