@@ -220,3 +220,23 @@ def test_fabeo_tau_and_decryption_use_one_pairing_per_occurrence_used(systems):
     assert len(ct.h_s) == 3
     sk = abe.keys.scheme_named("fabeo").keygen(msk.value, ["x", "y", "f2"])
     assert abe.keys.scheme_named("fabeo").decrypt(sk, ct) == key
+
+
+def test_federations_policy_never_repeats_and_matches_the_repeated_form(systems):
+    from fogfed.protocol.attributes import federations_policy
+
+    covers = {2: "ep:2:7", 1: "ep:1:4 or ep:1:5"}
+    text = federations_policy("Riyadh", "health", covers)
+    policy = abe.parse_policy(text)
+    assert len(set(policy.leaves())) == len(policy.leaves())
+    repeated = abe.parse_policy("(loc:riyadh and svc:health and ff:1 and (ep:1:4 or ep:1:5)) or "
+                                "(loc:riyadh and svc:health and ff:2 and ep:2:7)")
+    for held in (["loc:riyadh", "svc:health", "ff:1", "ep:1:5"], ["loc:riyadh", "svc:health", "ff:2", "ep:2:7"],
+                 ["loc:riyadh", "svc:health", "ff:2", "ep:1:5"], ["svc:health", "ff:1", "ep:1:4"]):
+        assert policy.satisfied_by(held) == repeated.satisfied_by(held)
+    for name in ("fame", "fabeo", "bsw07"):  # every scheme encrypts it
+        pk, msk = systems[name]
+        sk = abe.keygen(pk, msk, ["loc:riyadh", "svc:health", "ff:2", "ep:2:7"])
+        assert abe.decrypt(pk, sk, abe.encrypt(pk, text, b"k")) == b"k"
+    with pytest.raises(abe.errors.InputError, match="repeat attributes: ep:1:4"):
+        federations_policy("riyadh", "health", {1: "ep:1:4", 2: "ep:1:4 and ep:2:1"})
