@@ -8,7 +8,7 @@ Security model (as stated by the paper): adaptively secure, with many
 challenge ciphertexts, in the generic group model (GGM) together with the
 random oracle model (ROM) for H; no bound on attributes or policy size, any
 LSSS policy. Compare FAME (standard-form decisional linear assumption plus
-ROM) and BSW07 (GGM plus ROM, selective in the original proof).
+ROM) and BSW07 (generic group model plus ROM).
 
 Scheme (Type-3 pairing e: G x H -> GT; here G = G1, H = G2, g and h the fixed
 generators, H(.) a random oracle onto G1)::
