@@ -80,3 +80,17 @@ def test_decoding_without_the_implicit_subgroup_test(gens):
     assert mcl.decode_affine_g1(off) is None
     assert not mcl.is_in_group(mcl.combine_affine_g1([off], [None]))
     assert mcl.combine_affine_g1([b"\xff" * 96], [None]) is None  # not canonical (>= p)
+
+
+def test_pinned_library_and_threads(gens):
+    """The binding is tied to pymcl 1.0.2's mcl (bn.h layouts checked at import); it holds no global state."""
+    from concurrent.futures import ThreadPoolExecutor
+    from importlib.metadata import version
+
+    assert version("pymcl") == "1.0.2" and mcl.lib.mclBn_getVersion() == 0x304  # upgrade: re-run these tests
+    g1, g2 = gens
+    pairs = [(g1 * mcl.random_fr(), g2 * mcl.random_fr()) for _ in range(4)]
+    expected = mcl.pairing_product(pairs).serialize()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: mcl.pairing_product(pairs).serialize(), range(16)))
+    assert results == [expected] * 16
