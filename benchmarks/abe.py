@@ -121,8 +121,11 @@ def bench_scheme(scheme: str, ns: list[int], repeat: int) -> dict:
             if abe.decrypt(pk, key, ct) != PAYLOAD:  # a benchmark of a wrong answer is worthless
                 raise SystemExit(f"{scheme}: decrypt of the {n}-leaf {gate.upper()} policy returned a wrong payload")
             row[f"decrypt_{gate}"] = figure(lambda: abe.decrypt(pk, key, ct), repeat)
-        row["sizes"] = {"secret key": len(key.to_bytes()), "ciphertext AND": len(abe.encrypt(pk, policy(n, "and"), PAYLOAD)),
-                        "ciphertext OR": len(abe.encrypt(pk, policy(n, "or"), PAYLOAD))}
+        row["sizes"] = {
+            "secret key": len(key.to_bytes()),
+            "ciphertext AND": len(abe.encrypt(pk, policy(n, "and"), PAYLOAD)),
+            "ciphertext OR": len(abe.encrypt(pk, policy(n, "or"), PAYLOAD)),
+        }
         rows[n] = row
     return {"setup": setup, "rows": rows, "public key": len(pk.to_bytes())}
 
@@ -232,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     report.data["cpabe"] = {
         scheme: {
             "setup": res["setup"].to_dict(),
-            "by_n": {str(n): {op: f.to_dict() for op, f in row.items() if op != "sizes"} for n, row in res["rows"].items()},
+            "by_n": {
+                str(n): {op: f.to_dict() for op, f in row.items() if op != "sizes"} for n, row in res["rows"].items()
+            },
             "sizes": {"public key": res["public key"], **{str(n): row["sizes"] for n, row in res["rows"].items()}},
         }
         for scheme, res in results.items()
@@ -299,7 +304,9 @@ def add_targets(report: Report, results: dict, st: dict, repeat: int) -> None:
 
 def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:
     panels = []
-    targets = {"keygen": "<= 3.5 pairings at n=5", "encrypt": "<= 7 pairings at n=10", "decrypt": "<= 5 pairings at every n"}
+    targets = {
+        "keygen": "<= 3.5 pairings at n=5", "encrypt": "<= 7 pairings at n=10", "decrypt": "<= 5 pairings at every n"
+    }
     limits = {"keygen": 3.5 * pairing_ms, "encrypt": 7.0 * pairing_ms, "decrypt": 5.0 * pairing_ms}
     for op, title in (("keygen", "keygen, n attributes"), ("encrypt", "encrypt, n-leaf policy"), ("decrypt", "decrypt, n-leaf policy")):
         series = {}

@@ -1,4 +1,4 @@
-"""The safe high-level API: FABEO by default (FAME and BSW07 on request), OS randomness, hybrid encryption of small payloads.
+"""The safe high-level API: FABEO by default (FAME, BSW07 on request), OS randomness, hybrid encryption.
 
 Hybrid encryption: the ABE scheme encapsulates a GT element K under the
 policy; HKDF-SHA256 turns K's encoding into an AES-256 key and a 96-bit nonce,

@@ -195,7 +195,8 @@ def _decode_point(kind, size: int, data: bytes, what: str, kind_name: str, subgr
         )
     if subgroup and not value.is_valid_order():
         raise MalformedError(
-            f"{what} is not a valid {kind_name} element: not in the order-r subgroup", "the object is corrupt or crafted"
+            f"{what} is not a valid {kind_name} element: not in the order-r subgroup",
+            "the object is corrupt or crafted",
         )
     return value
 

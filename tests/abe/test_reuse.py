@@ -17,7 +17,6 @@ import pytest
 from fogfed import abe
 from fogfed.abe.fabeo import FABEO, occurrences
 from fogfed.abe.fame import FAME
-from fogfed.abe.bsw07 import BSW07
 from fogfed.abe.group import ORDER, group
 from fogfed.abe.lsss import LEWKO_WATERS, THRESHOLD, lsss_matrix
 from fogfed.abe.mcl import combine_affine_g1, encode_affine_g1
