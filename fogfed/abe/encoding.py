@@ -110,13 +110,6 @@ class Reader:
     def g1(self, field: str):
         return group.decode_g1(self.take(G1_SIZE, field), f"{self.what} field {field}")
 
-    def g1_unchecked(self, field: str):
-        """A G1 point on the curve; its subgroup is tested where it is used (see group.py)."""
-        return group.decode_g1_unchecked(self.take(G1_SIZE, field), f"{self.what} field {field}")
-
-    def g2_unchecked(self, field: str):
-        return group.decode_g2_unchecked(self.take(G2_SIZE, field), f"{self.what} field {field}")
-
     def g2(self, field: str):
         return group.decode_g2(self.take(G2_SIZE, field), f"{self.what} field {field}")
 

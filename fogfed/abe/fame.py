@@ -39,7 +39,7 @@ from functools import lru_cache
 
 from fogfed.abe.encoding import Reader, Writer, read_attributes, read_policy
 from fogfed.abe.errors import MalformedError, RepeatedAttributeError
-from fogfed.abe.group import G1, G2, GT, PairingGroup, Scalar
+from fogfed.abe.group import G1, G1_SIZE, G2, GT, PairingGroup, Scalar
 from fogfed.abe.lsss import LEWKO_WATERS, lsss_matrix, reconstruction
 from fogfed.abe.policy import Policy, normalise_attributes
 
@@ -114,18 +114,23 @@ class FameSecretKey:
 
 @dataclass(frozen=True)
 class FameCiphertext:
-    """ct = (ct_0, ct_1..ct_n1) for the policy (M, rho); ct' is replaced by the KEM key."""
+    """ct = (ct_0, ct_1..ct_n1) for the policy (M, rho); ct' is replaced by the KEM key.
+
+    Rows are kept as their encodings (3 x 48 bytes) and decoded when
+    decryption uses them; their combination's subgroup is tested there.
+    """
 
     policy: Policy
     ct0: tuple[G2, G2, G2]
-    ct: tuple[tuple[G1, G1, G1], ...]
+    ct: tuple[tuple[bytes, bytes, bytes], ...]
 
     def write(self, w: Writer) -> None:
         w.text(str(self.policy))
         w.element(*self.ct0)
         w.count(len(self.ct))
         for row in self.ct:
-            w.element(*row)
+            for part in row:
+                w.raw(part)
 
     @classmethod
     def read(cls, r: Reader) -> FameCiphertext:
@@ -135,10 +140,7 @@ class FameCiphertext:
         n = r.count("ct_i", rows)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} rows but its policy has {rows} leaves")
-        # rows: on the curve here; the subgroup of their combination is tested in decrypt
-        ct = tuple(
-            (r.g1_unchecked(f"ct_{i},1"), r.g1_unchecked(f"ct_{i},2"), r.g1_unchecked(f"ct_{i},3")) for i in range(n)
-        )
+        ct = tuple(tuple(r.take(G1_SIZE, f"ct_{i},{l}") for l in (1, 2, 3)) for i in range(n))  # noqa: E741
         return cls(policy, ct0, ct)
 
 
@@ -210,7 +212,7 @@ class FAME:
         s1, s2 = G.random_scalar(), G.random_scalar()
         ct0 = (pk.H1 * s1, pk.H2 * s2, G.g2 * (s1 + s2))
         ct = tuple(
-            (b[0][0] * s1 + b[0][1] * s2, b[1][0] * s1 + b[1][1] * s2, b[2][0] * s1 + b[2][1] * s2)
+            tuple((b[l][0] * s1 + b[l][1] * s2).serialize() for l in range(3))  # noqa: E741
             for b in self._row_bases(policy)
         )
         key = (pk.T1**s1) * (pk.T2**s2)
@@ -223,7 +225,11 @@ class FAME:
         if gammas is None:
             return None
         labels = ct.policy.leaves()
-        A = [_combine(G, [(ct.ct[i][l], c) for i, c in gammas]) for l in range(3)]
+        rows = {  # only the rows used: on the curve, canonical, not the identity
+            i: [G.decode_g1_unchecked(part, f"FAME ciphertext field ct_{i},{l + 1}") for l, part in enumerate(ct.ct[i])]
+            for i, _ in gammas
+        }
+        A = [_combine(G, [(rows[i][l], c) for i, c in gammas]) for l in range(3)]
         for l in range(3):  # noqa: E741
             G.require_in_group(A[l], f"FAME ciphertext: the combination of the rows used (l = {l + 1})")
         B = [sk.sk_prime[t] + _combine(G, [(sk.sk[labels[i]][t], c) for i, c in gammas]) for t in range(3)]

@@ -25,10 +25,10 @@ Security notes (also in docs/abe.md):
 - Decoding does not rely on mcl's process-wide verifyOrder switch: points
   are rebuilt from x and a square root (exact length, canonical encoding, on
   the curve, not the identity) and ``decode_g1``/``decode_g2`` then test the
-  subgroup explicitly. ``decode_g1_unchecked``/``decode_g2_unchecked`` skip
-  only the subgroup test, for ciphertext rows whose combination is tested
-  where it enters a pairing (``require_in_group``; the argument is in
-  docs/abe.md). GT membership is checked here (mcl does not).
+  subgroup explicitly. ``decode_g1_unchecked`` skips only the subgroup
+  test, for FAME ciphertext rows whose combination is tested where it enters
+  a pairing (``require_in_group``; the argument is in docs/abe.md). GT
+  membership is checked here (mcl does not).
 """
 
 from __future__ import annotations
@@ -143,9 +143,6 @@ class PairingGroup:
     def decode_g1_unchecked(self, data: bytes, what: str) -> G1:
         """A G1 point on the curve, canonical, not the identity; the subgroup is left to ``require_in_group``."""
         return _decode_point(G1, G1_SIZE, data, what, "G1", subgroup=False)
-
-    def decode_g2_unchecked(self, data: bytes, what: str) -> G2:
-        return _decode_point(G2, G2_SIZE, data, what, "G2", subgroup=False)
 
     def decode_gt(self, data: bytes, what: str) -> GT:
         """Decode a GT element and check it lies in the order-r subgroup."""

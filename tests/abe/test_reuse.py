@@ -81,7 +81,7 @@ def by_attribute(policy):
 
 def fame_attack(sk, ct, gamma) -> object:
     labels = ct.policy.leaves()
-    A = [sum_g1([(ct.ct[i][l], c) for i, c in gamma.items()]) for l in range(3)]
+    A = [sum_g1([(group.decode_g1(ct.ct[i][l], "row"), c) for i, c in gamma.items()]) for l in range(3)]
     B = [sk.sk_prime[t] + sum_g1([(sk.sk[labels[i]][t], c) for i, c in gamma.items() if labels[i] in sk.sk])
          for t in range(3)]
     return group.pairing_product([(B[t], ct.ct0[t]) for t in range(3)] + [(-A[l], sk.sk0[l]) for l in range(3)])
@@ -103,7 +103,7 @@ def bsw07_attack(sk, ct, gamma) -> object:
     for i, c in gamma.items():
         if labels[i] in sk.parts:  # the missing attribute's leaves: nothing to pair them with
             D_j, D_j_prime = sk.parts[labels[i]]
-            C_y, C_y_prime = ct.leaves[i]
+            C_y, C_y_prime = group.decode_g2(ct.leaves[i][0], "C_y"), group.decode_g1(ct.leaves[i][1], "C'_y")
             pairs += [(-(D_j * group.scalar(c)), C_y), (C_y_prime * group.scalar(c), D_j_prime)]
     return group.pairing_product(pairs)
 
@@ -121,7 +121,7 @@ def fame_original_encrypt(fame: FAME, pk, policy):
     """FAME as in the paper and as fogfed encrypted before the fix: one hash set per attribute."""
     s1, s2 = group.random_scalar(), group.random_scalar()
     ct0 = (pk.H1 * s1, pk.H2 * s2, group.g2 * (s1 + s2))
-    rows = tuple(tuple(b[l][0] * s1 + b[l][1] * s2 for l in range(3)) for b in fame._row_bases(policy))
+    rows = tuple(tuple((b[l][0] * s1 + b[l][1] * s2).serialize() for l in range(3)) for b in fame._row_bases(policy))
     from fogfed.abe.fame import FameCiphertext
 
     return (pk.T1**s1) * (pk.T2**s2), FameCiphertext(policy, ct0, rows)
