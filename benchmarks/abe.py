@@ -89,8 +89,14 @@ class Figure:
     def pairings(self) -> float:
         return self.op.median / self.pairing.median
 
+    @property
+    def best_pairings(self) -> float:
+        """Best sample over best sample: the figure least inflated by other load on a shared machine."""
+        return self.op.best / self.pairing.best
+
     def to_dict(self) -> dict:
-        return {**self.op.to_dict(), "pairing_median_s": self.pairing.median, "pairings": self.pairings}
+        return {**self.op.to_dict(), "pairing_median_s": self.pairing.median, "pairings": self.pairings,
+                "pairing_best_s": self.pairing.best, "best_pairings": self.best_pairings}
 
 
 def _pairing_fn():
@@ -221,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         report.table(
             unit, f"CP-ABE in {unit}: n attributes / an n-leaf policy (median of {repeat})", ["scheme", "n", *ops.values()]
         )
+    report.table("best", f"CP-ABE in pairings, best of {repeat} over best of {repeat} (what the targets use)",
+                 ["scheme", "n", *ops.values()])
     report.table("sizes", "CP-ABE sizes in bytes (public key; n attributes / an n-leaf policy, 32-byte payload)",
                  ["scheme", "n", "public key", "secret key", "ciphertext AND", "ciphertext OR"])
     results = {}
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, row in res["rows"].items():
             report.row("ms", scheme, n, *(row[op].ms for op in ops))
             report.row("pairings", scheme, n, *(row[op].pairings for op in ops))
+            report.row("best", scheme, n, *(row[op].best_pairings for op in ops))
             report.row("sizes", scheme, n, res["public key"], *row["sizes"].values())
     report.data["cpabe"] = {
         scheme: {
@@ -274,7 +283,14 @@ def exit_status(targets, no_fail: bool) -> int:
 
 
 def add_targets(report: Report, results: dict, st: dict, repeat: int) -> None:
-    """Issue 9's targets for the default scheme, in pairing units; sizes --n skipped are measured here."""
+    """Issue 9's targets for the default scheme, in pairing units; sizes --n skipped are measured here.
+
+    The figures are best sample over best sample of the round-robin timing:
+    on a shared machine, preemption inflates a multi-millisecond operation's
+    samples far more often than the 0.45 ms pairing's, which biases the
+    median ratio upwards by whatever else runs; the best samples are the
+    least disturbed ones of both. The median-based figures are in the tables.
+    """
     default = SCHEMES[0]
     rows = dict(results[default]["rows"]) if default in results else {}
     missing = [n for n in TARGET_NS if n not in rows]
@@ -284,13 +300,12 @@ def add_targets(report: Report, results: dict, st: dict, repeat: int) -> None:
         str(n): {op: f.to_dict() for op, f in row.items() if op != "sizes"} for n, row in sorted(rows.items())
     }
     ns = sorted(rows)
-    worst = max((rows[n][op] for n in ns for op in ("decrypt_and", "decrypt_or")), key=lambda f: f.pairings)
-    report.target(f"{default} decrypt, AND and OR, worst over n={ns[0]}..{ns[-1]} leaves", worst.pairings, "<=", 5.0,
-                  "pairings")
-    enc = max(rows[10]["encrypt_and"], rows[10]["encrypt_or"], key=lambda f: f.pairings)
-    report.target(f"{default} encrypt, 10-leaf policy (worse of AND, OR)", enc.pairings, "<=", 7.0, "pairings")
-    report.target(f"{default} keygen, 5 attributes", rows[5]["keygen"].pairings, "<=", 3.5, "pairings")
-    slope = (rows[100]["encrypt_or"].pairings - rows[10]["encrypt_or"].pairings) / 90
+    worst = max(rows[n][op].best_pairings for n in ns for op in ("decrypt_and", "decrypt_or"))
+    report.target(f"{default} decrypt, AND and OR, worst over n={ns[0]}..{ns[-1]} leaves", worst, "<=", 5.0, "pairings")
+    enc = max(rows[10]["encrypt_and"].best_pairings, rows[10]["encrypt_or"].best_pairings)
+    report.target(f"{default} encrypt, 10-leaf policy (worse of AND, OR)", enc, "<=", 7.0, "pairings")
+    report.target(f"{default} keygen, 5 attributes", rows[5]["keygen"].best_pairings, "<=", 3.5, "pairings")
+    slope = (rows[100]["encrypt_or"].best_pairings - rows[10]["encrypt_or"].best_pairings) / 90
     report.target(f"{default} encrypt, per extra OR leaf (slope 10 -> 100 leaves)", slope, "<=", 0.5, "pairings")
     for candidate, baseline in RATIOS.items():
         report.target(
