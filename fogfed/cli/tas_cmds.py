@@ -42,7 +42,7 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
-@click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
+@click.option("--scheme", type=click.Choice(["fabeo", "fame", "bsw07"]), default="fabeo", show_default=True,
               help="CP-ABE scheme for the whole system.")
 @guarded
 def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
