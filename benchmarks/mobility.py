@@ -113,6 +113,7 @@ def measure_chain(n: int) -> dict:
     plain.write_bytes(os.urandom(4096))
     up, up_m = on_chain(lambda: uploader.upload(plain))
     tree = tas.trees.get(src)
+    leaves_before, revoked_before = tree.assigned, len(tree.revoked)
     # refresh of src: every active member's key in one bundle (the batch members' keys are placeholders:
     # sealing to them costs the same), one transaction committing to it
     def enc_key(node):
@@ -136,7 +137,7 @@ def measure_chain(n: int) -> dict:
         "move": {**move_m, "gas": sum(moved.gas.values()), "detail": moved.gas, "level": moved.level},
         "register": {"gas": up.gas["registerFile"], "descriptor_bytes": len(up.descriptor.encode()),
                      "policy_bytes": len(up.policy.encode())},
-        "src_leaves": tree.assigned, "src_revoked": len(tree.revoked),
+        "src_leaves": leaves_before, "src_revoked": revoked_before,
         "refresh": {**refresh_m, "gas": refresh.gas_used, "members": len(members), "bundle_bytes": len(data),
                     "tas_s": build_s, "generation": refreshed.generation, "cover_after": len(refreshed.cover())},
     }

@@ -44,7 +44,10 @@ class Script:
         self.deploy_block = receipt.blockNumber
         self.c: Contract = w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
         self.address = receipt.contractAddress
-        self.assigned: dict[int, int] = {}  # leaves of each federation's member tree (MemberAdded order)
+        # leaves assigned in each federation's current tree generation, as far as this script knows
+        # (a lower bound after a refresh, which renumbers the active members from 0)
+        self.assigned: dict[int, int] = {}
+        self.generation: dict[int, int] = {}
 
     def send(self, sender: str, fn: str, *args: Any, **tx: Any) -> Any:
         h = getattr(self.c.functions, fn)(*args).transact({"from": sender, **tx})
@@ -52,6 +55,9 @@ class Script:
         assert receipt.status == 1, fn
         if fn in ("addMember", "addMembers"):
             self.assigned[args[0]] = self.assigned.get(args[0], 0) + (len(args[1]) if fn == "addMembers" else 1)
+        elif fn == "bumpEpoch":
+            self.generation[args[0]] = self.generation.get(args[0], 0) + 1
+            self.assigned[args[0]] = 0
         return receipt
 
     def mine(self, blocks: int = 1, seconds: int = 0) -> None:
@@ -72,7 +78,7 @@ class Script:
     def upload(self, node: str, fed: int, label: str, policy: str = "paris and storage") -> bytes:
         """Register a file the way nodes do: the policy with the cover descriptor of ``fed``'s tree now."""
         epoch = self.c.functions.federation(fed).call()[2]
-        descriptor = f"{policy} and cover({fed}:0:{epoch}:{self.assigned.get(fed, 0)})"
+        descriptor = f"{policy} and cover({fed}:{self.generation.get(fed, 0)}:{epoch}:{self.assigned.get(fed, 0)})"
         self.send(node, "registerFile", fed, digest(label), 0, digest("pt" + label), digest("sk" + label),
                   epoch, descriptor)
         return digest(label)
