@@ -347,8 +347,8 @@ def _targets(report: Report, chain: list[dict], rows: list[dict], enc: dict) -> 
         report.target(f"{op}: fogfed {what} / LKH {what} (worst N)", worst_ratio, "<", 1, "x")
     report.target(f"refresh: transactions (N <= {chain[-1]['n']})", max(m["refresh"]["txs"] for m in chain),
                   "<=", 1, "tx")
-    report.target("refresh: gas (one commit; flat in N, measured on the chain)", max(m["refresh"]["gas"] for m in chain),
-                  "<=", 150_000, "gas")
+    report.target("refresh: gas (one commit; flat in N, measured on the chain)",
+                  max(m["refresh"]["gas"] for m in chain), "<=", 150_000, "gas")
     report.target("refresh gas flat in N", chain[-1]["refresh"]["gas"] / chain[0]["refresh"]["gas"], "<=", 1.02, "x")
 
 
