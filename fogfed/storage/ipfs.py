@@ -31,7 +31,7 @@ from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import CHUNK_SIZE, DagBuilder
-from fogfed.storage.reader import MAX_BLOCK, read_file
+from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
 _ADD_OPTIONS = dict(pin=True, cid_version=0, chunker=f"size-{CHUNK_SIZE}", raw_leaves=False)
 _MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/([^/]+)/tcp/(\d{1,5})(?:/(http|https))?/?$")
@@ -196,6 +196,10 @@ class IpfsStore(ContentStore):
         def get_block(c: Cid) -> bytes:
             return first if c == root else self._get_block(c)
         return read_file(root, get_block, progress)
+
+    def size(self, cid: str) -> int:
+        root = parse_cid(cid)
+        return declared_size(root, self._get_block(root))
 
     def _get_block(self, cid: Cid) -> bytes:
         what = f"fetching block {cid}"

@@ -16,6 +16,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from fogfed.chain.artifacts import load_artifact
+from fogfed.protocol.files import file_id_for
 
 ZERO = "0x0000000000000000000000000000000000000000"
 XSS = "<script>alert('x')</script>"
@@ -70,7 +71,7 @@ class Script:
         epoch = self.c.functions.federation(fed).call()[2]
         self.send(node, "registerFile", fed, digest(label), 0, digest("pt" + label), digest("sk" + label),
                   epoch, policy)
-        return digest(label)
+        return file_id_for(node, digest(label))
 
     def announce(self, node: str, file_id: bytes, seconds: int = 3600) -> None:
         self.send(node, "announceCache", file_id, self.now() + seconds)
@@ -118,8 +119,9 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.send(a[8], "setOperator", a[9], True)
     s.send(a[8], "setOperator", a[9], False)
     s.mine(20)                                               # keep removals away from a[3]'s writes
-    for reporter in (a[1], a[2], a[5]):                      # automatic removal of a[3]
-        s.send(reporter, "reportFalseClaim", a[3], digest("evidence" + reporter))
+    file_d = s.upload(a[4], f2, "d", "lyon and storage")
+    for _ in range(3):                                       # automatic removal of a[3]: 3 observed false claims
+        s.send(a[3], "recordAccess", file_d)
     s.send(s.tas, "removeMember", a[4])                      # manual removal
     s.send(s.tas, "removeMember", a[6])                      # a[6] leaves f3 ...
     s.mine(20)
