@@ -153,3 +153,81 @@ def test_item11_a_corrupted_encrypted_key_is_reported_as_damage(system, plain, t
     assert not (tmp_path / "k.bin").exists()
     damaged = [e.args for e in system.tas.fed.events(names=["FileDamaged"], where={"fileId": up.file_id})]
     assert [(d["holder"], d["reporter"], d["reason"]) for d in damaged] == [(ZERO, n1.address, 2)]
+
+
+# -- item 3: a rogue member's peer endpoint --------------------------------------------------------
+
+def rogue_holder(system, rogue, file_id, body):
+    """``rogue`` (a member of the file's federation) announces a copy and points its endpoint at a
+    hostile server; returns the server."""
+    from tests.node.hostile import HostilePeer
+    peer = HostilePeer(body)
+    rogue.fed.set_endpoint(rogue.account, peer.url)
+    rogue.fed.announce_cache(rogue.account, file_id, system.chain.now() + 3600)
+    return peer
+
+
+def test_item3_a_flood_from_a_rogue_holder_is_cut_at_the_declared_size(system, plain, tmp_path):
+    n0, n1, rogue = system.nodes[0], system.nodes[1], system.nodes[2]
+    up = n0.upload(plain)
+    n0.evict(up.file_id)  # only the rogue and storage hold it
+
+    def flood():  # 64 MiB for a 600 KiB file
+        for _ in range(1024):
+            yield b"\xaa" * 65536
+
+    peer = rogue_holder(system, rogue, up.file_id, flood)
+    try:
+        got = n1.fetch(up.file_id, tmp_path / "f.bin")
+    finally:
+        peer.close()
+    assert got.source == "storage" and (tmp_path / "f.bin").read_bytes() == plain.read_bytes()
+    assert any(r.startswith(f"peer:{rogue.address}") and "reported" in r for r in got.damage_reports)
+    # the fetcher hung up after the declared size (plus what socket buffers held), not after 64 MiB
+    assert peer.sent < 16 << 20
+
+
+def test_item3_a_trickle_from_a_rogue_holder_is_ended_by_the_deadline(system, plain, tmp_path, monkeypatch):
+    import time
+    n0, n1, rogue = system.nodes[0], system.nodes[1], system.nodes[2]
+    up = n0.upload(plain)
+    n0.evict(up.file_id)
+
+    def trickle():  # one byte every 0.3 s for a minute: every socket read succeeds
+        for _ in range(200):
+            yield b"x"
+            time.sleep(0.3)
+
+    monkeypatch.setattr(n1.peer_client, "timeout", 2.0)
+    monkeypatch.setattr(n1.peer_client, "min_rate", 10**8, raising=False)  # deadline ~2 s for this file
+    peer = rogue_holder(system, rogue, up.file_id, trickle)
+    started = time.monotonic()
+    try:
+        got = n1.fetch(up.file_id, tmp_path / "t.bin")
+    finally:
+        peer.close()
+    assert time.monotonic() - started < 20
+    assert got.source == "storage" and any("too slow" in r or "longer than" in r for r in got.damage_reports)
+
+
+def test_item3_a_reported_holder_is_tried_after_the_others(system, plain, tmp_path):
+    """The rogue re-announces at once after a report: it must not be first in line again."""
+    n0, n1, rogue = system.nodes[0], system.nodes[1], system.nodes[2]
+    up = n0.upload(plain)
+    n0.evict(up.file_id)
+
+    def garbage():
+        yield os.urandom(1000)
+
+    peer = rogue_holder(system, rogue, up.file_id, garbage)  # the rogue announces first
+    try:
+        first = n1.fetch(up.file_id, tmp_path / "1.bin")
+        assert any(r.startswith(f"peer:{rogue.address}") and "reported" in r for r in first.damage_reports)
+        rogue.fed.announce_cache(rogue.account, up.file_id, system.chain.now() + 3600)  # re-announces at once
+        n1.serve()  # n1 now holds an intact copy (announced) and serves it
+        before = peer.connections
+        second = n0.fetch(up.file_id, tmp_path / "2.bin")  # n0 evicted its own copy above
+    finally:
+        peer.close()
+    assert second.source == f"peer:{n1.address}"  # the unreported holder first
+    assert peer.connections == before  # the reported one was not even asked

@@ -24,6 +24,7 @@ from fogfed.node.peer import (
     BlobNotCached, PeerClient, PeerError, PeerRefused, PeerServer, PeerUnreachable, ReplayGuard,
     send_request,
 )
+from tests.node.hostile import HostilePeer
 from fogfed.node.peer_protocol import (
     H_AUDIENCE, H_FILE, H_NONCE, H_REQUESTER, H_SIGNATURE, H_TIMESTAMP, MalformedRequest,
     parse_evidence, sign_request,
@@ -437,39 +438,6 @@ def test_one_member_cannot_take_the_whole_nonce_store(fed, cache):
         out = io.BytesIO()
         send(s, signed(other), out)
         assert out.getvalue() == DATA
-
-
-class HostilePeer:
-    """A peer endpoint that answers every request with its own idea of a body."""
-
-    def __init__(self, body) -> None:
-        self.body = body
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.sent = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(20)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-            try:
-                for piece in self.body():
-                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-                    self.sent += len(piece)
-                conn.sendall(b"0\r\n\r\n")
-            except OSError:
-                pass  # the fetcher hung up: what we want
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_a_flood_is_cut_at_the_declared_size_and_never_written():
