@@ -50,6 +50,7 @@ ACCESS_DENIED_REASONS = {1: "the file is not registered", 2: "this node is not a
                          3: "this node was removed", 4: "the file belongs to another federation"}
 PEER_MISBEHAVED = {"too_large": FAILED_AUTHENTICATION, "too_slow": "unavailable"}
 MAX_PEERS = 8
+HOLDERS_CONSIDERED = 4 * MAX_PEERS  # fresh holders read from the chain, of which the MAX_PEERS least reported are tried
 ZERO_HOLDER = "0x" + "00" * 20  # reportDamage's holder for the stored copy
 ANNOUNCE_MARGIN = 60  # announce for a little less than the maximum, so clocks may differ
 ANNOUNCE_CHECK_MAX = 300.0  # seconds between announcement renewals of a serving node, at most
@@ -540,7 +541,8 @@ class FogNode:
                 with self.cache.open(file_id) as f:
                     return write_pieces(iter(lambda: f.read(1 << 16), b""), out, progress)
             yield "cache", None, from_cache
-        holders = [h.holder for h in self.fed.fresh_cache_holders(file_id) if h.holder != self.address]
+        holders = [h.holder for h in self.fed.fresh_cache_holders(file_id, limit=HOLDERS_CONSIDERED)
+                   if h.holder != self.address]
         if holders:
             reported = self._damage_reporters(file_id)
             # Holders with damage reports from the most distinct members go last (stable otherwise).
