@@ -40,7 +40,7 @@ def _open(home: Path | None, rpc: str | None) -> Any:
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
-@click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
+@click.option("--scheme", type=click.Choice(["fabeo", "fame", "bsw07"]), default="fabeo", show_default=True,
               help="CP-ABE scheme for the whole system.")
 @click.option("--allow-devnet-key", is_flag=True,
               help="With --rpc, accept the devnet's published default account as TAS (anyone can then act "
