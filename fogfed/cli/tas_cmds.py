@@ -13,7 +13,8 @@ from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei
                                read_input_file, role_home, to_plain)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
-            "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
+            "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
+            "refuses that published key outside the embedded chain unless --allow-devnet-key is given.")
 
 
 @cli.group()
