@@ -9,6 +9,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from fogfed import audit
+from fogfed.protocol.files import file_id_for
 from tests.audit.conftest import Replayed
 from tests.audit.history import ZERO, Script, base
 
@@ -160,6 +161,7 @@ def test_uncovered_and_impossible_covers_are_flagged(w3: Web3, tmp_path: Path) -
     fine = s.upload(node, f1, "covered")
     findings = _findings(w3, s, tmp_path)
     flagged = [f for f in findings if f.kind == "uncovered_file"]
-    assert len(flagged) == 2 and {"0x" + "51" * 32, "0x" + "54" * 32} == {
-        next(w for w in f.message.split() if w.startswith("0x")) for f in flagged}
+    expected = {"0x" + file_id_for(node, bytes([b]) * 32).hex() for b in (0x51, 0x54)}
+    assert len(flagged) == 2 and expected == {next(w for w in f.message.split() if w.startswith("0x"))
+                                              for f in flagged}
     assert not any(("0x" + fine.hex()) in f.message for f in flagged)
