@@ -6,13 +6,15 @@
 set -euo pipefail
 source "$(dirname "$0")/bootstrap.sh" "test,ape"
 cd "$FOGFED_ROOT"
-echo "fogfed: installing npm tools (pinned by package-lock.json)" >&2
-# Not `npm ci`: npm 11 leaves the other platforms' optional Anvil binaries out of the
-# lock file and then refuses it as out of sync. `npm install` installs exactly the
-# locked versions and leaves the lock file unchanged (checked below).
-npm install --no-audit --no-fund --loglevel=error >&2
-if git -C "$FOGFED_ROOT" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$FOGFED_ROOT" diff --quiet -- package-lock.json; then
-  echo "fogfed: warning: npm changed package-lock.json; the npm tools differ from the pinned ones" >&2
+# `npm ci` installs exactly package-lock.json (complete for every platform, so npm
+# never rewrites it). It wipes node_modules first, so it is skipped when
+# node_modules was already installed from this very lock file (stamp below).
+lock_sha="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp="node_modules/.fogfed-lock.sha256"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha" ]]; then
+  echo "fogfed: installing npm tools with npm ci (pinned by package-lock.json)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$lock_sha" > "$stamp"
 fi
 export PATH="$FOGFED_ROOT/node_modules/.bin:$PATH"
 exec python -m pytest -n 2 -p no:cacheprovider "$@"
