@@ -198,12 +198,22 @@ def parse_ints(text: str) -> list[int]:
     return sorted(set(out))
 
 
+def _plot_path(text: str) -> Path:
+    """--plot's type: refuses at once (exit 2) when matplotlib is missing, not after the run."""
+    from fogfed import _plot
+
+    if not _plot.available():
+        raise argparse.ArgumentTypeError(f"matplotlib is not installed; {_plot.HINT}")
+    return Path(text)
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark shares."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeat", type=int, default=None, help="timed samples per figure (default depends on --quick)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this path")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot to this path")
+    p.add_argument("--plot", type=_plot_path, default=None,
+                   help="write a PNG plot to this path (needs matplotlib: the plot extra)")
     p.add_argument("--quick", action="store_true", help="few samples and small sizes: a smoke run, not a measurement")
     return p
 
@@ -299,10 +309,9 @@ def line_plot(
     Each panel: ``{"title", "xlabel", "ylabel", "series": {label: (xs, ys)}}``,
     optional ``"logx"``/``"logy": True`` and ``"hlines": {label: y}`` (e.g. a target).
     """
-    import matplotlib
+    from fogfed import _plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plot.pyplot()
     import matplotlib.ticker
 
     ncols = min(ncols, len(panels))

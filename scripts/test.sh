@@ -4,7 +4,7 @@
 # start and stop Anvil, Ganache and an offline IPFS node on 127.0.0.1.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k gas -x).
 set -euo pipefail
-source "$(dirname "$0")/bootstrap.sh" "test,ape"
+source "$(dirname "$0")/bootstrap.sh" "test,ape,plot"
 cd "$FOGFED_ROOT"
 # `npm ci` installs exactly package-lock.json (complete for every platform, so npm
 # never rewrites it). It wipes node_modules first, so it is skipped when

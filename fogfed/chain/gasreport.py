@@ -253,11 +253,9 @@ def _measure(chain: Chain, rpc: str | None, scale: int, progress: Progress | Non
 
 def write_plot(report: GasReport, path: Path) -> None:
     """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row."""
-    import matplotlib
+    from fogfed import _plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plot.pyplot()
     names = [r.paper_row for r in report.rows]
     xs = range(len(names))
     fig, ax = plt.subplots(figsize=(10, 5.5))

@@ -85,6 +85,10 @@ def gas_report(rpc: str | None, chain_id: int | None, json_path: Path | None,
     The sending account (deployer, TAS; it also funds one uploader account) is
     FOGFED_PRIVATE_KEY when set, otherwise the chain's first dev account.
     """
+    if plot_path is not None:
+        from fogfed import _plot
+
+        _plot.require()  # before minutes of measuring, not after
     for path in (json_path, plot_path):
         if path is not None:
             _check_writable(path)  # before minutes of measuring, not after

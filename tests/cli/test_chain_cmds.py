@@ -186,3 +186,24 @@ def test_console_script_unreachable_rpc() -> None:
                           timeout=120)
     assert_one_line_error(proc.returncode, proc.stderr, 1, "cannot reach an Ethereum node")
     assert proc.stdout == ""
+
+
+def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch) -> None:
+    """matplotlib is the optional `plot` extra: refused before measuring, with the install line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra sees
+    code, out, err = run_inproc(capsys, "gas-report", "--scale", "2", "--plot", "r.png")
+    assert_one_line_error(code, err, 1, "matplotlib is not installed", "fogfed[plot]")
+    assert "Gas per operation" not in out
+
+
+def test_benchmark_plot_without_matplotlib_is_a_usage_error(capsys, monkeypatch) -> None:
+    import sys
+
+    from benchmarks.common import base_parser
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as exit_info:
+        base_parser("x").parse_args(["--plot", "p.png"])
+    assert exit_info.value.code == 2 and "fogfed[plot]" in capsys.readouterr().err
