@@ -36,15 +36,76 @@ def fogfed_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".fogfed"
 
 
-def resolve_rpc(rpc: str | None) -> str:
-    """The RPC string to connect to: the option, $FOGFED_RPC, or the persistent embedded chain."""
-    rpc = rpc or os.environ.get("FOGFED_RPC") or None
-    return rpc if rpc else f"embedded:{fogfed_home() / 'chain'}"
+#: The settings a home remembers, and the environment variable that overrides each.
+SETTINGS_FILE = "settings.toml"
+SETTINGS_ENV = {"rpc": "FOGFED_RPC", "ipfs": "FOGFED_IPFS", "contract": "FOGFED_CONTRACT",
+                "mobility": "FOGFED_MOBILITY", "label": "FOGFED_LABEL"}
 
 
-def resolve_ipfs(ipfs: str | None) -> str | None:
-    """The IPFS API address (option or $FOGFED_IPFS), or None for the embedded store."""
-    return ipfs or os.environ.get("FOGFED_IPFS") or None
+def read_settings(home: Path) -> dict[str, str]:
+    """``<home>/settings.toml`` as a dict (empty when absent); InputError naming the file if damaged."""
+    path = home / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", "check its permissions") from None
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is damaged: {exc}", f"fix it by hand, or delete it and pass the options "
+                         "again (it only remembers --rpc/--ipfs/...)") from None
+    bad = [k for k, v in data.items() if k not in SETTINGS_ENV or not isinstance(v, str)]
+    if bad:
+        raise InputError(f"{path} is damaged: unknown or non-text setting(s) {', '.join(sorted(bad))}",
+                         f"known settings (all text): {', '.join(SETTINGS_ENV)}")
+    return data
+
+
+def write_settings(home: Path, values: dict[str, str | None]) -> Path:
+    """Merge ``values`` (None: leave out) into ``<home>/settings.toml``; returns its path."""
+    data = read_settings(home)
+    data.update({k: v for k, v in values.items() if v is not None})
+    lines = ["# fogfed settings of this home, written by `init`; flags and FOGFED_* variables override them.",
+             "# Show the effective values: fogfed tas config / fogfed node config"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in sorted(data.items())]  # a JSON string is a TOML basic string
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / SETTINGS_FILE
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def setting(name: str, flag: str | None, home: Path | None) -> tuple[str | None, str]:
+    """One setting by the rule flag > environment > the home's settings.toml > default (None).
+
+    Returns (value, where it came from: "flag", "env FOGFED_...", "<home>/settings.toml" or "default").
+    """
+    if flag:
+        return flag, "flag"
+    env = SETTINGS_ENV[name]
+    if os.environ.get(env):
+        return os.environ[env], f"env {env}"
+    if home is not None:
+        value = read_settings(home).get(name)
+        if value:
+            return value, str(home / SETTINGS_FILE)
+    return None, "default"
+
+
+def resolve_rpc(rpc: str | None, home: Path | None = None) -> str:
+    """The RPC string to connect to: see :func:`setting`; default the persistent embedded chain."""
+    value, _ = setting("rpc", rpc, home)
+    return value if value else f"embedded:{fogfed_home() / 'chain'}"
+
+
+def resolve_ipfs(ipfs: str | None, home: Path | None = None) -> str | None:
+    """The IPFS API address (see :func:`setting`), or None for the embedded store."""
+    return setting("ipfs", ipfs, home)[0]
 
 
 def role_home(home: Path | None, role: str) -> Path:
@@ -60,26 +121,134 @@ def common_options(role: str) -> Callable[[F], F]:
                          help=f"This {role}'s files. Default: $FOGFED_HOME/{role}."),
             click.option("--rpc", metavar="URL", help=RPC_HELP),
             click.option("--ipfs", metavar="URL", help=IPFS_HELP),
-            click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text."),
+            json_option(),
         ]):
             fn = opt(fn)
         return fn
     return wrap
 
 
-def connect_chain(rpc: str | None) -> Any:
-    """A chain client for ``rpc`` (see :func:`resolve_rpc`)."""
+#: Set (non-empty) once a command's --json flag is parsed; main() then reports errors as JSON.
+JSON_MODE: set[bool] = set()
+
+
+def _note_json(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        JSON_MODE.add(True)
+    return value
+
+
+def json_option(help: str = "Print one JSON document on stdout instead of text (errors too).") -> Callable[[F], F]:
+    """The ``--json`` flag every command has: one JSON document on stdout, errors as JSON.
+
+    Eager, so a usage error in a later option is already reported as JSON. The
+    command receives it as ``as_json``.
+    """
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_note_json, help=help)
+
+
+def json_mode(argv: list[str]) -> bool:
+    """True when errors of this run must be JSON: --json was parsed, or is among the options."""
+    if JSON_MODE:
+        return True
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def examples(*lines: str) -> Callable[[F], F]:
+    """Append an ``Examples:`` block (shown verbatim) to a command's --help.
+
+    Goes below ``@group.command(...)`` (on the function) or above it (on the
+    command); tests/cli/test_help.py checks that every leaf command has one.
+    """
+    import inspect
+
+    block = "\n\n\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+    def wrap(obj: F) -> F:
+        # click dedents the whole help text when it prints it, so append to a dedented text
+        if isinstance(obj, click.Command):
+            obj.help = inspect.cleandoc(obj.help or "") + block
+        else:
+            obj.__doc__ = inspect.cleandoc(obj.__doc__ or "") + block
+        return obj
+    return wrap
+
+
+class ReportedFailure(FogfedError):
+    """A failure whose details the command already printed (under --json: in its one document).
+
+    main() adds no second JSON document for it; in text mode it prints the error line as usual.
+    """
+
+
+def json_file_option(what: str) -> Callable[[F], F]:
+    """``--json-file PATH``: also write the command's full JSON report to a file (``-``: stdout)."""
+    return click.option("--json-file", "json_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                        metavar="PATH", help=f"Also write {what} as JSON to PATH (- for stdout).")
+
+
+def check_writable(path: Path) -> None:
+    """InputError unless ``path`` could be created (run before minutes of work, not after)."""
+    if str(path) == "-":
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {path}: folder {folder} does not exist or is not writable",
+                         "choose a path in a writable folder")
+
+
+def write_json_file(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` (``-``: stdout), with a clear error."""
+    text = json.dumps(to_plain(data), indent=2, sort_keys=True) + "\n"
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", "choose a path in a writable folder") from None
+
+
+def next_hint(command: str, home: Path | None) -> str:
+    """A ``next:`` line for a command of the same role, with the --home the user gave (quoted if needed)."""
+    import shlex
+
+    head, _, rest = command.partition(" --")
+    parts = [head] + ([f"--home {shlex.quote(str(home))}"] if home is not None else []) + ([f"--{rest}"] if rest else [])
+    return "next: " + " ".join(parts)
+
+
+def connect_chain(rpc: str | None, home: Path | None = None, create: bool = False) -> Any:
+    """A chain client for ``rpc`` (see :func:`resolve_rpc`).
+
+    Only ``init`` (create=True) may bring a new default embedded chain into being: anywhere
+    else a missing one means a forgotten --rpc, which must not leave an empty chain behind.
+    """
     from fogfed.chain.connection import connect
 
-    return connect(resolve_rpc(rpc))
+    target = resolve_rpc(rpc, home)
+    _refuse_new_default(target.removeprefix("embedded:"), "chain", "--rpc", create,
+                        target == f"embedded:{fogfed_home() / 'chain'}")
+    return connect(target)
 
 
-def open_content_store(ipfs: str | None) -> Any:
-    """The IPFS node at ``ipfs`` or the shared embedded store."""
+def open_content_store(ipfs: str | None, home: Path | None = None, create: bool = False) -> Any:
+    """The IPFS node at ``ipfs`` (see :func:`resolve_ipfs`) or the shared embedded store."""
     from fogfed.storage import open_store
 
-    addr = resolve_ipfs(ipfs)
-    return open_store(addr) if addr else open_store(root=fogfed_home() / "store")
+    addr = resolve_ipfs(ipfs, home)
+    if addr:
+        return open_store(addr)
+    _refuse_new_default(str(fogfed_home() / "store"), "content store", "--ipfs", create, True)
+    return open_store(root=fogfed_home() / "store")
+
+
+def _refuse_new_default(path: str, what: str, option: str, create: bool, is_default: bool) -> None:
+    if create or not is_default or Path(path).exists():
+        return
+    raise InputError(f"no embedded {what} at {path}, and this command does not create one",
+                     f"pass {option} (or set it in the home's settings.toml), or run `init` first")
 
 
 def passphrase(confirm: bool = False) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fogfed.cli.common import common_options, emit, guarded, read_input_file
+from fogfed.cli.common import examples, common_options, emit, guarded, read_input_file
 from fogfed.cli.node_cmds import _open as open_node
 from fogfed.cli.node_cmds import node
 from fogfed.cli.tas_cmds import _open as open_tas
@@ -42,6 +42,10 @@ def _authority(t: Any, address: str | None) -> Any:
 @tas.command("mobility-deploy")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas mobility-deploy',
+    'fogfed tas mobility-deploy --json | jq -r .mobility',
+)
 def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only).
 
@@ -63,6 +67,10 @@ def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as
 @_TAS_MOBILITY
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas move move-req.json',
+    'fogfed tas move move-req.json --mobility 0xMobility --json',
+)
 def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
              as_json: bool) -> None:
     """Hand a node over to another federation after checking its on-chain record (fogfed node move)."""
@@ -84,6 +92,10 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
 @_TAS_MOBILITY
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas secrecy 1 show',
+    'fogfed tas secrecy 1 off',
+)
 def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path | None, rpc: str | None,
                 ipfs: str | None, as_json: bool) -> None:
     """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files).
@@ -105,6 +117,10 @@ def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path 
 @_MOBILITY
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node move --to 2 -o move-req.json',
+    'fogfed node move --finish',
+)
 def node_move(to_federation: int | None, output: Path | None, finish: bool, mobility: str, home: Path | None,
               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Ask to be handed over to another federation with the current device keys (signed request)."""
@@ -136,6 +152,10 @@ def node_move(to_federation: int | None, output: Path | None, finish: bool, mobi
               help="Write the message blob here.")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node send --to 0xNodeAddress --message "cache warm-up at 02:00" -o msg.json',
+    'fogfed node send --federation 1 --file notice.txt -o msg.json',
+)
 def node_send(recipient: str | None, federation: int | None, message: str | None, file_: Path | None,
               expect_key: str | None, output: Path, home: Path | None, rpc: str | None, ipfs: str | None,
               as_json: bool) -> None:
@@ -165,6 +185,10 @@ def node_send(recipient: str | None, federation: int | None, message: str | None
 @click.argument("message", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node recv msg.json',
+    'fogfed node recv msg.json --json | jq -r .body',
+)
 def node_recv(message: Path, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Verify and open a message (sender on chain, key, freshness, replay)."""
     from fogfed.node.messaging import MAX_BLOB, receive

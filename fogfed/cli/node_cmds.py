@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, guarded, open_content_store,
+from fogfed.cli.common import (examples, next_hint, setting, write_settings, common_options, connect_chain, emit, guarded, open_content_store,
                                passphrase, role_home, to_plain, transfer_progress)
 from fogfed.errors import FogfedError, InputError
 
@@ -36,7 +36,8 @@ def node() -> None:
 def _open(home: Path | None, rpc: str | None, ipfs: str | None) -> Any:
     from fogfed.node.client import FogNode
 
-    return FogNode.open(role_home(home, "node"), connect_chain(rpc), open_content_store(ipfs), passphrase())
+    where = role_home(home, "node")
+    return FogNode.open(where, connect_chain(rpc, where), open_content_store(ipfs, where), passphrase())
 
 
 def parse_file_id(text: str) -> bytes:
@@ -50,34 +51,45 @@ def parse_file_id(text: str) -> bytes:
               help="The FogFed contract printed by `fogfed tas init` (or $FOGFED_CONTRACT).")
 @click.option("--cache-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MIB",
               help="Space for cached copies of files, in MiB.")
+@click.option("--label", metavar="TEXT", help="A name for people (e.g. clinic-3-gateway), kept in settings.toml "
+              "and shown by `fogfed node status`.")
 @common_options("node")
 @guarded
-def node_init(contract: str, cache_size: int, home: Path | None, rpc: str | None, ipfs: str | None,
-              as_json: bool) -> None:
+def node_init(contract: str, cache_size: int, label: str | None, home: Path | None, rpc: str | None,
+              ipfs: str | None, as_json: bool) -> None:
     """Create this node: Ethereum account, X25519 key, keystores, cache.
 
+    Remembers --rpc, --ipfs, --contract and --label in <home>/settings.toml,
+    so later commands on this home need none of them (flags and FOGFED_*
+    variables still override; `fogfed node config` shows what is in effect).
+
     \b
-    Example:
+    Examples:
       FOGFED_PASSPHRASE=s3cret fogfed node init --home ./node1 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3
+      fogfed node init --home ./node2 --rpc http://127.0.0.1:8545 --ipfs http://127.0.0.1:5001 --label gw-2
     """
     from fogfed.node.client import FogNode
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(contract, "contract address")
-    with FogNode.init(role_home(home, "node"), connect_chain(rpc), address, open_content_store(ipfs),
-                      passphrase(confirm=True), cache_bytes=cache_size << 20) as n:
+    where = role_home(home, "node")
+    with FogNode.init(where, connect_chain(rpc, where, create=True), address,
+                      open_content_store(ipfs, where, create=True), passphrase(confirm=True),
+                      cache_bytes=cache_size << 20) as n:
         pass
+    write_settings(where, {"rpc": setting("rpc", rpc, None)[0], "ipfs": setting("ipfs", ipfs, None)[0],
+                           "contract": address, "label": label})
     info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
     emit(as_json, info, lambda: (
         f"node {n.address} created in {info['home']}\n"
-        "next: fogfed node request --location LOCATION --service SERVICE -o req.json"))
+        + next_hint("fogfed node request --location LOCATION --service SERVICE -o req.json", home)))
 
 
 @node.command("request")
 @click.option("--location", required=True, help="Where this node is, e.g. riyadh.")
 @click.option("--service", required=True, help="What it serves, e.g. health.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write the request here (default: print it).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="FILE",
+              help="Write the request here (default, or -: print it on stdout).")
 @common_options("node")
 @guarded
 def node_request(location: str, service: str, output: Path | None, home: Path | None, rpc: str | None,
@@ -91,8 +103,8 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
     with _open(home, rpc, ipfs) as n:
         req = n.enrollment_request(location, service)
     text = req.to_json()
-    if output is None:
-        click.echo(text)
+    if output is None or str(output) == "-":
+        click.echo(text)  # the request is itself the JSON document
         return
     try:
         output.write_text(text + "\n")
@@ -105,6 +117,10 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
 @node.command("join")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node join',
+    'fogfed node join --home ./node1 --json',
+)
 def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Pull the keys the TAS delivered on chain (after enrollment or a re-key)."""
     with _open(home, rpc, ipfs) as n:
@@ -115,61 +131,123 @@ def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: boo
 
 
 @node.command("upload")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--policy", metavar="POLICY",
               help='CP-ABE policy over loc:LOCATION, svc:SERVICE and ff:FEDERATION_ID attributes, '
                    'e.g. "loc:riyadh and svc:health" or "ff:1 or ff:2". Every federation that satisfies it '
                    "may read the file. Default: members of this node's federation.")
+@click.option("--name", metavar="NAME", help="Name recorded in `fogfed node ls` (default: PATH's name; stdin for -).")
 @common_options("node")
 @guarded
-def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
-                as_json: bool) -> None:
+def node_upload(path: Path, policy: str | None, name: str | None, home: Path | None, rpc: str | None,
+                ipfs: str | None, as_json: bool) -> None:
     """Encrypt PATH, store it, register it on chain (paper Algorithms 4 and 8).
 
-    The local file is never modified; a failed upload can simply be retried.
+    PATH - reads the file from standard input. The local file is never
+    modified; a failed upload can simply be retried.
 
     \b
-    Example:
+    Examples:
       fogfed node upload scan.dcm --policy "svc:health"
+      fogfed node upload report.pdf --policy "ff:1 or ff:2" --json | jq -r .file_id
+      pg_dump clinic | fogfed node upload - --name clinic.sql
     """
-    if not path.is_file():
-        raise InputError(f"{path} is not a readable file", "give the path of the file to upload")
-    with _open(home, rpc, ipfs) as n, \
-            transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
-        r = n.upload(path, policy=policy, progress=progress)
+    import contextlib
+    import shutil
+    import tempfile
+
+    from_stdin = str(path) == "-"
+    if not from_stdin and not path.is_file():
+        raise InputError(f"{path} is not a readable file", "give the path of the file to upload (or - for stdin)")
+    with contextlib.ExitStack() as stack:
+        if from_stdin or name:
+            # upload() records the file's own name: give it a private copy (or stdin) under the chosen one
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=_tmp_dir(home), prefix="upload-")))
+            source = work / (name or "stdin")
+            if "/" in source.name or source.name in ("", ".", ".."):
+                raise InputError(f"--name {name!r} is not a file name", "give a plain name such as report.pdf")
+            if from_stdin:
+                with open(source, "wb") as out:
+                    shutil.copyfileobj(click.get_binary_stream("stdin"), out, 1 << 20)
+            else:
+                source.symlink_to(path.resolve())  # the recorded name, the same bytes
+        else:
+            source = path
+        n = stack.enter_context(_open(home, rpc, ipfs))
+        progress = stack.enter_context(
+            transfer_progress(f"upload {source.name}", source.stat().st_size, not as_json))
+        r = n.upload(source, policy=policy, progress=progress)
     emit(as_json, r, lambda: (
-        f"uploaded {path} ({r.size:,} bytes) to federation {r.federation_id}\n"
+        f"uploaded {'stdin' if from_stdin else path} ({r.size:,} bytes) to federation {r.federation_id}\n"
         f"file id 0x{r.file_id.hex()}\ncid {r.cid}\npolicy {r.policy}"))
+
+
+def _tmp_dir(home: Path | None) -> Path:
+    """The node's own temp folder (same file system as its store, private to the node)."""
+    path = role_home(home, "node") / "tmp"
+    if not path.parent.is_dir():
+        raise InputError(f"no node in {path.parent}", "create one with `fogfed node init` (or pass --home)")
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @node.command("fetch")
 @click.argument("file_id", metavar="FILE_ID")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="Where to write the file (default: ./<file id>).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="PATH",
+              help="Where to write the file (default: ./<file id>; - for stdout).")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @common_options("node")
 @guarded
-def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | None, ipfs: str | None,
-               as_json: bool) -> None:
+def node_fetch(file_id: str, output: Path | None, force: bool, home: Path | None, rpc: str | None,
+               ipfs: str | None, as_json: bool) -> None:
     """Retrieve a file from a peer's cache or from storage, verified (paper Algorithm 9).
 
-    A damaged copy is reported on chain and never written out.
+    A damaged copy is reported on chain and never written out. With -o -
+    the verified plaintext goes to stdout (and the summary to stderr). An
+    existing file is never overwritten unless --force.
 
     \b
-    Example:
+    Examples:
       fogfed node fetch 0x3b1f...c9 -o scan.dcm
+      fogfed node fetch 0x3b1f...c9 -o scan.dcm --force --json
+      fogfed node fetch 0x3b1f...c9 -o - | sha256sum
     """
+    import contextlib
+    import shutil
+    import tempfile
+
     fid = parse_file_id(file_id)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and as_json:
+        raise InputError("-o - and --json both want stdout", "write the file to a path, or drop --json")
     dest = output or Path(f"0x{fid.hex()}")
-    with _open(home, rpc, ipfs) as n, transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
+    if not to_stdout and dest.exists() and not force:
+        raise InputError(f"{dest} already exists", "pass --force to overwrite it, or choose another -o PATH")
+    with contextlib.ExitStack() as stack:
+        if to_stdout:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=_tmp_dir(home), prefix="fetch-")))
+            dest = work / "plaintext"
+        n = stack.enter_context(_open(home, rpc, ipfs))
+        progress = stack.enter_context(transfer_progress(f"fetch {dest.name}", None, not as_json))
         r = n.fetch(fid, dest, progress=progress)
-    emit(as_json, r, lambda: (
-        f"wrote {r.dest} ({r.size:,} bytes) from {r.source}; SHA-256 matches the chain"
-        + "".join(f"\nreported damage: {d}" for d in r.damage_reports)))
+        if to_stdout:
+            with open(dest, "rb") as f:
+                shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
+    summary = (f"wrote {'stdout' if to_stdout else r.dest} ({r.size:,} bytes) from {r.source}; "
+               "SHA-256 matches the chain" + "".join(f"\nreported damage: {d}" for d in r.damage_reports))
+    if to_stdout:
+        click.echo(summary, err=True)
+    else:
+        emit(as_json, r, summary)
 
 
 @node.command("ls")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node ls',
+    "fogfed node ls --json | jq -r '.files[].file_id'",
+)
 def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List the files this node uploaded."""
     with _open(home, rpc, ipfs) as n:
@@ -195,6 +273,10 @@ def _rows(records: list[Any], empty: str) -> str:
               help="Stop after this long (default: until Ctrl-C).")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node serve --port 7001',
+    'fogfed node serve --host 0.0.0.0 --port 7001 --refresh 30 --json',
+)
 def node_serve(host: str, port: int, refresh: float, announce_every: float | None, duration: float | None,
                home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Serve this node's cached copies to active members of its federation.
@@ -245,6 +327,10 @@ def cache() -> None:
 @cache.command("ls")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache ls',
+    "fogfed node cache ls --json | jq '.entries | length'",
+)
 def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List cached copies (file id, size, expiry of the announcement)."""
     with _open(home, rpc, ipfs) as n:
@@ -256,6 +342,9 @@ def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
 @click.argument("file_id", metavar="FILE_ID")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache evict 0x3b1f...c9',
+)
 def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Drop the cached copy of FILE_ID and withdraw its announcement on chain."""
     fid = parse_file_id(file_id)
@@ -270,6 +359,10 @@ def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | No
               help="Re-announce copies whose announcement ends within this many seconds.")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache refresh',
+    'fogfed node cache refresh --margin 900 --json',
+)
 def cache_refresh(margin: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Re-announce cached copies on chain before their announcements expire."""
     with _open(home, rpc, ipfs) as n:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
+from fogfed.cli.common import (examples, next_hint, setting, write_settings, common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
                                read_input_file, role_home, to_plain)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
@@ -33,7 +35,8 @@ def tas() -> None:
 def _open(home: Path | None, rpc: str | None) -> Any:
     from fogfed.tas import TrustedAuthority
 
-    return TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
+    where = role_home(home, "tas")
+    return TrustedAuthority.open(where, connect_chain(rpc, where), passphrase())
 
 
 @tas.command("init")
@@ -56,19 +59,23 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     """
     from fogfed.tas import TrustedAuthority
 
-    chain = connect_chain(rpc)
+    where = role_home(home, "tas")
+    secret = passphrase(confirm=True)  # before the chain is touched
+    chain = connect_chain(rpc, where, create=True)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
-    t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=contract,
-                              account=chain.dev_accounts()[0], scheme=scheme)
+    t = TrustedAuthority.init(where, chain, secret, fed=contract, account=chain.dev_accounts()[0], scheme=scheme)
+    write_settings(where, {"rpc": setting("rpc", rpc, None)[0], "ipfs": setting("ipfs", ipfs, None)[0],
+                           "contract": t.contract_address})
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
             "chain_id": t.chain_id, "scheme": scheme}
     emit(as_json, info, lambda: (
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
-        f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)"))
+        f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)\n"
+        + next_hint("fogfed tas federation create LOCATION SERVICE", home)))
 
 
-tas_init.help = (tas_init.help or "") + "\n\n" + KEY_HELP
+tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
 
 
 @tas.group("federation")
@@ -104,6 +111,10 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
 @federation.command("list")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas federation list',
+    "fogfed tas federation list --json | jq '.federations[] | {federation_id, epoch}'",
+)
 def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List every federation recorded on chain."""
     feds = _open(home, rpc).federations()
@@ -193,6 +204,10 @@ def _rekey_lines(results: list[Any]) -> str:
 @tas.command("sync")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas sync',
+    'fogfed tas sync --home ./tas --json',
+)
 def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Re-key federations whose epoch moved on chain (e.g. after an automatic removal).
 
@@ -210,19 +225,32 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
               help="Stop after N checks (default: run until Ctrl-C).")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas watch --interval 10',
+    'fogfed tas watch --json >> tas-watch.jsonl',
+    'fogfed tas watch --count 1',
+)
 def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | None, ipfs: str | None,
               as_json: bool) -> None:
     """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
 
-    In --json mode prints one JSON line per re-keyed federation.
+    Text mode prints a line per re-keyed federation. --json prints JSON Lines:
+    one document per check, {"check": N, "time": UNIX, "rekeyed": [...]},
+    flushed at once, so `jq` or a log shipper sees every check as it happens.
     """
     import json
 
     t = _open(home, rpc)
     done = 0
     while count is None or done < count:
-        for r in t.sync():
-            click.echo(json.dumps(to_plain(r)) if as_json else _rekey_lines([r]))
+        results = t.sync()
+        if as_json:
+            click.echo(json.dumps(to_plain({"check": done + 1, "time": round(time.time(), 3), "rekeyed": results}),
+                                  sort_keys=True))
+        else:
+            for r in results:
+                click.echo(_rekey_lines([r]))
+        sys.stdout.flush()
         done += 1
         if count is None or done < count:
             time.sleep(interval)
@@ -231,6 +259,10 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
 @tas.command("status")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas status',
+    'fogfed tas status --json | jq .federations',
+)
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
     status = _open(home, rpc).status()
@@ -238,11 +270,23 @@ def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bo
 
 
 def _status_text(status: dict) -> str:
-    lines = []
-    for key, value in status.items():
-        if isinstance(value, (list, tuple)):
-            lines.append(f"{key}:")
-            lines += [f"  {to_plain(v)}" for v in value] or ["  (none)"]
-        else:
-            lines.append(f"{key}: {to_plain(value)}")
+    """`tas status` for a person: one line per federation, members listed under it."""
+    feds = status.get("federations", [])
+    lines = [f"TAS account  {status.get('tas')}",
+             f"contract     {status.get('contract')} on chain {status.get('chain_id')}",
+             f"scheme       {status.get('scheme')}",
+             f"mobility     {status.get('mobility') or 'none (fogfed tas mobility-deploy)'}",
+             f"federations  {len(feds)}" + ("" if feds else " (fogfed tas federation create LOCATION SERVICE)")]
+    for f in feds:
+        members = f.get("members", [])
+        parent = f", parent {f['parent']}" if f.get("parent") else ""
+        lines.append(f"  {f['id']:>3}  {f['location']}/{f['service']}  epoch {f['epoch']}{parent}  "
+                     f"{len(members)} member{'' if len(members) == 1 else 's'}")
+        lines += [f"         {m}" for m in members]
+    pending = status.get("pending_rekey") or []
+    lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
+                                    if pending else "nothing to re-key"))
+    for key, value in status.items():  # whatever newer TAS versions add
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_rekey"}:
+            lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
