@@ -113,7 +113,7 @@ def _report_error(exc: FogfedError | click.ClickException, code: int, as_json: b
         import json
 
         hint = getattr(exc, "hint", None)
-        message = getattr(exc, "message", None) or exc.format_message()  # type: ignore[union-attr]
+        message = exc.message if isinstance(exc, FogfedError) else exc.format_message()
         click.echo(json.dumps({"error": {"message": message, "hint": hint, "exit_code": code}}))
     elif isinstance(exc, FogfedError):
         click.echo(f"error: {exc.message}", err=True)

@@ -97,6 +97,21 @@ def setting(name: str, flag: str | None, home: Path | None) -> tuple[str | None,
     return None, "default"
 
 
+def show_settings(home: Path, flags: dict[str, str | None], as_json: bool) -> None:
+    """Print every setting with its effective value and source (the ``config`` commands)."""
+    rows = {}
+    for name in SETTINGS_ENV:
+        value, source = setting(name, flags.get(name), home)
+        if name == "rpc" and value is None:
+            value = f"embedded:{fogfed_home() / 'chain'}"
+        if name == "ipfs" and value is None:
+            value = f"embedded:{fogfed_home() / 'store'}"
+        rows[name] = {"value": value, "source": source}
+    emit(as_json, {"home": home, "file": home / SETTINGS_FILE, "settings": rows}, lambda: "\n".join(
+        [f"settings of {home} (flag > env > {home / SETTINGS_FILE} > default)"]
+        + [f"  {name:<9}{r['value'] if r['value'] is not None else '-'}   [{r['source']}]" for name, r in rows.items()]))
+
+
 def resolve_rpc(rpc: str | None, home: Path | None = None) -> str:
     """The RPC string to connect to: see :func:`setting`; default the persistent embedded chain."""
     value, _ = setting("rpc", rpc, home)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fogfed.cli.common import examples, common_options, emit, guarded, read_input_file
+from fogfed.cli.common import (common_options, emit, examples, guarded, read_input_file)
 from fogfed.cli.node_cmds import _open as open_node
 from fogfed.cli.node_cmds import node
 from fogfed.cli.tas_cmds import _open as open_tas

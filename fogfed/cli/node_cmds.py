@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (examples, next_hint, setting, write_settings, common_options, connect_chain, emit, guarded, open_content_store,
-                               passphrase, role_home, to_plain, transfer_progress)
+from fogfed.cli.common import (common_options, connect_chain, emit, examples, guarded, next_hint,
+                               open_content_store, passphrase, resolve_rpc, role_home, setting, to_plain,
+                               transfer_progress, write_settings)
 from fogfed.errors import FogfedError, InputError
 
 
@@ -77,7 +78,7 @@ def node_init(contract: str, cache_size: int, label: str | None, home: Path | No
                       open_content_store(ipfs, where, create=True), passphrase(confirm=True),
                       cache_bytes=cache_size << 20) as n:
         pass
-    write_settings(where, {"rpc": setting("rpc", rpc, None)[0], "ipfs": setting("ipfs", ipfs, None)[0],
+    write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
                            "contract": address, "label": label})
     info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
     emit(as_json, info, lambda: (
@@ -368,3 +369,111 @@ def cache_refresh(margin: int, home: Path | None, rpc: str | None, ipfs: str | N
     with _open(home, rpc, ipfs) as n:
         count = n.refresh_announcements(margin=margin)
     emit(as_json, {"reannounced": count}, f"re-announced {count} cached cop{'y' if count == 1 else 'ies'}")
+
+
+def _local_status(where: Path) -> dict[str, Any]:
+    """What the node's home says about itself, read without the passphrase or the chain (fast)."""
+    import json
+
+    from fogfed.cli.common import read_settings
+
+    if not (where / "identity.json").is_file():
+        raise InputError(f"no node in {where}", "create one with `fogfed node init` (or pass --home)")
+    try:
+        config = json.loads((where / "config.json").read_text(encoding="utf-8"))
+        files = json.loads((where / "files.json").read_text(encoding="utf-8")) if (where / "files.json").is_file() else []
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the node's records in {where}: {exc}",
+                         "the file named is damaged; restore it from a backup") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{where / 'config.json'} is damaged (not an object)", "restore it from a backup")
+    settings = read_settings(where)
+    return {"home": where, "label": settings.get("label"), "address": config.get("address"),
+            "contract": config.get("contract"), "chain_id": config.get("chain_id"),
+            "cache_bytes": config.get("cache_bytes"), "uploaded_files": len(files) if isinstance(files, list) else None}
+
+
+@node.command("status")
+@click.option("--live", is_flag=True,
+              help="Also ask the chain (membership, federation epoch, balance) and open the keyring (keys held); "
+                   "needs the passphrase.")
+@common_options("node")
+@examples(
+    "fogfed node status",
+    "fogfed node status --home ./node1 --live",
+    "fogfed node status --live --json | jq '{federation, epoch, keys}'",
+)
+@guarded
+def node_status(live: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show this node: address, label, contract, chain, store; with --live, federation, epoch and keys.
+
+    Without --live it reads only the home (no chain, no passphrase), so it
+    answers at once; --live adds what the chain and the keyring say.
+    """
+    from fogfed.cli.common import resolve_ipfs, resolve_rpc
+
+    where = role_home(home, "node")
+    status = _local_status(where)
+    status["chain"] = resolve_rpc(rpc, where)
+    status["store"] = resolve_ipfs(ipfs, where) or f"embedded:{_store_root()}"
+    if live:
+        with _open(home, rpc, ipfs) as n:
+            fid, active = n.membership()
+            status.update({
+                "federation": fid or None, "active": active,
+                "epoch": n.fed.federation(fid).epoch if fid else None,
+                "balance_wei": n.fed.chain.balance(n.address),
+                "keys": [{"federation": f, "epoch": e} for (f, e) in n.keyring.held()],
+            })
+    emit(as_json, status, lambda: _status_text(status, live))
+
+
+def _store_root() -> Path:
+    from fogfed.cli.common import fogfed_home
+
+    return fogfed_home() / "store"
+
+
+def _status_text(status: dict[str, Any], live: bool) -> str:
+    lines = [f"node      {status['address']}" + (f"  ({status['label']})" if status.get("label") else ""),
+             f"home      {status['home']}",
+             f"contract  {status['contract']} (chain id {status['chain_id']})",
+             f"chain     {status['chain']}",
+             f"store     {status['store']}",
+             f"uploaded  {status['uploaded_files']} file(s); cache up to {(status['cache_bytes'] or 0) >> 20} MiB"]
+    if live:
+        if status["federation"] is None:
+            lines.append("member    not enrolled (next: fogfed node request ..., then the TAS runs tas enroll)")
+        else:
+            state = "active" if status["active"] else "REMOVED"
+            lines.append(f"member    federation {status['federation']}, {state}, epoch {status['epoch']}")
+        keys = status["keys"]
+        held = ", ".join(f"{k['federation']}/{k['epoch']}" for k in keys) or "none"
+        lines.append(f"keys      {len(keys)} (federation/epoch: {held})")
+        current = status["federation"] and any(k["federation"] == status["federation"] and k["epoch"] == status["epoch"]
+                                               for k in keys)
+        if status.get("active") and not current:
+            lines.append("          no key for the current epoch yet (next: fogfed node join)")
+        lines.append(f"balance   {status['balance_wei'] / 10**18:.6f} ether")
+    else:
+        lines.append("(--live adds federation, epoch, keys held and balance)")
+    return "\n".join(lines)
+
+
+@node.command("config")
+@common_options("node")
+@examples(
+    "fogfed node config",
+    "fogfed node config --home ./node1 --json",
+    "FOGFED_RPC=http://127.0.0.1:8545 fogfed node config   # see the override win",
+)
+@guarded
+def node_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show the settings in effect for this home and where each comes from.
+
+    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
+    (written by `fogfed node init`), which beats the default.
+    """
+    from fogfed.cli.common import show_settings
+
+    show_settings(role_home(home, "node"), {"rpc": rpc, "ipfs": ipfs}, as_json)

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (examples, next_hint, setting, write_settings, common_options, connect_chain, emit, ether_to_wei, guarded, passphrase,
-                               read_input_file, role_home, to_plain)
+from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
+                               next_hint, passphrase, read_input_file, resolve_rpc, role_home, setting,
+                               to_plain, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
@@ -64,7 +65,7 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     chain = connect_chain(rpc, where, create=True)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
     t = TrustedAuthority.init(where, chain, secret, fed=contract, account=chain.dev_accounts()[0], scheme=scheme)
-    write_settings(where, {"rpc": setting("rpc", rpc, None)[0], "ipfs": setting("ipfs", ipfs, None)[0],
+    write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
                            "contract": t.contract_address})
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
             "chain_id": t.chain_id, "scheme": scheme}
@@ -290,3 +291,21 @@ def _status_text(status: dict) -> str:
         if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_rekey"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
+
+
+@tas.command("config")
+@common_options("tas")
+@examples(
+    "fogfed tas config",
+    "fogfed tas config --home ./tas --json | jq .settings.rpc",
+)
+@guarded
+def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show the settings in effect for this TAS home and where each comes from.
+
+    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
+    (written by `fogfed tas init`), which beats the default.
+    """
+    from fogfed.cli.common import show_settings
+
+    show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)

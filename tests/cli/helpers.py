@@ -26,6 +26,12 @@ def run_proc(home: Path, *args: str, cwd: Path | None = None, **extra: str) -> s
                           env=env_for(home, **extra), cwd=cwd or home, timeout=300)
 
 
+def run_bytes(home: Path, *args: str, data: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``fogfed ARGS`` with ``data`` on stdin; stdout and stderr as bytes."""
+    return subprocess.run([str(FOGFED), *args], input=data, capture_output=True, env=env_for(home),
+                          cwd=cwd or home, timeout=300)
+
+
 def ok_json(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

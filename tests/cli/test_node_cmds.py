@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fogfed.chain import FogFed, connect
-from tests.cli.helpers import assert_one_line_error, ok_json, run_inproc, run_proc, tas_home
+from tests.cli.helpers import assert_one_line_error, ok_json, run_bytes, run_inproc, run_proc, tas_home
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,17 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out["fetch"] = ok_json(run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "copy.bin",
                                     "--home", "n2", "--json"))
     out["ls"] = ok_json(run_proc(root, "node", "ls", "--home", "n1", "--json"))
+    # Unix conventions: upload from stdin, fetch to stdout, never overwrite without --force
+    out["stdin_upload"] = ok_json(run_bytes(root, "node", "upload", "-", "--name", "piped.bin", "--home", "n1",
+                                            "--json", data=b"piped bytes\x00\xff" * 1000))
+    out["to_stdout"] = run_bytes(root, "node", "fetch", out["stdin_upload"]["file_id"], "-o", "-", "--home", "n2")
+    out["no_overwrite"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "copy.bin",
+                                   "--home", "n2", "--json")
+    out["forced"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "copy.bin", "--force",
+                             "--home", "n2", "--json")
+    out["ls_after"] = ok_json(run_proc(root, "node", "ls", "--home", "n1", "--json"))
+    out["node_status"] = ok_json(run_proc(root, "node", "status", "--home", "n1", "--json"))
+    out["node_live"] = ok_json(run_proc(root, "node", "status", "--live", "--home", "n1", "--json"))
     out["cache"] = ok_json(run_proc(root, "node", "cache", "ls", "--home", "n2", "--json"))
     out["status"] = ok_json(run_proc(root, "tas", "status", "--home", "tas", "--json"))
     out["remove"] = ok_json(run_proc(root, "tas", "remove", node["address"], "--home", "tas", "--json"))
@@ -59,6 +70,33 @@ def test_upload_then_fetch_in_other_processes(flow: dict) -> None:
     assert flow["upload"]["size"] == 300_000
     assert [f["file_id"] for f in flow["ls"]["files"]] == [flow["upload"]["file_id"]]
     assert len(flow["cache"]["entries"]) == 1  # n2 keeps the verified ciphertext
+
+
+def test_stdin_upload_and_stdout_fetch(flow: dict) -> None:
+    assert flow["stdin_upload"]["size"] == len(b"piped bytes\x00\xff" * 1000)
+    assert "piped.bin" in [f["name"] for f in flow["ls_after"]["files"]]
+    proc = flow["to_stdout"]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"piped bytes\x00\xff" * 1000  # the plaintext, nothing else, on stdout
+    assert b"wrote stdout" in proc.stderr
+    assert not list((flow["root"] / "n2" / "tmp").glob("fetch-*"))  # its temp copy is gone
+
+
+def test_fetch_never_overwrites_without_force(flow: dict) -> None:
+    refused = flow["no_overwrite"]
+    assert refused.returncode == 2 and refused.stderr == ""
+    assert json.loads(refused.stdout)["error"]["message"] == "copy.bin already exists"  # the --json error form
+    forced = flow["forced"]
+    assert forced.returncode == 0 and json.loads(forced.stdout)["size"] == 300_000
+
+
+def test_node_status_local_and_live(flow: dict) -> None:
+    local, live = flow["node_status"], flow["node_live"]
+    assert local["address"] == flow["n1"]["address"] and local["contract"] == flow["tas"]["contract"]
+    assert local["chain"].startswith("embedded:") and "federation" not in local  # local only, no chain
+    assert live["federation"] == flow["n1_enroll"]["federation_id"] and live["active"] is True
+    assert {"federation": live["federation"], "epoch": live["epoch"]} in live["keys"]
+    assert live["balance_wei"] > 0
 
 
 def test_removed_node_is_refused_in_one_line(flow: dict) -> None:
