@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import fogfed.abe as abe
 from benchmarks.common import (
+    exit_code,
     Report,
     Timing,
     base_parser,
@@ -298,4 +299,4 @@ def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main()))

@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/datapath.py
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from benchmarks.common import (Report, base_parser, line_plot, measure, measure_interleaved, parse_ints,
+from benchmarks.common import (exit_code, Report, base_parser, line_plot, measure, measure_interleaved, parse_ints,
                                peak_traced_memory, speed_ratio, throughput_mb_s)
 from fogfed.abe.stream import DEFAULT_CHUNK
 from fogfed.node.datapath import encrypt_and_store, temp_file
@@ -285,4 +285,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main()))

@@ -20,12 +20,14 @@ Counts per operation in a federation of N members (fogfed) / a group of N (LKH):
 
 from __future__ import annotations
 
+import sys
+
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Report, base_parser, line_plot, parse_ints
+from benchmarks.common import exit_code, Report, base_parser, line_plot, parse_ints
 from benchmarks.lkh import KEY, LKHTree, move as lkh_move
 
 
@@ -198,4 +200,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_code(main()))

@@ -23,8 +23,8 @@ from fogfed.errors import FogfedError
 #: A new top-level command gets a line here; a new subcommand of an existing group
 #: only needs its module listed for that group.
 LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
-    "tas": ("fogfed.cli.tas_cmds", "fogfed.cli.mobility_cmds"),
-    "node": ("fogfed.cli.node_cmds", "fogfed.cli.mobility_cmds"),
+    "tas": ("fogfed.cli.tas_cmds", "fogfed.cli.mobility_cmds", "fogfed.cli.keys_cmds"),
+    "node": ("fogfed.cli.node_cmds", "fogfed.cli.mobility_cmds", "fogfed.cli.keys_cmds"),
     "audit": ("fogfed.cli.audit_cmds",),
     "deploy": ("fogfed.cli.chain_cmds",),
     "gas-report": ("fogfed.cli.chain_cmds",),
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     common.JSON_MODE.clear()
+    common._PASSPHRASE_FROM_FILE.clear()
     try:
         rc: Any = cli.main(args=args, prog_name="fogfed", standalone_mode=False)
     except FogfedError as exc:

@@ -137,6 +137,7 @@ def common_options(role: str) -> Callable[[F], F]:
             click.option("--rpc", metavar="URL", help=RPC_HELP),
             click.option("--ipfs", metavar="URL", help=IPFS_HELP),
             json_option(),
+            passphrase_file_option(),
         ]):
             fn = opt(fn)
         return fn
@@ -266,8 +267,48 @@ def _refuse_new_default(path: str, what: str, option: str, create: bool, is_defa
                      f"pass {option} (or set it in the home's settings.toml), or run `init` first")
 
 
+#: The passphrase read from --passphrase-file in this run (it wins over $FOGFED_PASSPHRASE).
+_PASSPHRASE_FROM_FILE: list[str] = []
+
+
+def read_passphrase_file(path: Path, what: str = "--passphrase-file") -> str:
+    """The first line of ``path`` (``-``: stdin), without its line ending; InputError if missing or empty."""
+    try:
+        if str(path) == "-":
+            text = click.get_text_stream("stdin").readline()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}",
+                         "give a readable text file whose first line is the passphrase") from None
+    value = text.rstrip("\r\n")
+    if not value:
+        raise InputError(f"{what} {path} is empty", "put the passphrase on its first line")
+    return value
+
+
+def _note_passphrase_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    _PASSPHRASE_FROM_FILE.clear()
+    if value is not None:
+        _PASSPHRASE_FROM_FILE.append(read_passphrase_file(value))
+
+
+def passphrase_file_option() -> Callable[[F], F]:
+    """``--passphrase-file FILE``: the home's passphrase from a file's first line (- for stdin).
+
+    Beats $FOGFED_PASSPHRASE and the prompt (flag > env > prompt); the command does not see it.
+    """
+    return click.option("--passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                        metavar="FILE", expose_value=False, callback=_note_passphrase_file,
+                        help="Read the passphrase from FILE's first line (- for stdin) instead of "
+                             "$FOGFED_PASSPHRASE or the prompt.")
+
+
 def passphrase(confirm: bool = False) -> str:
-    """From $FOGFED_PASSPHRASE, else asked on the terminal; PassphraseUnavailable otherwise."""
+    """From --passphrase-file, else $FOGFED_PASSPHRASE, else asked on the terminal."""
+    if _PASSPHRASE_FROM_FILE:
+        return _PASSPHRASE_FROM_FILE[0]
     from fogfed.keys.keystore import passphrase_from_env_or_prompt
 
     return passphrase_from_env_or_prompt(confirm=confirm)

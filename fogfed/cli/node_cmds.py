@@ -41,6 +41,17 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None) -> Any:
     return FogNode.open(where, connect_chain(rpc, where), open_content_store(ipfs, where), passphrase())
 
 
+def _imported_account(keystore: Path | None, passphrase_file: Path | None, secret: str) -> bytes | None:
+    """The private key from ``--account-keystore`` (V3), or None for a fresh account."""
+    if keystore is None:
+        return None
+    from fogfed.cli.common import read_passphrase_file
+    from fogfed.cli.keys_cmds import read_v3_keystore
+
+    password = read_passphrase_file(passphrase_file, "--keystore-passphrase-file") if passphrase_file else secret
+    return read_v3_keystore(keystore, password)
+
+
 def parse_file_id(text: str) -> bytes:
     from fogfed.node.client import parse_file_id as parse
 
@@ -54,9 +65,14 @@ def parse_file_id(text: str) -> bytes:
               help="Space for cached copies of files, in MiB.")
 @click.option("--label", metavar="TEXT", help="A name for people (e.g. clinic-3-gateway), kept in settings.toml "
               "and shown by `fogfed node status`.")
+@click.option("--account-keystore", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="Use the Ethereum account in this V3 keystore (cast, geth, `export-key`) instead of a new one.")
+@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              metavar="FILE", help="The V3 keystore's passphrase (default: this home's passphrase).")
 @common_options("node")
 @guarded
-def node_init(contract: str, cache_size: int, label: str | None, home: Path | None, rpc: str | None,
+def node_init(contract: str, cache_size: int, label: str | None, account_keystore: Path | None,
+              keystore_passphrase_file: Path | None, home: Path | None, rpc: str | None,
               ipfs: str | None, as_json: bool) -> None:
     """Create this node: Ethereum account, X25519 key, keystores, cache.
 
@@ -68,14 +84,19 @@ def node_init(contract: str, cache_size: int, label: str | None, home: Path | No
     Examples:
       FOGFED_PASSPHRASE=s3cret fogfed node init --home ./node1 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3
       fogfed node init --home ./node2 --rpc http://127.0.0.1:8545 --ipfs http://127.0.0.1:5001 --label gw-2
+      fogfed node init --home ./node3 --account-keystore ~/.foundry/keystores/gw3 --passphrase-file pass.txt
     """
     from fogfed.node.client import FogNode
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(contract, "contract address")
+    if label is not None and (not label.strip() or len(label) > 80 or not label.isprintable()):
+        raise InputError(f"label {label!r:.90} must be 1-80 printable characters")
     where = role_home(home, "node")
+    secret = passphrase(confirm=True)
+    account = _imported_account(account_keystore, keystore_passphrase_file, secret)
     with FogNode.init(where, connect_chain(rpc, where, create=True), address,
-                      open_content_store(ipfs, where, create=True), passphrase(confirm=True),
+                      open_content_store(ipfs, where, create=True), secret, account=account,
                       cache_bytes=cache_size << 20) as n:
         pass
     write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
@@ -243,17 +264,53 @@ def node_fetch(file_id: str, output: Path | None, force: bool, home: Path | None
 
 
 @node.command("ls")
+@click.option("--readable", is_flag=True,
+              help="List every file this node's federation may read, from chain events "
+                   "(registered in it or shared with it), not only the ones this node uploaded.")
 @common_options("node")
-@guarded
 @examples(
-    'fogfed node ls',
-    "fogfed node ls --json | jq -r '.files[].file_id'",
+    "fogfed node ls",
+    "fogfed node ls --readable",
+    "fogfed node ls --readable --json | jq -r '.files[] | select(.key_held) | .file_id'",
 )
-def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """List the files this node uploaded."""
+@guarded
+def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """List the files this node uploaded (local record), or with --readable those it may read.
+
+    --readable asks the chain: files registered in the node's federation or
+    shared with it, each with whether the node holds the key for its epoch.
+    """
+    from fogfed.cli.common import read_settings
+
+    label = read_settings(role_home(home, "node")).get("label")
     with _open(home, rpc, ipfs) as n:
-        files = n.files()
-    emit(as_json, {"files": files}, lambda: _rows(files, "no files uploaded yet"))
+        if not readable:
+            files = n.files()
+            doc: dict[str, Any] = {"address": n.address, "label": label, "files": files}
+            empty = "no files uploaded yet (--readable lists what this node may read)"
+        else:
+            from fogfed.node.listing import files_for_federation
+
+            fid, active = n.membership()
+            files = files_for_federation(n.fed, fid, set(n.keyring.held())) if fid else []
+            doc = {"address": n.address, "label": label, "federation": fid or None, "active": active,
+                   "files": files}
+            empty = ("no files in this node's federation yet" if fid else
+                     "not enrolled: no federation, so no files (fogfed node request, then tas enroll)")
+    who = f"{n.address}" + (f" ({label})" if label else "")
+
+    def text() -> str:
+        if not files:
+            return f"{who}: {empty}"
+        if not readable:
+            return f"uploaded by {who}:\n" + _rows(files, empty)
+        lines = [f"readable by {who} in federation {doc['federation']}" + ("" if active else " (REMOVED)") + ":"]
+        for f in files:
+            key = {True: "key held", False: "NO KEY for its epoch", None: "shared with us"}[f["key_held"]]
+            lines.append(f"  {f['file_id']}  epoch {f['epoch']}  from {f['uploader']}  block {f['block']}  {key}")
+        return "\n".join(lines)
+
+    emit(as_json, doc, text)
 
 
 def _rows(records: list[Any], empty: str) -> str:

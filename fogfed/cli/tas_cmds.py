@@ -46,9 +46,13 @@ def _open(home: Path | None, rpc: str | None) -> Any:
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
 @click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
               help="CP-ABE scheme for the whole system.")
+@click.option("--account-keystore", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="The TAS's Ethereum account from this V3 keystore (cast, geth, `export-key`).")
+@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              metavar="FILE", help="The V3 keystore's passphrase (default: this home's passphrase).")
 @guarded
 def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
-             scheme: str) -> None:
+             scheme: str, account_keystore: Path | None, keystore_passphrase_file: Path | None) -> None:
     """Set up the system (paper Algorithm 1) and deploy FogFed (Algorithm 5).
 
     Writes the master key, encrypted with the passphrase, to the home folder,
@@ -62,9 +66,13 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
 
     where = role_home(home, "tas")
     secret = passphrase(confirm=True)  # before the chain is touched
+    from fogfed.cli.node_cmds import _imported_account
+
+    imported = _imported_account(account_keystore, keystore_passphrase_file, secret)
     chain = connect_chain(rpc, where, create=True)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
-    t = TrustedAuthority.init(where, chain, secret, fed=contract, account=chain.dev_accounts()[0], scheme=scheme)
+    account = imported if imported is not None else chain.dev_accounts()[0]
+    t = TrustedAuthority.init(where, chain, secret, fed=contract, account=account, scheme=scheme)
     write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
                            "contract": t.contract_address})
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
@@ -267,6 +275,10 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
     status = _open(home, rpc).status()
+    labels = _read_labels(role_home(home, "tas"))
+    if labels:
+        status["labels"] = {a: labels[a] for f in status.get("federations", []) for a in f.get("members", [])
+                            if a in labels}
     emit(as_json, status, lambda: _status_text(status))
 
 
@@ -283,12 +295,13 @@ def _status_text(status: dict) -> str:
         parent = f", parent {f['parent']}" if f.get("parent") else ""
         lines.append(f"  {f['id']:>3}  {f['location']}/{f['service']}  epoch {f['epoch']}{parent}  "
                      f"{len(members)} member{'' if len(members) == 1 else 's'}")
-        lines += [f"         {m}" for m in members]
+        labels = status.get("labels", {})
+        lines += [f"         {m}" + (f"  {labels[m]}" if m in labels else "") for m in members]
     pending = status.get("pending_rekey") or []
     lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
                                     if pending else "nothing to re-key"))
     for key, value in status.items():  # whatever newer TAS versions add
-        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_rekey"}:
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_rekey", "labels"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
 
@@ -309,3 +322,67 @@ def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bo
     from fogfed.cli.common import show_settings
 
     show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)
+
+
+LABELS_FILE = "labels.json"
+
+
+def _read_labels(where: Path) -> dict[str, str]:
+    """The operator's names for node addresses (``<tas home>/labels.json``); an annotation, not state."""
+    import json
+
+    from fogfed.errors import InputError
+
+    path = where / LABELS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is damaged: {exc}", "fix it by hand or delete it (it only holds labels)") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InputError(f"{path} is damaged: not an object of address -> label", "fix it by hand or delete it")
+    return data
+
+
+@tas.command("label")
+@click.argument("node_address", metavar="ADDRESS")
+@click.argument("label", required=False)
+@click.option("--clear", is_flag=True, help="Forget ADDRESS's label.")
+@common_options("tas")
+@examples(
+    'fogfed tas label 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 "clinic-3 gateway"',
+    "fogfed tas label 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --clear",
+)
+@guarded
+def tas_label(node_address: str, label: str | None, clear: bool, home: Path | None, rpc: str | None,
+              ipfs: str | None, as_json: bool) -> None:
+    """Give a node a name people recognise; `tas status` shows it next to the address.
+
+    Labels live in the TAS home (labels.json), not on chain: they are the
+    operator's notes. The node's own label is `fogfed node init --label`.
+    """
+    import json
+    import os
+
+    from fogfed.errors import InputError
+    from fogfed.protocol.keydelivery import check_address
+
+    address = check_address(node_address, "node address")
+    where = role_home(home, "tas")
+    if not where.is_dir():
+        raise InputError(f"no TAS in {where}", "run `fogfed tas init` first (or pass --home)")
+    if (label is None) == (not clear):
+        raise InputError("give a LABEL, or --clear", "e.g. fogfed tas label 0xNODE \"clinic-3 gateway\"")
+    if label is not None and (not label.strip() or len(label) > 80 or not label.isprintable()):
+        raise InputError(f"label {label!r:.90} must be 1-80 printable characters")
+    labels = _read_labels(where)
+    if clear:
+        labels.pop(address, None)
+    else:
+        labels[address] = label.strip()
+    tmp = where / (LABELS_FILE + ".tmp")
+    tmp.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, where / LABELS_FILE)
+    emit(as_json, {"address": address, "label": labels.get(address)},
+         f"{address}: " + (f"labelled {labels[address]!r}" if address in labels else "label cleared"))

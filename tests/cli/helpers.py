@@ -16,7 +16,8 @@ FOGFED = Path(sys.executable).parent / "fogfed"  # the console script installed 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOGFED_")}
-    env.update(FOGFED_HOME=str(home), FOGFED_PASSPHRASE=PASSPHRASE, **extra)
+    env.update({"FOGFED_HOME": str(home), "FOGFED_PASSPHRASE": PASSPHRASE})
+    env.update(extra)  # may override either
     return env
 
 

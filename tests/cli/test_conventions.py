@@ -155,3 +155,13 @@ def test_completion_answers_like_bash_asks(tmp_path: Path) -> None:
            "_FOGFED_COMPLETE": "bash_complete"}
     out = subprocess.run([str(FOGFED)], capture_output=True, text=True, env=env, timeout=60).stdout
     assert "plain,status" in out.splitlines()
+
+
+def test_passphrase_file_must_hold_a_passphrase(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty.txt").write_text("\n")
+    code, _, err = run_inproc(capsys, "node", "config", "--home", str(tmp_path), "--passphrase-file",
+                              str(tmp_path / "empty.txt"))
+    assert code == 2 and "is empty" in err
+    code, _, err = run_inproc(capsys, "node", "config", "--home", str(tmp_path), "--passphrase-file",
+                              str(tmp_path / "missing.txt"))
+    assert code == 2 and "missing.txt" in err and "Traceback" not in err
