@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the Python test tools and the
-# npm tools (solc, Anvil, Ganache, js-ipfs), then runs pytest. The pytest fixtures
+# The whole test suite on a fresh machine: installs the Python test tools, the
+# npm tools (solc, Anvil, Ganache, js-ipfs) and Chromium (apt), then runs pytest. The pytest fixtures
 # start and stop Anvil, Ganache and an offline IPFS node on 127.0.0.1.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k gas -x).
 set -euo pipefail
@@ -15,6 +15,18 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha" ]]; then
   echo "fogfed: installing npm tools with npm ci (pinned by package-lock.json)" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$lock_sha" > "$stamp"
+fi
+# Headless Chromium checks the audit report's HTML (tests/audit/test_report_browser.py).
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
+    echo "fogfed: installing chromium with apt (headless check of the audit report)" >&2
+    $as_root apt-get install -y -q chromium >&2 || { $as_root apt-get update -q >&2 && $as_root apt-get install -y -q chromium >&2; } \
+      || echo "fogfed: warning: apt could not install chromium: the audit report's browser check will be skipped" >&2
+  else
+    echo "fogfed: apt is not available here: the audit report's headless-browser check will be skipped" >&2
+  fi
 fi
 export PATH="$FOGFED_ROOT/node_modules/.bin:$PATH"
 exec python -m pytest -n 2 -p no:cacheprovider "$@"

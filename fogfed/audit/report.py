@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,21 +155,66 @@ def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.3em}
-table{border-collapse:collapse;margin:.5em 0 1em;width:100%}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px}
+h1{font-size:1.5em;overflow-wrap:anywhere}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.3em}
+p{overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.5em 0 1em;width:100%;table-layout:fixed}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;
+overflow-wrap:anywhere}
+input.filter{display:block;margin:.3em 0;padding:2px 6px;font-size:12px;width:16em}th{cursor:pointer}
+.h{font-family:ui-monospace,monospace;font-size:12px;cursor:help;border-bottom:1px dotted #999}
 th{background:#f3f3f3}code{font-size:12px;word-break:break-all}
 .finding{background:#fff3f0}.ok{color:#17702a}.bad{color:#b00020}.muted{color:#777}
 section.fed{border:1px solid #ddd;padding:0 1em;margin:1em 0;border-radius:6px}
 """
 
 
+#: The page's only script (sorting and filtering, offline); the CSP allows exactly this text by its hash.
+_SCRIPT = """
+document.querySelectorAll('table').forEach(t=>{
+ const rows=()=>Array.from(t.querySelectorAll('tr')).slice(1);
+ const f=document.createElement('input');f.type='search';f.placeholder='filter rows';f.className='filter';
+ f.addEventListener('input',()=>{const q=f.value.toLowerCase();rows().forEach(r=>{
+  const all=(r.textContent+' '+Array.from(r.querySelectorAll('[title]')).map(e=>e.title).join(' ')).toLowerCase();
+  r.style.display=all.includes(q)?'':'none';});});
+ t.parentNode.insertBefore(f,t);
+ t.querySelectorAll('th').forEach((th,i)=>{th.title='click to sort';th.addEventListener('click',()=>{
+  const key=r=>{const c=r.children[i];const v=c?(c.querySelector('[title]')||c).title||c.textContent:'';
+   return isNaN(+v)||v===''?v:+v;};
+  const up=th.dataset.dir!=='asc';th.dataset.dir=up?'asc':'desc';
+  rows().sort((a,b)=>{const x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(up?1:-1);})
+   .forEach(r=>t.appendChild(r));});});
+});
+"""
+
+
+def _script_hash() -> str:
+    import base64
+    import hashlib
+
+    return "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+
+
 def _e(value: Any) -> str:
     return html.escape(printable(str(value)), quote=True)
 
 
+_HEX = re.compile(r"0x[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def _cell(value: Any) -> str:
+    """A table cell: addresses and 32-byte ids shortened to 0x1234...abcd, the full value on hover
+    (title) and in the page for search and copy; the zero holder is the stored copy, shown as "storage"."""
+    text = printable(str(value))
+    if text == ZERO_ADDRESS:
+        return '<span title="the stored copy (holder 0x0)">storage</span>'
+    if _HEX.fullmatch(text):
+        return f'<span class="h" title="{html.escape(text, quote=True)}">{text[:6]}\u2026{text[-4:]}</span>'
+    return html.escape(text, quote=True)
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> str:
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     if not body:
         return f'<p class="muted">{_e(empty)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
@@ -224,7 +270,8 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
     summary_rows = [(k.replace("_", " "), json.dumps(v) if isinstance(v, dict) else v) for k, v in s.items()]
     page = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src '{_script_hash()}'\">",
         f"<title>fogfed audit {_e(report['contract'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>fogfed audit of {_e(report['contract'])}</h1>",
         f"<p>chain {_e(report['chain_id'])}, blocks {_e(report['start_block'])} to {_e(report['head_block'])} "
@@ -250,6 +297,6 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
         _table(["block", "time", "event", "details", "tx"],
                [(e.block, _when(e.timestamp), e.name, ", ".join(f"{k}={v}" for k, v in e.args.items()), e.tx)
                 for e in timeline]),
-        "</body></html>",
+        f"<script>{_SCRIPT}</script></body></html>",
     ]
     path.write_text("".join(page), encoding="utf-8")

@@ -57,8 +57,12 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     status = json.loads(out)
     assert status["federations"][0]["epoch"] == 1 and status["pending_rekey"] == []
+    code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1", "--json")
+    checks = [json.loads(line) for line in out.splitlines()]  # JSON Lines: one document per check
+    assert code == 0 and [c["check"] for c in checks] == [1, 2] and all(c["rekeyed"] == [] for c in checks)
     code, out, _ = run_inproc(capsys, "tas", "status")
-    assert code == 0 and "contract:" in out
+    assert code == 0 and f"contract     {status['contract']}" in out and "{" not in out
+    assert "epoch 1  0 members" in out and "nothing to re-key" in out
 
 
 def test_tas_bad_input(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
