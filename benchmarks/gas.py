@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     report.data.update(scale=scale, identical=identical, compiler=embedded.compiler,
                        embedded=embedded.to_json(), anvil=on_anvil.to_json())
     if args.plot:
-        gasreport.write_plot(embedded, args.plot)
+        gasreport.write_plot(embedded, args.plot, others=[on_anvil])
         print(f"wrote {args.plot}", file=sys.stderr)
     report.finish()
     print("embedded and Anvil gas: " + ("identical" if identical else "DIFFERENT"))
