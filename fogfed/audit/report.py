@@ -12,6 +12,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,13 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     } for f in state["federations"].values()]
 
 
-def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, Any]:
-    """Everything a report shows, from the checkpoint alone (no network)."""
+def build_report(cp: Checkpoint, limits: Thresholds | None = None,
+                 labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a report shows, from the checkpoint alone (no network).
+
+    ``labels`` (address -> a name people know, e.g. the TAS's labels.json) are shown next to
+    addresses; they are the operator's notes, not chain data.
+    """
     rebuild = restore(cp)
     state = rebuild.data
     head_time = int(cp.meta("head_time") or 0)
@@ -91,6 +97,7 @@ def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, 
         },
         "findings": [f.to_json() for f in findings],
         "federations": federation_views(state),
+        "labels": {k.lower(): v for k, v in (labels or {}).items()},
         "state": state,
     }
 
@@ -161,6 +168,7 @@ table{border-collapse:collapse;margin:.5em 0 1em;width:100%;table-layout:fixed}
 td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;
 overflow-wrap:anywhere}
 input.filter{display:block;margin:.3em 0;padding:2px 6px;font-size:12px;width:16em}th{cursor:pointer}
+.label{background:#eef4fb;border-radius:3px;padding:0 3px;font-size:12px}
 .h{font-family:ui-monospace,monospace;font-size:12px;cursor:help;border-bottom:1px dotted #999}
 th{background:#f3f3f3}code{font-size:12px;word-break:break-all}
 .finding{background:#fff3f0}.ok{color:#17702a}.bad{color:#b00020}.muted{color:#777}
@@ -198,6 +206,7 @@ def _e(value: Any) -> str:
     return html.escape(printable(str(value)), quote=True)
 
 
+_LABELS: ContextVar[dict[str, str]] = ContextVar("labels", default={})
 _HEX = re.compile(r"0x[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -209,7 +218,9 @@ def _cell(value: Any) -> str:
     if text == ZERO_ADDRESS:
         return '<span title="the stored copy (holder 0x0)">storage</span>'
     if _HEX.fullmatch(text):
-        return f'<span class="h" title="{html.escape(text, quote=True)}">{text[:6]}\u2026{text[-4:]}</span>'
+        short = f'<span class="h" title="{html.escape(text, quote=True)}">{text[:6]}\u2026{text[-4:]}</span>'
+        label = _LABELS.get().get(text.lower())
+        return short + (f' <span class="label">{_e(label)}</span>' if label else "")
     return html.escape(text, quote=True)
 
 
@@ -261,7 +272,16 @@ def _federation_html(v: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limit: int = TIMELINE_LIMIT) -> None:
-    """One HTML file, inline CSS, no scripts or external assets: summary, findings, federations, timeline."""
+    """One HTML file, inline CSS, no external assets (one inline sorting/filtering script, pinned by the
+    CSP's hash): summary, findings, federations, timeline; addresses shortened, labels beside them."""
+    token = _LABELS.set(report.get("labels") or {})
+    try:
+        _write_html(report, cp, path, timeline_limit)
+    finally:
+        _LABELS.reset(token)
+
+
+def _write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limit: int) -> None:
     s = report["summary"]
     findings = report["findings"]
     total = cp.event_count()

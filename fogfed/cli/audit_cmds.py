@@ -178,21 +178,29 @@ def verify_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | N
               help="Denied accesses by one address that count as probing.")
 @click.option("--damage-threshold", type=click.IntRange(min=1), default=3, show_default=True,
               help="Damage reports on one uploader or holder that count as a cluster.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Names for addresses ({\"0x...\": \"label\"}; the TAS's labels.json from `fogfed tas label`), "
+                   "shown next to them.")
 @examples(
     "fogfed audit report --html audit.html",
     "fogfed audit report --db audit.sqlite --json-file audit.json --csv audit-csv/",
     "fogfed audit report --json | jq '.findings[] | .kind'",
+    "fogfed audit report --html audit.html --labels ~/.fogfed/tas/labels.json",
 )
 @guarded
 def report_cmd(db: Path | None, address: str | None, as_json: bool, json_file: Path | None,
-               csv_dir: Path | None, html_path: Path | None, denied_threshold: int, damage_threshold: int) -> None:
+               csv_dir: Path | None, html_path: Path | None, denied_threshold: int, damage_threshold: int,
+               labels_file: Path | None) -> None:
     """Findings and history from the checkpoint alone (no network); prints the findings."""
     from fogfed import audit
     from fogfed.cli.common import write_json_file
 
+    from fogfed.cli.common import read_labels_file
+
+    labels = read_labels_file(labels_file, missing_ok=False) if labels_file else None
     db = _db_for(db, address, create=False)
     with audit.Checkpoint.open(db) as cp:
-        report = audit.build_report(cp, audit.Thresholds(denied_threshold, damage_threshold))
+        report = audit.build_report(cp, audit.Thresholds(denied_threshold, damage_threshold), labels=labels)
         if json_file:
             write_json_file(json_file, report)
         if csv_dir:

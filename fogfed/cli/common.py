@@ -97,6 +97,21 @@ def setting(name: str, flag: str | None, home: Path | None) -> tuple[str | None,
     return None, "default"
 
 
+def read_labels_file(path: Path, missing_ok: bool = True) -> dict[str, str]:
+    """A labels file (``{"0xAddress": "label"}``, as `fogfed tas label` writes it); InputError if damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise InputError(f"no labels file at {path}", "give the TAS's labels.json (written by `fogfed tas label`)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is damaged: {exc}", "fix it by hand or delete it (it only holds labels)") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InputError(f"{path} is damaged: not an object of address -> label", "fix it by hand or delete it")
+    return data
+
+
 def show_settings(home: Path, flags: dict[str, str | None], as_json: bool) -> None:
     """Print every setting with its effective value and source (the ``config`` commands)."""
     rows = {}

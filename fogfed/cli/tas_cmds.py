@@ -329,20 +329,9 @@ LABELS_FILE = "labels.json"
 
 def _read_labels(where: Path) -> dict[str, str]:
     """The operator's names for node addresses (``<tas home>/labels.json``); an annotation, not state."""
-    import json
+    from fogfed.cli.common import read_labels_file
 
-    from fogfed.errors import InputError
-
-    path = where / LABELS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path} is damaged: {exc}", "fix it by hand or delete it (it only holds labels)") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise InputError(f"{path} is damaged: not an object of address -> label", "fix it by hand or delete it")
-    return data
+    return read_labels_file(where / LABELS_FILE)
 
 
 @tas.command("label")

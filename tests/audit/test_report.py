@@ -81,3 +81,21 @@ def test_html_is_self_contained_and_escapes_chain_strings(clean: Replayed, repor
     assert "Left and joined another federation" in page and "Timeline" in page
     for tx in (r["tx"] for r in report["state"]["removals"]):
         assert tx in page
+
+
+def test_html_shows_labels_escaped_next_to_addresses(clean: Replayed, tmp_path: Path) -> None:
+    node = clean.script.accounts[1]
+    path = tmp_path / "labelled.html"
+    with audit.Checkpoint.open(clean.db) as cp:
+        report = audit.build_report(cp, labels={node: "gw <b>one</b>"})
+        audit.write_html(report, cp, path)
+    page = path.read_text()
+    assert f'{node[:6]}\u2026{node[-4:]}</span> <span class="label">gw &lt;b&gt;one&lt;/b&gt;</span>' in page
+    assert report["labels"] == {node.lower(): "gw <b>one</b>"}
+
+
+def test_the_zero_holder_is_shown_as_storage() -> None:
+    from fogfed.audit.report import _cell
+
+    assert ">storage<" in _cell("0x" + "0" * 40)
+    assert _cell("0x" + "ab" * 32).count("\u2026") == 1 and _cell("plain") == "plain"
