@@ -72,6 +72,29 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     } for f in state["federations"].values()]
 
 
+def membership_series(state: dict[str, Any]) -> dict[int, list[tuple[int, int]]]:
+    """Per federation, (block, active members after that block) at every change: joins, removals and
+    handovers in and out. The last value equals the federation's active members now."""
+    deltas: dict[int, list[tuple[int, int]]] = {}
+    for f in state["federations"].values():
+        changes = deltas.setdefault(f["id"], [])
+        changes += [(j["block"], +1) for j in f["joined"]] + [(r["block"], -1) for r in f["left"]]
+    for m in state.get("moves", []):
+        deltas.setdefault(m["from"], []).append((m["block"], -1))
+        deltas.setdefault(m["to"], []).append((m["block"], +1))
+    series = {}
+    for fid, changes in deltas.items():
+        count, points = 0, []
+        for block, delta in sorted(changes):
+            count += delta
+            if points and points[-1][0] == block:
+                points[-1] = (block, count)
+            else:
+                points.append((block, count))
+        series[fid] = points
+    return series
+
+
 def build_report(cp: Checkpoint, limits: Thresholds | None = None,
                  labels: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything a report shows, from the checkpoint alone (no network).
@@ -97,6 +120,7 @@ def build_report(cp: Checkpoint, limits: Thresholds | None = None,
         },
         "findings": [f.to_json() for f in findings],
         "federations": federation_views(state),
+        "membership_series": {str(k): v for k, v in membership_series(state).items()},
         "labels": {k.lower(): v for k, v in (labels or {}).items()},
         "state": state,
     }
@@ -168,6 +192,9 @@ table{border-collapse:collapse;margin:.5em 0 1em;width:100%;table-layout:fixed}
 td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;
 overflow-wrap:anywhere}
 input.filter{display:block;margin:.3em 0;padding:2px 6px;font-size:12px;width:16em}th{cursor:pointer}
+.bar{display:flex;align-items:center;margin:2px 0;font-size:12px}.barname{width:18em;overflow-wrap:anywhere}
+.bar .g,.bar .d{display:inline-block;min-width:1.5em;color:#fff;padding:0 3px;box-sizing:border-box}
+.g{background:#2e8b57;color:#fff;padding:0 3px}.d{background:#c0392b;color:#fff;padding:0 3px}
 .label{background:#eef4fb;border-radius:3px;padding:0 3px;font-size:12px}
 .h{font-family:ui-monospace,monospace;font-size:12px;cursor:help;border-bottom:1px dotted #999}
 th{background:#f3f3f3}code{font-size:12px;word-break:break-all}
@@ -240,6 +267,65 @@ def _secrecy(value: bool | None) -> str:
     return "unknown (no mobility contract replayed)" if value is None else ("on" if value else "off")
 
 
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _charts_html(report: dict[str, Any]) -> str:
+    """Inline SVG (no script, no external asset): members per federation over blocks, with removals
+    marked (red: automatic, orange: by the TAS); accesses granted and denied per federation."""
+    series = {int(k): v for k, v in report.get("membership_series", {}).items()}
+    names = {v["id"]: f"{v['id']}: {v['location']}/{v['service']}" for v in report["federations"]}
+    start, head = report["start_block"] or 0, max(report["head_block"] or 1, 1)
+    w, h, left, bottom, top = 1080, 240, 50, 30, 12
+    top_count = max([c for pts in series.values() for _, c in pts] + [1])
+    x = lambda b: left + (b - start) / max(head - start, 1) * (w - left - 10)  # noqa: E731
+    y = lambda c: top + (1 - c / top_count) * (h - top - bottom)  # noqa: E731
+    parts = [f'<svg role="img" aria-label="members per federation over blocks" viewBox="0 0 {w} {h}" '
+             f'width="100%" style="max-width:{w}px" xmlns="http://www.w3.org/2000/svg" font-size="11">',
+             f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#999"/>',
+             f'<text x="{left}" y="{h - 8}">block {start}</text>',
+             f'<text x="{w - 10}" y="{h - 8}" text-anchor="end">block {head}</text>',
+             f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{top_count}</text>',
+             f'<text x="{left - 6}" y="{h - bottom}" text-anchor="end">0</text>']
+    for r in report["state"]["removals"]:
+        if r["reason"] == "moved":
+            continue
+        colour = "#c0392b" if r["automatic"] else "#e67e22"
+        parts.append(f'<line x1="{x(r["block"]):.1f}" y1="{top}" x2="{x(r["block"]):.1f}" y2="{h - bottom}" '
+                     f'stroke="{colour}" stroke-dasharray="3 3"><title>{_e(r["node"])} removed at block '
+                     f'{_e(r["block"])} ({"automatic" if r["automatic"] else "by the TAS"}): '
+                     f'{_e(r["reason_text"])}</title></line>')
+    legend = []
+    for i, (fid, pts) in enumerate(sorted(series.items())):
+        colour = _COLOURS[i % len(_COLOURS)]
+        coords, last = [], 0
+        for block, count in pts:
+            coords += [f"{x(block):.1f},{y(last):.1f}", f"{x(block):.1f},{y(count):.1f}"]
+            last = count
+        coords.append(f"{x(head):.1f},{y(last):.1f}")
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}">'
+                     f"<title>federation {_e(names.get(fid, fid))}: {last} member(s) now</title></polyline>")
+        legend.append(f'<span style="color:{colour}">&#9632;</span> {_e(names.get(fid, fid))}')
+    parts.append("</svg>")
+    access = {v["id"]: (sum(f["granted"] for f in v["files"]), sum(f["denied"] for f in v["files"]))
+              for v in report["federations"]}
+    most = max([g + d for g, d in access.values()] + [1])
+    bars = "".join(
+        f'<div class="bar"><span class="barname">{_e(names.get(fid, fid))}</span>'
+        f'<span class="g" style="width:{g / most * 60:.1f}%" title="granted">{g}</span>'
+        f'<span class="d" style="width:{d / most * 60:.1f}%" title="denied">{d}</span></div>'
+        for fid, (g, d) in sorted(access.items()))
+    totals = report["summary"]["accesses"]
+    return ("<h3>Members per federation over time</h3>" + "".join(parts)
+            + f'<p class="muted">{" &nbsp; ".join(legend)} &nbsp; dashed: removals (red automatic, orange by '
+              "the TAS); hover for details</p>"
+            + f"<h3>Accesses: {_e(totals.get('granted', 0))} granted, {_e(totals.get('denied', 0))} denied</h3>"
+            + (bars or '<p class="muted">no federations</p>')
+            + '<p class="muted">per federation of the file: <span class="g">granted</span> '
+              '<span class="d">denied</span> (denials of unknown files count in the total only)</p>')
+
+
 def _federation_html(v: dict[str, Any]) -> str:
     parts = [f'<section class="fed"><h3>Federation {_e(v["id"])}: {_e(v["location"])} / {_e(v["service"])}</h3>',
              f"<p>parent {_e(v['parent'] or 'none (root)')}, key epoch {_e(v['epoch'])}, "
@@ -302,6 +388,7 @@ def _write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_lim
          _table(["kind", "subject", "what happened", "transactions"],
                 [(f"{f['kind']} ({KINDS.get(f['kind'], '')})", f["subject"], f["message"], " ".join(f["txs"]))
                  for f in findings])),
+        "<h2>Charts</h2>", _charts_html(report),
         "<h2>Federations</h2>", "".join(_federation_html(v) for v in report["federations"]),
         "<h2>Removals</h2>", _table(["node", "federation", "kind", "reason", "by", "block", "tx"],
                                     [(r["node"], r["federation_id"],

@@ -99,3 +99,21 @@ def test_the_zero_holder_is_shown_as_storage() -> None:
 
     assert ">storage<" in _cell("0x" + "0" * 40)
     assert _cell("0x" + "ab" * 32).count("\u2026") == 1 and _cell("plain") == "plain"
+
+
+def test_membership_series_ends_at_the_current_members(report: dict) -> None:
+    """The chart's data: every join, removal and move, ending where each federation is now."""
+    for view in report["federations"]:
+        points = report["membership_series"].get(str(view["id"]), [])
+        assert (points[-1][1] if points else 0) == len(view["members"]), view["id"]
+        assert all(count >= 0 for _, count in points)
+
+
+def test_html_has_the_charts(clean: Replayed, report: dict, tmp_path: Path) -> None:
+    path = tmp_path / "charts.html"
+    with audit.Checkpoint.open(clean.db) as cp:
+        audit.write_html(report, cp, path)
+    page = path.read_text()
+    assert page.count("<polyline") == len(report["federations"]) and "Members per federation over time" in page
+    assert page.count('stroke-dasharray="3 3"') == report["summary"]["removals"]  # one marker per removal
+    assert f"Accesses: {report['summary']['accesses']['granted']} granted" in page
