@@ -165,3 +165,11 @@ def test_passphrase_file_must_hold_a_passphrase(tmp_path: Path, capsys) -> None:
     code, _, err = run_inproc(capsys, "node", "config", "--home", str(tmp_path), "--passphrase-file",
                               str(tmp_path / "missing.txt"))
     assert code == 2 and "missing.txt" in err and "Traceback" not in err
+
+
+def test_gas_report_scale_limits_match_the_library() -> None:
+    """chain_cmds repeats them so --help needs no chain import; they must not drift."""
+    from fogfed.chain import gasreport
+    from fogfed.cli import chain_cmds
+
+    assert (chain_cmds.DEFAULT_SCALE, chain_cmds.MAX_SCALE) == (gasreport.DEFAULT_SCALE, gasreport.MAX_SCALE)
