@@ -321,12 +321,18 @@ def passphrase_file_option() -> Callable[[F], F]:
 
 
 def passphrase(confirm: bool = False) -> str:
-    """From --passphrase-file, else $FOGFED_PASSPHRASE, else asked on the terminal."""
-    if _PASSPHRASE_FROM_FILE:
-        return _PASSPHRASE_FROM_FILE[0]
-    from fogfed.keys.keystore import passphrase_from_env_or_prompt
+    """From --passphrase-file, else $FOGFED_PASSPHRASE, else asked on the terminal.
 
-    return passphrase_from_env_or_prompt(confirm=confirm)
+    ``confirm`` (the ``init`` commands) also checks the keystore's rules at once, so a
+    passphrase the keystore would refuse never costs a deployment or a transaction.
+    """
+    from fogfed.keys.keystore import MIN_PASSPHRASE_CHARS, passphrase_from_env_or_prompt
+
+    value = _PASSPHRASE_FROM_FILE[0] if _PASSPHRASE_FROM_FILE else passphrase_from_env_or_prompt(confirm=confirm)
+    if confirm and len(value) < MIN_PASSPHRASE_CHARS:
+        raise InputError(f"keystore passphrase must be at least {MIN_PASSPHRASE_CHARS} characters",
+                         "choose a longer one; nothing was created")
+    return value
 
 
 def to_plain(value: Any) -> Any:

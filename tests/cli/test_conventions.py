@@ -173,3 +173,11 @@ def test_gas_report_scale_limits_match_the_library() -> None:
     from fogfed.cli import chain_cmds
 
     assert (chain_cmds.DEFAULT_SCALE, chain_cmds.MAX_SCALE) == (gasreport.DEFAULT_SCALE, gasreport.MAX_SCALE)
+
+
+def test_tas_init_refuses_a_short_passphrase_before_deploying(tmp_path: Path) -> None:
+    fog = tmp_path / "fog"
+    proc = subprocess.run([str(FOGFED), "tas", "init"], capture_output=True, text=True,
+                          env=env_for(fog, FOGFED_PASSPHRASE="short"), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "at least 8 characters" in proc.stderr
+    assert not fog.exists()  # no chain (so no deployment), no empty tas/ folder
