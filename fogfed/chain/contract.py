@@ -358,8 +358,12 @@ class FogFed:
 
     def _logs(self, start: int, end: int | None, topics: list[Any] | None) -> list[DecodedEvent]:
         w3 = self.chain.w3
-        end = self.chain.block_number() if end is None else end
+        # only final blocks: nothing is acted on that a reorganisation could take back
         a.uint(start, 64, "from_block")
+        if end is None:
+            end = self.chain.final_block()
+            if end < start:
+                return []
         a.uint(end, 64, "to_block")
         out: list[DecodedEvent] = []
         block = start

@@ -44,7 +44,7 @@ def _open(home: Path | None, rpc: str | None) -> Any:
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
-@click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
+@click.option("--scheme", type=click.Choice(["fabeo", "fame", "bsw07"]), default="fabeo", show_default=True,
               help="CP-ABE scheme for the whole system.")
 @click.option("--account-keystore", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
               help="The TAS's Ethereum account from this V3 keystore (cast, geth, `export-key`).")

@@ -56,7 +56,7 @@ class TrustedAuthority:
 
     @classmethod
     def init(cls, home: Path, chain: Chain, passphrase: str, *, fed: FogFed | str | None = None,
-             account: LocalAccount | str | None = None, scheme: str = "fame",
+             account: LocalAccount | str | None = None, scheme: str = abe.DEFAULT_SCHEME,
              kdf: KdfParams | None = None) -> "TrustedAuthority":
         """Paper Algorithm 1 (Setup): ABE system keys, TAS keystore in ``home``; Algorithm 5 if ``fed`` is None.
 
