@@ -63,6 +63,11 @@ def _mnemonic_keys() -> tuple[str, ...]:
                  for i in range(DEV_ACCOUNTS))
 
 
+def is_published_dev_key(account: LocalAccount) -> bool:
+    """Whether ``account`` is one of the default mnemonic's accounts (its key is public knowledge)."""
+    return account.key.hex().removeprefix("0x") in {k.removeprefix("0x") for k in _mnemonic_keys()}
+
+
 def account_from_key(key: str) -> LocalAccount:
     """A LocalAccount from a 0x-hex private key, with a clear error for a malformed one."""
     try:

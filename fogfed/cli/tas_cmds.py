@@ -16,7 +16,8 @@ from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei
                                to_plain, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
-            "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
+            "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
+            "refuses that published key outside the embedded chain unless --allow-devnet-key is given.")
 
 
 @cli.group()
@@ -50,9 +51,13 @@ def _open(home: Path | None, rpc: str | None) -> Any:
               help="The TAS's Ethereum account from this V3 keystore (cast, geth, `export-key`).")
 @click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               metavar="FILE", help="The V3 keystore's passphrase (default: this home's passphrase).")
+@click.option("--allow-devnet-key", is_flag=True,
+              help="With --rpc, accept the devnet's published default account as TAS (anyone can then act "
+                   "as the TAS: for throw-away devnets only).")
 @guarded
 def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
-             scheme: str, account_keystore: Path | None, keystore_passphrase_file: Path | None) -> None:
+             scheme: str, account_keystore: Path | None, keystore_passphrase_file: Path | None,
+             allow_devnet_key: bool) -> None:
     """Set up the system (paper Algorithm 1) and deploy FogFed (Algorithm 5).
 
     Writes the master key, encrypted with the passphrase, to the home folder,
@@ -64,14 +69,26 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     """
     from fogfed.tas import TrustedAuthority
 
+    from eth_account import Account
+
+    from fogfed.chain.connection import is_published_dev_key
+    from fogfed.cli.node_cmds import _imported_account
+    from fogfed.errors import InputError
+
     where = role_home(home, "tas")
     secret = passphrase(confirm=True)  # before the chain is touched
-    from fogfed.cli.node_cmds import _imported_account
-
     imported = _imported_account(account_keystore, keystore_passphrase_file, secret)
     chain = connect_chain(rpc, where, create=True)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
-    account = imported if imported is not None else chain.dev_accounts()[0]
+    account = Account.from_key(imported) if imported is not None else chain.dev_accounts()[0]
+    if not chain.is_embedded and is_published_dev_key(account):
+        if not allow_devnet_key:
+            raise InputError(f"the TAS account would be {account.address}, the devnet's published default "
+                             "account: anyone could remove members and take the admin role",
+                             "set FOGFED_PRIVATE_KEY to a key of your own (or --account-keystore), or pass "
+                             "--allow-devnet-key on a throw-away devnet")
+        click.echo(f"WARNING: the TAS account {account.address} is the devnet's PUBLISHED default account; "
+                   "anyone can act as this TAS. Use it on a throw-away devnet only.", err=True)
     t = TrustedAuthority.init(where, chain, secret, fed=contract, account=account, scheme=scheme)
     write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
                            "contract": t.contract_address})

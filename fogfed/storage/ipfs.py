@@ -33,7 +33,7 @@ from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import CHUNK_SIZE, DagBuilder
-from fogfed.storage.reader import MAX_BLOCK, read_file
+from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
 #: block/get calls kept in flight while a file is read (overlaps Bitswap round trips)
 PREFETCH = 8
@@ -230,6 +230,10 @@ class IpfsStore(ContentStore):
             yield from read_file(root, get_block, progress, ahead.upcoming)
         finally:
             ahead.close()
+
+    def size(self, cid: str) -> int:
+        root = parse_cid(cid)
+        return declared_size(root, self._get_block(root))
 
     def _get_block(self, cid: Cid) -> bytes:
         what = f"fetching block {cid}"

@@ -36,6 +36,19 @@ def read_file(root: Cid, get_block: GetBlock,
         yield piece
 
 
+def declared_size(root: Cid, block: bytes) -> int:
+    """The size in bytes the root block of a UnixFS file declares for the whole file
+    (what a copy from anywhere else must not exceed)."""
+    check_block(root, block)
+    if root.codec == RAW:
+        return len(block)
+    try:
+        fs = decode_unixfs(decode_pbnode(block).data or b"")
+    except ValueError as exc:
+        raise _corrupted(root, root, str(exc)) from None
+    return len(fs.data) + sum(fs.blocksizes)
+
+
 def _corrupted(root: Cid, cid: Cid, why: str) -> ContentCorrupted:
     where = f"block {cid}" if cid == root else f"block {cid} of {root}"
     return ContentCorrupted(f"{where} is malformed: {why}", "fetch the content again from another copy")

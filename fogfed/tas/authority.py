@@ -227,6 +227,13 @@ class TrustedAuthority:
         if self.nonce_used(request.nonce):
             raise EnrollmentRejected("this enrollment request was already used (replay)",
                                      "ask the node for a fresh request")
+        # Every check before any state change: an enrolled node's request must not create a
+        # federation, bump an epoch or re-key anyone before addMember would revert.
+        current = self.fed.member(request.address)
+        if current.active:
+            raise EnrollmentRejected(f"{request.address} is already an active member of federation "
+                                     f"{current.federation_id}; nothing was changed",
+                                     "remove it first (fogfed tas remove) or move it")
         verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
         if not verdict.ok:
             raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",

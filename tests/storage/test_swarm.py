@@ -81,6 +81,7 @@ def test_replicated_upload_survives_the_loss_of_a_daemon(swarm):
         cid = rs.add(PrngStream(SIZE, seed=2))
         assert [s.has(cid) for s in stores] == [True, True, False]
         assert rs.copies(cid) == 2
+        assert rs.size(cid) == SIZE  # what a fetch bounds a peer's answer by (the root block's declared size)
         a.kill()  # the uploader's own daemon is lost
         with _store(c) as sc:
             assert_stream_equals(sc.cat(cid), SIZE, seed=2)  # C gets every block from B
