@@ -203,7 +203,8 @@ def test_cache_commands_and_json(world: dict, capsys) -> None:
     code, out, _ = run_inproc(capsys, "node", "cache", "refresh", "--home", "n1", "--margin", "999999", "--json")
     assert code == 0 and json.loads(out)["reannounced"] == 1
     code, out, err = run_inproc(capsys, "node", "cache", "evict", up["cid"], "--home", "n1", "--json")
-    assert code == 2 and "is a CID, not a file id" in err  # ids name the uploader too (issue 10, item 2)
+    # ids name the uploader too (issue 10, item 2); under --json the error is the JSON document on stdout
+    assert code == 2 and err == "" and "is a CID, not a file id" in json.loads(out)["error"]["message"]
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1", "--json")
     assert code == 0 and json.loads(out)["removed"] is True
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1")
