@@ -30,22 +30,21 @@ keys printed by ``fogfed`` work on the embedded chain, Anvil and Ganache.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import secrets
 import sqlite3
 import struct
-import sys
 import threading
-import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from eth_keys.datatypes import PrivateKey
 
+from fogfed import _lock
+from fogfed._lock import LockBusy, ProcessLock
 from fogfed.chain.devnet import DEFAULT_MNEMONIC
 from fogfed.errors import FogfedError
 
@@ -58,9 +57,7 @@ STATE_FILE = "chain.sqlite"
 LEGACY_FILE = "chain.db"  # the first design's whole-state file, converted on open
 KEYS_FILE = "dev-keys.json"
 FORMAT = b"fogfed-embedded-chain-2"
-LOCK_TIMEOUT_ENV = "FOGFED_CHAIN_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 30.0
-_NOTICE_AFTER = 3.0  # seconds of waiting before telling the user who holds the lock
+LOCK_TIMEOUT_ENV = "FOGFED_CHAIN_LOCK_TIMEOUT"  # the chain has its own knob; other locks use FOGFED_LOCK_TIMEOUT
 
 
 class ChainStateError(FogfedError):
@@ -120,8 +117,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
                               "check free disk space and permissions") from None
 
 
-class ChainBusy(ChainStateError):
-    """Another process has held the embedded chain's lock for longer than the wait allowed."""
+ChainBusy = LockBusy  # another process has held the chain's lock for too long
 
 
 class _Store(MutableMapping):
@@ -277,15 +273,15 @@ class EmbeddedChain:
         from eth_tester import EthereumTester, PyEVMBackend
 
         self.state_dir = Path(state_dir).expanduser()
-        self.lock_timeout = _lock_timeout() if lock_timeout is None else float(lock_timeout)
+        self.lock_timeout = _lock.lock_timeout(LOCK_TIMEOUT_ENV) if lock_timeout is None else float(lock_timeout)
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._lock_file = open(self.state_dir / "lock", "a+b")  # noqa: SIM115 (held for life)
+            self._lock = ProcessLock(self.state_dir / "lock", f"the embedded chain in {self.state_dir}",
+                                     self.lock_timeout, LOCK_TIMEOUT_ENV)
         except OSError as exc:
             raise ChainStateError(f"cannot use {self.state_dir} for the embedded chain: "
                                   f"{exc.strerror or exc}", "pass a writable directory") from None
         self.path = self.state_dir / STATE_FILE
-        self._holder = json.dumps({"pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}).encode()
         self.backend = self._backend(PyEVMBackend)
         self._chain_class = type(self.backend.chain)
         self._genesis: dict[bytes, bytes] | None = dict(self.backend.chain.chaindb.db.wrapped_db.kv_store)
@@ -356,50 +352,6 @@ class EmbeddedChain:
             self._install()
             self._generation = generation
 
-    # -- the lock -----------------------------------------------------------
-
-    def _acquire(self) -> None:
-        fd = self._lock_file.fileno()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._wait_for_lock(fd)
-        # Name ourselves for whoever waits next (the content is advisory, the flock is the lock).
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, self._holder[:-1] + b', "since": %.3f}' % time.time(), 0)
-
-    def _wait_for_lock(self, fd: int) -> None:
-        start = time.monotonic()
-        pause, told = 0.001, False
-        while True:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            waited = time.monotonic() - start
-            if waited >= self.lock_timeout:
-                raise ChainBusy(f"the embedded chain in {self.state_dir} is busy: {self._holder_text()}; "
-                                f"gave up after {waited:.0f} s",
-                                f"wait for it to finish, or stop it if it is stuck; "
-                                f"{LOCK_TIMEOUT_ENV}=<seconds> waits longer")
-            if not told and waited >= _NOTICE_AFTER:
-                told = True
-                print(f"fogfed: waiting for the embedded chain in {self.state_dir}: {self._holder_text()}",
-                      file=sys.stderr, flush=True)
-
-    def _holder_text(self) -> str:
-        """Who holds the lock, from what it wrote into the lock file."""
-        try:
-            info = json.loads(os.pread(self._lock_file.fileno(), 4096, 0))
-            pid, command, since = int(info["pid"]), str(info["command"]), float(info["since"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process holds its lock"
-        held = max(0.0, time.time() - since)
-        return f"process {pid} ({command or 'python'}) has held its lock for {held:.0f} s"
-
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the chain exclusively (across processes) for the body; re-entrant.
@@ -409,12 +361,12 @@ class EmbeddedChain:
         raises, its changes are dropped. The wait is bounded (ChainBusy).
         """
         if not self._thread_lock.acquire(timeout=self.lock_timeout):
-            raise ChainBusy(f"the embedded chain in {self.state_dir} is busy: another thread of this "
+            raise LockBusy(f"the embedded chain in {self.state_dir} is busy: another thread of this "
                             f"process has held it for over {self.lock_timeout:.0f} s",
                             f"{LOCK_TIMEOUT_ENV}=<seconds> waits longer")
         try:
             if self._depth == 0:
-                self._acquire()
+                self._lock.acquire()
             self._depth += 1
             ok = False
             try:
@@ -434,7 +386,7 @@ class EmbeddedChain:
                                 store.discard()
                                 self._generation = None  # rebuild the chain object from the committed state
                     finally:
-                        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                        self._lock.release()
         finally:
             self._thread_lock.release()
 
@@ -468,7 +420,7 @@ class EmbeddedChain:
         """Release the lock file handle and the database (state is already saved after each request)."""
         if self._store is not None:
             self._store._conn.close()
-        self._lock_file.close()
+        self._lock.close()
 
 
 _open_chains: dict[Path, EmbeddedChain] = {}
@@ -482,19 +434,6 @@ def open_chain(state_dir: Path | str) -> EmbeddedChain:
         if key not in _open_chains:
             _open_chains[key] = EmbeddedChain(key)
         return _open_chains[key]
-
-
-def _lock_timeout() -> float:
-    raw = os.environ.get(LOCK_TIMEOUT_ENV)
-    if not raw:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ChainStateError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a positive number of seconds")
-    return value
 
 
 def default_state_dir() -> Path:
