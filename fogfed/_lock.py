@@ -72,6 +72,11 @@ class ProcessLock:
     def close(self) -> None:
         self._file.close()
 
+    def __del__(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
     def _wait(self, fd: int) -> None:
         start = time.monotonic()
         pause, told = 0.001, False
