@@ -1,0 +1,114 @@
+"""The node's list of its uploads (``files.json``): a cache of the chain, reconciled from its events.
+
+The chain's FileRegistered events with this node as uploader are the list;
+the local file adds only what the chain does not hold (the original file
+name, the upload time). Every rewrite is a read-modify-write under
+``<home>/files.lock``, so concurrent uploads lose no record, and a record
+an interrupted upload never wrote is taken from the chain on the next read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fogfed._lock import ProcessLock
+from fogfed.errors import FogfedError
+from fogfed.keys.keystore import write_private_file
+from fogfed.protocol.files import cid_of_file_id
+
+FILES = "files.json"
+LOCK = "files.lock"
+_FIELDS = {"file_id": str, "cid": str, "name": (str, type(None)), "size": (int, type(None)),
+           "federation_id": int, "epoch": int, "policy": str, "uploaded_at": (int, type(None))}
+
+
+class RecordsError(FogfedError):
+    """``files.json`` is damaged."""
+
+
+def _damaged(path: Path, why: str) -> RecordsError:
+    return RecordsError(f"upload list {path} is damaged: {why}",
+                        "move it aside: the list is rebuilt from the chain (only original file names are lost)")
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The records in ``path`` (validated), [] if it does not exist."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise _damaged(path, "not JSON") from None
+    if not isinstance(doc, list):
+        raise _damaged(path, f"a JSON {type(doc).__name__}, not a list")
+    for i, rec in enumerate(doc):
+        if not isinstance(rec, dict):
+            raise _damaged(path, f"entry {i} is not an object")
+        for name, types in _FIELDS.items():
+            if not isinstance(rec.get(name), types) or isinstance(rec.get(name), bool):
+                raise _damaged(path, f"entry {i} has a bad {name!r}")
+    return doc
+
+
+class Uploads:
+    """This node's registrations: chain events merged with the local names."""
+
+    def __init__(self, home: Path, fed: Any, address: str) -> None:
+        self.path = Path(home) / FILES
+        self.fed, self.address = fed, address
+        self._lock = ProcessLock(Path(home) / LOCK, f"the upload list in {home}")
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def on_chain(self) -> list[dict[str, Any]]:
+        """This node's FileRegistered events, as records (no names)."""
+        out = []
+        for e in self.fed.events(names=["FileRegistered"], where={"uploader": self.address}):
+            fid = bytes(e.args["fileId"])
+            out.append({"file_id": "0x" + fid.hex(), "cid": cid_of_file_id(fid),  # node uploads are CIDv0
+                        "name": None, "size": None, "federation_id": e.args["federationId"],
+                        "epoch": e.args["epoch"], "policy": e.args["policy"], "uploaded_at": None,
+                        "plaintext_sha256": "0x" + bytes(e.args["plaintextHash"]).hex(),
+                        "block": e.block_number})
+        return out
+
+    def find(self, plaintext_sha256: bytes, federation_id: int, epoch: int, policy: str) -> dict[str, Any] | None:
+        """An earlier registration of the same plaintext by this node in the same federation, epoch and
+        policy (an upload whose answer was lost), or None."""
+        want = "0x" + plaintext_sha256.hex()
+        for rec in self.on_chain():
+            if (rec["plaintext_sha256"], rec["federation_id"], rec["epoch"], rec["policy"]) == \
+                    (want, federation_id, epoch, policy):
+                return rec
+        return None
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Record one upload (read-modify-write under the lock)."""
+        with self._held():
+            records = [r for r in load(self.path) if r["file_id"] != record["file_id"]]
+            records.append(record)
+            write_private_file(self.path, json.dumps(records, indent=1, sort_keys=True).encode())
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every registration on chain by this node, oldest first, with local names where known;
+        ``files.json`` is rewritten to match the chain."""
+        chain = self.on_chain()
+        with self._held():
+            local = {r["file_id"]: r for r in load(self.path)}
+            merged = []
+            for rec in chain:
+                mine = local.get(rec["file_id"], {})
+                merged.append({k: (mine.get(k) if mine.get(k) is not None else rec[k]) for k in _FIELDS})
+            if merged != list(local.values()):
+                write_private_file(self.path, json.dumps(merged, indent=1, sort_keys=True).encode())
+        return merged
