@@ -30,6 +30,7 @@ def _load_subcommands() -> None:
     from fogfed.cli import audit_cmds, chain_cmds  # noqa: F401
     from fogfed.cli import demo, node_cmds, tas_cmds  # noqa: F401
     from fogfed.cli import mobility_cmds  # noqa: F401
+    from fogfed.cli import funding_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,9 +137,18 @@ def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | No
     with _open(home, rpc, ipfs) as n, \
             transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
         r = n.upload(path, policy=policy, progress=progress)
+        _warn_low_balance(n)
     emit(as_json, r, lambda: (
         f"uploaded {path} ({r.size:,} bytes) to federation {r.federation_id}\n"
         f"file id 0x{r.file_id.hex()}\ncid {r.cid}\npolicy {r.policy}"))
+
+
+def _warn_low_balance(n: Any) -> None:
+    from fogfed.chain.funds import low_balance_warning
+
+    warning = low_balance_warning(n.fed.chain, n.address)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @node.command("fetch")
@@ -162,6 +171,7 @@ def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | 
     dest = output or Path(f"0x{fid.hex()}")
     with _open(home, rpc, ipfs) as n, transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
         r = n.fetch(fid, dest, progress=progress)
+        _warn_low_balance(n)
     emit(as_json, r, lambda: (
         f"wrote {r.dest} ({r.size:,} bytes) from {r.source}; SHA-256 matches the chain"
         + "".join(f"\nreported damage: {d}" for d in r.damage_reports)))

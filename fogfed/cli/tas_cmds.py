@@ -194,10 +194,12 @@ def _rekey_lines(results: list[Any]) -> str:
 @common_options("tas")
 @guarded
 def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Re-key federations whose epoch moved on chain (e.g. after an automatic removal).
+    """Finish what the chain shows undone: interrupted enrollments, missing keys.
 
-    The contract removes a member by itself after repeated false claims; this
-    delivers fresh keys to the remaining members, once.
+    Every active member of every federation gets its federation's current
+    epoch key if the chain shows none delivered yet (after an automatic
+    removal for false claims, or a removal, re-key or enrollment cut short),
+    once; enrollments interrupted after their journal entry are completed.
     """
     results = _open(home, rpc).sync()
     emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
@@ -208,21 +210,44 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
               help="Time between checks.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="Stop after N checks (default: run until Ctrl-C).")
+@click.option("--top-up-below", metavar="ETHER", default=None,
+              help="Also send members whose balance is below this much ether back up to --top-up-to.")
+@click.option("--top-up-to", metavar="ETHER", default="0.05", show_default=True, help="Balance a top-up restores.")
+@click.option("--top-up-limit", metavar="ETHER", default="1", show_default=True,
+              help="At most this much ether sent per check.")
 @common_options("tas")
 @guarded
-def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | None, ipfs: str | None,
-              as_json: bool) -> None:
-    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
+def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_up_to: str, top_up_limit: str,
+              home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C); optionally top members up.
 
-    In --json mode prints one JSON line per re-keyed federation.
+    In --json mode prints one JSON line per re-keyed federation (and per top-up).
+
+    \b
+    Example (keep every member able to pay for its transactions, at most 1 ETH per check):
+      fogfed tas watch --top-up-below 0.01 --top-up-to 0.05 --top-up-limit 1
     """
     import json
 
+    from fogfed._lock import LockBusy
+
+    policy = None
+    if top_up_below is not None:
+        policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
     t = _open(home, rpc)
     done = 0
     while count is None or done < count:
-        for r in t.sync():
-            click.echo(json.dumps(to_plain(r)) if as_json else _rekey_lines([r]))
+        try:
+            for r in t.sync():
+                click.echo(json.dumps(to_plain(r)) if as_json else _rekey_lines([r]))
+            if policy is not None:
+                from fogfed.tas.funding import top_up
+
+                for u in top_up(t, *policy):
+                    click.echo(json.dumps(to_plain(u)) if as_json else
+                               f"topped up {u.node}: +{u.wei / 1e18:g} ETH (had {u.balance_before / 1e18:g})")
+        except LockBusy as exc:  # another TAS command is working: check again next time
+            click.echo(f"note: {exc.message}", err=True)
         done += 1
         if count is None or done < count:
             time.sleep(interval)

@@ -472,9 +472,8 @@ class FogNode:
             raise InputError(f"{dest} is a directory", "give a file path to write the plaintext to")
         if not dest.parent.is_dir():
             raise InputError(f"folder {dest.parent} does not exist")
-        fid, active = self.membership()
-        if active:
-            self._ensure_current_key(fid, self.fed.federation(fid).epoch)
+        fid = self._require_member("fetch files")  # refused here, before any transaction
+        self._ensure_current_key(fid, self.fed.federation(fid).epoch)
         gas: dict[str, int] = {}
         tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used
