@@ -487,12 +487,14 @@ class FogNode:
         file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
         cid = cid_of_file_id(file_id)
         reports: list[str] = []
+        unavailable: list[str] = []  # why a source gave nothing (IPFS down, peer gone): kept for the error
         for source, holder, fill in self._sources(file_id, cid):
             with temp_file(self.home / TMP) as (ct_path, ct):
                 try:
                     ct_sha = fill(ct, progress)
                 except (PeerError, StorageError, CacheError, InputError) as exc:
                     if getattr(exc, "code", "") in ("not_cached",) or not _is_damage(exc):
+                        unavailable.append(f"{source}: {getattr(exc, 'message', exc)}")
                         continue
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
                     continue
@@ -512,7 +514,7 @@ class FogNode:
                     self._cache_and_announce(file_id, ct_path, ct_sha, gas)
                 return FetchResult(file_id, dest, source, info.plaintext_size, plain_sha, tuple(reports), gas)
         raise FetchFailed(f"no intact copy of file 0x{file_id.hex()} could be retrieved"
-                          + (f" ({'; '.join(reports)})" if reports else ""),
+                          + (f" ({'; '.join(reports + unavailable)})" if reports or unavailable else ""),
                           "nothing was written; the damage was reported on chain" if reports else
                           "check that the content store is reachable and try again")
 

@@ -62,3 +62,12 @@ def test_unenrolled_node_fetch_says_so(home: Path, capsys) -> None:
     code, _, err = run_inproc(capsys, "node", "fetch", "--home", "lonely", "0x" + "ab" * 32, "-o", "x.bin")
     assert_one_line_error(code, err, code or 1, "not an active member", "enroll")
     assert "cannot pay" not in err and not (home / "x.bin").exists()
+
+
+def test_bad_input_exits_2(home: Path, capsys) -> None:
+    code, _, err = run_inproc(capsys, "audit", "verify", "--address", "0xbad")
+    assert_one_line_error(code, err, 2, "not an Ethereum address")
+    assert run_inproc(capsys, "node", "init", "--home", "r")[0] == 0
+    (home / "garbage.bin").write_bytes(b"not a message at all" * 3)
+    code, _, err = run_inproc(capsys, "node", "recv", "--home", "r", "garbage.bin")
+    assert_one_line_error(code, err, 2, "not a fogfed message")

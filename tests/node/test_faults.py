@@ -184,3 +184,49 @@ def test_damaged_local_files_name_the_file(world, name: str, content: str | None
             path.unlink(missing_ok=True)
         else:
             path.write_text(saved)
+
+
+def test_fetch_with_storage_down_keeps_the_reason(world) -> None:
+    from fogfed.node.client import FetchFailed
+    from fogfed.storage import open_store
+    from fogfed.storage.errors import StorageUnavailable
+
+    root, chain, tas = world
+    src = root / "for-reader.bin"
+    src.write_bytes(os.urandom(50_000))
+    up = child(root, "upload", str(src))
+    assert up.returncode == 0, up.stderr
+    dead = open_store(_ipfs_that_goes_away())
+    reader = FogNode.init(root / "reader", chain, tas.contract_address, dead, PASS,
+                          account=chain.dev_accounts()[3], kdf=LIGHT)
+    tas.enroll(reader.enrollment_request("riyadh", "health"), approve=True)
+    with reader, pytest.raises((FetchFailed, StorageUnavailable)) as info:
+        reader.fetch(json.loads(up.stdout)["file_id"], root / "reader.bin")
+    # the reason survives (not just "no intact copy"): which node, and that it is unreachable
+    assert "unreachable" in info.value.message and dead.url in info.value.message, info.value.message
+    assert not (root / "reader.bin").exists()
+
+
+def _ipfs_that_goes_away() -> str:
+    """An HTTP server that answers the IPFS API's version call once and then stops listening:
+    the store opens, and every later call finds the port closed (an IPFS node that went down)."""
+    import http.server
+    import threading
+
+    class Once(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = json.dumps({"Version": "0.0.0-down", "Commit": "", "Repo": "0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Once)
+    thread = threading.Thread(target=lambda: (server.serve_forever(), server.server_close()), daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
