@@ -266,6 +266,46 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _indexed_backend(base: Any) -> Any:
+    """``base`` (eth-tester's PyEVMBackend) finding transactions through py-evm's hash index.
+
+    eth-tester looks a transaction up by walking every block back from the
+    head, so each receipt of an old block costs the chain's length and
+    ``eth_getLogs`` over a long chain (the auditor's replay, the TAS's and
+    node's reconciliation) grows quadratically; py-evm's database already
+    indexes hash -> (block, position).
+    """
+    from eth.exceptions import TransactionNotFound as EvmNotFound
+    from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+    from eth_tester.exceptions import TransactionNotFound
+
+    class IndexedBackend(base):  # type: ignore[misc, valid-type]
+        def _find(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+            pending = self.chain.get_block()
+            for index, tx in enumerate(pending.transactions):
+                if tx.hash == transaction_hash:
+                    return pending, tx, index
+            try:
+                number, index = self.chain.chaindb.get_transaction_index(transaction_hash)
+            except EvmNotFound:
+                raise TransactionNotFound(f"No transaction found for transaction hash: "
+                                          f"0x{bytes(transaction_hash).hex()}") from None
+            block = self.chain.get_canonical_block_by_number(number)
+            return block, block.transactions[index], index
+
+        def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+            block, tx, index = self._find(transaction_hash)
+            return serialize_transaction(block, tx, index, block.number == self.chain.get_block().number)
+
+        def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+            block, tx, index = self._find(transaction_hash)
+            return serialize_transaction_receipt(block, block.get_receipts(self.chain.chaindb), tx, index,
+                                                 block.number == self.chain.get_block().number,
+                                                 self.chain.get_vm())
+
+    return IndexedBackend
+
+
 class EmbeddedChain:
     """An eth-tester/py-evm chain whose state persists in ``state_dir``, shared by processes."""
 
@@ -282,7 +322,7 @@ class EmbeddedChain:
             raise ChainStateError(f"cannot use {self.state_dir} for the embedded chain: "
                                   f"{exc.strerror or exc}", "pass a writable directory") from None
         self.path = self.state_dir / STATE_FILE
-        self.backend = self._backend(PyEVMBackend)
+        self.backend = self._backend(_indexed_backend(PyEVMBackend))
         self._chain_class = type(self.backend.chain)
         self._genesis: dict[bytes, bytes] | None = dict(self.backend.chain.chaindb.db.wrapped_db.kv_store)
         self.tester = EthereumTester(self.backend)
