@@ -230,3 +230,25 @@ def _ipfs_that_goes_away() -> str:
     thread = threading.Thread(target=lambda: (server.serve_forever(), server.server_close()), daemon=True)
     thread.start()
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_damaged_cache_index_names_the_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fogfed.node.cache import BlobCache, CacheError
+
+    cache = BlobCache(tmp_path / "cache", 1 << 20)
+    cache.put(b"\x01" * 32, __import__("io").BytesIO(b"blob"), __import__("hashlib").sha256(b"blob").digest())
+    cache.close()
+    db = sqlite3.connect(tmp_path / "cache" / "index.sqlite3")
+    db.execute("UPDATE blobs SET expires_at = 'soon'")  # a non-numeric expiry
+    db.commit()
+    db.close()
+    cache = BlobCache(tmp_path / "cache", 1 << 20)
+    try:
+        for call in (cache.entries, lambda: cache.get(b"\x01" * 32)):
+            with pytest.raises(CacheError) as info:
+                call()
+            assert "index.sqlite3" in info.value.message and "damaged" in info.value.message and info.value.hint
+    finally:
+        cache.close()
