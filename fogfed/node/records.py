@@ -21,6 +21,7 @@ from fogfed.keys.keystore import write_private_file
 from fogfed.protocol.files import cid_of_file_id
 
 FILES = "files.json"
+CHAIN_CACHE = "files-chain.json"  # this node's FileRegistered events read so far (a cache: rebuilt if damaged)
 LOCK = "files.lock"
 _FIELDS = {"file_id": str, "cid": str, "name": (str, type(None)), "size": (int, type(None)),
            "federation_id": int, "epoch": int, "policy": str, "uploaded_at": (int, type(None))}
@@ -71,16 +72,37 @@ class Uploads:
             self._lock.release()
 
     def on_chain(self) -> list[dict[str, Any]]:
-        """This node's FileRegistered events, as records (no names)."""
-        out = []
-        for e in self.fed.events(names=["FileRegistered"], where={"uploader": self.address}):
-            fid = bytes(e.args["fileId"])
-            out.append({"file_id": "0x" + fid.hex(), "cid": cid_of_file_id(fid),  # node uploads are CIDv0
-                        "name": None, "size": None, "federation_id": e.args["federationId"],
-                        "epoch": e.args["epoch"], "policy": e.args["policy"], "uploaded_at": None,
-                        "plaintext_sha256": "0x" + bytes(e.args["plaintextHash"]).hex(),
-                        "block": e.block_number})
-        return out
+        """This node's FileRegistered events, as records (no names), read on from the last block seen."""
+        head = self.fed.chain.block_number()
+        with self._held():
+            block, records = self._load_chain_cache()
+            if block < head:
+                start = block + 1 if block >= 0 else None  # None: from the deployment block
+                for e in self.fed.events(from_block=start, to_block=head, names=["FileRegistered"],
+                                         where={"uploader": self.address}):
+                    fid = bytes(e.args["fileId"])
+                    if any(r["file_id"] == "0x" + fid.hex() for r in records):
+                        continue
+                    records.append({"file_id": "0x" + fid.hex(), "cid": cid_of_file_id(fid),  # node uploads: CIDv0
+                                    "name": None, "size": None, "federation_id": e.args["federationId"],
+                                    "epoch": e.args["epoch"], "policy": e.args["policy"], "uploaded_at": None,
+                                    "plaintext_sha256": "0x" + bytes(e.args["plaintextHash"]).hex(),
+                                    "block": e.block_number})
+                write_private_file(self.path.with_name(CHAIN_CACHE),
+                                   json.dumps({"block": head, "records": records}).encode())
+        return records
+
+    def _load_chain_cache(self) -> tuple[int, list[dict[str, Any]]]:
+        try:
+            doc = json.loads(self.path.with_name(CHAIN_CACHE).read_text())
+            block, records = doc["block"], doc["records"]
+            if type(block) is not int or not isinstance(records, list) or not all(
+                    isinstance(r, dict) and isinstance(r.get("file_id"), str)
+                    and isinstance(r.get("plaintext_sha256"), str) for r in records):
+                raise ValueError
+            return block, records
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return -1, []  # missing or damaged: it is only a cache, read the chain again
 
     def find(self, plaintext_sha256: bytes, federation_id: int, epoch: int, policy: str) -> dict[str, Any] | None:
         """An earlier registration of the same plaintext by this node in the same federation, epoch and

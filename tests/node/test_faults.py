@@ -252,3 +252,31 @@ def test_damaged_cache_index_names_the_file(tmp_path: Path) -> None:
             assert "index.sqlite3" in info.value.message and "damaged" in info.value.message and info.value.hint
     finally:
         cache.close()
+
+
+def test_concurrent_uploads_from_one_node_lose_no_record(world) -> None:
+    """Several processes on one node home: each either uploads or is refused with a clear message
+    (the cache admits one process); a refused one retried uploads; every upload is listed once."""
+    root, chain, tas = world
+    srcs = []
+    for i in range(3):
+        srcs.append(root / f"together-{i}.bin")
+        srcs[-1].write_bytes(os.urandom(100_000))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FOGFED_KILL_AT", None)
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(root), "upload", str(s), "-"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in srcs]
+    ids = {}
+    for src, p in zip(srcs, procs):
+        out, err = p.communicate(timeout=300)
+        if p.returncode != 0:
+            assert "in use by another fogfed process" in err, err
+            again = child(root, "upload", str(src))
+            assert again.returncode == 0, again.stderr
+            out = again.stdout
+        ids[json.loads(out)["file_id"]] = src.name
+    with open_node(root, chain) as node:
+        listed = [(r["file_id"], r["name"]) for r in node.files()]
+    assert [x for x in listed if x[0] in ids] == [(i, ids[i]) for i, _ in listed if i in ids]
+    assert {i for i, _ in listed} >= set(ids) and len(listed) == len({i for i, _ in listed})
+    assert len(registrations(tas, node.address)) == len(listed)
