@@ -26,6 +26,7 @@ from eth_utils import keccak
 
 from fogfed import abe
 from fogfed.chain import Chain, ChainError, ContractRevert, FogFed, public_key_commitment
+from fogfed.chain.errors import InsufficientFunds
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams, write_private_file
@@ -36,7 +37,7 @@ from fogfed.node.datapath import (
     temp_file, write_pieces,
 )
 from fogfed.node.keyring import Keyring
-from fogfed.node.records import Uploads
+from fogfed.node.records import Uploads, source_key
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
 from fogfed.protocol.attributes import check_user_policy, default_policy, scoped_policy
 from fogfed.protocol.enrollment import EnrollmentRequest
@@ -85,7 +86,7 @@ class UploadResult:
     shared_with: tuple[int, ...] = ()
     announced: bool = False
     gas: dict[str, int] = field(default_factory=dict)
-    resumed: bool = False  # an earlier, interrupted upload of the same plaintext was found on chain and finished
+    resumed: bool = False  # an earlier, interrupted upload of the same source was found on chain and finished
 
     @property
     def file_id_hex(self) -> str:
@@ -330,14 +331,19 @@ class FogNode:
         self._ensure_current_key(fid, epoch)
         policy_text, shares = self._policy_for(policy, fid, epoch)
         pk = self.public_key(fid)
+        source = source_key(path, policy)
+        earlier_id = self.uploads.pending(source)
+        if earlier_id is not None:  # an upload of this very file was interrupted: registered, or not at all?
+            earlier = self.uploads.registration(earlier_id)
+            if earlier is not None:  # registered, its answer lost (a kill, the chain away): finish that one
+                return self._finish_earlier(earlier, source, path, shares)
+            self.uploads.finish(source)
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
             cid, info, ct_sha = encrypt_and_store(self.store, path, file_key, ct_copy, progress)
-            earlier = self.uploads.find(info.plaintext_sha256, fid, epoch, policy_text)
-            if earlier is not None:  # registered before, its answer lost (a kill, the chain away): finish that one
-                return self._finish_earlier(earlier, path, info.plaintext_size, shares)
-            step("upload:stored")
             file_id = file_id_of_cid(cid)
+            self.uploads.begin(source, "0x" + file_id.hex())
+            step("upload:stored")
             gas: dict[str, int] = {}
             for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
                 encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
@@ -359,18 +365,21 @@ class FogNode:
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
+        self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas)
 
-    def _finish_earlier(self, earlier: dict, path: Path, size: int, shares: dict[int, int]) -> UploadResult:
-        """The steps an interrupted upload of the same plaintext left undone: its shares, its record."""
+    def _finish_earlier(self, earlier: dict, source: str, path: Path, shares: dict[int, int]) -> UploadResult:
+        """The steps an interrupted upload of the same source left undone: its shares, its record."""
         file_id = bytes.fromhex(earlier["file_id"][2:])
+        size = path.stat().st_size
         gas: dict[str, int] = {}
         done = {e.args["federationId"] for e in self.fed.events(names=["FileShared"], where={"fileId": file_id})}
         for other in sorted(set(shares) - done):
             gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
         self._record_upload(file_id, earlier["cid"], path, size, earlier["federation_id"], earlier["epoch"],
                             earlier["policy"])
+        self.uploads.finish(source)
         announced = bool(self.fed.cache_expiry(file_id, self.address))
         return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_sha256"][2:]), size,
                             earlier["federation_id"], earlier["epoch"], earlier["policy"], tuple(sorted(shares)),
@@ -472,10 +481,16 @@ class FogNode:
             raise InputError(f"{dest} is a directory", "give a file path to write the plaintext to")
         if not dest.parent.is_dir():
             raise InputError(f"folder {dest.parent} does not exist")
-        fid = self._require_member("fetch files")  # refused here, before any transaction
-        self._ensure_current_key(fid, self.fed.federation(fid).epoch)
+        fid, active = self.membership()
+        if active:
+            self._ensure_current_key(fid, self.fed.federation(fid).epoch)
         gas: dict[str, int] = {}
-        tx = self.fed.record_access(self.account, file_id)
+        try:
+            tx = self.fed.record_access(self.account, file_id)
+        except InsufficientFunds:
+            if not active:  # the real reason, not "cannot pay" (an unenrolled node has no ether either)
+                self._require_member("fetch files")
+            raise
         gas["recordAccess"] = tx.gas_used
         if not tx.value:
             reason = next((e.args["reason"] for e in tx.events if e.name == "AccessDenied"), None)

@@ -5,6 +5,13 @@ the local file adds only what the chain does not hold (the original file
 name, the upload time). Every rewrite is a read-modify-write under
 ``<home>/files.lock``, so concurrent uploads lose no record, and a record
 an interrupted upload never wrote is taken from the chain on the next read.
+
+``uploads-journal.json`` holds the uploads in flight: before ``registerFile``
+is sent, the source file (path, inode, size, time, policy) and the file id
+it registers. A retry of the same source finds the entry, and if the chain
+shows that file id registered by this node, finishes that upload instead of
+registering the plaintext again; a completed upload leaves no entry, so
+uploading a file again later is a new file.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from fogfed.protocol.files import cid_of_file_id
 
 FILES = "files.json"
 CHAIN_CACHE = "files-chain.json"  # this node's FileRegistered events read so far (a cache: rebuilt if damaged)
+JOURNAL = "uploads-journal.json"  # uploads in flight: source -> the file id about to be registered
 LOCK = "files.lock"
 _FIELDS = {"file_id": str, "cid": str, "name": (str, type(None)), "size": (int, type(None)),
            "federation_id": int, "epoch": int, "policy": str, "uploaded_at": (int, type(None))}
@@ -33,7 +41,14 @@ class RecordsError(FogfedError):
 
 def _damaged(path: Path, why: str) -> RecordsError:
     return RecordsError(f"upload list {path} is damaged: {why}",
-                        "move it aside: the list is rebuilt from the chain (only original file names are lost)")
+                        "move it aside: the list is rebuilt from the chain (only original file names, or "
+                        "the record of an upload in flight, are lost)")
+
+
+def source_key(path: Path, policy: str | None) -> str:
+    """What identifies one upload's source: the file (path, inode, size, modification time) and policy."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{policy or ''}"
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -104,15 +119,42 @@ class Uploads:
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             return -1, []  # missing or damaged: it is only a cache, read the chain again
 
-    def find(self, plaintext_sha256: bytes, federation_id: int, epoch: int, policy: str) -> dict[str, Any] | None:
-        """An earlier registration of the same plaintext by this node in the same federation, epoch and
-        policy (an upload whose answer was lost), or None."""
-        want = "0x" + plaintext_sha256.hex()
-        for rec in self.on_chain():
-            if (rec["plaintext_sha256"], rec["federation_id"], rec["epoch"], rec["policy"]) == \
-                    (want, federation_id, epoch, policy):
-                return rec
-        return None
+    def registration(self, file_id_hex: str) -> dict[str, Any] | None:
+        """This node's registration of ``file_id_hex`` on chain, or None."""
+        return next((r for r in self.on_chain() if r["file_id"] == file_id_hex), None)
+
+    # -- the journal of uploads in flight --------------------------------------------------
+
+    def pending(self, source: str) -> str | None:
+        """The file id an interrupted upload of ``source`` was about to register, or None."""
+        entry = self._journal().get(source)
+        return entry if isinstance(entry, str) else None
+
+    def begin(self, source: str, file_id_hex: str) -> None:
+        """Note, before ``registerFile`` is sent, which file id this upload of ``source`` registers."""
+        with self._held():
+            journal = self._journal()
+            journal[source] = file_id_hex
+            write_private_file(self.path.with_name(JOURNAL), json.dumps(journal).encode())
+
+    def finish(self, source: str) -> None:
+        """The upload of ``source`` is complete (or was never registered): forget it."""
+        with self._held():
+            journal = self._journal()
+            if journal.pop(source, None) is not None:
+                write_private_file(self.path.with_name(JOURNAL), json.dumps(journal).encode())
+
+    def _journal(self) -> dict[str, Any]:
+        path = self.path.with_name(JOURNAL)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise _damaged(path, "not JSON") from None
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            raise _damaged(path, "not an object of file ids")
+        return doc
 
     def add(self, record: dict[str, Any]) -> None:
         """Record one upload (read-modify-write under the lock)."""
