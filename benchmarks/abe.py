@@ -1,19 +1,25 @@
 """Benchmark the CP-ABE engine and the streaming file format.
 
-    python -m benchmarks.abe [--n 1,2,5,10,20,50] [--repeat R] [--json PATH] [--plot PATH] [--quick]
+    python -m benchmarks.abe [--n 1,10,50,100] [--schemes fabeo,fame,bsw07] [--repeat R]
+                             [--json PATH] [--plot PATH] [--quick] [--no-fail]
 
-CP-ABE, for both schemes and every n: setup; keygen with n attributes;
-encrypt under an n-leaf AND policy and an n-leaf OR policy; decrypt of both
-(the AND is the worst case: every leaf is used). Each figure is given in
-milliseconds and in units of one pairing measured in the same run, so it
-can be compared across machines.
+CP-ABE, for the three schemes side by side and every n: setup; keygen with n
+attributes; encrypt under an n-leaf AND policy and an n-leaf OR policy;
+decrypt of both (the AND is the worst case: every leaf is used), from bytes
+as a node does; sizes of keys and ciphertexts. Each figure is given in
+milliseconds and in units of one pairing timed round-robin with it in the
+same run, so it can be compared across machines.
 
 Streaming: encrypt_stream / decrypt_stream / EncryptingReader throughput in
 MB/s over in-memory data, next to raw AES-GCM (AESGCM.encrypt over the same
 bytes in the same chunk size, one thread) measured round-robin in the same run.
 
-The last table checks SPEC section 5's targets and prints PASS/FAIL; the exit
-code is 0 either way (this reports speed, it does not gate on it).
+The last table checks the targets (issue 9, for the default scheme, in
+pairing units: decrypt <= 5 for AND and OR policies of 1 to 100 leaves,
+encrypt of 10 leaves <= 7, keygen of 5 attributes <= 3.5, each extra OR leaf
+<= 0.5 on encrypt, measured as the slope between 10 and 100 OR leaves; and the
+streaming ratios) and prints PASS/FAIL; the exit code is 1 when a target
+fails, unless --no-fail.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from benchmarks.common import (
 from fogfed.abe import stream
 from fogfed.abe.group import group
 
-SCHEMES = ("fame", "bsw07")  # the first is the default scheme the targets are about
+SCHEMES = ("fabeo", "fame", "bsw07")  # the first is the default scheme the targets are about
+assert SCHEMES[0] == abe.DEFAULT_SCHEME
+TARGET_NS = (1, 5, 10, 100)  # sizes the targets need, measured for the default scheme if --n skips them
 MiB = 1024 * 1024
 PAYLOAD = bytes(range(32))  # a file key SK, what CP-ABE protects in fogfed
 
@@ -81,8 +89,14 @@ class Figure:
     def pairings(self) -> float:
         return self.op.median / self.pairing.median
 
+    @property
+    def best_pairings(self) -> float:
+        """Best sample over best sample: the figure least inflated by other load on a shared machine."""
+        return self.op.best / self.pairing.best
+
     def to_dict(self) -> dict:
-        return {**self.op.to_dict(), "pairing_median_s": self.pairing.median, "pairings": self.pairings}
+        return {**self.op.to_dict(), "pairing_median_s": self.pairing.median, "pairings": self.pairings,
+                "pairing_best_s": self.pairing.best, "best_pairings": self.best_pairings}
 
 
 def _pairing_fn():
@@ -113,8 +127,13 @@ def bench_scheme(scheme: str, ns: list[int], repeat: int) -> dict:
             if abe.decrypt(pk, key, ct) != PAYLOAD:  # a benchmark of a wrong answer is worthless
                 raise SystemExit(f"{scheme}: decrypt of the {n}-leaf {gate.upper()} policy returned a wrong payload")
             row[f"decrypt_{gate}"] = figure(lambda: abe.decrypt(pk, key, ct), repeat)
+        row["sizes"] = {
+            "secret key": len(key.to_bytes()),
+            "ciphertext AND": len(abe.encrypt(pk, policy(n, "and"), PAYLOAD)),
+            "ciphertext OR": len(abe.encrypt(pk, policy(n, "or"), PAYLOAD)),
+        }
         rows[n] = row
-    return {"setup": setup, "rows": rows}
+    return {"setup": setup, "rows": rows, "public key": len(pk.to_bytes())}
 
 
 # Each streaming variant and the raw baseline it is compared with.
@@ -183,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunks", type=parse_ints, default=None, help="chunk sizes in KiB to compare (default 64,256,1024)"
     )
+    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target fails")
     args = parser.parse_args(argv)
-    ns = args.n or ([1, 2, 5] if args.quick else [1, 2, 5, 10, 20, 50])
+    ns = args.n or ([1, 2, 5] if args.quick else [1, 10, 50, 100])
     repeat = args.repeat or (3 if args.quick else 15)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     unknown = [s for s in schemes if s not in SCHEMES]
@@ -207,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         report.table(
             unit, f"CP-ABE in {unit}: n attributes / an n-leaf policy (median of {repeat})", ["scheme", "n", *ops.values()]
         )
+    report.table("best", f"CP-ABE in pairings, best of {repeat} over best of {repeat} (what the targets use)",
+                 ["scheme", "n", *ops.values()])
+    report.table("sizes", "CP-ABE sizes in bytes (public key; n attributes / an n-leaf policy, 32-byte payload)",
+                 ["scheme", "n", "public key", "secret key", "ciphertext AND", "ciphertext OR"])
     results = {}
     for scheme in schemes:
         res = bench_scheme(scheme, ns, repeat)
@@ -215,10 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         for n, row in res["rows"].items():
             report.row("ms", scheme, n, *(row[op].ms for op in ops))
             report.row("pairings", scheme, n, *(row[op].pairings for op in ops))
+            report.row("best", scheme, n, *(row[op].best_pairings for op in ops))
+            report.row("sizes", scheme, n, res["public key"], *row["sizes"].values())
     report.data["cpabe"] = {
         scheme: {
             "setup": res["setup"].to_dict(),
-            "by_n": {str(n): {op: f.to_dict() for op, f in row.items()} for n, row in res["rows"].items()},
+            "by_n": {
+                str(n): {op: f.to_dict() for op, f in row.items() if op != "sizes"} for n, row in res["rows"].items()
+            },
+            "sizes": {"public key": res["public key"], **{str(n): row["sizes"] for n, row in res["rows"].items()}},
         }
         for scheme, res in results.items()
     }
@@ -237,26 +266,47 @@ def main(argv: list[str] | None = None) -> int:
         if name in RATIOS:
             report.row("stream", f"  ratio to {RATIOS[name]}", *(st["ratio"][c][name] for c in sizes))
 
-    add_targets(report, results, ns, st, repeat)
+    add_targets(report, results, st, repeat)
     report.finish()
     if args.plot:
         plot(args.plot, results, st, pairing.ms)
+    return exit_status(report.targets, args.no_fail)
+
+
+def exit_status(targets, no_fail: bool) -> int:
+    """1 if a target failed (and --no-fail was not given), else 0."""
+    failed = [t.name for t in targets if not t.passed]
+    if failed and not no_fail:
+        print(f"FAILED targets: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
-def add_targets(report: Report, results: dict, ns: list[int], st: dict, repeat: int) -> None:
-    """SPEC section 5: the default scheme's figures; measured here if --n skipped them."""
+def add_targets(report: Report, results: dict, st: dict, repeat: int) -> None:
+    """Issue 9's targets for the default scheme, in pairing units; sizes --n skipped are measured here.
+
+    The figures are best sample over best sample of the round-robin timing:
+    on a shared machine, preemption inflates a multi-millisecond operation's
+    samples far more often than the 0.45 ms pairing's, which biases the
+    median ratio upwards by whatever else runs; the best samples are the
+    least disturbed ones of both. The median-based figures are in the tables.
+    """
     default = SCHEMES[0]
-    if default in results:
-        rows = results[default]["rows"]
-        worst = max((r[op] for r in rows.values() for op in ("decrypt_and", "decrypt_or")), key=lambda f: f.ms)
-        report.target(
-            f"{default} decrypt, worst over n={ns[0]}..{ns[-1]} (= {worst.pairings:.1f} pairings)", worst.ms, "<=", 5.0, "ms"
-        )
-        rows = {**rows, **bench_scheme(default, [n for n in (5, 10) if n not in rows], repeat)["rows"]}
-        enc, kg = rows[10]["encrypt_and"], rows[5]["keygen"]
-        report.target(f"{default} encrypt, 10-leaf AND policy (= {enc.pairings:.1f} pairings)", enc.ms, "<=", 8.0, "ms")
-        report.target(f"{default} keygen, 5 attributes (= {kg.pairings:.1f} pairings)", kg.ms, "<=", 5.0, "ms")
+    rows = dict(results[default]["rows"]) if default in results else {}
+    missing = [n for n in TARGET_NS if n not in rows]
+    if missing:
+        rows.update(bench_scheme(default, missing, repeat)["rows"])
+    report.data["target_rows"] = {
+        str(n): {op: f.to_dict() for op, f in row.items() if op != "sizes"} for n, row in sorted(rows.items())
+    }
+    ns = sorted(rows)
+    worst = max(rows[n][op].best_pairings for n in ns for op in ("decrypt_and", "decrypt_or"))
+    report.target(f"{default} decrypt, AND and OR, worst over n={ns[0]}..{ns[-1]} leaves", worst, "<=", 5.0, "pairings")
+    enc = max(rows[10]["encrypt_and"].best_pairings, rows[10]["encrypt_or"].best_pairings)
+    report.target(f"{default} encrypt, 10-leaf policy (worse of AND, OR)", enc, "<=", 7.0, "pairings")
+    report.target(f"{default} keygen, 5 attributes", rows[5]["keygen"].best_pairings, "<=", 3.5, "pairings")
+    slope = (rows[100]["encrypt_or"].best_pairings - rows[10]["encrypt_or"].best_pairings) / 90
+    report.target(f"{default} encrypt, per extra OR leaf (slope 10 -> 100 leaves)", slope, "<=", 0.5, "pairings")
     for candidate, baseline in RATIOS.items():
         report.target(
             f"{candidate} / {baseline} ({stream.DEFAULT_CHUNK // 1024} KiB chunks)",
@@ -269,8 +319,10 @@ def add_targets(report: Report, results: dict, ns: list[int], st: dict, repeat: 
 
 def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:
     panels = []
-    targets = {"keygen": "<= 5 ms at n=5", "encrypt": "<= 8 ms at n=10", "decrypt": "<= 5 ms at every n"}
-    limits = {"keygen": 5.0, "encrypt": 8.0, "decrypt": 5.0}
+    targets = {
+        "keygen": "<= 3.5 pairings at n=5", "encrypt": "<= 7 pairings at n=10", "decrypt": "<= 5 pairings at every n"
+    }
+    limits = {"keygen": 3.5 * pairing_ms, "encrypt": 7.0 * pairing_ms, "decrypt": 5.0 * pairing_ms}
     for op, title in (("keygen", "keygen, n attributes"), ("encrypt", "encrypt, n-leaf policy"), ("decrypt", "decrypt, n-leaf policy")):
         series = {}
         for scheme, res in results.items():
@@ -281,7 +333,7 @@ def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:
                 for gate in ("and", "or"):
                     series[f"{scheme} {gate.upper()}"] = (ns, [res["rows"][n][f"{op}_{gate}"].ms for n in ns])
         hlines = {f"1 pairing ({pairing_ms:.2f} ms)": pairing_ms, f"{SCHEMES[0]} target {targets[op]}": limits[op]}
-        panels.append({"title": title, "xlabel": "n", "ylabel": "ms", "series": series, "hlines": hlines})
+        panels.append({"title": title, "xlabel": "n", "ylabel": "ms", "logy": True, "series": series, "hlines": hlines})
     chunks = list(st["mb_s"])
     names = list(st["mb_s"][chunks[0]])
     panels.append(

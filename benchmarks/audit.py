@@ -37,6 +37,7 @@ from benchmarks.common import Report, base_parser, parse_ints
 from fogfed import audit
 from fogfed.chain.artifacts import load_artifact
 from fogfed.chain.devnet import start_anvil
+from fogfed.protocol.files import file_id_for
 
 BATCH = 250  # members per addMembers transaction (about 12M gas, under Anvil's 30M block limit)
 TARGET_EVENTS_PER_S = 5_000
@@ -100,8 +101,9 @@ def generate_accesses(w3: Web3, events: int) -> str:
     tas, node = w3.eth.accounts[0], w3.eth.accounts[1]
     c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas})
     c.functions.addMember(1, node, b"\x02" * 32).transact({"from": tas})
-    fid = b"\x03" * 32
-    c.functions.registerFile(1, fid, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node})
+    digest = b"\x03" * 32
+    c.functions.registerFile(1, digest, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node})
+    fid = file_id_for(node, digest)  # granted accesses, as in real use
     data = c.encode_abi("recordAccess", [fid])
     n = events - _count(w3, address)
     _send_all(w3, [{"from": node, "to": address, "data": data, "gas": hex(100_000)}] * n, per_block=100)

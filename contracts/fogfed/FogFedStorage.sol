@@ -23,7 +23,7 @@ abstract contract FogFedStorage is IFogFedErrors, IFogFedEvents {
         uint32 federationId; // current, or last one when inactive
         bool active;
         uint16 falseClaims; // reset on each enrolment
-        uint32 generation; // number of enrolments; keys the false-claim reports
+        uint32 generation; // number of enrolments
         uint64 joinedAt;
     }
 
@@ -68,7 +68,6 @@ abstract contract FogFedStorage is IFogFedErrors, IFogFedEvents {
     mapping(bytes32 fileId => uint64 when) internal _damagedAt;
     mapping(bytes32 fileId => address[] holders) internal _cacheHolders;
     mapping(bytes32 fileId => mapping(address holder => CacheEntry)) internal _caches;
-    mapping(bytes32 reportKey => bool) internal _falseClaimReported;
     mapping(address node => PeerBlocks) internal _peerBlocks;
     mapping(bytes32 fileId => mapping(uint32 federationId => bool)) internal _shared;
 
@@ -83,7 +82,6 @@ abstract contract FogFedStorage is IFogFedErrors, IFogFedEvents {
     uint8 internal constant DENIED_OTHER_FEDERATION = 4;
     uint8 internal constant CACHE_WITHDRAWN = 1;
     uint8 internal constant CACHE_PRUNED = 2;
-    uint8 internal constant CACHE_DAMAGED = 3;
 
     /// @dev Reverts unless `account` is an active member of `federationId`.
     function _requireMemberOf(address account, uint32 federationId) internal view returns (Member storage m) {

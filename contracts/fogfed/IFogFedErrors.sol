@@ -32,10 +32,6 @@ interface IFogFedErrors {
     error LengthMismatch();
     /// @notice A sealed key delivery is empty or longer than 8192 bytes.
     error InvalidSealedKey();
-    /// @notice A member tried to report itself.
-    error SelfReport();
-    /// @notice This reporter already reported this suspect during the suspect's current membership.
-    error AlreadyReported();
     /// @notice The false-claim threshold must be at least 1.
     error InvalidThreshold();
     /// @notice The file id, plaintext hash or encrypted-SK reference is zero.

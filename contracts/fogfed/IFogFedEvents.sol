@@ -38,12 +38,14 @@ interface IFogFedEvents {
     /// @notice Result of a verification by attributes (the paper's "Verifying FN by attribute").
     event MemberVerified(address indexed node, bytes32 indexed attrsHash, bool result, address verifier);
 
-    /// @notice A file was registered. Its CID is rebuilt from fileId (the sha2-256 digest) and
-    /// cidCodec (0: CIDv0, else CIDv1 with that codec); policyRef is keccak256(policy).
+    /// @notice A file was registered: fileId = keccak256(uploader ++ contentDigest). Its CID is rebuilt
+    /// from contentDigest (the sha2-256 digest) and cidCodec (0: CIDv0, else CIDv1 with that codec);
+    /// policyRef is keccak256(policy).
     event FileRegistered(
         bytes32 indexed fileId,
         uint32 indexed federationId,
         address indexed uploader,
+        bytes32 contentDigest,
         bytes32 plaintextHash,
         bytes32 encSkRef,
         uint32 epoch,
@@ -54,12 +56,12 @@ interface IFogFedEvents {
     event AccessGranted(bytes32 indexed fileId, address indexed node, uint32 indexed federationId);
     /// @notice A recorded retrieval was refused. reason: 1 unknown file, 2 not a member, 3 removed member, 4 other federation.
     event AccessDenied(bytes32 indexed fileId, address indexed node, uint8 reason);
-    /// @notice A member reported damage. holder zero: the stored copy (file marked damaged); else that holder's cached copy (announcement dropped).
+    /// @notice A member reported damage. holder zero: the stored copy (file marked damaged; reason 0: retrieved intact, mark cleared); else that holder's cached copy.
     event FileDamaged(bytes32 indexed fileId, address indexed reporter, address indexed holder, uint8 reason);
 
     /// @notice `holder` holds a copy of `fileId` until `expiresAt` (unix seconds).
     event CacheAnnounced(bytes32 indexed fileId, address indexed holder, uint64 expiresAt);
-    /// @notice The announcement ended. reason: 1 withdrawn by holder, 2 pruned (stale), 3 reported damaged.
+    /// @notice The announcement ended. reason: 1 withdrawn by holder, 2 pruned (stale).
     event CacheWithdrawn(bytes32 indexed fileId, address indexed holder, uint8 reason);
 
     /// @notice `node` serves cached copies to peers at `url`.

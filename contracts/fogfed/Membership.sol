@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 import {Federations} from "./Federations.sol";
 
 /// @title Federation members (paper Algorithms 7 and 10): enrolment, removal, moves,
-/// encryption keys, false claims with automatic removal, and verification by attributes.
+/// encryption keys, automatic removal after false claims the contract observed, and verification by
+/// attributes.
 /// @dev A member's identity is msg.sender; no function takes a caller-supplied identity.
 abstract contract Membership is Federations {
     uint256 internal constant MAX_SEALED_KEY_LENGTH = 8192;
@@ -62,23 +63,6 @@ abstract contract Membership is Federations {
         if (sealedKey.length == 0 || sealedKey.length > MAX_SEALED_KEY_LENGTH) revert InvalidSealedKey();
         _peerBlocks[node].keyBlock = uint64(block.number);
         emit KeyDelivered(node, federationId, epoch, sealedKey);
-    }
-
-    /// @notice Report that `suspect` made a false claim to the caller (e.g. a request a peer refused).
-    /// @dev Active members only, against active members. Each reporter counts at most once per
-    /// suspect per membership generation, so one rogue member cannot remove an honest one
-    /// alone: removal needs `threshold` distinct reporters (or denied accesses).
-    /// @param suspect The member accused.
-    /// @param evidence A digest of the off-chain evidence (e.g. of the signed request).
-    function reportFalseClaim(address suspect, bytes32 evidence) external {
-        if (!_members[msg.sender].active) revert NotActiveMember(msg.sender);
-        if (suspect == msg.sender) revert SelfReport();
-        Member storage s = _members[suspect];
-        if (!s.active) revert NotActiveMember(suspect);
-        bytes32 key = keccak256(abi.encode(suspect, s.generation, msg.sender));
-        if (_falseClaimReported[key]) revert AlreadyReported();
-        _falseClaimReported[key] = true;
-        _countFalseClaim(suspect, s, msg.sender, evidence);
     }
 
     /// @notice A node's membership record (kept after removal).
@@ -144,12 +128,14 @@ abstract contract Membership is Federations {
         _advanceEpoch(federationId, EPOCH_REMOVAL);
     }
 
-    /// @dev Counts one false claim and removes the member at the threshold. The count cannot
+    /// @dev Counts one false claim the contract itself observed (recordAccess by a member of another
+    /// federation: `fileId` is the evidence) and removes the member at the threshold. No caller can
+    /// accuse another account: only a member's own transactions count against it. The count cannot
     /// pass the uint16 range: it never exceeds the threshold, itself a uint16.
-    function _countFalseClaim(address suspect, Member storage s, address reporter, bytes32 evidence) internal {
+    function _countFalseClaim(address suspect, Member storage s, bytes32 fileId) internal {
         uint16 count = s.falseClaims + 1;
         s.falseClaims = count;
-        emit FalseClaimCounted(suspect, reporter, count, evidence);
+        emit FalseClaimCounted(suspect, address(this), count, fileId);
         if (count >= _falseClaimThreshold) _remove(suspect, s, REMOVED_FALSE_CLAIMS);
     }
 }

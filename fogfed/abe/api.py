@@ -1,4 +1,4 @@
-"""The safe high-level API: FAME by default, OS randomness, hybrid encryption of small payloads.
+"""The safe high-level API: FABEO by default (FAME, BSW07 on request), OS randomness, hybrid encryption.
 
 Hybrid encryption: the ABE scheme encapsulates a GT element K under the
 policy; HKDF-SHA256 turns K's encoding into an AES-256 key and a 96-bit nonce,
@@ -34,9 +34,9 @@ from fogfed.abe.keys import (
 from fogfed.abe.policy import Policy, parse_policy
 from fogfed.errors import InputError
 
-__all__ = ["MAX_PAYLOAD", "decrypt", "encrypt", "kem_decrypt", "kem_encrypt", "keygen", "setup"]
+__all__ = ["DEFAULT_SCHEME", "MAX_PAYLOAD", "decrypt", "encrypt", "kem_decrypt", "kem_encrypt", "keygen", "setup"]
 
-DEFAULT_SCHEME = "fame"
+DEFAULT_SCHEME = "fabeo"  # why: docs/abe.md, "Choosing the default scheme"
 MAX_PAYLOAD = MAX_BODY
 KEY_SIZE = 32
 _NONCE_SIZE = 12

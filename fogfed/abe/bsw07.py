@@ -14,7 +14,14 @@ group: the hash H(j) lives in G1, so D_j = g1^r H(j)^{r_j} and C'_y = H(att(y))^
 are in G1 and their partners D'_j = g2^{r_j} and C_y = g2^{q_y(0)} in G2.
 h = g1^beta and C = h^s are in G1, D = g2^{(alpha+r)/beta} in G2. So keys and
 ciphertexts carry one G1 and one G2 element per attribute / leaf, which is
-why FAME (all-G1 rows, constant pairings) is the default. f = g^{1/beta} is
+why FAME and FABEO (all-G1 rows, constant pairings) are faster.
+
+Attributes may repeat in a policy: every leaf carries its own share q_y(0) in
+both groups, and DecryptNode needs the key component D_j of the leaf's
+attribute for every leaf it uses, so coefficients that cancel over an
+attribute's leaves remove nothing an attacker lacks (tests/abe/test_reuse.py).
+Decryption is one multi-pairing of 2 pairs per used leaf plus one; the
+leaves are decoded (and their subgroup tested) only when used (O(leaves used)). f = g^{1/beta} is
 only needed for delegation, which fogfed does not offer, so it is omitted.
 """
 
@@ -24,7 +31,7 @@ from dataclasses import dataclass
 
 from fogfed.abe.encoding import Reader, Writer, read_attributes, read_policy
 from fogfed.abe.errors import MalformedError
-from fogfed.abe.group import G1, G2, GT, PairingGroup, Scalar
+from fogfed.abe.group import G1, G1_SIZE, G2, G2_SIZE, GT, PairingGroup, Scalar
 from fogfed.abe.lsss import THRESHOLD, lsss_matrix, reconstruction
 from fogfed.abe.policy import Policy, normalise_attributes
 
@@ -88,18 +95,22 @@ class BswSecretKey:
 
 @dataclass(frozen=True)
 class BswCiphertext:
-    """CT = (T, C = h^s, {C_y, C'_y}_y in leaves); C~ is replaced by the KEM key."""
+    """CT = (T, C = h^s, {C_y, C'_y}_y in leaves); C~ is replaced by the KEM key.
+
+    Leaves are kept as their encodings (96 + 48 bytes) and decoded, in full,
+    when decryption uses them.
+    """
 
     policy: Policy
     C: G1
-    leaves: tuple[tuple[G2, G1], ...]
+    leaves: tuple[tuple[bytes, bytes], ...]
 
     def write(self, w: Writer) -> None:
         w.text(str(self.policy))
         w.element(self.C)
         w.count(len(self.leaves))
         for C_y, C_y_prime in self.leaves:
-            w.element(C_y, C_y_prime)
+            w.raw(C_y + C_y_prime)
 
     @classmethod
     def read(cls, r: Reader) -> BswCiphertext:
@@ -109,7 +120,7 @@ class BswCiphertext:
         n = r.count("C_y", rows)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} leaves but its policy has {rows}")
-        leaves = tuple((r.g2(f"C_y[{i}]"), r.g1(f"C'_y[{i}]")) for i in range(n))
+        leaves = tuple((r.take(G2_SIZE, f"C_y[{i}]"), r.take(G1_SIZE, f"C'_y[{i}]")) for i in range(n))
         return cls(policy, C, leaves)
 
 
@@ -153,7 +164,7 @@ class BSW07:
         leaves = []
         for q_y0, attribute in zip(lsss.share(v), lsss.labels):
             q = G.scalar(q_y0)
-            leaves.append((G.g2 * q, self.H(attribute) * q))
+            leaves.append(((G.g2 * q).serialize(), (self.H(attribute) * q).serialize()))
         return pk.egg_alpha**s, BswCiphertext(policy, pk.h * s, tuple(leaves))
 
     def decrypt(self, sk: BswSecretKey, ct: BswCiphertext) -> GT | None:
@@ -163,13 +174,15 @@ class BSW07:
         if coefficients is None:
             return None
         labels = ct.policy.leaves()
-        A = G.gt_one
+        # e(C, D) / A with A = prod_y (e(D_j, C_y) / e(D'_j, C'_y))^{Delta(0)}, as one multi-pairing
+        pairs = [(ct.C, sk.D)]
         for i, c in coefficients:
             D_j, D_j_prime = sk.parts[labels[i]]
-            C_y, C_y_prime = ct.leaves[i]
+            C_y = G.decode_g2(ct.leaves[i][0], f"BSW07 ciphertext field C_y[{i}]")  # only the leaves used
+            C_y_prime = G.decode_g1(ct.leaves[i][1], f"BSW07 ciphertext field C'_y[{i}]")
             if c != 1:
                 gamma = G.scalar(c)
                 D_j, C_y_prime = D_j * gamma, C_y_prime * gamma
             # DecryptNode: e(D_j, C_y) / e(D'_j, C'_y) = e(g,g)^{r q_y(0)}, raised to Delta(0)
-            A = A * G.pairing(D_j, C_y) / G.pairing(C_y_prime, D_j_prime)
-        return G.pairing(ct.C, sk.D) / A
+            pairs += [(-D_j, C_y), (C_y_prime, D_j_prime)]
+        return G.pairing_product(pairs)

@@ -29,7 +29,7 @@ __all__ = ["KINDS", "MAGIC", "SCHEMES", "VERSION", "Reader", "Writer", "read_att
 MAGIC = b"FFAB"
 VERSION = 1
 KINDS = {"public key": 1, "master key": 2, "secret key": 3, "ciphertext": 4, "KEM ciphertext": 5}
-SCHEMES = {"fame": 1, "bsw07": 2}
+SCHEMES = {"fame": 1, "bsw07": 2, "fabeo": 3}
 FINGERPRINT_SIZE = 16
 _HEADER = struct.Struct(">4sBBB")
 

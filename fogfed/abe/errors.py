@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fogfed.errors import FogfedError, InputError
 
-__all__ = ["DecryptionError", "KeyMismatchError", "MalformedError", "PolicyNotSatisfied", "PolicySyntaxError"]
+__all__ = [
+    "DecryptionError",
+    "KeyMismatchError",
+    "MalformedError",
+    "PolicyNotSatisfied",
+    "PolicySyntaxError",
+    "RepeatedAttributeError",
+]
 
 
 class PolicySyntaxError(InputError):
@@ -33,3 +42,20 @@ class KeyMismatchError(DecryptionError, InputError):
 
 class PolicyNotSatisfied(DecryptionError):
     """The key's attributes do not satisfy the ciphertext's policy."""
+
+
+class RepeatedAttributeError(InputError):
+    """A policy repeats an attribute and the scheme cannot encrypt such a policy soundly (FAME)."""
+
+    @classmethod
+    def check(cls, policy, scheme: str) -> None:
+        counts = Counter(policy.leaves())
+        repeated = sorted(y for y, n in counts.items() if n > 1)
+        if repeated:
+            counts = ", ".join(f"{y!r} ({counts[y]} times)" for y in repeated)
+            raise cls(
+                f"policy repeats attributes: {counts}; {scheme.upper()} has one key component per attribute, "
+                "so a key without a repeated attribute could decrypt",
+                "use scheme 'fabeo' (the default), which allows repeats, or write the policy without repeats "
+                "(fogfed.protocol.attributes.federations_policy factors shared attributes out)",
+            )

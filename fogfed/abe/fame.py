@@ -3,8 +3,17 @@
 The CP-ABE scheme of Section 4 (under the decisional linear assumption,
 k = 2), used here as a KEM: ``encrypt`` returns the key T1^s1 * T2^s2 in GT
 and the ciphertext without the ``ct'`` component. Fully secure in the random
-oracle model, unbounded attributes, attributes may repeat in a policy, and
-decryption costs 6 pairings whatever the policy size.
+oracle model, unbounded attributes, and decryption costs 6 pairings (one
+multi-pairing) whatever the policy size.
+
+Attributes must NOT repeat in a policy: every attribute has one key
+component and all rows of an attribute use the same hashes H(y l t), so a key
+without y can pick reconstruction coefficients that sum to zero over y's rows
+and decrypt without y's component (the scheme's reference code says "re-use
+not allowed"). ``encrypt`` therefore refuses such policies
+(``RepeatedAttributeError``); FABEO (fabeo.py) supports repeats soundly.
+Ciphertexts made before this check still decrypt for keys that satisfy
+their policy.
 
 Element placement on the Type-3 pairing (G = G1, H = G2 in the paper's
 notation): everything per attribute or per policy row lives in G1 (cheaper,
@@ -29,8 +38,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fogfed.abe.encoding import Reader, Writer, read_attributes, read_policy
-from fogfed.abe.errors import MalformedError
-from fogfed.abe.group import G1, G2, GT, PairingGroup, Scalar
+from fogfed.abe.errors import MalformedError, RepeatedAttributeError
+from fogfed.abe.group import G1, G1_SIZE, G2, GT, PairingGroup, Scalar
 from fogfed.abe.lsss import LEWKO_WATERS, lsss_matrix, reconstruction
 from fogfed.abe.policy import Policy, normalise_attributes
 
@@ -105,18 +114,23 @@ class FameSecretKey:
 
 @dataclass(frozen=True)
 class FameCiphertext:
-    """ct = (ct_0, ct_1..ct_n1) for the policy (M, rho); ct' is replaced by the KEM key."""
+    """ct = (ct_0, ct_1..ct_n1) for the policy (M, rho); ct' is replaced by the KEM key.
+
+    Rows are kept as their encodings (3 x 48 bytes) and decoded when
+    decryption uses them; their combination's subgroup is tested there.
+    """
 
     policy: Policy
     ct0: tuple[G2, G2, G2]
-    ct: tuple[tuple[G1, G1, G1], ...]
+    ct: tuple[tuple[bytes, bytes, bytes], ...]
 
     def write(self, w: Writer) -> None:
         w.text(str(self.policy))
         w.element(*self.ct0)
         w.count(len(self.ct))
         for row in self.ct:
-            w.element(*row)
+            for part in row:
+                w.raw(part)
 
     @classmethod
     def read(cls, r: Reader) -> FameCiphertext:
@@ -126,7 +140,7 @@ class FameCiphertext:
         n = r.count("ct_i", rows)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} rows but its policy has {rows} leaves")
-        ct = tuple((r.g1(f"ct_{i},1"), r.g1(f"ct_{i},2"), r.g1(f"ct_{i},3")) for i in range(n))
+        ct = tuple(tuple(r.take(G1_SIZE, f"ct_{i},{l}") for l in (1, 2, 3)) for i in range(n))  # noqa: E741
         return cls(policy, ct0, ct)
 
 
@@ -192,12 +206,13 @@ class FAME:
         return FameSecretKey(sk0, sk, sk_prime)
 
     def encrypt(self, pk: FamePublicKey, policy: Policy) -> tuple[GT, FameCiphertext]:
-        """FAME Encrypt as a KEM: returns (T1^s1 * T2^s2, ct)."""
+        """FAME Encrypt as a KEM: returns (T1^s1 * T2^s2, ct); refuses a policy that repeats an attribute."""
+        RepeatedAttributeError.check(policy, "fame")
         G = self.group
         s1, s2 = G.random_scalar(), G.random_scalar()
         ct0 = (pk.H1 * s1, pk.H2 * s2, G.g2 * (s1 + s2))
         ct = tuple(
-            (b[0][0] * s1 + b[0][1] * s2, b[1][0] * s1 + b[1][1] * s2, b[2][0] * s1 + b[2][1] * s2)
+            tuple((b[l][0] * s1 + b[l][1] * s2).serialize() for l in range(3))  # noqa: E741
             for b in self._row_bases(policy)
         )
         key = (pk.T1**s1) * (pk.T2**s2)
@@ -210,11 +225,16 @@ class FAME:
         if gammas is None:
             return None
         labels = ct.policy.leaves()
-        A = [_combine(G, [(ct.ct[i][l], c) for i, c in gammas]) for l in range(3)]
+        rows = {  # only the rows used: on the curve, canonical, not the identity
+            i: [G.decode_g1_unchecked(part, f"FAME ciphertext field ct_{i},{l + 1}") for l, part in enumerate(ct.ct[i])]
+            for i, _ in gammas
+        }
+        A = [_combine(G, [(rows[i][l], c) for i, c in gammas]) for l in range(3)]
+        for l in range(3):  # noqa: E741
+            G.require_in_group(A[l], f"FAME ciphertext: the combination of the rows used (l = {l + 1})")
         B = [sk.sk_prime[t] + _combine(G, [(sk.sk[labels[i]][t], c) for i, c in gammas]) for t in range(3)]
-        num = G.pairing(A[0], sk.sk0[0]) * G.pairing(A[1], sk.sk0[1]) * G.pairing(A[2], sk.sk0[2])
-        den = G.pairing(B[0], ct.ct0[0]) * G.pairing(B[1], ct.ct0[1]) * G.pairing(B[2], ct.ct0[2])
-        return den / num
+        # den / num = prod_t e(B_t, ct_0,t) * prod_l e(-A_l, sk_0,l), one multi-pairing
+        return G.pairing_product([(B[t], ct.ct0[t]) for t in range(3)] + [(-A[l], sk.sk0[l]) for l in range(3)])
 
     def _row_bases(self, policy: Policy) -> tuple[tuple[tuple[G1, G1], ...], ...]:
         return _row_bases(self, policy)

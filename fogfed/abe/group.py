@@ -1,13 +1,18 @@
-"""The pairing group every ABE scheme here runs on: BLS12-381 through pymcl.
+"""The pairing group every ABE scheme here runs on: BLS12-381 through mcl.
 
-This is the only module that imports the pairing library. Schemes get group
-elements from it and combine them with operators (``+``/``-`` in G1 and G2,
-``*`` by a scalar, ``*``/``/``/``**`` in GT), so swapping the library means
-rewriting this file only.
+This is the only module the schemes get group elements from. Elements are
+those of fogfed's own small binding over mcl's public C API (abe/mcl.py,
+loaded from the pymcl wheel's shared object); schemes combine them with
+operators (``+``/``-`` in G1 and G2, ``*`` by a scalar, ``*``/``/``/``**`` in
+GT), so swapping the library means rewriting mcl.py and this file only.
 
 BLS12-381 is a Type-3 (asymmetric) pairing e: G1 x G2 -> GT. G1 elements are
 48 bytes compressed and about twice as fast to multiply as G2 elements
 (96 bytes), so the schemes put their many per-attribute elements in G1.
+
+``pairing_product`` is the multi-pairing every scheme decrypts with: one
+Miller loop over all pairs and one final exponentiation (``pairing`` stays
+the single pairing benchmarks count as the unit).
 
 Security notes (also in docs/abe.md):
 - mcl's scalar multiplication and exponentiation are variable-time.
@@ -17,10 +22,13 @@ Security notes (also in docs/abe.md):
   interoperable with IETF implementations.
 - Scalars come from ``os.urandom`` (64 bytes reduced mod r, bias < 2^-256),
   not from mcl's internal generator, so the source of randomness is the OS.
-- Deserialisation: mcl checks that points lie on the curve and in the order-r
-  subgroup, but it silently ignores trailing bytes; this module enforces the
-  exact length, re-encodes to reject non-canonical encodings, rejects the
-  identity, and checks GT membership itself (mcl does not).
+- Decoding does not rely on mcl's process-wide verifyOrder switch: points
+  are rebuilt from x and a square root (exact length, canonical encoding, on
+  the curve, not the identity) and ``decode_g1``/``decode_g2`` then test the
+  subgroup explicitly. ``decode_g1_unchecked`` skips only the subgroup
+  test, for FAME ciphertext rows whose combination is tested where it enters
+  a pairing (``require_in_group``; the argument is in docs/abe.md). GT
+  membership is checked here (mcl does not).
 """
 
 from __future__ import annotations
@@ -31,12 +39,13 @@ from functools import lru_cache
 
 import pymcl
 
+from fogfed.abe import mcl
 from fogfed.abe.errors import MalformedError
 
-G1 = pymcl.G1
-G2 = pymcl.G2
-GT = pymcl.GT
-Scalar = pymcl.Fr
+G1 = mcl.G1
+G2 = mcl.G2
+GT = mcl.GT
+Scalar = mcl.Fr
 
 ORDER: int = pymcl.r
 SCALAR_SIZE = 32
@@ -65,12 +74,12 @@ class PairingGroup:
     ``pairing(a, b)`` is the entry point benchmarks time as "one pairing".
     """
 
-    name = "BLS12-381 (pymcl)"
+    name = "BLS12-381 (mcl)"
     order = ORDER
 
     def __init__(self) -> None:
-        self.g1: G1 = pymcl.g1
-        self.g2: G2 = pymcl.g2
+        self.g1: G1 = mcl.from_pymcl(pymcl.g1)
+        self.g2: G2 = mcl.from_pymcl(pymcl.g2)
         self.gt_one: GT = GT()
 
     # -- scalars ---------------------------------------------------------
@@ -84,11 +93,11 @@ class PairingGroup:
 
     def scalar(self, value: int) -> Scalar:
         """The scalar ``value mod r`` (any Python int, negative allowed)."""
-        return Scalar.deserialize((value % ORDER).to_bytes(SCALAR_SIZE, "little"))
+        return Scalar.from_int(value)
 
     @staticmethod
     def scalar_to_int(value: Scalar) -> int:
-        return int.from_bytes(value.serialize(), "little")
+        return int(value)
 
     # -- hashing ---------------------------------------------------------
 
@@ -104,7 +113,20 @@ class PairingGroup:
 
     def pairing(self, a: G1, b: G2) -> GT:
         """e(a, b) for a in G1, b in G2."""
-        return pymcl.pairing(a, b)
+        return mcl.pairing(a, b)
+
+    def pairing_product(self, pairs: list[tuple[G1, G2]]) -> GT:
+        """prod e(a_i, b_i): one Miller loop over all pairs, one final exponentiation."""
+        return mcl.pairing_product(pairs)
+
+    @staticmethod
+    def require_in_group(point: G1 | G2, what: str) -> None:
+        """MalformedError unless ``point`` is on the curve, not the identity, and in the order-r subgroup."""
+        if not mcl.is_in_group(point):
+            raise MalformedError(
+                f"{what} is not an element of the order-r subgroup (not on the curve, the identity, or outside G1/G2)",
+                "the object is corrupt or crafted",
+            )
 
     # -- encodings -------------------------------------------------------
 
@@ -113,10 +135,14 @@ class PairingGroup:
         return element.serialize()
 
     def decode_g1(self, data: bytes, what: str) -> G1:
-        return _decode_point(G1, G1_SIZE, data, what, "G1")
+        return _decode_point(G1, G1_SIZE, data, what, "G1", subgroup=True)
 
     def decode_g2(self, data: bytes, what: str) -> G2:
-        return _decode_point(G2, G2_SIZE, data, what, "G2")
+        return _decode_point(G2, G2_SIZE, data, what, "G2", subgroup=True)
+
+    def decode_g1_unchecked(self, data: bytes, what: str) -> G1:
+        """A G1 point on the curve, canonical, not the identity; the subgroup is left to ``require_in_group``."""
+        return _decode_point(G1, G1_SIZE, data, what, "G1", subgroup=False)
 
     def decode_gt(self, data: bytes, what: str) -> GT:
         """Decode a GT element and check it lies in the order-r subgroup."""
@@ -149,10 +175,26 @@ def _decode_exact(kind, size: int, data: bytes, what: str, kind_name: str):
     return value
 
 
-def _decode_point(kind, size: int, data: bytes, what: str, kind_name: str):
-    value = _decode_exact(kind, size, data, what, kind_name)
-    if value.is_zero():
+_IDENTITY = {G1: G1().serialize(), G2: G2().serialize()}
+
+
+def _decode_point(kind, size: int, data: bytes, what: str, kind_name: str, subgroup: bool):
+    if len(data) != size:
+        raise MalformedError(f"{what}: a {kind_name} element is {size} bytes, got {len(data)}")
+    data = bytes(data)
+    if data == _IDENTITY[kind]:
         raise MalformedError(f"{what} is the identity of {kind_name}", "the object is corrupt or crafted")
+    value = mcl.decode_on_curve(kind, data)
+    if value is None:
+        raise MalformedError(
+            f"{what} is not a valid {kind_name} element (not canonical or not on the curve)",
+            "the object is corrupt or crafted",
+        )
+    if subgroup and not value.is_valid_order():
+        raise MalformedError(
+            f"{what} is not a valid {kind_name} element: not in the order-r subgroup",
+            "the object is corrupt or crafted",
+        )
     return value
 
 
@@ -172,7 +214,7 @@ def _pow_is_one(value: GT, exponent: int) -> bool:
 
 @lru_cache(maxsize=65536)
 def _hash_g1(label: bytes) -> G1:
-    return G1.hash(label)
+    return G1.hash(label)  # mcl's hashAndMapTo, the same map as pymcl.G1.hash
 
 
 group = PairingGroup()

@@ -22,6 +22,7 @@ from functools import cache
 from fogfed.abe.bsw07 import BSW07, BswCiphertext, BswMasterKey, BswPublicKey, BswSecretKey
 from fogfed.abe.encoding import FINGERPRINT_SIZE, SCHEMES, Reader, Writer, read_header
 from fogfed.abe.errors import KeyMismatchError
+from fogfed.abe.fabeo import FABEO, FabeoCiphertext, FabeoMasterKey, FabeoPublicKey, FabeoSecretKey
 from fogfed.abe.fame import FAME, FameCiphertext, FameMasterKey, FamePublicKey, FameSecretKey
 from fogfed.abe.group import group
 from fogfed.abe.policy import Policy
@@ -35,12 +36,13 @@ MAX_BODY = 1 << 20
 _CODECS = {
     "fame": (FAME, FamePublicKey, FameMasterKey, FameSecretKey, FameCiphertext),
     "bsw07": (BSW07, BswPublicKey, BswMasterKey, BswSecretKey, BswCiphertext),
+    "fabeo": (FABEO, FabeoPublicKey, FabeoMasterKey, FabeoSecretKey, FabeoCiphertext),
 }
 
 
 @cache
-def scheme_named(name: str) -> FAME | BSW07:
-    """The scheme instance on the shared group, by name ("fame" or "bsw07")."""
+def scheme_named(name: str) -> FAME | BSW07 | FABEO:
+    """The scheme instance on the shared group, by name ("fabeo", "fame" or "bsw07")."""
     if name not in _CODECS:
         raise InputError(f"unknown ABE scheme {name!r}", f"choose one of: {', '.join(SCHEMES)}")
     return _CODECS[name][0](group)

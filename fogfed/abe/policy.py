@@ -14,7 +14,9 @@ parentheses; ``str(policy)`` always prints them, so the canonical text shows
 how a policy was read.
 
 Attributes: ASCII letters, digits and ``: _ - . /``, starting with a letter,
-at most 128 characters, case-insensitive (normalised to lower case); the
+at most 128 characters, case-insensitive (normalised to lower case; a text
+with any non-ASCII or control character is refused before that, so no
+look-alike can normalise into an attribute); the
 words ``and``, ``or`` and ``of`` are not attributes. Examples: ``loc:riyadh``,
 ``svc:health``, ``ff:3``, ``epoch:3:7``.
 
@@ -41,6 +43,7 @@ __all__ = [
     "normalise_attribute",
     "normalise_attributes",
     "parse_policy",
+    "reject_unsafe_characters",
 ]
 
 MAX_LEAVES = 256
@@ -51,7 +54,9 @@ MAX_KEY_ATTRIBUTES = 256
 KEYWORDS = frozenset({"and", "or", "of"})
 
 _ATTRIBUTE = re.compile(r"[a-z][a-z0-9:_\-./]*\Z")
-_TOKEN = re.compile(r"\s*(?:([(),])|([A-Za-z0-9:_\-./]+)|(\S))")
+_TOKEN = re.compile(r"[ \t\r\n]*(?:([(),])|([A-Za-z0-9:_\-./]+)|([^ \t\r\n]))")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")  # anything but printable ASCII: non-ASCII and control characters
+_UNSAFE_IN_POLICY = re.compile(r"[^\x20-\x7e\t\r\n]")  # policies may also break lines between tokens
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,14 @@ def _gate(k: int, children: list[Node]) -> Node:
         else:
             flat.append(child)
     return Gate(len(flat) if is_and else k, tuple(flat))
+
+
+def _child_depth(parent: Node, part: Node, depth: int) -> int:
+    """The depth ``part`` contributes below ``parent``: one less if _gate merged its children into parent."""
+    if isinstance(part, Gate) and isinstance(parent, Gate):
+        same = (parent.is_and and part.is_and) or (parent.is_or and part.is_or)  # _gate's merge rule
+        return depth - 1 if same else depth
+    return depth
 
 
 def _depth(node: Node) -> int:
@@ -161,11 +174,31 @@ def _satisfied(node: Node, have: frozenset[str]) -> bool:
     return sum(1 for c in node.children if _satisfied(c, have)) >= node.k
 
 
+def reject_unsafe_characters(text: str, what: str, pattern: re.Pattern = _UNSAFE) -> None:
+    """InputError if ``text`` has a non-ASCII or control character, checked BEFORE any normalisation.
+
+    Otherwise lower-casing and stripping could turn look-alikes into a real
+    attribute: "role:\u212aing" (KELVIN SIGN) lower-cases to "role:king",
+    and "loc:riyadh\u00a0" or "loc:riyadh\x1c" strip to "loc:riyadh".
+    """
+    bad = pattern.search(text)
+    if bad:
+        raise InputError(
+            f"{what} {text!r:.120} has a non-ASCII or control character {bad.group()!r} (U+{ord(bad.group()):04X}) "
+            f"at position {bad.start()}",
+            "use ASCII letters, digits and ': _ - . /' only",
+        )
+
+
 def normalise_attribute(name: object) -> str:
-    """Lower-case and check one attribute; raises InputError naming it."""
+    """Check, strip spaces and lower-case one attribute; raises InputError naming it.
+
+    Non-ASCII and control characters are refused before anything else.
+    """
     if not isinstance(name, str):
         raise InputError(f"attribute must be a string, got {type(name).__name__}")
-    norm = name.strip().lower()
+    reject_unsafe_characters(name, "attribute")
+    norm = name.strip(" ").lower()
     if not norm or len(norm) > MAX_ATTRIBUTE_LENGTH or not _ATTRIBUTE.match(norm) or norm in KEYWORDS:
         raise InputError(
             f"invalid attribute {name!r}",
@@ -193,6 +226,13 @@ def parse_policy(text: str | Policy) -> Policy:
         raise InputError(f"policy must be a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise PolicySyntaxError(f"policy text is longer than {MAX_TEXT} characters", text, MAX_TEXT, text[MAX_TEXT])
+    bad = _UNSAFE_IN_POLICY.search(text)
+    if bad:  # before any normalisation (lower-casing could turn a look-alike into an attribute)
+        raise PolicySyntaxError(
+            f"non-ASCII or control character U+{ord(bad.group()):04X} in the policy",
+            text, bad.start(), bad.group(),
+            "policies use ASCII only: attributes of letters, digits and ': _ - . /', and spaces, tabs or line breaks",
+        )
     return Policy(_Parser(text).parse())
 
 
@@ -254,9 +294,13 @@ class _Parser:
             ops.append((tok[1].lower(), tok[2]))
             items.append(self.atom(depth))
         node = items[-1]
+        depth_of_node = _depth(node)
         for (op, pos), left in zip(reversed(ops), reversed(items[:-1])):  # right-grouping, as in Charm
-            node = _gate(2 if op == "and" else 1, [left, node])
-            if _depth(node) > MAX_DEPTH:
+            merged = _gate(2 if op == "and" else 1, [left, node])
+            # the depth from the parts (no walk over the whole chain: long AND/OR chains stay linear)
+            depth_of_node = 1 + max(_child_depth(merged, left, _depth(left)), _child_depth(merged, node, depth_of_node))
+            node = merged
+            if depth_of_node > MAX_DEPTH:
                 self.fail(pos, op, f"policy nests deeper than {MAX_DEPTH} levels", "flatten it or add parentheses")
         return node
 

@@ -5,6 +5,12 @@ transaction (its events and the new ``last_block``), so an interrupted replay
 resumes after the last committed range. At the end of a replay the rebuilt
 state is stored as a snapshot; resuming loads it and re-applies only the
 events committed after it.
+
+The hash of every committed range's last block and of every block with an
+event is kept (table ``blocks``), so a reorganisation of blocks already
+replayed is seen on resume or during a replay: :meth:`Checkpoint.rewind`
+drops everything above the newest block whose hash the chain still has (the
+common ancestor), and the replay goes on from there.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ CREATE TABLE IF NOT EXISTS events (
     name TEXT NOT NULL, args TEXT NOT NULL, PRIMARY KEY (block, log_index));
 CREATE TABLE IF NOT EXISTS snapshot (section TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, PRIMARY KEY (section, key));
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
 
 
@@ -109,12 +116,44 @@ class Checkpoint:
         value = self.meta("last_block")
         return int(value) if value is not None else None
 
-    def commit_range(self, events: Iterable[Event], last_block: int) -> None:
-        """Store one fetched range's events and advance ``last_block``, atomically."""
+    def commit_range(self, events: Iterable[Event], last_block: int,
+                     hashes: dict[int, str] | None = None) -> None:
+        """Store one fetched range's events, the block hashes seen, and advance ``last_block``, atomically."""
         rows = [(e.block, e.log_index, e.tx, e.timestamp, e.name, json.dumps(e.args)) for e in events]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?)", sorted((hashes or {}).items()))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(last_block),))
+
+    def block_hashes(self, newest_first: bool = True) -> Iterator[tuple[int, str]]:
+        """(number, hash) of the recorded blocks."""
+        order = "DESC" if newest_first else "ASC"
+        yield from self.db.execute(f"SELECT number, hash FROM blocks ORDER BY number {order}")
+
+    def block_hash(self, number: int) -> str | None:
+        row = self.db.execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return row[0] if row else None
+
+    def rewind(self, ancestor: int | None) -> int:
+        """Forget everything above block ``ancestor`` (None: everything); returns the events dropped.
+
+        The snapshot goes too when it is newer than ``ancestor``; restore() then rebuilds the state
+        from the stored events, which are all at or below it."""
+        keep = -1 if ancestor is None else ancestor
+        with self.db:
+            dropped = self.db.execute("DELETE FROM events WHERE block > ?", (keep,)).rowcount
+            self.db.execute("DELETE FROM blocks WHERE number > ?", (keep,))
+            snap = self.meta("snapshot_block")
+            if snap is not None and int(snap) > keep:
+                self.db.execute("DELETE FROM snapshot")
+                self.db.execute("DELETE FROM meta WHERE key = 'snapshot_block'")
+            if ancestor is None:
+                self.db.execute("DELETE FROM meta WHERE key = 'last_block'")
+            else:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('last_block', ?)", (str(ancestor),))
+            reorgs = int(self.meta("reorgs") or 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('reorgs', ?)", (str(reorgs),))
+        return dropped
 
     def events(self, after_block: int = -1, newest_first: bool = False, limit: int = -1) -> Iterator[Event]:
         """Stored events after ``after_block``, streamed in chain order (or newest first)."""

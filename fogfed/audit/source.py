@@ -16,6 +16,8 @@ from web3 import EthereumTesterProvider, Web3
 
 from fogfed.audit.errors import AuditError, BadAuditInput
 from fogfed.chain import embedded
+from fogfed.chain.finality import final_block_number, parse_confirmations
+from fogfed.errors import InputError
 
 #: Error texts by which nodes say "ask for less".
 _TOO_MUCH = ("too many", "limit", "exceed", "range", "timeout", "timed out", "size", "10000", "response")
@@ -108,6 +110,40 @@ def block_timestamp(w3: Web3, block: int) -> int:
     if not header:
         raise AuditError(f"the node has no block {block}", "pass a block at or below the chain head")
     return as_int(header["timestamp"])
+
+
+def block_hash(w3: Web3, block: int) -> str | None:
+    """0x-hex hash of block ``block`` on the node's current chain, or None when it has no such block."""
+    header = call(w3, "eth_getBlockByNumber", [block_param(w3, block), False])
+    return hex_hash(header["hash"]) if header else None
+
+
+def hex_hash(value: Any) -> str:
+    """A block hash (0x-hex string from JSON-RPC, bytes from in-process providers) as lower-case 0x-hex."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    text = str(value).lower()
+    return text if text.startswith("0x") else "0x" + text
+
+
+def final_head(w3: Web3, confirmations: int | str) -> int:
+    """The newest block at ``confirmations`` (a depth, 'safe' or 'finalized'); -1 if none yet."""
+    try:
+        confirmations = parse_confirmations(confirmations)
+    except InputError as exc:
+        raise AuditError(exc.message, exc.hint) from None
+    head = head_block(w3)
+    tagged = None
+    if isinstance(confirmations, str):
+        try:
+            header = call(w3, "eth_getBlockByNumber", [confirmations, False])
+        except RpcError:
+            header = None
+        tagged = as_int(header["number"]) if header else None
+    try:
+        return final_block_number(head, tagged, confirmations)
+    except InputError as exc:  # the node has no such tag
+        raise AuditError(exc.message, "pass a block depth as --confirmations") from None
 
 
 def has_code(w3: Web3, address: str, block: int | str = "latest") -> bool:

@@ -25,7 +25,7 @@ EVIDENCE_TXS = 10
 REMOVAL_REASONS = {1: "removed by TAS", 2: "automatic: false-claim threshold reached"}
 EPOCH_REASONS = {1: "member removed", 2: "re-key by TAS"}
 DENIAL_REASONS = {1: "unknown file", 2: "not a member", 3: "removed member", 4: "other federation"}
-CACHE_DAMAGED = 3  # CacheWithdrawn reason: the holder's copy was reported damaged
+INTACT = 0  # FileDamaged reason of reportIntact: the stored copy was retrieved intact
 DAMAGE_REASONS = {1: "plaintext hash mismatch", 2: "ciphertext failed authentication", 3: "copy unavailable"}
 
 
@@ -68,7 +68,7 @@ class Rebuild:
             "contract": {"admin": ZERO_ADDRESS, "pending_admin": ZERO_ADDRESS, "operators": {}, "admins": [],
                          "false_claim_threshold": 0, "max_cache_lifetime": 0, "settings": []},
             "federations": {}, "members": {}, "files": {}, "caches": {},
-            "removals": [], "damage": [], "shares": [], "verifications": {"count": 0, "failed": 0},
+            "removals": [], "damage": [], "intact": [], "shares": [], "verifications": {"count": 0, "failed": 0},
             "accesses": {"granted": 0, "denied": 0},
             "denied_by": {}, "damage_by_uploader": {}, "damage_by_holder": {},
             "signals": [], "unhandled": {}, "events": 0, "last_block": None,
@@ -217,6 +217,7 @@ class Rebuild:
         fed = self.data["federations"][str(fid)]
         self.data["files"][a["fileId"]] = {
             "file_id": a["fileId"], "federation_id": fid, "uploader": a["uploader"],
+            "content_digest": a["contentDigest"],
             "plaintext_hash": a["plaintextHash"], "enc_sk_ref": a["encSkRef"], "epoch": a["epoch"],
             "cid_codec": a["cidCodec"], "policy": a["policy"],
             "policy_ref": "0x" + keccak(a["policy"].encode("utf-8", "surrogateescape")).hex(),
@@ -258,12 +259,19 @@ class Rebuild:
     def _damaged(self, e: Event) -> None:
         a = e.args
         f = self.data["files"][a["fileId"]]
+        if a["reason"] == INTACT:  # reportIntact: the stored copy was retrieved intact, mark cleared
+            f["damaged_at"] = 0
+            self.data["intact"].append({"file_id": a["fileId"], "reporter": a["reporter"], **_where(e)})
+            return
         f["damage_reports"] += 1
         if a["holder"] == ZERO_ADDRESS:
             f["damaged_at"] = e.timestamp
             target, table = f["uploader"], "damage_by_uploader"
         else:
             target, table = a["holder"], "damage_by_holder"
+            held = self.data["caches"].get(a["fileId"], {}).get(a["holder"])
+            if held is not None:
+                held["damaged"] = True  # the announcement stays; fetchers try this holder last
         _evidence(self.data[table].setdefault(target, {"count": 0, "txs": []}), e)
         self.data["damage"].append({"file_id": a["fileId"], "reporter": a["reporter"], "holder": a["holder"],
                                     "reason": a["reason"], "reason_text": DAMAGE_REASONS.get(a["reason"], "unknown"),
@@ -278,11 +286,6 @@ class Rebuild:
 
     def _cache_withdrawn(self, e: Event) -> None:
         holders = self.data["caches"].get(e.args["fileId"], {})
-        if e.args["reason"] == CACHE_DAMAGED:
-            # The contract only expires a damaged copy's announcement; it stays listed until pruned.
-            if e.args["holder"] in holders:
-                holders[e.args["holder"]].update(expires_at=0, damaged=True)
-            return
         holders.pop(e.args["holder"], None)
         if not holders:
             self.data["caches"].pop(e.args["fileId"], None)

@@ -8,7 +8,7 @@ Quick tour::
     fed = deploy(chain, tas)                # or FogFed.at(chain, address)
     fid = fed.create_federation(tas, "riyadh", "health", ffpk_bytes).value
     fed.add_member(tas, fid, node.address, x25519_public_key)
-    fed.register_file(node, fid, file_id, plaintext_sha256, enc_sk_ref, policy, epoch=0)
+    file_id = fed.register_file(node, fid, cid_digest, plaintext_sha256, enc_sk_ref, policy, epoch=0).value
     fed.record_access(node, file_id).value  # True: AccessGranted
     fed.events(names=["MemberAdded"])
 
@@ -21,11 +21,11 @@ Public API:
 - ``FogFed`` methods, transactions (first argument the signing account, return ``TxResult``):
   ``begin_admin_transfer``, ``accept_admin``, ``set_operator``, ``configure``, ``create_federation``,
   ``bump_epoch``, ``add_member``, ``add_members``, ``remove_member``, ``deliver_key``,
-  ``report_false_claim``, ``verify_member``, ``register_file``, ``record_access``, ``report_damage``,
+  ``verify_member``, ``register_file``, ``record_access``, ``report_damage``, ``report_intact``,
   ``share_file``, ``set_endpoint``, ``announce_cache``, ``withdraw_cache``;
   views: ``settings``, ``is_operator``, ``federation``, ``federation_by_attributes``,
   ``federation_public_key``, ``member``, ``is_active_member``, ``member_has_attributes``, ``file``,
-  ``has_access``, ``peer_blocks``, ``cache_expiry``, ``fresh_cache_holders``;
+  ``file_registration``, ``has_access``, ``peer_blocks``, ``cache_expiry``, ``fresh_cache_holders``;
   ``events(from_block, to_block, names)``.
 - Records: ``TxResult``, ``DecodedEvent``, ``Settings``, ``Federation``, ``Member``, ``FileRecord``,
   ``CacheHolder``. Helpers: ``attributes_hash``, ``public_key_commitment``.

@@ -10,11 +10,13 @@ several threads send at once, from the same or different accounts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +26,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.exceptions import TransactionNotFound
 
 from fogfed.chain.errors import (
     ChainError,
@@ -31,8 +34,12 @@ from fogfed.chain.errors import (
     InsufficientFunds,
     InvalidArgument,
     TransactionFailed,
+    TransactionReplaced,
+    TransactionUnderpriced,
     WrongChain,
 )
+from fogfed.chain.finality import Confirmations, default_confirmations, final_block, parse_confirmations
+from fogfed.chain.nonces import JOURNAL_ENV, Pending, Reconciled, TxJournal, bump_fees, fee_cap
 from fogfed.chain.reverts import decode_revert, is_revert, revert_data
 from fogfed.errors import FogfedError, InputError
 
@@ -41,6 +48,9 @@ DEV_ACCOUNTS = 10
 _PRIORITY_FEE = 10**9  # 1 gwei: enough on devnets; real networks set their own via max_priority_fee
 _RECEIPT_TIMEOUT = 120.0
 _NONCE_RETRIES = 4
+MAX_FEE_ENV = "FOGFED_MAX_FEE_PER_GAS"
+STUCK_ENV = "FOGFED_STUCK_AFTER"
+_STUCK_AFTER = 60.0  # seconds in the mempool before a transaction is re-sent with bumped fees
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +61,11 @@ def _mnemonic_keys() -> tuple[str, ...]:
     Account.enable_unaudited_hdwallet_features()
     return tuple(Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex()
                  for i in range(DEV_ACCOUNTS))
+
+
+def is_published_dev_key(account: LocalAccount) -> bool:
+    """Whether ``account`` is one of the default mnemonic's accounts (its key is public knowledge)."""
+    return account.key.hex().removeprefix("0x") in {k.removeprefix("0x") for k in _mnemonic_keys()}
 
 
 def account_from_key(key: str) -> LocalAccount:
@@ -81,6 +96,11 @@ def _message(exc: BaseException) -> str:
     return " | ".join(parts).lower()
 
 
+def _is_base_fee_error(text: str) -> bool:
+    return any(s in text for s in ("less than block base fee", "fee cap less than", "max fee per gas less than",
+                                   "feecap", "fee too low"))
+
+
 def _is_nonce_error(text: str) -> bool:
     return any(s in text for s in ("nonce", "already known", "underpriced", "known transaction"))
 
@@ -93,18 +113,46 @@ def _is_funds_error(text: str) -> bool:
                                    "cannot afford"))
 
 
+def _env_number(env: str, kind: Any, given: Any, default: Any) -> Any:
+    raw = given if given is not None else os.environ.get(env)
+    if raw in (None, ""):
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"{env} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise InputError(f"{env} must be positive, got {raw!r}")
+    return value
+
+
 class Chain:
     """A connection to one chain: web3, chain id, dev accounts, and transaction sending."""
 
     def __init__(self, w3: Any, *, label: str, is_embedded: bool, identity: Any,
-                 dev_keys: tuple[str, ...] | None, embedded: Any = None) -> None:
+                 dev_keys: tuple[str, ...] | None, embedded: Any = None,
+                 confirmations: Confirmations | None = None, tx_journal: Path | str | None = None,
+                 stuck_after: float | None = None, max_fee_per_gas: int | None = None) -> None:
         self.w3 = w3
         self.label = label
+        #: blocks on top of a block before it is acted on (0, a depth, 'safe' or 'finalized')
+        self.confirmations: Confirmations = (default_confirmations() if confirmations is None
+                                             else parse_confirmations(confirmations))
         self.is_embedded = is_embedded
         self._identity = identity
         self._dev_keys = dev_keys
         self._embedded = embedded  # fogfed.chain.embedded.EmbeddedChain for embedded:<dir>
         self.chain_id: int = int(w3.eth.chain_id)
+        #: directory of the per-sender transaction journals (None: no journal); see fogfed.chain.nonces
+        journal = tx_journal if tx_journal is not None else os.environ.get(JOURNAL_ENV) or None
+        self.tx_journal_dir: Path | None = Path(journal).expanduser() if journal and not is_embedded else None
+        #: seconds a transaction may wait in the mempool before it is replaced with bumped fees (None: never)
+        self.stuck_after: float | None = _env_number(STUCK_ENV, float, stuck_after, _STUCK_AFTER)
+        #: the most fogfed pays per gas, in wei (None: no cap)
+        self.max_fee_per_gas: int | None = _env_number(MAX_FEE_ENV, int, max_fee_per_gas, None)
+        #: (first hash, hash that was mined) of every transaction this object replaced with bumped fees
+        self.replacements: list[tuple[str, str]] = []
+        self._reconciled: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Chain({self.label}, chain_id={self.chain_id})"
@@ -144,6 +192,16 @@ class Chain:
     def block_number(self) -> int:
         """Number of the latest block."""
         return int(self._read("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def final_block(self) -> int:
+        """The newest block at the configured confirmation depth (the head with 0 confirmations)."""
+        if self.confirmations == 0:
+            return self.block_number()
+        return int(self._read("the final block", lambda: final_block(self.w3, self.confirmations)))
+
+    def read_block(self) -> int | str:
+        """The block views read at: ``latest`` with 0 confirmations, else the final block."""
+        return "latest" if self.confirmations == 0 else max(self.final_block(), 0)
 
     def timestamp(self) -> int:
         """Timestamp of the latest block (unix seconds): the contract's notion of now."""
@@ -186,11 +244,19 @@ class Chain:
             yield slot
 
     def _fees(self) -> dict[str, int]:
+        """EIP-1559 fees from the node: its suggested tip (eth_maxPriorityFeePerGas, 1 gwei when it has
+        none) and a fee cap of twice the latest base fee plus the tip, which stays valid through six
+        full blocks of base-fee rises; legacy gasPrice on chains without a base fee."""
         block = self.w3.eth.get_block("latest")
         base = block.get("baseFeePerGas")
         if base is None:
             return {"gasPrice": int(self.w3.eth.gas_price)}
-        return {"maxFeePerGas": 2 * int(base) + _PRIORITY_FEE, "maxPriorityFeePerGas": _PRIORITY_FEE}
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except Exception:  # noqa: BLE001 - nodes without the method
+            tip = _PRIORITY_FEE
+        tip = tip or _PRIORITY_FEE
+        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
 
     def _estimate(self, tx: dict[str, Any], function: str | None) -> int:
         try:
@@ -232,36 +298,213 @@ class Chain:
         if to is not None:
             tx["to"] = to
         tx["gas"] = gas if gas is not None else self._estimate(tx, function)
-        tx.update(self._fees())
-        tx_hash = self._sign_and_send(account, tx, function)
-        try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.05)
-        except Exception as exc:  # noqa: BLE001
-            raise self.unreachable(exc) or TransactionFailed(
-                f"{function or 'transaction'} {tx_hash.hex()} was not mined: {exc}",
-                "check that the node is mining") from None
+        fees = self._fees()
+        self._check_cap(fees, function)
+        if self.is_embedded:
+            tx_hash, _ = self._sign_and_send(account, {**tx, **fees}, function)
+            try:
+                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT,
+                                                                   poll_latency=0.05)
+            except Exception as exc:  # noqa: BLE001
+                raise self.unreachable(exc) or TransactionFailed(
+                    f"{function or 'transaction'} {tx_hash.hex()} was not mined: {exc}",
+                    "check that the node is mining") from None
+        else:
+            tx_hash, nonce = self._sign_and_send(account, tx, function, fees)
+            receipt = self._wait_mined(account, tx, nonce, fees, tx_hash, function)
+            tx_hash = receipt["transactionHash"]
         if receipt["status"] != 1:
-            raise self._replay_failure(tx, receipt, function)
+            raise self._replay_failure({**tx, **fees}, receipt, function)
+        if self.confirmations != 0:
+            receipt = self._await_final(tx_hash, receipt, function)
         return receipt
 
-    def _sign_and_send(self, account: LocalAccount, tx: dict[str, Any], function: str | None) -> Any:
+    def _check_cap(self, fees: dict[str, int], function: str | None) -> None:
+        if self.max_fee_per_gas is not None and fee_cap(fees) > self.max_fee_per_gas:
+            raise TransactionUnderpriced(
+                f"{function or 'transaction'} needs a fee of {fee_cap(fees)} wei per gas, above the cap of "
+                f"{self.max_fee_per_gas} wei ({MAX_FEE_ENV})",
+                "wait for lower fees or raise the cap")
+
+    def _journal(self, address: str) -> TxJournal | None:
+        return TxJournal(self.tx_journal_dir, self.chain_id, address) if self.tx_journal_dir else None
+
+    def recover(self, account: LocalAccount) -> Reconciled:
+        """Reconcile ``account``'s transaction journal with the chain (done by the first send of a process):
+        re-broadcast what the node dropped, forget what was mined or replaced. Empty without a journal."""
+        journal = self._journal(account.address)
+        if journal is None:
+            return Reconciled()
+        with journal.locked():
+            return self._reconcile(account, journal)
+
+    def _reconcile(self, account: LocalAccount, journal: TxJournal) -> Reconciled:
+        result = journal.reconcile(self.w3, self._fees(), lambda t: account.sign_transaction(t).raw_transaction)
+        self._reconciled.add(account.address)
+        return result
+
+    def _sign_and_send(self, account: LocalAccount, tx: dict[str, Any], function: str | None,
+                       fees: dict[str, int] | None = None) -> tuple[Any, int]:
+        fees = fees or {}
+        journal = self._journal(account.address)
+        last_error: BaseException | None = None
         for _ in range(_NONCE_RETRIES):
-            with self._nonce(account.address) as slot:
-                if slot.next is None:
-                    slot.next = int(self.w3.eth.get_transaction_count(account.address, "pending"))
-                signed = account.sign_transaction({**tx, "nonce": slot.next})
+            with self._nonce(account.address) as slot, \
+                    (journal.locked() if journal else contextlib.nullcontext()):
+                if journal is not None:
+                    if account.address not in self._reconciled:
+                        self._reconcile(account, journal)
+                    nonce = journal.next_nonce(int(self.w3.eth.get_transaction_count(account.address, "pending")))
+                else:
+                    if slot.next is None:
+                        slot.next = int(self.w3.eth.get_transaction_count(account.address, "pending"))
+                    nonce = slot.next
+                signed = account.sign_transaction({**tx, **fees, "nonce": nonce})
+                if journal is not None:  # journaled before it leaves: a crash right after is recovered
+                    journal.record(Pending(nonce, tx, fees, self.w3.to_hex(signed.raw_transaction),
+                                           [self.w3.to_hex(signed.hash)], function))
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 except Exception as exc:  # noqa: BLE001
                     slot.next = None  # resync from the node next time
+                    if journal is not None:
+                        journal.forget(nonce)
                     text = _message(exc)
+                    if _is_base_fee_error(text) and fees:
+                        last_error = exc  # the base fee rose since the fees were read: read them again
+                        fees = bump_fees(fees, self._fees())
+                        self._check_cap(fees, function)
+                        continue
                     if _is_nonce_error(text) and not _is_funds_error(text):
                         continue
                     raise self._translate(exc, function, account.address) from None
-                slot.next += 1
-                return tx_hash
+                slot.next = nonce + 1
+                return tx_hash, nonce
+        if last_error is not None:
+            raise TransactionUnderpriced(
+                f"{function or 'transaction'}: the node refused its fee as below the base fee ({last_error})",
+                "the base fee keeps rising; retry later or check the node's fee answers") from None
         raise TransactionFailed(f"{function or 'transaction'}: nonce conflicts persisted after {_NONCE_RETRIES} tries",
                                 "another program may be sending from the same account")
+
+    def _wait_mined(self, account: LocalAccount, tx: dict[str, Any], nonce: int, fees: dict[str, int],
+                    tx_hash: Any, function: str | None) -> Any:
+        """The receipt of the transaction at ``nonce``: one of the hashes sent for it. Left in the
+        mempool longer than ``stuck_after`` seconds, it is replaced by the same transaction with fees
+        bumped (bump_fees); its nonce taken by another program's transaction raises TransactionReplaced."""
+        name = function or "transaction"
+        hashes = [self.w3.to_hex(tx_hash)]
+        journal = self._journal(account.address)
+        start = time.monotonic()
+        deadline, poll = start + _RECEIPT_TIMEOUT, 0.05
+        next_bump = start + self.stuck_after if self.stuck_after else float("inf")
+        try:
+            while time.monotonic() < deadline:
+                receipt = self._first_receipt(hashes)
+                if receipt is not None:
+                    if journal is not None:
+                        with journal.locked():
+                            journal.forget(nonce)
+                    if self.w3.to_hex(receipt["transactionHash"]) != hashes[0]:
+                        self.replacements.append((hashes[0], self.w3.to_hex(receipt["transactionHash"])))
+                    return receipt
+                if int(self.w3.eth.get_transaction_count(account.address, "latest")) > nonce:
+                    receipt = self._first_receipt(hashes)  # mined between the two reads?
+                    if receipt is not None:
+                        continue
+                    if journal is not None:
+                        with journal.locked():
+                            journal.forget(nonce)
+                    raise TransactionReplaced(
+                        f"{name}: nonce {nonce} of {account.address} was used by a transaction fogfed did not "
+                        f"send (sent: {', '.join(hashes)})",
+                        "another program sends from this account; check its effect, then retry")
+                if time.monotonic() >= next_bump:
+                    fees = self._bump(account, tx, nonce, fees, hashes, journal, name)
+                    next_bump = time.monotonic() + self.stuck_after
+                time.sleep(poll)
+                poll = min(poll * 1.5, 0.5)
+        except FogfedError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self.unreachable(exc) or TransactionFailed(f"{name} {hashes[-1]} was not mined: {exc}") from None
+        raise TransactionFailed(f"{name} {hashes[-1]} was not mined within {_RECEIPT_TIMEOUT:.0f} s",
+                                "check that the node is mining; the transaction journal keeps it for a restart")
+
+    def _first_receipt(self, hashes: list[str]) -> Any:
+        for h in hashes:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(h)
+            except TransactionNotFound:
+                continue
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return receipt
+        return None
+
+    def _bump(self, account: LocalAccount, tx: dict[str, Any], nonce: int, fees: dict[str, int],
+              hashes: list[str], journal: TxJournal | None, name: str) -> dict[str, int]:
+        """Replace the stuck transaction with one at higher fees; returns the fees now in the mempool."""
+        new = bump_fees(fees, self._fees())
+        if self.max_fee_per_gas is not None and fee_cap(new) > self.max_fee_per_gas:
+            raise TransactionUnderpriced(
+                f"{name} {hashes[-1]} is stuck: replacing it needs {fee_cap(new)} wei per gas, above the cap of "
+                f"{self.max_fee_per_gas} wei ({MAX_FEE_ENV})",
+                "raise the cap, or wait: the transaction stays in the mempool and in the journal")
+        signed = account.sign_transaction({**tx, **new, "nonce": nonce})
+        new_hash = self.w3.to_hex(signed.hash)
+        if journal is not None:
+            with journal.locked():
+                journal.record(Pending(nonce, tx, new, self.w3.to_hex(signed.raw_transaction), [new_hash],
+                                       name))
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Exception as exc:  # noqa: BLE001
+            text = _message(exc)
+            if "underpriced" in text:
+                return new  # not enough for this node's replacement rule: the next bump goes higher
+            if _is_nonce_error(text):
+                return fees  # the old one was mined meanwhile: the receipt check finds it
+            raise self._translate(exc, name, account.address) from None
+        hashes.append(new_hash)
+        return new
+
+    def _await_final(self, tx_hash: Any, receipt: Any, function: str | None) -> Any:
+        """The receipt once its block is final and still on the chain. A reorganisation that takes the
+        block away waits for the transaction's new inclusion, and broadcasts it again (its own signed
+        bytes, kept from the node) when the node dropped it."""
+        name = function or "transaction"
+        try:
+            raw = self.w3.eth.get_raw_transaction(tx_hash)
+        except Exception:  # noqa: BLE001 - nodes without eth_getRawTransactionByHash
+            raw = None
+        deadline = time.monotonic() + _RECEIPT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                current = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                current = None
+            if current is None:  # reorganised out of the chain
+                if raw is not None and not self._known(tx_hash):
+                    with contextlib.suppress(Exception):  # "already known" / "nonce too low": it is back
+                        self.w3.eth.send_raw_transaction(raw)
+                time.sleep(0.1)
+                continue
+            if current["status"] != 1:
+                raise TransactionFailed(f"{name} {tx_hash.hex()} failed after a chain reorganisation "
+                                        "re-included it", "check the new state and retry")
+            number = int(current["blockNumber"])
+            if self.final_block() >= number and self.w3.eth.get_block(number)["hash"] == current["blockHash"]:
+                return current
+            time.sleep(0.1)
+        raise TransactionFailed(f"{name} {tx_hash.hex()} did not reach {self.confirmations} confirmations "
+                                f"in {_RECEIPT_TIMEOUT:.0f} s",
+                                "check that the node keeps mining, or lower the confirmation setting")
+
+    def _known(self, tx_hash: Any) -> bool:
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
 
     def _replay_failure(self, tx: dict[str, Any], receipt: Any, function: str | None) -> FogfedError:
         call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
@@ -276,7 +519,7 @@ class Chain:
     def call(self, tx: dict[str, Any], function: str | None = None) -> bytes:
         """``eth_call`` with reverts decoded into ContractRevert; returns the raw result."""
         try:
-            return bytes(self.w3.eth.call(tx))
+            return bytes(self.w3.eth.call(tx, block_identifier=self.read_block()))
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc, function, tx.get("from")) from None
 
@@ -306,19 +549,41 @@ class _LockedTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
-def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: float = 10.0) -> Chain:
+def _add_poa_middleware_if_needed(w3: Web3) -> None:
+    """Proof-of-authority chains (Besu QBFT/IBFT 2.0, Clique, BNB, Polygon PoS) put validator data in
+    ``extraData`` beyond the 32 bytes web3 accepts: decided from the chain's own latest header."""
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    reply = w3.provider.make_request("eth_getBlockByNumber", ["latest", False])  # type: ignore[arg-type]
+    header = reply.get("result") if isinstance(reply, dict) else None
+    extra = str((header or {}).get("extraData") or "0x")
+    if len(extra) > 2 + 2 * 32:
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+
+
+def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: float = 10.0,
+            confirmations: Confirmations | None = None, tx_journal: Path | str | None = None,
+            stuck_after: float | None = None, max_fee_per_gas: int | None = None) -> Chain:
     """Connect to a chain.
 
     ``rpc`` None: a fresh in-process chain (eth-tester/py-evm) that lives as long as the
     returned object. ``"embedded:<dir>"``: the persistent embedded chain in ``<dir>``.
     ``http(s)://host:port``: a JSON-RPC node. ``chain_id``, when given, must match the
     node's (WrongChain otherwise). Unreachable nodes raise ChainUnreachable.
+    ``confirmations`` (default ``$FOGFED_CONFIRMATIONS`` or 0): see :mod:`fogfed.chain.finality`.
+    On a JSON-RPC node: ``tx_journal`` (default ``$FOGFED_TX_JOURNAL``), a directory for the
+    per-sender transaction journals that survive restarts; ``stuck_after`` (``$FOGFED_STUCK_AFTER``,
+    default 60 s), mempool seconds before a fee bump; ``max_fee_per_gas`` (``$FOGFED_MAX_FEE_PER_GAS``,
+    wei), a fee cap. See :mod:`fogfed.chain.nonces`.
     """
+    if confirmations is not None:
+        confirmations = parse_confirmations(confirmations)
     if rpc is None:
         provider = _LockedTesterProvider()
         w3 = Web3(provider)
         keys = tuple(k.to_hex() for k in provider.ethereum_tester.backend.account_keys)
-        chain = Chain(w3, label="the embedded chain", is_embedded=True, identity=id(provider), dev_keys=keys)
+        chain = Chain(w3, label="the embedded chain", is_embedded=True, identity=id(provider), dev_keys=keys,
+                      confirmations=confirmations)
     elif not isinstance(rpc, str):
         raise InputError(f"the RPC endpoint must be a URL string, got {type(rpc).__name__}")
     elif rpc.startswith("embedded:"):
@@ -327,7 +592,7 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         embedded = open_chain(parse_embedded(rpc))
         chain = Chain(embedded.web3(), label=f"the embedded chain in {embedded.state_dir}", is_embedded=True,
                       identity=("embedded", str(embedded.state_dir)), dev_keys=tuple(embedded.private_keys),
-                      embedded=embedded)
+                      embedded=embedded, confirmations=confirmations)
     else:
         parsed = urlparse(rpc)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -340,7 +605,12 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         del port
         w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
         try:
-            chain = Chain(w3, label=rpc, is_embedded=False, identity=("rpc", rpc), dev_keys=None)
+            _add_poa_middleware_if_needed(w3)
+            chain = Chain(w3, label=rpc, is_embedded=False, identity=("rpc", rpc), dev_keys=None,
+                          confirmations=confirmations, tx_journal=tx_journal, stuck_after=stuck_after,
+                          max_fee_per_gas=max_fee_per_gas)
+        except FogfedError:
+            raise
         except Exception as exc:  # noqa: BLE001 - connection refused, timeout, non-JSON answer...
             raise ChainUnreachable(f"cannot reach an Ethereum node at {rpc} ({type(exc).__name__})",
                                    "start one (e.g. anvil) or check the --rpc URL") from None

@@ -212,12 +212,6 @@ class FogFed:
                               a.uint(federation_id, 32, "federation id"), a.uint(epoch, 32, "epoch"),
                               a.blob(sealed_key, "sealed key", MAX_SEALED_KEY))
 
-    def report_false_claim(self, member: LocalAccount, suspect: str, evidence: bytes) -> TxResult:
-        """Report a false claim by ``suspect`` (once per reporter per membership). ``.value``: removed?"""
-        result = self._transact(member, "reportFalseClaim", checksum(suspect, "suspect"),
-                                a.bytes_n(evidence, 32, "evidence digest"))
-        return self._with_value(result, any(e.name == "MemberRemoved" for e in result.events))
-
     def member(self, node_address: str) -> Member:
         """A node's membership record (all zero for a never-enrolled address)."""
         addr = checksum(node_address, "node address")
@@ -243,17 +237,28 @@ class FogFed:
 
     # -- files ----------------------------------------------------------------
 
-    def register_file(self, member: LocalAccount, federation_id: int, file_id: bytes, plaintext_hash: bytes,
+    def register_file(self, member: LocalAccount, federation_id: int, content_digest: bytes, plaintext_hash: bytes,
                       enc_sk_ref: bytes, policy: str, epoch: int, cid_codec: int = 0) -> TxResult:
-        """Paper Algorithm 8 in one transaction. ``file_id`` is the sha2-256 digest of the ciphertext's
-        CID (``cid_codec`` 0 for CIDv0, else the CIDv1 codec). ``.value`` is the file id."""
-        fid = a.bytes_n(file_id, 32, "file id", nonzero=True)
-        result = self._transact(member, "registerFile", a.uint(federation_id, 32, "federation id"), fid,
+        """Paper Algorithm 8 in one transaction. ``content_digest`` is the sha2-256 digest of the
+        ciphertext's CID (``cid_codec`` 0 for CIDv0, else the CIDv1 codec). ``.value`` is the file id,
+        keccak256(uploader ++ digest) (see fogfed.protocol.files.file_id_for)."""
+        digest = a.bytes_n(content_digest, 32, "content digest", nonzero=True)
+        result = self._transact(member, "registerFile", a.uint(federation_id, 32, "federation id"), digest,
                                 a.uint(cid_codec, 32, "CID codec"),
                                 a.bytes_n(plaintext_hash, 32, "plaintext hash", nonzero=True),
                                 a.bytes_n(enc_sk_ref, 32, "encrypted-key reference", nonzero=True),
                                 a.uint(epoch, 32, "epoch"), a.text(policy, "policy", 1024))
-        return self._with_value(result, fid)
+        return self._with_value(result, bytes(result.event("FileRegistered").args["fileId"]))
+
+    def file_registration(self, file_id: bytes) -> dict:
+        """Arguments of the file's FileRegistered event (its content digest, CID codec and policy text);
+        ContractRevert(UnknownFile) if there is none. The caller checks the digest against the id."""
+        record = self.file(file_id)
+        found = self.events(self.deploy_block, names=["FileRegistered"],
+                            where={"fileId": record.file_id})
+        if not found:
+            raise decode_revert(_error_data("UnknownFile", record.file_id), "file")
+        return dict(found[-1].args)
 
     def record_access(self, account: LocalAccount, file_id: bytes) -> TxResult:
         """Paper "Getting SK and file index": never reverts for a refusal; ``.value`` True when granted
@@ -269,6 +274,10 @@ class FogFed:
             raise InvalidArgument(f"damage reason must be one of {sorted(DAMAGE_REASONS)} or 1-3, got {reason!r}")
         return self._transact(member, "reportDamage", a.bytes_n(file_id, 32, "file id"),
                               checksum(holder or ZERO_ADDRESS, "holder"), code)
+
+    def report_intact(self, member: LocalAccount, file_id: bytes) -> TxResult:
+        """Report the stored copy retrieved intact: clears the file's damage mark."""
+        return self._transact(member, "reportIntact", a.bytes_n(file_id, 32, "file id"))
 
     def file(self, file_id: bytes) -> FileRecord:
         """A file's record; ContractRevert(UnknownFile) if there is none."""
@@ -358,8 +367,12 @@ class FogFed:
 
     def _logs(self, start: int, end: int | None, topics: list[Any] | None) -> list[DecodedEvent]:
         w3 = self.chain.w3
-        end = self.chain.block_number() if end is None else end
+        # only final blocks: nothing is acted on that a reorganisation could take back
         a.uint(start, 64, "from_block")
+        if end is None:
+            end = self.chain.final_block()
+            if end < start:
+                return []
         a.uint(end, 64, "to_block")
         out: list[DecodedEvent] = []
         block = start

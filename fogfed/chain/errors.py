@@ -46,3 +46,11 @@ class ContractRevert(ChainError):
         self.error_args = error_args
         self.sentence = sentence
         self.function = function
+
+
+class TransactionUnderpriced(TransactionFailed):
+    """The fees a transaction needs exceed the configured cap, or the node refuses them as too low."""
+
+
+class TransactionReplaced(TransactionFailed):
+    """The transaction's nonce was used by another transaction (sent by another program)."""

@@ -172,10 +172,13 @@ class FogFedMobility:
         topics: list[Any] = [wanted]
         if node is not None:
             topics.append("0x" + bytes(12).hex() + checksum(node, "node address")[2:].lower())
+        start = self.deploy_block if from_block is None else from_block
+        end = self.chain.final_block()  # nothing a reorganisation could take back (fogfed.chain.finality)
+        if end < start:
+            return []
         try:
             logs = self.chain.w3.eth.get_logs({"address": self.address, "topics": topics,
-                                               "fromBlock": self.deploy_block if from_block is None else from_block,
-                                               "toBlock": "latest"})
+                                               "fromBlock": start, "toBlock": end})
         except Exception as exc:  # noqa: BLE001 - any provider failure
             raise ChainError(f"cannot read FogFedMobility events: {exc}") from None
         out = [e for e in (decode_log(log, NAME) for log in logs) if e is not None]

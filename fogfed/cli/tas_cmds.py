@@ -13,7 +13,8 @@ from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei
                                read_input_file, role_home, to_plain)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
-            "devnet's first default account (funded on the embedded chain, Anvil and Ganache).")
+            "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
+            "refuses that published key outside the embedded chain unless --allow-devnet-key is given.")
 
 
 @cli.group()
@@ -40,11 +41,14 @@ def _open(home: Path | None, rpc: str | None) -> Any:
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
-@click.option("--scheme", type=click.Choice(["fame", "bsw07"]), default="fame", show_default=True,
+@click.option("--scheme", type=click.Choice(["fabeo", "fame", "bsw07"]), default="fabeo", show_default=True,
               help="CP-ABE scheme for the whole system.")
+@click.option("--allow-devnet-key", is_flag=True,
+              help="With --rpc, accept the devnet's published default account as TAS (anyone can then act "
+                   "as the TAS: for throw-away devnets only).")
 @guarded
 def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
-             scheme: str) -> None:
+             scheme: str, allow_devnet_key: bool) -> None:
     """Set up the system (paper Algorithm 1) and deploy FogFed (Algorithm 5).
 
     Writes the master key, encrypted with the passphrase, to the home folder,
@@ -56,10 +60,22 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     """
     from fogfed.tas import TrustedAuthority
 
+    from fogfed.chain.connection import is_published_dev_key
+    from fogfed.errors import InputError
+
     chain = connect_chain(rpc)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
+    account = chain.dev_accounts()[0]
+    if not chain.is_embedded and is_published_dev_key(account):
+        if not allow_devnet_key:
+            raise InputError(f"the TAS account would be {account.address}, the devnet's published default "
+                             "account: anyone could remove members and take the admin role",
+                             "set FOGFED_PRIVATE_KEY to a key of your own, or pass --allow-devnet-key "
+                             "on a throw-away devnet")
+        click.echo(f"WARNING: the TAS account {account.address} is the devnet's PUBLISHED default account; "
+                   "anyone can act as this TAS. Use it on a throw-away devnet only.", err=True)
     t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=contract,
-                              account=chain.dev_accounts()[0], scheme=scheme)
+                              account=account, scheme=scheme)
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
             "chain_id": t.chain_id, "scheme": scheme}
     emit(as_json, info, lambda: (

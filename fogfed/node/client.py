@@ -3,8 +3,10 @@
 Paper Algorithms 4 (encrypt), 8 (add file) and 9 (retrieval) on the node side.
 Upload order (nothing lost): encrypt + store the ciphertext (the store
 confirms) -> store the encrypted file key -> register on chain -> cache and
-announce. Fetch order: recorded access -> file record and encrypted key ->
-file key -> for each source (own cache, fresh peer caches, storage): verify
+announce. Fetch order: free hasAccess view (refused locally, so an honest
+node never spends gas on a strike) -> recorded access -> file record, its
+registration's content digest and the encrypted key -> file key -> for each
+source (own cache, fresh peer caches with damage-reported holders last, storage): verify
 against the CID, decrypt to a temp file, check the plaintext hash, rename;
 on a mismatch report damage on chain and try the next source.
 See docs/architecture.md.
@@ -22,11 +24,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
-
 from fogfed import abe
 from fogfed.chain import Chain, ChainError, ContractRevert, FogFed, public_key_commitment
-from fogfed.chain.errors import InsufficientFunds
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams, write_private_file
@@ -41,7 +40,7 @@ from fogfed.node.records import Uploads, source_key
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
 from fogfed.protocol.attributes import check_user_policy, default_policy, scoped_policy
 from fogfed.protocol.enrollment import EnrollmentRequest
-from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid
+from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_for, file_id_of_cid
 from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
 from fogfed.storage import ContentStore
 from fogfed.storage.errors import StorageError
@@ -51,7 +50,10 @@ IDENTITY, KEYS, CONFIG, FILES, CACHE, TMP = "identity.json", "keys.json", "confi
 HASH_MISMATCH, FAILED_AUTHENTICATION = "hash-mismatch", "ciphertext-invalid"  # FogFed.reportDamage reasons
 ACCESS_DENIED_REASONS = {1: "the file is not registered", 2: "this node is not a member",
                          3: "this node was removed", 4: "the file belongs to another federation"}
+PEER_MISBEHAVED = {"too_large": FAILED_AUTHENTICATION, "too_slow": "unavailable"}
 MAX_PEERS = 8
+HOLDERS_CONSIDERED = 4 * MAX_PEERS  # fresh holders read from the chain, of which the MAX_PEERS least reported are tried
+ZERO_HOLDER = "0x" + "00" * 20  # reportDamage's holder for the stored copy
 ANNOUNCE_MARGIN = 60  # announce for a little less than the maximum, so clocks may differ
 ANNOUNCE_CHECK_MAX = 300.0  # seconds between announcement renewals of a serving node, at most
 
@@ -108,7 +110,7 @@ class FetchResult:
 
 
 def parse_file_id(value: bytes | str) -> bytes:
-    """A file id from 32 bytes, ``0x`` + 64 hex digits, or the ciphertext's CIDv0."""
+    """A file id from 32 bytes or ``0x`` + 64 hex digits (a CID is not an id: ids name the uploader too)."""
     if isinstance(value, (bytes, bytearray)):
         return check_file_id(value)
     if not isinstance(value, str):
@@ -120,8 +122,9 @@ def parse_file_id(value: bytes | str) -> bytes:
         except ValueError:
             pass
     elif text.startswith("Qm"):
-        return file_id_of_cid(text)
-    raise InputError(f"malformed file id {value!r:.80}", "give 0x and 64 hex digits, or the file's Qm... CID")
+        raise InputError(f"{text:.80} is a CID, not a file id",
+                         "a file id is keccak256(uploader, CID digest): give the 0x id upload printed")
+    raise InputError(f"malformed file id {value!r:.80}", "give 0x and 64 hex digits, as upload printed it")
 
 
 class FogNode:
@@ -134,7 +137,6 @@ class FogNode:
         self.cache = BlobCache(self.home / CACHE, config["cache_bytes"], on_evict=self._withdraw)
         self.peer_client = PeerClient(identity, self.chain_id, fed.address)
         self._server: PeerServer | None = None
-        self._reported: set[str] = set()
         self._pk: abe.PublicKey | None = None
         self.uploads = Uploads(self.home, fed, identity.address)
         clean_temp(self.home / TMP)  # what killed runs left (ciphertext copies), never a live process's
@@ -341,7 +343,8 @@ class FogNode:
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
             cid, info, ct_sha = encrypt_and_store(self.store, path, file_key, ct_copy, progress)
-            file_id = file_id_of_cid(cid)
+            digest = file_id_of_cid(cid)
+            file_id = file_id_for(self.address, digest)
             self.uploads.begin(source, "0x" + file_id.hex())
             step("upload:stored")
             gas: dict[str, int] = {}
@@ -350,7 +353,7 @@ class FogNode:
                                                                             file_id))
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
                 try:
-                    tx = self.fed.register_file(self.account, fid, file_id, info.plaintext_sha256, encsk_ref,
+                    tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
                                                 policy_text, epoch)
                     break
                 except ContractRevert as exc:
@@ -445,14 +448,17 @@ class FogNode:
         return self.cache.remove(parse_file_id(file_id))
 
     def refresh_announcements(self, *, margin: int = 300) -> int:
-        """Re-announce held copies whose announcement expires within ``margin`` seconds; returns how many."""
+        """Re-announce held copies whose announcement expires within ``margin`` seconds; returns how many.
+
+        The expiry is read from the chain (the source of truth), not the local index, so an
+        announcement ended by anyone else is renewed at the next turn."""
         now = self.fed.chain.now()
         fid, active = self.membership()
         if not active:
             return 0
         done = 0
         for entry in self.cache.entries():
-            if entry.expires_at is not None and entry.expires_at - now > margin:
+            if self.fed.cache_expiry(entry.file_id, self.address) - now > margin:
                 continue
             if not self._may_announce(entry.file_id):
                 continue
@@ -481,16 +487,11 @@ class FogNode:
             raise InputError(f"{dest} is a directory", "give a file path to write the plaintext to")
         if not dest.parent.is_dir():
             raise InputError(f"folder {dest.parent} does not exist")
-        fid, active = self.membership()
-        if active:
-            self._ensure_current_key(fid, self.fed.federation(fid).epoch)
+        fid = self._require_member("fetch files")
+        self._check_access(file_id)
+        self._ensure_current_key(fid, self.fed.federation(fid).epoch)
         gas: dict[str, int] = {}
-        try:
-            tx = self.fed.record_access(self.account, file_id)
-        except InsufficientFunds:
-            if not active:  # the real reason, not "cannot pay" (an unenrolled node has no ether either)
-                self._require_member("fetch files")
-            raise
+        tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used
         if not tx.value:
             reason = next((e.args["reason"] for e in tx.events if e.name == "AccessDenied"), None)
@@ -499,16 +500,31 @@ class FogNode:
                                "only active members of the file's federation (or one it is shared with) may fetch")
         record = self.fed.file(file_id)
         plain_sha = record.plaintext_hash
-        file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
-        cid = cid_of_file_id(file_id)
+        digest = bytes(self.fed.file_registration(file_id)["contentDigest"])
+        if file_id_for(record.uploader, digest) != file_id:
+            raise FetchFailed(f"the chain's registration of file 0x{file_id.hex()} does not name it",
+                              "the RPC endpoint is not trustworthy; use another")
         reports: list[str] = []
         unavailable: list[str] = []  # why a source gave nothing (IPFS down, peer gone): kept for the error
+        try:
+            file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
+        except StorageError as exc:
+            if not _is_damage(exc):
+                raise
+            reports.append(self._report(file_id, ZERO_HOLDER, FAILED_AUTHENTICATION, "encrypted key", exc, gas))
+            raise FetchFailed(f"the encrypted key of file 0x{file_id.hex()} is damaged in storage ({reports[0]})",
+                              "nothing was written; the damage was reported on chain") from None
+        cid = cid_of_file_id(digest)
         for source, holder, fill in self._sources(file_id, cid):
             with temp_file(self.home / TMP) as (ct_path, ct):
                 try:
                     ct_sha = fill(ct, progress)
                 except (PeerError, StorageError, CacheError, InputError) as exc:
-                    if getattr(exc, "code", "") in ("not_cached",) or not _is_damage(exc):
+                    code = getattr(exc, "code", "")
+                    if code in PEER_MISBEHAVED:  # flooded past the declared size, or trickled past the deadline
+                        reports.append(self._report(file_id, holder, PEER_MISBEHAVED[code], source, exc, gas))
+                        continue
+                    if code in ("not_cached",) or not _is_damage(exc):
                         unavailable.append(f"{source}: {getattr(exc, 'message', exc)}")
                         continue
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
@@ -527,6 +543,8 @@ class FogNode:
                     continue
                 if source != "cache":
                     self._cache_and_announce(file_id, ct_path, ct_sha, gas)
+                if source == "storage" and record.damaged:
+                    self._report_intact(file_id, gas)
                 return FetchResult(file_id, dest, source, info.plaintext_size, plain_sha, tuple(reports), gas)
         raise FetchFailed(f"no intact copy of file 0x{file_id.hex()} could be retrieved"
                           + (f" ({'; '.join(reports + unavailable)})" if reports or unavailable else ""),
@@ -553,21 +571,70 @@ class FogNode:
                 with self.cache.open(file_id) as f:
                     return write_pieces(iter(lambda: f.read(1 << 16), b""), out, progress)
             yield "cache", None, from_cache
-        holders = [h.holder for h in self.fed.fresh_cache_holders(file_id, limit=MAX_PEERS + 1)]
-        for holder in [h for h in holders if h != self.address][:MAX_PEERS]:
+        holders = [h.holder for h in self.fed.fresh_cache_holders(file_id, limit=HOLDERS_CONSIDERED)
+                   if h.holder != self.address]
+        if holders:
+            reported = self._damage_reporters(file_id)
+            # Holders with damage reports from the most distinct members go last (stable otherwise).
+            holders.sort(key=lambda h: len(reported.get(h, ())))
+        bound = self._declared_size(cid) if holders else 0
+        for holder in holders[:MAX_PEERS]:
             url = self.fed.endpoint(holder)
             if not url:
                 continue
 
             def from_peer(out, progress, holder=holder, url=url):
-                result = self.peer_client.fetch(url, holder, file_id, out, progress=progress)
+                result = self.peer_client.fetch(url, holder, file_id, out, progress=progress, max_bytes=bound)
                 out.flush()
                 return result.sha256
             yield f"peer:{holder}", holder, from_peer
 
         def from_storage(out, progress):
             return write_pieces(self.store.cat(cid, progress=progress), out)
-        yield "storage", "0x" + "00" * 20, from_storage
+        yield "storage", ZERO_HOLDER, from_storage
+
+    def _declared_size(self, cid: str) -> int:
+        """The most a peer may send: the size the file's DAG declares (its root block in storage, checked
+        against the CID), or this node's cache cap when storage cannot tell."""
+        try:
+            return self.store.size(cid)
+        except StorageError:
+            return self.cache.max_bytes
+
+    def _damage_reporters(self, file_id: bytes) -> dict[str, set[str]]:
+        """Holder -> distinct members that reported its copy of ``file_id`` damaged (FileDamaged events)."""
+        out: dict[str, set[str]] = {}
+        for e in self.fed.events(self.fed.deploy_block, names=["FileDamaged"], where={"fileId": file_id}):
+            if e.args["holder"] != ZERO_HOLDER:
+                out.setdefault(e.args["holder"], set()).add(e.args["reporter"])
+        return out
+
+    def _check_access(self, file_id: bytes) -> None:
+        """Refuse locally, with no transaction, what recordAccess would refuse (the free hasAccess view).
+
+        A refused recordAccess by a member of another federation counts a false claim against
+        this node, and enough of them remove it: an honest node must never send one.
+        """
+        if self.fed.has_access(self.address, file_id):
+            return
+        try:
+            self.fed.file(file_id)
+        except ContractRevert:
+            raise AccessDenied(f"there is no file 0x{file_id.hex()} on chain; no transaction was sent",
+                               "check the file id (0x and 64 hex digits, as upload printed it)") from None
+        member = self.fed.member(self.address)
+        threshold = self.fed.settings().false_claim_threshold
+        raise AccessDenied(f"file 0x{file_id.hex()} belongs to another federation and is not shared with this "
+                           f"node's; no transaction was sent (recording this access would count a false claim: "
+                           f"{member.false_claims} of {threshold} counted so far, removal at {threshold})",
+                           "ask the uploader to share it, or fetch it from a node of its federation")
+
+    def _report_intact(self, file_id: bytes, gas: dict[str, int]) -> None:
+        """The stored copy was marked damaged but decrypted intact here: clear the mark on chain."""
+        try:
+            gas["reportIntact"] = self.fed.report_intact(self.account, file_id).gas_used
+        except ChainError:
+            pass  # the mark stays; the next intact fetch clears it
 
     def _report(self, file_id: bytes, holder: str | None, reason: int, source: str, why: object,
                 gas: dict[str, int]) -> str:
@@ -588,7 +655,7 @@ class FogNode:
         if self._server is not None:
             return self._server
         self._require_member("serve peers")
-        server = PeerServer(self.identity, self.cache, self._may_read, self._report_false_claim,
+        server = PeerServer(self.identity, self.cache, self._may_read,
                             chain_id=self.chain_id, contract_address=self.fed.address, host=host,
                             port=port).start()
         try:
@@ -602,14 +669,6 @@ class FogNode:
     def _may_read(self, requester: str, file_id: bytes) -> bool:
         """Whether the contract lets ``requester`` read ``file_id`` (member of its federation or a shared one)."""
         return self.fed.has_access(requester, file_id)
-
-    def _report_false_claim(self, suspect: str, evidence: bytes) -> None:
-        # Once per suspect per run: the contract counts one report per reporter anyway.
-        if suspect in self._reported:
-            return
-        self._reported.add(suspect)
-        if self.fed.member(suspect).active:
-            self.fed.report_false_claim(self.account, suspect, keccak(evidence))
 
 
 def _is_damage(exc: Exception) -> bool:

@@ -2,12 +2,13 @@
 
 The server hands out cached ciphertext blobs only to requesters that signed a
 fresh request addressed to this peer and that the injected ``is_member``
-(later: the contract's view) accepts for the file's federation. A signed
-request from a non-member is evidence of a false claim and goes to the
-injected ``report_false_claim`` (later: the contract, which removes nodes
-after repeated false claims). Checks run cheapest first, and membership is
-checked before the cache is consulted, so a non-member learns nothing about
-what is cached.
+(the contract's hasAccess view) accepts for the file. A refusal is only a
+refusal: nobody can be accused on chain from a peer's word (the contract
+counts only false claims it observed itself). Checks run cheapest first: the
+signature, then membership (answers cached for a few seconds), and only then
+is the nonce recorded, with a quota per requester, so outsiders cannot fill
+the nonce store. Membership is checked before the cache is consulted, so a
+non-member learns nothing about what is cached.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fogfed.node.peer_protocol import (
 )
 
 DEFAULT_WINDOW = 60
+MIN_RATE = 64 * 1024  # bytes/s a peer must sustain on average, or its fetch ends (PeerClient.deadline_for)
 MAX_ERROR_BODY = 4096
 
 
@@ -57,31 +59,73 @@ class BlobNotCached(PeerError):
 
 
 class ReplayGuard:
-    """Nonces seen within the freshness window, bounded in number.
+    """Nonces seen within the freshness window, bounded in number and per requester.
 
     When full of unexpired nonces it refuses new ones rather than forget old
-    ones: forgetting would let a captured request be replayed.
+    ones: forgetting would let a captured request be replayed. One requester
+    may hold at most ``per_requester`` of them, so a single member cannot fill
+    the store for the others.
     """
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, max_entries: int = 100_000, per_requester: int | None = None) -> None:
         self.max_entries = max_entries
+        self.per_requester = per_requester or max(1, max_entries // 16)
         self._expiry: dict[bytes, float] = {}
+        self._owner: dict[bytes, str] = {}
+        self._held: Counter[str] = Counter()
         self._heap: list[tuple[float, bytes]] = []
         self._lock = threading.Lock()
 
-    def check_and_record(self, nonce: bytes, expires_at: float, now: float) -> str:
-        """'fresh' (and recorded), 'replay', or 'full'."""
+    def check_and_record(self, nonce: bytes, expires_at: float, now: float, requester: str = "") -> str:
+        """'fresh' (and recorded), 'replay', 'full' or 'quota' (this requester holds too many)."""
         with self._lock:
             while self._heap and self._heap[0][0] <= now:
                 _, old = heapq.heappop(self._heap)
                 del self._expiry[old]
+                owner = self._owner.pop(old)
+                self._held[owner] -= 1
+                if not self._held[owner]:
+                    del self._held[owner]
             if nonce in self._expiry:
                 return "replay"
             if len(self._expiry) >= self.max_entries:
                 return "full"
+            if self._held[requester] >= self.per_requester:
+                return "quota"
             self._expiry[nonce] = expires_at
+            self._owner[nonce] = requester
+            self._held[requester] += 1
             heapq.heappush(self._heap, (expires_at, nonce))
             return "fresh"
+
+
+class MembershipCache:
+    """Answers of the membership check for ``ttl`` seconds, at most ``max_entries`` of them.
+
+    Keeps a flood of requests from outsiders (valid signatures cost nothing) from
+    turning into as many chain calls. A removal takes effect here within ``ttl``.
+    """
+
+    def __init__(self, check: Callable[[str, bytes], bool], clock: Callable[[], float], *,
+                 ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.check, self.clock, self.ttl, self.max_entries = check, clock, ttl, max_entries
+        self._answers: dict[tuple[str, bytes], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, requester: str, file_id: bytes) -> bool:
+        key, now = (requester, file_id), self.clock()
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        answer = self.check(requester, file_id) is True  # exceptions propagate: never cached
+        with self._lock:
+            if len(self._answers) >= self.max_entries:
+                self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+                if len(self._answers) >= self.max_entries:
+                    self._answers.clear()
+            self._answers[key] = (now + self.ttl, answer)
+        return answer
 
 
 class _Refusal(Exception):
@@ -94,20 +138,20 @@ class PeerServer:
     """HTTP server for cached blobs, running in a background thread (127.0.0.1 by default)."""
 
     def __init__(self, identity: NodeIdentity, cache: BlobCache,
-                 is_member: Callable[[str, bytes], bool],
-                 report_false_claim: Callable[[str, bytes], None], *,
+                 is_member: Callable[[str, bytes], bool], *,
                  chain_id: int, contract_address: str, host: str = "127.0.0.1", port: int = 0,
-                 window: int = DEFAULT_WINDOW, max_nonces: int = 100_000,
+                 window: int = DEFAULT_WINDOW, max_nonces: int = 100_000, nonces_per_requester: int | None = None,
+                 membership_ttl: float = 5.0,
                  clock: Callable[[], float] = time.time, request_timeout: float = 10.0) -> None:
         if type(window) is not int or window <= 0:
             raise InputError(f"freshness window must be a positive number of seconds, got {window!r}")
         check_chain_id(chain_id)
         check_contract_address(contract_address)
         self.identity, self.cache = identity, cache
-        self.is_member, self.report_false_claim = is_member, report_false_claim
+        self.is_member = MembershipCache(is_member, clock, ttl=membership_ttl)
         self.chain_id, self.contract_address = chain_id, contract_address
         self.window, self.clock = window, clock
-        self.replay = ReplayGuard(max_nonces)
+        self.replay = ReplayGuard(max_nonces, nonces_per_requester)
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._host, self._port, self._timeout = host, port, request_timeout
@@ -172,24 +216,24 @@ class PeerServer:
         if abs(now - request.timestamp) > self.window:
             raise _Refusal(403, "stale", f"request timestamp {request.timestamp} is more than "
                            f"{self.window} s from this peer's clock ({int(now)})")
-        verdict = self.replay.check_and_record(request.nonce, request.timestamp + self.window + 1, now)
-        if verdict == "replay":
-            raise _Refusal(403, "replay", "this nonce was already used: replayed request refused")
-        if verdict == "full":
-            raise _Refusal(503, "busy", "too many requests in the freshness window; retry shortly")
         try:
             member = self.is_member(request.requester, request.file_id)
         except Exception as exc:  # fail closed whatever the chain layer raises
             raise _Refusal(503, "membership_unavailable",
                            f"cannot check membership right now ({type(exc).__name__})") from None
         if member is not True:
-            try:
-                self.report_false_claim(request.requester, request.evidence())
-                self.count("reported")
-            except Exception:  # the refusal stands even if the report could not be filed
-                self.count("report_failed")
-            raise _Refusal(403, "not_member", f"{request.requester} is not an active member of the "
-                           f"federation of file 0x{request.file_id.hex()}; the claim was reported")
+            raise _Refusal(403, "not_member", f"{request.requester} may not read file "
+                           f"0x{request.file_id.hex()} (not an active member of its federation or of one "
+                           "it is shared with)")
+        verdict = self.replay.check_and_record(request.nonce, request.timestamp + self.window + 1, now,
+                                               request.requester)
+        if verdict == "replay":
+            raise _Refusal(403, "replay", "this nonce was already used: replayed request refused")
+        if verdict == "full":
+            raise _Refusal(503, "busy", "too many requests in the freshness window; retry shortly")
+        if verdict == "quota":
+            raise _Refusal(429, "busy", "this requester has too many requests in the freshness window; "
+                           "retry shortly")
         return request
 
 
@@ -272,23 +316,32 @@ class PeerClient:
     """Fetches cached blobs from peers with signed, fresh requests."""
 
     def __init__(self, identity: NodeIdentity, chain_id: int, contract_address: str, *,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, min_rate: int = MIN_RATE) -> None:
         self.identity, self.chain_id, self.contract_address = identity, chain_id, contract_address
-        self.timeout = timeout
+        self.timeout, self.min_rate = timeout, min_rate
+
+    def deadline_for(self, size: int) -> float:
+        """Seconds one source may take for ``size`` bytes: the socket timeout plus the size at ``min_rate``."""
+        return self.timeout + size / self.min_rate
 
     def fetch(self, peer_url: str, peer_address: str, file_id: bytes, dst: BinaryIO, *,
-              progress: Callable[[int], None] | None = None, max_bytes: int | None = None) -> FetchResult:
+              progress: Callable[[int], None] | None = None, max_bytes: int | None = None,
+              deadline: float | None = None) -> FetchResult:
         """Stream the peer's cached copy of ``file_id`` into ``dst`` (Alg. 9, peer-cache branch).
 
         The peer is untrusted: check the returned digest against the chain's
-        record before use. ``dst`` may hold partial data if this raises.
+        record before use. ``dst`` may hold partial data if this raises. With
+        ``max_bytes`` no more than that is written; ``deadline`` (seconds, default
+        ``deadline_for(max_bytes)`` when a bound is given) ends a trickle.
         """
+        if deadline is None and max_bytes is not None:
+            deadline = self.deadline_for(max_bytes)
         host, port = _parse_peer_url(peer_url)
         request = sign_request(self.identity.account, chain_id=self.chain_id,
                                contract_address=self.contract_address, audience=peer_address,
                                file_id=file_id)
         return send_request(host, port, request, dst, timeout=self.timeout, progress=progress,
-                            max_bytes=max_bytes, where=peer_url)
+                            max_bytes=max_bytes, deadline=deadline, where=peer_url)
 
 
 def _parse_peer_url(peer_url: str) -> tuple[str, int]:
@@ -308,27 +361,48 @@ _REFUSALS = {"not_member", "replay", "stale", "bad_signature", "wrong_audience",
 
 def send_request(host: str, port: int, request: PeerRequest, dst: BinaryIO, *, timeout: float,
                  progress: Callable[[int], None] | None = None, max_bytes: int | None = None,
-                 where: str = "") -> FetchResult:
-    """Send an already signed request and stream a 200 body into ``dst``; PeerError otherwise."""
+                 deadline: float | None = None, where: str = "") -> FetchResult:
+    """Send an already signed request and stream a 200 body into ``dst``; PeerError otherwise.
+
+    ``max_bytes`` bounds what is written (the excess is never written); ``deadline`` bounds
+    the whole exchange in seconds, however slowly the peer trickles bytes."""
     where = where or f"http://{host}:{port}"
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    end = None if deadline is None else time.monotonic() + deadline
+    conn = http.client.HTTPConnection(host, port, timeout=timeout if end is None else min(timeout, deadline))
     try:
+        conn.connect()
+        sock = conn.sock  # kept: http.client drops conn.sock once a closing response is read
         conn.request("GET", request.path, headers=request.headers())
         resp = conn.getresponse()
         if resp.status != 200:
             raise _error_from(resp, where)
         h, size = hashlib.sha256(), 0
-        while chunk := resp.read(CHUNK):
+        while True:
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise PeerError(f"peer {where} took longer than {deadline:.0f} s for file "
+                                    f"0x{request.file_id.hex()}", "the peer is too slow; use another source",
+                                    code="too_slow")
+                sock.settimeout(min(timeout, left))
+            chunk = resp.read1(CHUNK) if max_bytes is None else resp.read1(min(CHUNK, max_bytes - size + 1))
+            if not chunk:
+                break
             size += len(chunk)
             if max_bytes is not None and size > max_bytes:
                 raise PeerError(f"peer {where} sent more than {max_bytes} bytes for file "
-                                f"0x{request.file_id.hex()}", "the peer is misbehaving; use another source")
+                                f"0x{request.file_id.hex()}", "the peer is misbehaving; use another source",
+                                code="too_large")
             h.update(chunk)
             _write(dst, chunk, where)
             if progress:
                 progress(size)
         return FetchResult(size, h.digest())
     except OSError as exc:  # refused, reset, timed out, no route
+        if isinstance(exc, TimeoutError) and end is not None and time.monotonic() >= end - 0.05:
+            raise PeerError(f"peer {where} took longer than {deadline:.0f} s for file "
+                            f"0x{request.file_id.hex()}", "the peer is too slow; use another source",
+                            code="too_slow") from None
         raise PeerUnreachable(f"peer {where} is unreachable: {exc.strerror or exc}",
                               "check the peer's URL and that it is running, or fetch from storage",
                               code="unreachable") from None

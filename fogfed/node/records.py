@@ -98,7 +98,8 @@ class Uploads:
                     fid = bytes(e.args["fileId"])
                     if any(r["file_id"] == "0x" + fid.hex() for r in records):
                         continue
-                    records.append({"file_id": "0x" + fid.hex(), "cid": cid_of_file_id(fid),  # node uploads: CIDv0
+                    records.append({"file_id": "0x" + fid.hex(),
+                                    "cid": cid_of_file_id(bytes(e.args["contentDigest"])),  # node uploads: CIDv0
                                     "name": None, "size": None, "federation_id": e.args["federationId"],
                                     "epoch": e.args["epoch"], "policy": e.args["policy"], "uploaded_at": None,
                                     "plaintext_sha256": "0x" + bytes(e.args["plaintextHash"]).hex(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fogfed.abe.policy import Policy, normalise_attribute, parse_policy
+from fogfed.abe.policy import Policy, normalise_attribute, parse_policy, reject_unsafe_characters
 from fogfed.chain.args import attributes_hash  # noqa: F401 - the contract's federation key, one definition
 from fogfed.errors import InputError
 
@@ -22,7 +22,8 @@ USER_PREFIXES = ("loc:", "svc:", "ff:")
 def _value(kind: str, prefix: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{kind} must be a non-empty string, got {value!r:.80}")
-    norm = value.strip().lower()
+    reject_unsafe_characters(value, kind)  # before strip/lower: no look-alike becomes a real value
+    norm = value.strip(" ").lower()
     if len(norm.encode()) > MAX_VALUE_BYTES:
         raise InputError(f"{kind} {value!r:.80} is longer than {MAX_VALUE_BYTES} bytes")
     try:
@@ -99,3 +100,28 @@ def scoped_policy(policy: str | Policy, epochs: Mapping[int, int]) -> str:
     clause = " or ".join(epoch_attribute(f, e) for f, e in sorted(epochs.items()))
     return f"({parsed}) and ({clause})"
 
+
+
+def federations_policy(location: str, service: str, covers: Mapping[int, str | Policy]) -> str:
+    """``loc:x and svc:y and ((ff:1 and (C1)) or (ff:2 and (C2)) ...)``, with no attribute repeated.
+
+    The same as ``(loc:x and svc:y and ff:1 and (C1)) or (loc:x and svc:y and ff:2 and (C2)) ...``
+    (one branch per federation id in ``covers``, C its cover policy) but with
+    the shared ``loc:``/``svc:`` attributes written once, so every scheme can
+    encrypt it (FAME refuses repeated attributes; FABEO allows them at one
+    G2 element per extra occurrence) and decryption uses the fewest rows.
+    Raises InputError if a cover itself makes an attribute repeat.
+    """
+    if not covers:
+        raise InputError("no federation given", "pass {federation id: cover policy} for at least one federation")
+    branches = []
+    for federation_id, cover in sorted(covers.items()):
+        branches.append(f"({federation_attribute(federation_id)} and ({parse_policy(cover)}))")
+    text = (f"loc:{normalise_location(location)} and svc:{normalise_service(service)} and "
+            f"({' or '.join(branches)})")
+    leaves = parse_policy(text).leaves()
+    repeated = sorted({a for a in leaves if leaves.count(a) > 1})
+    if repeated:
+        raise InputError(f"the covers repeat attributes: {', '.join(repeated)}",
+                         "each attribute may occur once; give every federation's cover its own attributes")
+    return text

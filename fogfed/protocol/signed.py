@@ -44,6 +44,25 @@ class SignedRequest:
         return json.dumps(self._doc(), sort_keys=True, indent=1)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise DuplicateKey(key)
+        doc[key] = value
+    return doc
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """json.loads that refuses a key given twice in any object (DuplicateKey): a reader of the file
+    and the program must never see different values (json.loads keeps the last silently)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates)
+
+
 def load_request(text: str | bytes, *, what: str, fmt: str, version: int, fields: set[str], max_bytes: int,
                  error: type[InputError], hint: str) -> dict[str, Any]:
     """The JSON object of a signed request, checked for size, format, version and exact field set
@@ -56,7 +75,10 @@ def load_request(text: str | bytes, *, what: str, fmt: str, version: int, fields
     if not isinstance(text, str) or len(text) > max_bytes:
         raise error(f"{what} must be JSON text of at most {max_bytes} bytes")
     try:
-        doc = json.loads(text)
+        doc = loads_strict(text)
+    except DuplicateKey as exc:
+        raise error(f"{what} names field {exc.args[0]!r} more than once",
+                    "a signed request must give each field once; ask the node for a fresh request") from None
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fogfed.errors import InputError
 from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.embedded import EmbeddedStore
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import compute_cid
 from fogfed.storage.ipfs import IpfsStore
+from fogfed.storage.replicated import ReplicatedStore
 
 __all__ = [
-    "ContentStore", "EmbeddedStore", "IpfsStore", "open_store", "compute_cid", "default_store_root",
+    "ContentStore", "EmbeddedStore", "IpfsStore", "ReplicatedStore", "open_store", "compute_cid", "default_store_root",
     "StorageError", "StorageUnavailable", "ContentNotFound", "ContentCorrupted", "Progress",
 ]
 
@@ -29,7 +31,19 @@ def default_store_root() -> Path:
 
 
 def open_store(ipfs: str | None = None, root: Path | None = None) -> ContentStore:
-    """The IPFS node at ``ipfs`` if given, else the embedded store at ``root`` (default: default_store_root())."""
+    """The IPFS node at ``ipfs`` if given, else the embedded store at ``root`` (default: default_store_root()).
+
+    ``ipfs`` may list several daemons of one swarm, comma-separated, own daemon first: files are then
+    pinned on ``$FOGFED_IPFS_REPLICAS`` of them (default 2) and fetches fail over (ReplicatedStore).
+    """
+    if ipfs is not None and "," in ipfs:
+        urls = [u.strip() for u in ipfs.split(",") if u.strip()]
+        raw = os.environ.get("FOGFED_IPFS_REPLICAS", str(min(2, len(urls))))
+        try:
+            replicas = int(raw)
+        except ValueError:
+            raise InputError(f"FOGFED_IPFS_REPLICAS must be a whole number, got {raw!r}") from None
+        return ReplicatedStore([IpfsStore(u) for u in urls], replicas=replicas)
     if ipfs is not None:
         return IpfsStore(ipfs)
     return EmbeddedStore(root if root is not None else default_store_root())

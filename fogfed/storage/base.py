@@ -27,6 +27,10 @@ class ContentStore(abc.ABC):
         """Stream the file ``cid`` in pieces, each block checked against its CID first."""
 
     @abc.abstractmethod
+    def size(self, cid: str) -> int:
+        """The size of file ``cid`` as its root block (checked against the CID) declares it."""
+
+    @abc.abstractmethod
     def has(self, cid: str) -> bool:
         """True if this store holds (pins) ``cid``."""
 

@@ -29,7 +29,7 @@ from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnavailable
 from fogfed.storage.importer import Block, import_file
-from fogfed.storage.reader import MAX_BLOCK, read_file
+from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
 WRITEBACK_EVERY = 4 << 20  # bytes after which the pack's write-back to disk is started (A/B: 1 to 8 MiB alike)
 PACK_NAME = re.compile(r"[0-9a-f]{16}\.pack")  # the index is storage too: never follow other names
@@ -176,25 +176,33 @@ class EmbeddedStore(ContentStore):
                 raise self._not_found(cid)
         return self._read(root, progress)
 
+    def size(self, cid: str) -> int:
+        root = parse_cid(cid)
+        with self._db() as db, _PackReader() as packs:
+            return declared_size(root, self._block(db, packs, root))
+
     def _read(self, root: Cid, progress: Progress | None) -> Iterator[bytes]:
         with self._db() as db, _PackReader() as packs:
             def get_block(cid: Cid) -> bytes:
-                row = db.execute("SELECT pack, offset, length FROM blocks WHERE key = ?", (cid.key,)).fetchone()
-                if row is None:
-                    raise self._not_found(f"block {cid}")
-                path, offset, length = self._checked_location(cid, row)
-                try:
-                    data = packs.read(path, offset, length)
-                except FileNotFoundError:  # a removal collected the pack meanwhile
-                    raise self._not_found(f"block {cid}") from None
-                except OSError as exc:
-                    raise self._unavailable(exc) from None
-                if len(data) != length:
-                    raise ContentCorrupted(f"block {cid} in {self.describe()} is truncated "
-                                           f"({len(data)} of {length} bytes)", "remove the file and add it again")
-                return data  # read_file checks it against its CID before using it
+                return self._block(db, packs, cid)  # read_file checks it against its CID before using it
 
             yield from read_file(root, get_block, progress)
+
+    def _block(self, db: sqlite3.Connection, packs: "_PackReader", cid: Cid) -> bytes:
+        row = db.execute("SELECT pack, offset, length FROM blocks WHERE key = ?", (cid.key,)).fetchone()
+        if row is None:
+            raise self._not_found(f"block {cid}")
+        path, offset, length = self._checked_location(cid, row)
+        try:
+            data = packs.read(path, offset, length)
+        except FileNotFoundError:  # a removal collected the pack meanwhile
+            raise self._not_found(f"block {cid}") from None
+        except OSError as exc:
+            raise self._unavailable(exc) from None
+        if len(data) != length:
+            raise ContentCorrupted(f"block {cid} in {self.describe()} is truncated "
+                                   f"({len(data)} of {length} bytes)", "remove the file and add it again")
+        return data
 
     def has(self, cid: str) -> bool:
         key = parse_cid(cid).key

@@ -13,11 +13,13 @@ bytes are handed out, exactly as for the embedded store.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import ipaddress
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -31,8 +33,10 @@ from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import CHUNK_SIZE, DagBuilder
-from fogfed.storage.reader import MAX_BLOCK, read_file
+from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
+#: block/get calls kept in flight while a file is read (overlaps Bitswap round trips)
+PREFETCH = 8
 _ADD_OPTIONS = dict(pin=True, cid_version=0, chunker=f"size-{CHUNK_SIZE}", raw_leaves=False)
 _MULTIADDR = re.compile(r"^/(ip4|ip6|dns|dns4|dns6)/([^/]+)/tcp/(\d{1,5})(?:/(http|https))?/?$")
 _UNREACHABLE = (ipfs_exc.ConnectionError, ipfs_exc.TimeoutError, ipfs_exc.ProtocolError,
@@ -178,6 +182,28 @@ class IpfsStore(ContentStore):
             raise StorageError(f"IPFS node at {self.url} answered pin/ls with Keys of type {type(keys).__name__}")
         return any(_same_block(k, key) for k in keys)
 
+    def pin(self, cid: str, *, timeout: float | None = None) -> None:
+        """Pin ``cid`` here, fetching its blocks from the swarm (Bitswap) first when this node lacks
+        them; the node's own timeout (default ``fetch_timeout`` per call) bounds the search."""
+        key = parse_cid(cid).key
+        limit = self.fetch_timeout if timeout is None else timeout
+        try:
+            with self._rpc(f"pinning {cid}"):
+                self._client.pin.add(key, opts={"timeout": f"{limit:g}s"}, timeout=(5.0, limit + 10))
+        except StorageError as exc:
+            if isinstance(exc, StorageUnavailable) or "timed out" not in exc.message:
+                raise
+            raise ContentNotFound(f"IPFS node at {self.url} could not find {cid} in its swarm within {limit:g} s",
+                                  "connect it to a node that holds the file (ipfs swarm connect)") from None
+        if not self.has(cid):
+            raise StorageError(f"IPFS node at {self.url} acknowledged pinning {cid} but does not list it",
+                               "retry the pin")
+
+    def get_block(self, cid: Cid) -> bytes:
+        """One raw block, unchecked (callers check it against ``cid``); ContentNotFound after
+        ``fetch_timeout``."""
+        return self._get_block(cid)
+
     def remove(self, cid: str) -> None:
         """Unpin ``cid``; the node frees its blocks at its next garbage collection (``ipfs repo gc``)."""
         key = parse_cid(cid).key
@@ -192,10 +218,22 @@ class IpfsStore(ContentStore):
         root = parse_cid(cid)
         first = self._get_block(root)  # fail at the call (unreachable, not found, altered), not at the first read
         check_block(root, first)
+        return self._read(root, first, progress)
 
-        def get_block(c: Cid) -> bytes:
-            return first if c == root else self._get_block(c)
-        return read_file(root, get_block, progress)
+    def _read(self, root: Cid, first: bytes, progress: Progress | None) -> Iterator[bytes]:
+        # A node that lacks the blocks asks its swarm for each one (one Bitswap round trip per
+        # block/get): PREFETCH calls in flight keep the round trips overlapping.
+        ahead = Prefetcher(self._get_block, PREFETCH)
+        try:
+            def get_block(c: Cid) -> bytes:
+                return first if c == root else ahead.get(c)
+            yield from read_file(root, get_block, progress, ahead.upcoming)
+        finally:
+            ahead.close()
+
+    def size(self, cid: str) -> int:
+        root = parse_cid(cid)
+        return declared_size(root, self._get_block(root))
 
     def _get_block(self, cid: Cid) -> bytes:
         what = f"fetching block {cid}"
@@ -219,6 +257,54 @@ class IpfsStore(ContentStore):
             raise ContentNotFound(f"{cid} is not available from IPFS node at {self.url} "
                                   f"(not found within {self.fetch_timeout:g} s)",
                                   "check the CID, or add the file on this node first") from None
+
+
+class Prefetcher:
+    """Fetch the blocks a file walk will ask for next, ``window`` at a time, on worker threads.
+
+    Memory stays bounded: at most ``window`` blocks (each at most MAX_BLOCK) are held
+    before they are asked for. A failed prefetch is retried by ``get`` in the caller's
+    thread, so errors surface where the block is read.
+    """
+
+    def __init__(self, fetch: Callable[[Cid], bytes], window: int) -> None:
+        self.fetch, self.window = fetch, window
+        self._queue: collections.deque[Cid] = collections.deque()
+        self._futures: dict[Cid, concurrent.futures.Future] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=window) if window > 1 else None
+
+    def upcoming(self, cids: list[Cid]) -> None:
+        # children come before the rest of the parent's siblings in read order
+        self._queue.extendleft(reversed(cids))
+        self._fill()
+
+    def _fill(self) -> None:
+        if self._pool is None:
+            return
+        while self._queue and len(self._futures) < self.window:
+            cid = self._queue.popleft()
+            if cid not in self._futures:
+                self._futures[cid] = self._pool.submit(self.fetch, cid)
+
+    def get(self, cid: Cid) -> bytes:
+        if cid in self._queue:
+            self._queue.remove(cid)
+        future = self._futures.pop(cid, None)
+        self._fill()
+        if future is not None:
+            try:
+                return future.result()
+            except Exception:  # noqa: BLE001 - fetched again below, where the error is reported
+                pass
+        return self.fetch(cid)
+
+    def close(self) -> None:
+        self._queue.clear()
+        for future in self._futures.values():
+            future.cancel()
+        self._futures.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _dict(reply: Any, what: str, key: str) -> dict:

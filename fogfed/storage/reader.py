@@ -21,14 +21,32 @@ GetBlock = Callable[[Cid], bytes]
 
 
 def read_file(root: Cid, get_block: GetBlock,
-              progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """Yield the bytes of the UnixFS file ``root``; raise ContentCorrupted on any mismatch."""
+              progress: Callable[[int], None] | None = None,
+              upcoming: Callable[[list[Cid]], None] | None = None) -> Iterator[bytes]:
+    """Yield the bytes of the UnixFS file ``root``; raise ContentCorrupted on any mismatch.
+
+    ``upcoming``, if given, is told each node's children (in read order) as soon as the node is
+    checked, so a networked store can fetch them ahead; every block is still checked here.
+    """
     done = 0
-    for piece in _walk(root, get_block, None, 0, root):
+    for piece in _walk(root, get_block, None, 0, root, upcoming):
         done += len(piece)
         if progress:
             progress(done)
         yield piece
+
+
+def declared_size(root: Cid, block: bytes) -> int:
+    """The size in bytes the root block of a UnixFS file declares for the whole file
+    (what a copy from anywhere else must not exceed)."""
+    check_block(root, block)
+    if root.codec == RAW:
+        return len(block)
+    try:
+        fs = decode_unixfs(decode_pbnode(block).data or b"")
+    except ValueError as exc:
+        raise _corrupted(root, root, str(exc)) from None
+    return len(fs.data) + sum(fs.blocksizes)
 
 
 def _corrupted(root: Cid, cid: Cid, why: str) -> ContentCorrupted:
@@ -36,7 +54,8 @@ def _corrupted(root: Cid, cid: Cid, why: str) -> ContentCorrupted:
     return ContentCorrupted(f"{where} is malformed: {why}", "fetch the content again from another copy")
 
 
-def _walk(cid: Cid, get_block: GetBlock, expected: int | None, depth: int, root: Cid) -> Iterator[bytes]:
+def _walk(cid: Cid, get_block: GetBlock, expected: int | None, depth: int, root: Cid,
+          upcoming: Callable[[list[Cid]], None] | None = None) -> Iterator[bytes]:
     if depth > MAX_DEPTH:
         raise _corrupted(root, cid, f"DAG deeper than {MAX_DEPTH} levels")
     block = get_block(cid)
@@ -63,7 +82,9 @@ def _walk(cid: Cid, get_block: GetBlock, expected: int | None, depth: int, root:
         raise _corrupted(root, cid, f"declares {fs.filesize} bytes but its parts add up to {total}")
     if expected is not None and total != expected:
         raise _corrupted(root, cid, f"parent declares {expected} bytes, node holds {total}")
+    if upcoming is not None and children:
+        upcoming(children)
     if fs.data:
         yield fs.data
     for child, size in zip(children, fs.blocksizes):
-        yield from _walk(child, get_block, size, depth + 1, root)
+        yield from _walk(child, get_block, size, depth + 1, root, upcoming)

@@ -68,7 +68,7 @@ class TrustedAuthority:
 
     @classmethod
     def init(cls, home: Path, chain: Chain, passphrase: str, *, fed: FogFed | str | None = None,
-             account: LocalAccount | str | None = None, scheme: str = "fame",
+             account: LocalAccount | str | None = None, scheme: str = abe.DEFAULT_SCHEME,
              kdf: KdfParams | None = None) -> "TrustedAuthority":
         """Paper Algorithm 1 (Setup): ABE system keys, TAS keystore in ``home``; Algorithm 5 if ``fed`` is None.
 
@@ -283,15 +283,18 @@ class TrustedAuthority:
                 if self.nonce_used(request.nonce):
                     raise EnrollmentRejected("this enrollment request was already used (replay)",
                                              "ask the node for a fresh request")
+                # Every check before any state change: an enrolled node's request must not create a
+                # federation, bump an epoch or re-key anyone before addMember would revert.
+                member = self.fed.member(request.address)
+                if member.active:
+                    raise EnrollmentRejected(f"{request.address} is already an active member of federation "
+                                             f"{member.federation_id}; nothing was changed",
+                                             "remove it first (fogfed tas remove) or move it; a lost key is "
+                                             "delivered again with `fogfed tas reissue`")
                 verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
                 if not verdict.ok:
                     raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
                                              "approve it explicitly or add the node to the allowlist")
-                member = self.fed.member(request.address)
-                if member.active:  # every check before any state change
-                    raise EnrollmentRejected(f"{request.address} is already an active member of federation "
-                                             f"{member.federation_id}",
-                                             "a lost key is delivered again with `fogfed tas reissue`")
                 entry = self.journal.begin(key, "enroll", {
                     "address": request.address, "location": request.location, "service": request.service,
                     "enc_public_key": request.enc_public_key.hex(), "fund_wei": int(fund_wei),

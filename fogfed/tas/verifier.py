@@ -18,6 +18,7 @@ from eth_utils import is_hex_address, to_checksum_address
 from fogfed.errors import InputError
 from fogfed.protocol.attributes import normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRequest
+from fogfed.protocol.signed import DuplicateKey, loads_strict
 
 MAX_ALLOWLIST_BYTES = 1 << 20
 
@@ -74,7 +75,10 @@ def load_allowlist(path: Path) -> dict[str, set[tuple[str, str]]]:
     if len(raw) > MAX_ALLOWLIST_BYTES:
         raise InputError(f"allowlist {path} is larger than {MAX_ALLOWLIST_BYTES} bytes")
     try:
-        doc = json.loads(raw)
+        doc = loads_strict(raw)
+    except DuplicateKey as exc:
+        raise InputError(f"allowlist {path} lists {exc.args[0]!r} more than once",
+                         "give each node one entry") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"allowlist {path} is not valid JSON",
                          'write it as {"0xAddress": {"location": "...", "service": "..."}}') from None

@@ -7,7 +7,7 @@ import pytest
 from fogfed import abe
 
 
-@pytest.fixture(scope="session", params=["fame", "bsw07"])
+@pytest.fixture(scope="session", params=["fabeo", "fame", "bsw07"])
 def system(request):
     """(scheme name, public key, master key) for each scheme."""
     pk, msk = abe.setup(request.param)

@@ -8,9 +8,9 @@ from fogfed import abe
 from fogfed.errors import FogfedError, InputError
 
 
-def test_defaults_to_fame_and_normalises_attributes(fame_system):
+def test_defaults_to_fabeo_and_normalises_attributes(fame_system):
     pk, msk = fame_system
-    assert pk.scheme == "fame" and abe.setup()[0].scheme == "fame"
+    assert pk.scheme == "fame" and abe.setup()[0].scheme == "fabeo" == abe.DEFAULT_SCHEME
     sk = abe.keygen(pk, msk, ["SVC:Health", "loc:riyadh", "svc:health"])
     assert sk.attributes == ("loc:riyadh", "svc:health")
     ct = abe.encrypt(pk, "Loc:Riyadh AND svc:HEALTH", b"payload")

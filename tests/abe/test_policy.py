@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fogfed import abe
 from fogfed.abe import PolicySyntaxError, parse_policy
+from fogfed.abe.policy import normalise_attribute
 from fogfed.abe.lsss import LEWKO_WATERS, THRESHOLD, lsss_matrix, reconstruction
 from fogfed.abe.group import ORDER
 from fogfed.errors import InputError
@@ -112,7 +114,7 @@ def test_unauthorised_rows_do_not_span_the_target():
         ("2 of (a)", 0, "2", "between 1 and 1"),
         ("0 of (a, b)", 0, "0", "between 1 and 2"),
         ("a & b", 2, "&", "character not allowed"),
-        ("loc:riyadh and svc:heälth", 21, "ä", "character not allowed"),
+        ("loc:riyadh and svc:heälth", 21, "ä", "non-ASCII or control character"),
         ("a and", 5, "", "end of policy"),
         ("a or or b", 5, "or", "keyword"),
         ("a b", 2, "b", "expected 'and', 'or'"),
@@ -171,3 +173,24 @@ def test_satisfied_by_normalises_attributes():
     assert not parse_policy("2 of (a, b, c)").satisfied_by(["a"])
     with pytest.raises(InputError, match="invalid attribute"):
         parse_policy("a").satisfied_by(["a b"])
+
+
+@pytest.mark.parametrize("text", ["role:\u212aing", "loc:riyadh\u00a0", "\u3000loc:riyadh", "loc:riyadh\x1c",
+                                  "loc:riyadh\t", "loc:\u0131stanbul", "loc:riyadh\x00", "loc:\x7friyadh"])
+def test_non_ascii_and_control_characters_are_refused_before_normalisation(text):
+    from fogfed.protocol.attributes import node_attributes, normalise_location
+
+    with pytest.raises(InputError, match="non-ASCII or control character"):
+        normalise_attribute(text)
+    with pytest.raises(InputError, match="non-ASCII or control character"):
+        abe.keygen(*abe.setup(), [text])
+    value = text.replace("loc:", "", 1).replace("role:", "", 1)
+    with pytest.raises(InputError, match="non-ASCII or control character"):
+        normalise_location(value)  # enrollment requests and node keys go through this
+    with pytest.raises(InputError, match="non-ASCII or control character"):
+        node_attributes(value, "health", 1, 0)
+    if text != "loc:riyadh\t":  # tab, CR and LF separate tokens in a policy text, never inside an attribute
+        with pytest.raises(abe.PolicySyntaxError, match="non-ASCII or control character") as info:
+            abe.parse_policy(f"svc:health and {text}")
+        assert info.value.position >= len("svc:health and ")
+    assert str(abe.parse_policy("svc:health and\n\t(loc:riyadh or ff:1)")) == "svc:health and (loc:riyadh or ff:1)"

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import LOCATION, SERVICE, file_id
 from fogfed.chain import attributes_hash
+from fogfed.protocol.files import file_id_for
 
 POLICY = "(loc:riyadh and svc:health)"
 
@@ -47,8 +48,9 @@ def test_add_member_and_verify_by_attribute(fogfed, member, federation_id):
 def test_member_registers_a_file_and_records_access(fogfed, member, federation_id):
     receipt = register(fogfed, member, federation_id)
     assert [e.event_name for e in receipt.decode_logs()] == ["FileRegistered"]
-    assert fogfed.file(file_id(b"ciphertext"))["uploader"] == member.address
-    access = fogfed.recordAccess(file_id(b"ciphertext"), sender=member)
+    fid = file_id_for(member.address, file_id(b"ciphertext"))  # the id names the uploader too
+    assert fogfed.file(fid)["uploader"] == member.address
+    access = fogfed.recordAccess(fid, sender=member)
     assert [e.event_name for e in access.decode_logs()] == ["AccessGranted"]
 
 

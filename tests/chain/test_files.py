@@ -9,12 +9,13 @@ import pytest
 from eth_utils import keccak
 
 from fogfed.chain import ContractRevert
+from fogfed.protocol.files import file_id_for
 
 POLICY = "location:here and service:there"
 
 
 def register(cast, who=None, **overrides):
-    fields = {"federation_id": cast.fid, "file_id": os.urandom(32), "plaintext_hash": hashlib.sha256(b"p").digest(),
+    fields = {"federation_id": cast.fid, "content_digest": os.urandom(32), "plaintext_hash": hashlib.sha256(b"p").digest(),
               "enc_sk_ref": os.urandom(32), "policy": POLICY, "epoch": cast.fed.federation(cast.fid).epoch}
     fields.update(overrides)
     return cast.fed.register_file(who or cast.member, **fields)
@@ -30,12 +31,14 @@ def test_only_members_of_the_federation_register(cast, kind, error):
 
 
 def test_register_records_and_event(cast):
-    fid, ph, ref = os.urandom(32), os.urandom(32), os.urandom(32)
+    digest, ph, ref = os.urandom(32), os.urandom(32), os.urandom(32)
     epoch = cast.fed.federation(cast.fid).epoch  # 1: the cast's removal advanced it
-    result = register(cast, file_id=fid, plaintext_hash=ph, enc_sk_ref=ref, cid_codec=0x70)
-    assert result.value == fid
+    result = register(cast, content_digest=digest, plaintext_hash=ph, enc_sk_ref=ref, cid_codec=0x70)
+    fid = file_id_for(cast.member.address, digest)
+    assert result.value == fid == keccak(bytes.fromhex(cast.member.address[2:]) + digest)
     assert result.event("FileRegistered").args == {
-        "fileId": fid, "federationId": cast.fid, "uploader": cast.member.address, "plaintextHash": ph,
+        "fileId": fid, "federationId": cast.fid, "uploader": cast.member.address, "contentDigest": digest,
+        "plaintextHash": ph,
         "encSkRef": ref, "epoch": epoch, "cidCodec": 0x70, "policy": POLICY}
     rec = cast.fed.file(fid)
     assert (rec.plaintext_hash, rec.enc_sk_ref, rec.policy_ref, rec.uploader, rec.federation_id, rec.epoch) == \
@@ -43,14 +46,15 @@ def test_register_records_and_event(cast):
     assert rec.registered_at > 0 and not rec.damaged
 
 
-def test_no_duplicates_even_across_federations(cast):
-    fid = register(cast).value
+def test_one_uploader_registers_a_digest_once_and_others_get_their_own_id(cast):
+    digest = os.urandom(32)
+    fid = register(cast, content_digest=digest).value
     with pytest.raises(ContractRevert) as err:
-        register(cast, cast.peer, file_id=fid)
+        register(cast, content_digest=digest)
     assert err.value.error_name == "FileExists" and err.value.error_args == {"fileId": fid}
-    with pytest.raises(ContractRevert) as err:
-        register(cast, cast.other, federation_id=cast.other_fid, file_id=fid, epoch=0)
-    assert err.value.error_name == "FileExists"
+    theirs = register(cast, cast.peer, content_digest=digest).value
+    assert theirs == file_id_for(cast.peer.address, digest) != fid
+    assert cast.fed.file(fid).uploader == cast.member.address
 
 
 def test_stale_epoch_refused(cast):
@@ -67,17 +71,17 @@ def test_stale_epoch_refused(cast):
 
 
 @pytest.mark.parametrize("field,value,error", [
-    ("file_id", b"\x00" * 32, "InvalidFileReference"),
+    ("content_digest", b"\x00" * 32, "InvalidFileReference"),
     ("plaintext_hash", b"\x00" * 32, "InvalidFileReference"),
     ("enc_sk_ref", b"\x00" * 32, "InvalidFileReference"),
     ("policy", "", "InvalidPolicy"),
     ("policy", "x" * 1025, "InvalidPolicy"),
 ])
 def test_contract_checks_file_input(cast, field, value, error):
-    fields = {"file_id": os.urandom(32), "plaintext_hash": os.urandom(32), "enc_sk_ref": os.urandom(32),
+    fields = {"content_digest": os.urandom(32), "plaintext_hash": os.urandom(32), "enc_sk_ref": os.urandom(32),
               "policy": POLICY, field: value}
     with pytest.raises(ContractRevert) as err:  # raw call: the contract must refuse on its own
-        cast.fed._transact(cast.member, "registerFile", cast.fid, fields["file_id"], 0, fields["plaintext_hash"],
+        cast.fed._transact(cast.member, "registerFile", cast.fid, fields["content_digest"], 0, fields["plaintext_hash"],
                            fields["enc_sk_ref"], cast.fed.federation(cast.fid).epoch, fields["policy"])
     assert err.value.error_name == error
 
@@ -136,6 +140,13 @@ def test_damage_reports(cast):
     assert result.event("FileDamaged").args == {"fileId": fid, "reporter": cast.peer.address,
                                                 "holder": "0x" + "00" * 20, "reason": 2}
     assert fed.file(fid).damaged
+    with pytest.raises(ContractRevert) as err:
+        fed.report_intact(cast.other, fid)
+    assert err.value.error_name == "NotFederationMember"
+    cleared = fed.report_intact(cast.member, fid)
+    assert cleared.event("FileDamaged").args == {"fileId": fid, "reporter": cast.member.address,
+                                                 "holder": "0x" + "00" * 20, "reason": 0}
+    assert not fed.file(fid).damaged
 
 
 def test_unknown_file_view(cast):

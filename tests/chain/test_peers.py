@@ -7,7 +7,10 @@ import pytest
 
 from fogfed.chain import ContractRevert, InvalidArgument, connect, deploy
 
-FILE = b"\x11" * 32
+from fogfed.protocol.files import file_id_for
+
+DIGEST = b"\x11" * 32
+FILE = b""  # set by the fixture: a1's id for DIGEST
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,9 @@ def c():
     fed.create_federation(accts["tas"], "jeddah", "health", b"pk")
     for name, fid in (("a1", 1), ("a2", 1), ("b1", 2)):
         fed.add_member(accts["tas"], fid, accts[name].address, b"\x05" * 32)
-    fed.register_file(accts["a1"], 1, FILE, b"\x01" * 32, b"\x02" * 32, "ff:1", 0)
+    global FILE
+    FILE = file_id_for(accts["a1"].address, DIGEST)
+    assert fed.register_file(accts["a1"], 1, DIGEST, b"\x01" * 32, b"\x02" * 32, "ff:1", 0).value == FILE
     return fed, accts
 
 

@@ -64,7 +64,7 @@ def test_upload_then_fetch_in_other_processes(flow: dict) -> None:
 def test_removed_node_is_refused_in_one_line(flow: dict) -> None:
     assert flow["remove"]["node"] == flow["n2"]["address"]
     proc = flow["after_removal"]
-    assert_one_line_error(proc.returncode, proc.stderr, 1, "denied")
+    assert_one_line_error(proc.returncode, proc.stderr, 1, "not an active member")
     assert not (flow["root"] / "again.bin").exists()
 
 
@@ -85,7 +85,7 @@ def test_bad_input_is_one_line_with_the_right_exit_code(world: dict, capsys,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [
         (("node", "fetch", "not-a-file-id", "--home", "n1"), 2, "file id"),
-        (("node", "fetch", "0x" + "00" * 31 + "01", "--home", "n1", "-o", "x.bin"), 1, "not registered"),
+        (("node", "fetch", "0x" + "00" * 31 + "01", "--home", "n1", "-o", "x.bin"), 1, "no file"),
         (("node", "upload", "f.bin", "--home", "n1", "--policy", "loc:riyadh and ("), 2, "policy"),
         (("node", "upload", "missing.bin", "--home", "n1"), 2, "missing.bin"),
         (("node", "upload", "f.bin", "--home", "n2"), 1, "not an active member"),
@@ -123,7 +123,9 @@ def test_cache_commands_and_json(world: dict, capsys) -> None:
     assert [e["file_id"] for e in json.loads(out)["entries"]] == [up["file_id"]]
     code, out, _ = run_inproc(capsys, "node", "cache", "refresh", "--home", "n1", "--margin", "999999", "--json")
     assert code == 0 and json.loads(out)["reannounced"] == 1
-    code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["cid"], "--home", "n1", "--json")
+    code, out, err = run_inproc(capsys, "node", "cache", "evict", up["cid"], "--home", "n1", "--json")
+    assert code == 2 and "is a CID, not a file id" in err  # ids name the uploader too (issue 10, item 2)
+    code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1", "--json")
     assert code == 0 and json.loads(out)["removed"] is True
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1")
     assert code == 0 and "was not cached" in out

@@ -56,16 +56,18 @@ def test_plaintext_hash_mismatch_is_reported(system, tmp_path):
     # so the lie is the uploader's own record: re-register another upload with a false hash
     from fogfed.node.datapath import encrypt_and_store
     from fogfed import abe
-    from fogfed.protocol.files import encsk_aad, file_id_of_cid
+    from fogfed.protocol.files import encsk_aad, file_id_for, file_id_of_cid
     import io, os
     key = os.urandom(32)
     cid, info, _ = encrypt_and_store(system.store, src, key, io.BytesIO())
-    fid = file_id_of_cid(cid)
+    digest = file_id_of_cid(cid)
+    fid = file_id_for(n0.address, digest)
     epoch = n0.fed.federation(1).epoch
     encsk = abe.encrypt(n0.public_key(), up.policy.replace(f"ep:1:{up.epoch}", f"ep:1:{epoch}"), key,
                         aad=encsk_aad(n0.chain_id, n0.fed.address, fid))
     ref = file_id_of_cid(system.store.add(io.BytesIO(encsk)))
-    n0.fed.register_file(n0.account, 1, fid, hashlib.sha256(b"a lie").digest(), ref, up.policy, epoch)
+    assert n0.fed.register_file(n0.account, 1, digest, hashlib.sha256(b"a lie").digest(), ref, up.policy,
+                                epoch).value == fid
     with pytest.raises(FetchFailed):
         n1.fetch(fid, tmp_path / "lie.bin")
     assert not (tmp_path / "lie.bin").exists()

@@ -63,7 +63,7 @@ def test_outsider_cannot_upload_announce_or_fetch(system, plain, tmp_path):
     with pytest.raises(NotMember, match="enroll"):
         outsider.upload(plain)
     assert_cannot_write(outsider, up.file_id)
-    with pytest.raises(AccessDenied, match="not a member"):
+    with pytest.raises(NotMember, match="enroll"):
         outsider.fetch(up.file_id, tmp_path / "z.bin")
     assert not (tmp_path / "z.bin").exists()
 
@@ -100,7 +100,8 @@ def test_tampered_peer_cache_is_reported_and_storage_used(system, plain, tmp_pat
     assert any(r.startswith(f"peer:{n0.address}") and "reported" in r for r in got.damage_reports)
     damaged = chain_events(system, "FileDamaged", fileId=up.file_id)
     assert [(d["holder"], d["reporter"]) for d in damaged] == [(n0.address, n1.address)]
-    assert system.tas.fed.cache_expiry(up.file_id, n0.address) == 0  # announcement dropped
+    # one report ends nothing on chain (the reporter may be the liar); fetchers try n0 last from now on
+    assert system.tas.fed.cache_expiry(up.file_id, n0.address) > 0
 
 
 # -- peer protocol attacks ------------------------------------------------------------------------
@@ -119,14 +120,14 @@ def test_replayed_peer_request_is_refused(system, plain):
         send_request("127.0.0.1", port, request, io.BytesIO(), timeout=10)
 
 
-def test_false_claim_to_a_peer_is_refused_and_reported_on_chain(system, plain):
+def test_refused_peer_request_is_refused_and_accuses_nobody_on_chain(system, plain):
     n0, other = system.nodes[0], system.nodes[3]
     server = n0.serve()
     up = n0.upload(plain)  # federation A only
-    with pytest.raises(PeerRefused, match="not_member|not an active member"):
+    with pytest.raises(PeerRefused, match="may not read"):
         other.peer_client.fetch(server.url, n0.address, up.file_id, io.BytesIO())
-    counted = chain_events(system, "FalseClaimCounted", suspect=other.address)
-    assert any(c["reporter"] == n0.address for c in counted)
+    # a peer's word is not evidence the contract can check: only recordAccess counts false claims
+    assert chain_events(system, "FalseClaimCounted", suspect=other.address) == []
 
 
 # -- concurrency ----------------------------------------------------------------------------------

@@ -77,7 +77,10 @@ def test_move_closes_the_old_membership_and_keeps_the_device_key(world):
 
 def test_removed_and_suspected_members_are_refused(world):
     chain, fed, mob, ids, keys, (tas, n1, n2, n3, outsider) = world
-    fed.report_false_claim(n1, n3.address, b"\x11" * 32)
+    x_node = chain.dev_accounts()[8]  # n3 asks for a file of X: one false claim the contract observed
+    fed.add_member(tas, ids["X"], x_node.address, os.urandom(32))
+    x_file = fed.register_file(x_node, ids["X"], b"\x11" * 32, b"\x12" * 32, b"\x13" * 32, "ff:5", 0).value
+    fed.record_access(n3, x_file)
     assert mob.check_handover(n3.address, ids["B"], keys[n3.address]).status == 7
     fed.remove_member(tas, n3.address)
     assert mob.check_handover(n3.address, ids["B"], keys[n3.address]).status == 2

@@ -61,7 +61,9 @@ def test_malformed_file_ids(bad):
 def test_file_id_forms_agree():
     raw = bytes(range(32))
     from fogfed.protocol.files import cid_of_file_id
-    assert parse_file_id(raw) == parse_file_id("0x" + raw.hex()) == parse_file_id(cid_of_file_id(raw)) == raw
+    assert parse_file_id(raw) == parse_file_id("0x" + raw.hex()) == raw
+    with pytest.raises(InputError, match="is a CID, not a file id"):  # an id names the uploader too
+        parse_file_id(cid_of_file_id(raw))
 
 
 def test_bad_upload_input(world, tmp_path):
@@ -93,8 +95,11 @@ def test_bad_fetch_destination(world, tmp_path):
 
 def test_unknown_file_is_denied(world, tmp_path):
     from fogfed.node import AccessDenied
-    with pytest.raises(AccessDenied, match="not registered"):
-        world[3].fetch(b"\x07" * 32, tmp_path / "f")
+    node = world[3]
+    sent = node.fed.chain.w3.eth.get_transaction_count(node.address)
+    with pytest.raises(AccessDenied, match="no file 0x0707.* no transaction was sent"):
+        node.fetch(b"\x07" * 32, tmp_path / "f")
+    assert node.fed.chain.w3.eth.get_transaction_count(node.address) == sent
 
 
 def test_refresh_announcements_renews_expiring_copies(world, tmp_path):
