@@ -207,9 +207,11 @@ def _rekey_lines(results: list[Any]) -> str:
 
 
 @tas.command("sync")
+@click.option("--rebuild", is_flag=True,
+              help="Read the TAS's cache of the chain (tas.sqlite) again from the deployment block first.")
 @common_options("tas")
 @guarded
-def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Finish what the chain shows undone: interrupted enrollments, missing keys.
 
     Every active member of every federation gets its federation's current
@@ -217,7 +219,10 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     removal for false claims, or a removal, re-key or enrollment cut short),
     once; enrollments interrupted after their journal entry are completed.
     """
-    results = _open(home, rpc).sync()
+    t = _open(home, rpc)
+    if rebuild:
+        t.cache.rebuild()
+    results = t.sync()
     emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
 
 

@@ -209,3 +209,20 @@ def test_damaged_state_file_names_the_file(world, damage: str) -> None:
         assert "Traceback" not in proc.stderr
     finally:
         state.write_text(saved)
+
+
+def test_a_cache_row_deleted_hides_no_member_after_rebuild(world) -> None:
+    """tas.sqlite is a cache: a member dropped from it is found again by `tas sync --rebuild`."""
+    import sqlite3
+
+    root, chain, tas = world
+    ident, req = new_request(root, tas, "cachecheck")
+    assert fogfed(root, "tas", "enroll", str(req), "--approve", "--fund", "0.01").returncode == 0
+    db = sqlite3.connect(root / "tas" / "tas.sqlite")
+    db.execute("DELETE FROM nodes WHERE address = ?", (ident.address,))
+    db.commit()
+    db.close()
+    fid = tas.fed.member(ident.address).federation_id
+    assert ident.address not in tas.active_members(fid)
+    assert fogfed(root, "tas", "sync", "--rebuild").returncode == 0
+    assert ident.address in tas.active_members(fid)
