@@ -25,7 +25,7 @@ from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.ipfs import PREFETCH, IpfsStore, Prefetcher
-from fogfed.storage.reader import read_file
+from fogfed.storage.reader import declared_size, read_file
 
 #: What makes a fetch move on to the next daemon (a missing, dead or lying node).
 _FAILOVER = (StorageUnavailable, ContentNotFound, ContentCorrupted)
@@ -120,6 +120,10 @@ class ReplicatedStore(ContentStore):
         if down:
             raise StorageUnavailable(f"{cid} was unpinned, except on the unreachable {', '.join(down)}",
                                      "unpin it there when they are back")
+
+    def size(self, cid: str) -> int:
+        root = parse_cid(cid)
+        return declared_size(root, self._get_block(root, [0]))
 
     def cat(self, cid: str, *, progress: Progress | None = None) -> Iterator[bytes]:
         root = parse_cid(cid)
