@@ -23,7 +23,8 @@ from fogfed.errors import FogfedError
 #: A new top-level command gets a line here; a new subcommand of an existing group
 #: only needs its module listed for that group.
 LAZY_COMMANDS: dict[str, tuple[str, ...]] = {
-    "tas": ("fogfed.cli.tas_cmds", "fogfed.cli.mobility_cmds", "fogfed.cli.keys_cmds"),
+    "tas": ("fogfed.cli.tas_cmds", "fogfed.cli.mobility_cmds", "fogfed.cli.keys_cmds",
+            "fogfed.cli.funding_cmds"),
     "node": ("fogfed.cli.node_cmds", "fogfed.cli.mobility_cmds", "fogfed.cli.keys_cmds"),
     "audit": ("fogfed.cli.audit_cmds",),
     "deploy": ("fogfed.cli.chain_cmds",),

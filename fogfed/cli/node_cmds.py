@@ -199,6 +199,7 @@ def node_upload(path: Path, policy: str | None, name: str | None, home: Path | N
         progress = stack.enter_context(
             transfer_progress(f"upload {source.name}", source.stat().st_size, not as_json))
         r = n.upload(source, policy=policy, progress=progress)
+        _warn_low_balance(n)
     emit(as_json, r, lambda: (
         f"uploaded {'stdin' if from_stdin else path} ({r.size:,} bytes) to federation {r.federation_id}\n"
         f"file id 0x{r.file_id.hex()}\ncid {r.cid}\npolicy {r.policy}"))
@@ -211,6 +212,14 @@ def _tmp_dir(home: Path | None) -> Path:
         raise InputError(f"no node in {path.parent}", "create one with `fogfed node init` (or pass --home)")
     path.mkdir(exist_ok=True)
     return path
+
+
+def _warn_low_balance(n: Any) -> None:
+    from fogfed.chain.funds import low_balance_warning
+
+    warning = low_balance_warning(n.fed.chain, n.address)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @node.command("fetch")
@@ -255,6 +264,7 @@ def node_fetch(file_id: str, output: Path | None, force: bool, home: Path | None
         if to_stdout:
             with open(dest, "rb") as f:
                 shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
+        _warn_low_balance(n)
     summary = (f"wrote {'stdout' if to_stdout else r.dest} ({r.size:,} bytes) from {r.source}; "
                "SHA-256 matches the chain" + "".join(f"\nreported damage: {d}" for d in r.damage_reports))
     if to_stdout:

@@ -228,19 +228,27 @@ def _rekey_lines(results: list[Any]) -> str:
 
 
 @tas.command("sync")
+@click.option("--rebuild", is_flag=True,
+              help="Read the TAS's cache of the chain (tas.sqlite) again from the deployment block first.")
 @common_options("tas")
 @guarded
 @examples(
     'fogfed tas sync',
+    'fogfed tas sync --rebuild',
     'fogfed tas sync --home ./tas --json',
 )
-def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Re-key federations whose epoch moved on chain (e.g. after an automatic removal).
+def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Finish what the chain shows undone: interrupted enrollments, missing keys.
 
-    The contract removes a member by itself after repeated false claims; this
-    delivers fresh keys to the remaining members, once.
+    Every active member of every federation gets its federation's current
+    epoch key if the chain shows none delivered yet (after an automatic
+    removal for false claims, or a removal, re-key or enrollment cut short),
+    once; enrollments interrupted after their journal entry are completed.
     """
-    results = _open(home, rpc).sync()
+    t = _open(home, rpc)
+    if rebuild:
+        t.cache.rebuild()
+    results = t.sync()
     emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
 
 
@@ -249,33 +257,59 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
               help="Time between checks.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="Stop after N checks (default: run until Ctrl-C).")
+@click.option("--top-up-below", metavar="ETHER", default=None,
+              help="Also send members whose balance is below this much ether back up to --top-up-to.")
+@click.option("--top-up-to", metavar="ETHER", default="0.05", show_default=True, help="Balance a top-up restores.")
+@click.option("--top-up-limit", metavar="ETHER", default="1", show_default=True,
+              help="At most this much ether sent per check.")
 @common_options("tas")
 @guarded
 @examples(
     'fogfed tas watch --interval 10',
     'fogfed tas watch --json >> tas-watch.jsonl',
     'fogfed tas watch --count 1',
+    'fogfed tas watch --top-up-below 0.01 --top-up-to 0.05 --top-up-limit 1',
 )
-def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | None, ipfs: str | None,
-              as_json: bool) -> None:
-    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
+def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_up_to: str, top_up_limit: str,
+              home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C); optionally top members up.
 
-    Text mode prints a line per re-keyed federation. --json prints JSON Lines:
-    one document per check, {"check": N, "time": UNIX, "rekeyed": [...]},
-    flushed at once, so `jq` or a log shipper sees every check as it happens.
+    Text mode prints a line per re-keyed federation and per top-up. --json
+    prints JSON Lines: one document per check, {"check": N, "time": UNIX,
+    "rekeyed": [...], "topped_up": [...]} (and "busy": MESSAGE when another
+    TAS command held the lock), flushed at once, so `jq` or a log shipper
+    sees every check as it happens. The last example keeps every member able
+    to pay for its transactions, sending at most 1 ETH per check.
     """
     import json
 
+    from fogfed._lock import LockBusy
+
+    policy = None
+    if top_up_below is not None:
+        policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
     t = _open(home, rpc)
     done = 0
     while count is None or done < count:
-        results = t.sync()
+        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": []}
+        try:
+            check["rekeyed"] = t.sync()
+            if not as_json:
+                for r in check["rekeyed"]:
+                    click.echo(_rekey_lines([r]))
+            if policy is not None:
+                from fogfed.tas.funding import top_up
+
+                check["topped_up"] = top_up(t, *policy)
+                if not as_json:
+                    for u in check["topped_up"]:
+                        click.echo(f"topped up {u.node}: +{u.wei / 1e18:g} ETH (had {u.balance_before / 1e18:g})")
+        except LockBusy as exc:  # another TAS command is working: check again next time
+            check["busy"] = exc.message
+            if not as_json:
+                click.echo(f"note: {exc.message}", err=True)
         if as_json:
-            click.echo(json.dumps(to_plain({"check": done + 1, "time": round(time.time(), 3), "rekeyed": results}),
-                                  sort_keys=True))
-        else:
-            for r in results:
-                click.echo(_rekey_lines([r]))
+            click.echo(json.dumps(to_plain(check), sort_keys=True))
         sys.stdout.flush()
         done += 1
         if count is None or done < count:

@@ -39,8 +39,8 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     code, out, err = run_inproc(capsys, "tas", "enroll", req, "--allowlist", str(allow), "--json")
     assert code == 0, err
     assert json.loads(out)["federation_id"] == 1
-    code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")
-    assert_one_line_error(code, err, 2, "replay")
+    code, out, err = run_inproc(capsys, "tas", "enroll", req, "--approve", "--json")  # idempotent: nothing sent
+    assert code == 0 and json.loads(out)["gas"] == {}, err
 
     code, out, _ = run_inproc(capsys, "tas", "federation", "list", "--json")
     (fed,) = json.loads(out)["federations"]
@@ -50,6 +50,8 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert json.loads(out)["new_epoch"] == 1
     code, _, err = run_inproc(capsys, "tas", "remove", address)
     assert_one_line_error(code, err, 1, "not an active member")
+    code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")  # removed: the old request is a replay
+    assert_one_line_error(code, err, 2, "replay")
     code, out, _ = run_inproc(capsys, "tas", "sync", "--json")
     assert code == 0 and json.loads(out)["rekeyed"] == []
     code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1")
