@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import fogfed.abe as abe
 from benchmarks.common import (
+    exit_code,
     Report,
     Timing,
     base_parser,
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunks", type=parse_ints, default=None, help="chunk sizes in KiB to compare (default 64,256,1024)"
     )
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target fails")
+    # --no-fail comes from base_parser (every benchmark has it)
     args = parser.parse_args(argv)
     ns = args.n or ([1, 2, 5] if args.quick else [1, 10, 50, 100])
     repeat = args.repeat or (3 if args.quick else 15)
@@ -350,4 +351,4 @@ def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main()))

@@ -19,6 +19,7 @@ Timings are wall-clock medians after warm-up with the garbage collector off
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import gc
 import json
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,14 +199,77 @@ def parse_ints(text: str) -> list[int]:
     return sorted(set(out))
 
 
+def _plot_path(text: str) -> Path:
+    """--plot's type: refuses at once (exit 2) when matplotlib is missing, not after the run."""
+    from fogfed import _plot
+
+    if not _plot.available():
+        raise argparse.ArgumentTypeError(f"matplotlib is not installed; {_plot.HINT}")
+    return Path(text)
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark shares."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeat", type=int, default=None, help="timed samples per figure (default depends on --quick)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this path")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot to this path")
+    p.add_argument("--plot", type=_plot_path, default=None,
+                   help="write a PNG plot to this path (needs matplotlib: the plot extra)")
     p.add_argument("--quick", action="store_true", help="few samples and small sizes: a smoke run, not a measurement")
+    p.add_argument("--no-fail", action="store_true",
+                   help="exit 0 even when a target fails (exploration); the FAIL rows are still printed")
     return p
+
+
+#: Reports finished in this process (exit_code() looks at their targets).
+FINISHED: list["Report"] = []
+
+
+def exit_code(result: Any = None) -> int:
+    """The process exit code of a benchmark: 1 when a finished report has a failed target (unless
+    --no-fail) or ``result`` is a non-zero int (the benchmark's own failure), else 0."""
+    if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        return result
+    failed = [t.name for r in FINISHED if not getattr(r.args, "no_fail", False) for t in r.targets if not t.passed]
+    if failed:
+        print(f"FAIL: {len(failed)} target(s) missed: {'; '.join(failed)} (--no-fail to exit 0 anyway)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (rich, when stderr is a terminal), else a line per step.
+
+    Yields ``step(done=None, total=None, what=None)``: without ``done`` it advances by one.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        state = {"done": 0}
+
+        def line(done: int | None = None, total_: int | None = None, what: str | None = None) -> None:
+            state["done"] = state["done"] + 1 if done is None else done
+            print(f"[{label}] {what or ''} {state['done']}/{total_ or total or '?'}".rstrip(), file=sys.stderr)
+        yield line
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def step(done: int | None = None, total_: int | None = None, what: str | None = None) -> None:
+            if done is None:
+                bar.advance(task)
+            else:
+                bar.update(task, completed=done)
+            if total_ is not None:
+                bar.update(task, total=total_)
+            if what:
+                bar.update(task, description=f"{label}: {what}")
+        yield step
 
 
 def machine_info() -> dict[str, Any]:
@@ -287,6 +351,31 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 _HLINE_STYLES = (("--", "grey"), (":", "red"), ("-.", "black"))
 
 
+def bar_plot(path: Path, title: str, labels: Sequence[str], values: Sequence[float], ylabel: str, *,
+             target: float | None = None, target_label: str = "target") -> None:
+    """A PNG bar chart, each bar labelled with its value; an optional horizontal target line."""
+    from fogfed import _plot
+
+    plt = _plot.pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) + 2), 4.8))
+    try:
+        bars = ax.bar(range(len(labels)), values, color="#4878a8")
+        for bar, value in zip(bars, values):
+            ax.annotate(fmt(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                        va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+        if target is not None:
+            ax.axhline(target, color="#c0392b", linestyle="--", linewidth=1.2, label=f"{target_label} ({fmt(target)})")
+            ax.legend(loc="best", fontsize=8)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
 def line_plot(
     path: Path,
     panels: Sequence[dict[str, Any]],
@@ -299,10 +388,9 @@ def line_plot(
     Each panel: ``{"title", "xlabel", "ylabel", "series": {label: (xs, ys)}}``,
     optional ``"logx"``/``"logy": True`` and ``"hlines": {label: y}`` (e.g. a target).
     """
-    import matplotlib
+    from fogfed import _plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plot.pyplot()
     import matplotlib.ticker
 
     ncols = min(ncols, len(panels))
@@ -390,6 +478,7 @@ class Report:
     def finish(self) -> dict[str, Any]:
         """Print everything and write the JSON file if asked; returns the JSON payload."""
         self.print()
+        FINISHED.append(self)
         payload = self.to_dict()
         if getattr(self.args, "json", None):
             write_json(self.args.json, payload)

@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/datapath.py
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from benchmarks.common import (Report, base_parser, line_plot, measure, measure_interleaved, parse_ints,
+from benchmarks.common import (exit_code, Report, base_parser, line_plot, measure, measure_interleaved, parse_ints,
                                peak_traced_memory, speed_ratio, throughput_mb_s)
 from fogfed.abe.stream import DEFAULT_CHUNK
 from fogfed.node.datapath import encrypt_and_store, temp_file
@@ -267,12 +267,19 @@ def main(argv: list[str] | None = None) -> dict:
         payload = report.finish()
         if args.plot:
             xs = [r["size_bytes"] / MiB for r in results]
+            names = {"raw": "floor: SHA-256 + AES-GCM + one write", "encrypt_store": "encrypt and store",
+                     "upload": "upload (incl. chain)", "fetch_peer": "fetch from a peer",
+                     "fetch_storage": "fetch from storage"}
             line_plot(args.plot, [
                 {"title": "throughput", "xlabel": "file size (MiB)", "ylabel": "MB/s", "logx": True,
-                 "series": {k: (xs, [r[f"{k}_mb_s"] for r in results])
-                            for k in ("raw", "encrypt_store", "upload", "fetch_peer", "fetch_storage")}},
+                 "series": {names[k]: (xs, [r[f"{k}_mb_s"] for r in results]) for k in names}},
+                {"title": "encrypt and store vs the floor", "xlabel": "file size (MiB)",
+                 "ylabel": "ratio (higher is better)", "logx": True,
+                 "series": {"encrypt and store / floor": (xs, [r["encrypt_store_ratio_to_raw"] for r in results])},
+                 "hlines": {f"target {RATIO_TARGET}x": RATIO_TARGET}},
                 {"title": "peak memory", "xlabel": "file size (MiB)", "ylabel": "MiB", "logx": True,
-                 "series": {k: (xs, [r["peak_mib"][k] for r in results]) for k in results[0]["peak_mib"]},
+                 "series": {k.replace("_", " "): (xs, [r["peak_mib"][k] for r in results])
+                            for k in results[0]["peak_mib"]},
                  "hlines": {f"target {PEAK_TARGET_MIB} MiB": PEAK_TARGET_MIB}},
             ], title=f"fogfed data path ({store_name})")
         return payload
@@ -285,4 +292,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main()))

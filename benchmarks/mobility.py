@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Report, base_parser, line_plot, parse_ints
+from benchmarks.common import exit_code, Report, base_parser, line_plot, parse_ints
 from benchmarks.lkh import KEY, LKHTree, move as lkh_move
 
 BATCH = 200  # addMembers per set-up transaction
@@ -252,7 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", type=parse_ints, default=None, help="N measured on the chain (default 10,100,1000)")
     parser.add_argument("--refresh", type=int, default=None,
                         help="members of the refresh whose TAS computation is measured off chain (default 10000)")
-    parser.add_argument("--no-fail", action="store_true", help="exit 0 even when a target fails")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([4, 32] if args.quick else [10, 100, 1000, 10_000, 100_000])
     chain_ns = args.chain or ([4] if args.quick else [10, 100, 1000])
@@ -353,4 +353,4 @@ def _targets(report: Report, chain: list[dict], rows: list[dict], enc: dict) -> 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(exit_code(main()))

@@ -1,13 +1,13 @@
 """Benchmark the content stores: throughput and peak memory of add and cat.
 
-    python -m benchmarks.storage [--mib N] [--repeat R] [--json PATH] [--quick] [--no-ipfs]
+    python -m benchmarks.storage [--mib N] [--repeat R] [--json PATH] [--plot PATH] [--quick] [--no-ipfs] [--no-fail]
 
 Over one file of N MiB of random bytes on disk: raw SHA-256 of the file (the
 baseline every add needs), compute_cid (the UnixFS importer alone), the
 embedded store's add (fsynced) and verified cat, and an offline js-ipfs node
 (started here) through IpfsStore: add, verified block-by-block cat, and the
 node's own unverified /api/v0/cat for comparison. Peak memory is what Python
-allocated during one call (tracemalloc). Exit code 0 either way.
+allocated during one call (tracemalloc). Exit code 1 when a target fails (--no-fail: 0 anyway).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/storage.py
 
 import requests
 
-from benchmarks.common import Report, base_parser, measure, peak_traced_memory, throughput_mb_s
+from benchmarks.common import (Report, bar_plot, base_parser, exit_code, measure, peak_traced_memory,
+                               throughput_mb_s)
 from fogfed.storage import EmbeddedStore, IpfsStore, compute_cid
 from fogfed.storage.jsipfs import JsIpfsNode
 
@@ -102,10 +103,16 @@ def main(argv: list[str] | None = None) -> dict:
                 row("node /api/v0/cat (unverified)", node_cat)
         for name, peak in peaks.items():
             report.target(f"{name}: peak memory below 1/8 of the file", peak / MiB, "<=", size / 8 / MiB, "MiB")
-        return report.finish()
+        payload = report.finish()
+        if args.plot:
+            rows = report.tables["ops"]["rows"]
+            bar_plot(args.plot, f"content stores: throughput, {size // MiB} MiB file, median of {repeat}",
+                     [r[0] for r in rows], [r[1] for r in rows], "MB/s")
+            print(f"wrote {args.plot}", file=sys.stderr)
+        return payload
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main()))

@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the Python test tools and the
-# npm tools (solc, Anvil, Ganache, js-ipfs), then runs pytest. The pytest fixtures
+# The whole test suite on a fresh machine: installs the Python test tools, the
+# npm tools (solc, Anvil, Ganache, js-ipfs) and Chromium (apt), then runs pytest. The pytest fixtures
 # start and stop Anvil, Ganache and an offline IPFS node on 127.0.0.1.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k gas -x).
 set -euo pipefail
-source "$(dirname "$0")/bootstrap.sh" "test,ape"
+source "$(dirname "$0")/bootstrap.sh" "test,ape,plot"
 cd "$FOGFED_ROOT"
-echo "fogfed: installing npm tools (pinned by package-lock.json)" >&2
-# Not `npm ci`: npm 11 leaves the other platforms' optional Anvil binaries out of the
-# lock file and then refuses it as out of sync. `npm install` installs exactly the
-# locked versions and leaves the lock file unchanged (checked below).
-npm install --no-audit --no-fund --loglevel=error >&2
-if git -C "$FOGFED_ROOT" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$FOGFED_ROOT" diff --quiet -- package-lock.json; then
-  echo "fogfed: warning: npm changed package-lock.json; the npm tools differ from the pinned ones" >&2
+# `npm ci` installs exactly package-lock.json (complete for every platform, so npm
+# never rewrites it). It wipes node_modules first, so it is skipped when
+# node_modules was already installed from this very lock file (stamp below).
+lock_sha="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp="node_modules/.fogfed-lock.sha256"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$lock_sha" ]]; then
+  echo "fogfed: installing npm tools with npm ci (pinned by package-lock.json)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$lock_sha" > "$stamp"
+fi
+# Headless Chromium checks the audit report's HTML (tests/audit/test_report_browser.py).
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
+    echo "fogfed: installing chromium with apt (headless check of the audit report)" >&2
+    $as_root apt-get install -y -q chromium >&2 || { $as_root apt-get update -q >&2 && $as_root apt-get install -y -q chromium >&2; } \
+      || echo "fogfed: warning: apt could not install chromium: the audit report's browser check will be skipped" >&2
+  else
+    echo "fogfed: apt is not available here: the audit report's headless-browser check will be skipped" >&2
+  fi
 fi
 export PATH="$FOGFED_ROOT/node_modules/.bin:$PATH"
 exec python -m pytest -n 2 -p no:cacheprovider "$@"

@@ -16,10 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_audit_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "audit.json"
     cmd = [sys.executable, "-m", "benchmarks.audit", "--quick", "--events", "300",
-           "--accesses", "20,40", "--json", str(out)]
+           "--accesses", "20,40", "--json", str(out), "--plot", str(tmp_path / "audit.png"),
+           "--no-fail"]  # a smoke run: shape, not speed
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "events/s" in proc.stdout and "targets" in proc.stdout
+    assert (tmp_path / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(out.read_text())
     assert data["benchmark"] == "audit"
     runs = data["runs"]

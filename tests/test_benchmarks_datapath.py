@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_datapath_quick_json_shape(tmp_path: Path) -> None:
     out, plot = tmp_path / "dp.json", tmp_path / "dp.png"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.datapath", "--quick", "--json", str(out),
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.datapath", "--quick", "--no-fail", "--json", str(out),
                            "--plot", str(plot)], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())

@@ -7,3 +7,9 @@ from fogfed.errors import FogfedError
 
 class AuditError(FogfedError):
     """The audit could not run (unreachable node, wrong address, bad checkpoint)."""
+
+
+class BadAuditInput(AuditError):
+    """An argument of the audit is malformed (exit code 2)."""
+
+    exit_code = 2

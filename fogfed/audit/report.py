@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,36 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     } for f in state["federations"].values()]
 
 
-def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, Any]:
-    """Everything a report shows, from the checkpoint alone (no network)."""
+def membership_series(state: dict[str, Any]) -> dict[int, list[tuple[int, int]]]:
+    """Per federation, (block, active members after that block) at every change: joins, removals and
+    handovers in and out. The last value equals the federation's active members now."""
+    deltas: dict[int, list[tuple[int, int]]] = {}
+    for f in state["federations"].values():
+        changes = deltas.setdefault(f["id"], [])
+        changes += [(j["block"], +1) for j in f["joined"]] + [(r["block"], -1) for r in f["left"]]
+    for m in state.get("moves", []):
+        deltas.setdefault(m["from"], []).append((m["block"], -1))
+        deltas.setdefault(m["to"], []).append((m["block"], +1))
+    series = {}
+    for fid, changes in deltas.items():
+        count, points = 0, []
+        for block, delta in sorted(changes):
+            count += delta
+            if points and points[-1][0] == block:
+                points[-1] = (block, count)
+            else:
+                points.append((block, count))
+        series[fid] = points
+    return series
+
+
+def build_report(cp: Checkpoint, limits: Thresholds | None = None,
+                 labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a report shows, from the checkpoint alone (no network).
+
+    ``labels`` (address -> a name people know, e.g. the TAS's labels.json) are shown next to
+    addresses; they are the operator's notes, not chain data.
+    """
     rebuild = restore(cp)
     state = rebuild.data
     head_time = int(cp.meta("head_time") or 0)
@@ -91,6 +121,8 @@ def build_report(cp: Checkpoint, limits: Thresholds | None = None) -> dict[str, 
         },
         "findings": [f.to_json() for f in findings],
         "federations": federation_views(state),
+        "membership_series": {str(k): v for k, v in membership_series(state).items()},
+        "labels": {k.lower(): v for k, v in (labels or {}).items()},
         "state": state,
     }
 
@@ -155,21 +187,73 @@ def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.3em}
-table{border-collapse:collapse;margin:.5em 0 1em;width:100%}
-td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px}
+h1{font-size:1.5em;overflow-wrap:anywhere}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.3em}
+p{overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.5em 0 1em;width:100%;table-layout:fixed}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;font-size:13px;
+overflow-wrap:anywhere}
+input.filter{display:block;margin:.3em 0;padding:2px 6px;font-size:12px;width:16em}th{cursor:pointer}
+.bar{display:flex;align-items:center;margin:2px 0;font-size:12px}.barname{width:18em;overflow-wrap:anywhere}
+.bar .g,.bar .d{display:inline-block;min-width:1.5em;color:#fff;padding:0 3px;box-sizing:border-box}
+.g{background:#2e8b57;color:#fff;padding:0 3px}.d{background:#c0392b;color:#fff;padding:0 3px}
+.label{background:#eef4fb;border-radius:3px;padding:0 3px;font-size:12px}
+.h{font-family:ui-monospace,monospace;font-size:12px;cursor:help;border-bottom:1px dotted #999}
 th{background:#f3f3f3}code{font-size:12px;word-break:break-all}
 .finding{background:#fff3f0}.ok{color:#17702a}.bad{color:#b00020}.muted{color:#777}
 section.fed{border:1px solid #ddd;padding:0 1em;margin:1em 0;border-radius:6px}
 """
 
 
+#: The page's only script (sorting and filtering, offline); the CSP allows exactly this text by its hash.
+_SCRIPT = """
+document.querySelectorAll('table').forEach(t=>{
+ const rows=()=>Array.from(t.querySelectorAll('tr')).slice(1);
+ const f=document.createElement('input');f.type='search';f.placeholder='filter rows';f.className='filter';
+ f.addEventListener('input',()=>{const q=f.value.toLowerCase();rows().forEach(r=>{
+  const all=(r.textContent+' '+Array.from(r.querySelectorAll('[title]')).map(e=>e.title).join(' ')).toLowerCase();
+  r.style.display=all.includes(q)?'':'none';});});
+ t.parentNode.insertBefore(f,t);
+ t.querySelectorAll('th').forEach((th,i)=>{th.title='click to sort';th.addEventListener('click',()=>{
+  const key=r=>{const c=r.children[i];const v=c?(c.querySelector('[title]')||c).title||c.textContent:'';
+   return isNaN(+v)||v===''?v:+v;};
+  const up=th.dataset.dir!=='asc';th.dataset.dir=up?'asc':'desc';
+  rows().sort((a,b)=>{const x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(up?1:-1);})
+   .forEach(r=>t.appendChild(r));});});
+});
+"""
+
+
+def _script_hash() -> str:
+    import base64
+    import hashlib
+
+    return "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+
+
 def _e(value: Any) -> str:
     return html.escape(printable(str(value)), quote=True)
 
 
+_LABELS: ContextVar[dict[str, str]] = ContextVar("labels", default={})
+_HEX = re.compile(r"0x[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def _cell(value: Any) -> str:
+    """A table cell: addresses and 32-byte ids shortened to 0x1234...abcd, the full value on hover
+    (title) and in the page for search and copy; the zero holder is the stored copy, shown as "storage"."""
+    text = printable(str(value))
+    if text == ZERO_ADDRESS:
+        return '<span title="the stored copy (holder 0x0)">storage</span>'
+    if _HEX.fullmatch(text):
+        short = f'<span class="h" title="{html.escape(text, quote=True)}">{text[:6]}\u2026{text[-4:]}</span>'
+        label = _LABELS.get().get(text.lower())
+        return short + (f' <span class="label">{_e(label)}</span>' if label else "")
+    return html.escape(text, quote=True)
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> str:
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     if not body:
         return f'<p class="muted">{_e(empty)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
@@ -189,6 +273,65 @@ def _tree_html(tree: dict[str, Any] | None) -> str:
         return ""
     return (f"<p>member tree generation {_e(tree['generation'])}: {_e(tree['assigned'])} leaves assigned, "
             f"{_e(len(tree['revoked']))} revoked (removals are one transaction each; nobody is re-keyed)</p>")
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _charts_html(report: dict[str, Any]) -> str:
+    """Inline SVG (no script, no external asset): members per federation over blocks, with removals
+    marked (red: automatic, orange: by the TAS); accesses granted and denied per federation."""
+    series = {int(k): v for k, v in report.get("membership_series", {}).items()}
+    names = {v["id"]: f"{v['id']}: {v['location']}/{v['service']}" for v in report["federations"]}
+    start, head = report["start_block"] or 0, max(report["head_block"] or 1, 1)
+    w, h, left, bottom, top = 1080, 240, 50, 30, 12
+    top_count = max([c for pts in series.values() for _, c in pts] + [1])
+    x = lambda b: left + (b - start) / max(head - start, 1) * (w - left - 10)  # noqa: E731
+    y = lambda c: top + (1 - c / top_count) * (h - top - bottom)  # noqa: E731
+    parts = [f'<svg role="img" aria-label="members per federation over blocks" viewBox="0 0 {w} {h}" '
+             f'width="100%" style="max-width:{w}px" xmlns="http://www.w3.org/2000/svg" font-size="11">',
+             f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#999"/>',
+             f'<text x="{left}" y="{h - 8}">block {start}</text>',
+             f'<text x="{w - 10}" y="{h - 8}" text-anchor="end">block {head}</text>',
+             f'<text x="{left - 6}" y="{top + 8}" text-anchor="end">{top_count}</text>',
+             f'<text x="{left - 6}" y="{h - bottom}" text-anchor="end">0</text>']
+    for r in report["state"]["removals"]:
+        if r["reason"] == "moved":
+            continue
+        colour = "#c0392b" if r["automatic"] else "#e67e22"
+        parts.append(f'<line x1="{x(r["block"]):.1f}" y1="{top}" x2="{x(r["block"]):.1f}" y2="{h - bottom}" '
+                     f'stroke="{colour}" stroke-dasharray="3 3"><title>{_e(r["node"])} removed at block '
+                     f'{_e(r["block"])} ({"automatic" if r["automatic"] else "by the TAS"}): '
+                     f'{_e(r["reason_text"])}</title></line>')
+    legend = []
+    for i, (fid, pts) in enumerate(sorted(series.items())):
+        colour = _COLOURS[i % len(_COLOURS)]
+        coords, last = [], 0
+        for block, count in pts:
+            coords += [f"{x(block):.1f},{y(last):.1f}", f"{x(block):.1f},{y(count):.1f}"]
+            last = count
+        coords.append(f"{x(head):.1f},{y(last):.1f}")
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}">'
+                     f"<title>federation {_e(names.get(fid, fid))}: {last} member(s) now</title></polyline>")
+        legend.append(f'<span style="color:{colour}">&#9632;</span> {_e(names.get(fid, fid))}')
+    parts.append("</svg>")
+    access = {v["id"]: (sum(f["granted"] for f in v["files"]), sum(f["denied"] for f in v["files"]))
+              for v in report["federations"]}
+    most = max([g + d for g, d in access.values()] + [1])
+    bars = "".join(
+        f'<div class="bar"><span class="barname">{_e(names.get(fid, fid))}</span>'
+        f'<span class="g" style="width:{g / most * 60:.1f}%" title="granted">{g}</span>'
+        f'<span class="d" style="width:{d / most * 60:.1f}%" title="denied">{d}</span></div>'
+        for fid, (g, d) in sorted(access.items()))
+    totals = report["summary"]["accesses"]
+    return ("<h3>Members per federation over time</h3>" + "".join(parts)
+            + f'<p class="muted">{" &nbsp; ".join(legend)} &nbsp; dashed: removals (red automatic, orange by '
+              "the TAS); hover for details</p>"
+            + f"<h3>Accesses: {_e(totals.get('granted', 0))} granted, {_e(totals.get('denied', 0))} denied</h3>"
+            + (bars or '<p class="muted">no federations</p>')
+            + '<p class="muted">per federation of the file: <span class="g">granted</span> '
+              '<span class="d">denied</span> (denials of unknown files count in the total only)</p>')
 
 
 def _federation_html(v: dict[str, Any]) -> str:
@@ -231,7 +374,16 @@ def _federation_html(v: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limit: int = TIMELINE_LIMIT) -> None:
-    """One HTML file, inline CSS, no scripts or external assets: summary, findings, federations, timeline."""
+    """One HTML file, inline CSS, no external assets (one inline sorting/filtering script, pinned by the
+    CSP's hash): summary, findings, federations, timeline; addresses shortened, labels beside them."""
+    token = _LABELS.set(report.get("labels") or {})
+    try:
+        _write_html(report, cp, path, timeline_limit)
+    finally:
+        _LABELS.reset(token)
+
+
+def _write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limit: int) -> None:
     s = report["summary"]
     findings = report["findings"]
     total = cp.event_count()
@@ -240,7 +392,8 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
     summary_rows = [(k.replace("_", " "), json.dumps(v) if isinstance(v, dict) else v) for k, v in s.items()]
     page = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src '{_script_hash()}'\">",
         f"<title>fogfed audit {_e(report['contract'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>fogfed audit of {_e(report['contract'])}</h1>",
         f"<p>chain {_e(report['chain_id'])}, blocks {_e(report['start_block'])} to {_e(report['head_block'])} "
@@ -251,6 +404,7 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
          _table(["kind", "subject", "what happened", "transactions"],
                 [(f"{f['kind']} ({KINDS.get(f['kind'], '')})", f["subject"], f["message"], " ".join(f["txs"]))
                  for f in findings])),
+        "<h2>Charts</h2>", _charts_html(report),
         "<h2>Federations</h2>", "".join(_federation_html(v) for v in report["federations"]),
         "<h2>Removals</h2>", _table(["node", "federation", "kind", "reason", "by", "block", "tx"],
                                     [(r["node"], r["federation_id"],
@@ -266,6 +420,6 @@ def write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_limi
         _table(["block", "time", "event", "details", "tx"],
                [(e.block, _when(e.timestamp), e.name, ", ".join(f"{k}={v}" for k, v in e.args.items()), e.tx)
                 for e in timeline]),
-        "</body></html>",
+        f"<script>{_SCRIPT}</script></body></html>",
     ]
     path.write_text("".join(page), encoding="utf-8")

@@ -14,7 +14,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from web3 import EthereumTesterProvider, Web3
 
-from fogfed.audit.errors import AuditError
+from fogfed.audit.errors import AuditError, BadAuditInput
 from fogfed.chain import embedded
 from fogfed.chain.finality import final_block_number, parse_confirmations
 from fogfed.errors import InputError
@@ -95,7 +95,7 @@ def as_int(value: Any) -> int:
 def checked_address(address: str) -> str:
     """``address`` checksummed; InputError-style AuditError when it is not an address."""
     if not isinstance(address, str) or not is_address(address):
-        raise AuditError(f"{address!r} is not an Ethereum address", "pass the FogFed contract's 0x address")
+        raise BadAuditInput(f"{address!r} is not an Ethereum address", "pass the FogFed contract's 0x address")
     return to_checksum_address(address)
 
 

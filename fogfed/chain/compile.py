@@ -1,8 +1,8 @@
 """Compile contracts/ with solcjs and write the package's artifacts.
 
-Usage: ``python -m fogfed.chain.compile [--check]``. It runs
-``node scripts/solc.js --standard-json`` (npm ``solc``, WebAssembly, no
-network) and writes one artifact per deployable contract
+Usage: ``python -m fogfed.chain.compile [--check]``. It compiles through
+py-solc-x (``solcx.compile_standard``) with ``scripts/solc.js`` as the solc
+executable (npm ``solc``, WebAssembly, no network) and writes one artifact per deployable contract
 (``fogfed/chain/artifacts/FogFed.json``, ``FogFedMobility.json``). ``--check``
 only compares a fresh build with the committed artifacts and exits 1 when stale.
 """
@@ -78,12 +78,21 @@ def _run(argv: list[str], stdin: str) -> str:
 
 def compile_all(sources: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Compile ``sources`` once; the artifact dict of every contract in CONTRACTS, by name."""
-    out = json.loads(_run([_node(), str(SOLC_WRAPPER), "--standard-json", "--base-path", str(CONTRACTS_DIR)],
-                          json.dumps(standard_input(sources))))
-    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        text = "\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
-        raise FogfedError(f"Solidity compilation failed:\n{text}")
+    import solcx  # only the compile step needs it
+    from solcx.exceptions import SolcError
+
+    _node()  # a clear error when Node.js is missing (solc.js is a Node script)
+    try:
+        out = solcx.compile_standard(standard_input(sources), base_path=CONTRACTS_DIR, solc_binary=SOLC_WRAPPER)
+    except SolcError as exc:
+        if exc.error_dict:
+            text = "\n".join(e.get("formattedMessage", e.get("message", "")) for e in exc.error_dict
+                             if e.get("severity") == "error")
+            raise FogfedError(f"Solidity compilation failed:\n{text}") from exc
+        raise FogfedError(f"solc wrapper failed (exit {exc.return_code}): {str(exc.stderr_data).strip()[:500]}",
+                          "run `npm ci` in the project root to install solc") from exc
+    except (OSError, ValueError) as exc:  # wrapper missing / not executable / output not JSON
+        raise FogfedError(f"solc wrapper failed: {exc}", "run `npm ci` in the project root to install solc") from exc
     compiler = {"name": "solc", "version": solc_version(), "settings": SETTINGS}
     artifacts = {}
     for unit, name in CONTRACTS:

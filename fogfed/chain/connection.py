@@ -275,8 +275,10 @@ class Chain:
             return decode_revert(data or b"", function, sender)
         text = _message(exc)
         if _is_funds_error(text):
-            return InsufficientFunds(f"{function or 'transaction'}: the sender cannot pay for it",
-                                     "fund the account (chain.fund) or use another one")
+            who = f"account {sender}" if sender else "the sender"
+            return InsufficientFunds(f"{function or 'transaction'}: {who} cannot pay for it (out of ether for gas)",
+                                     f"a node: ask the TAS operator to run `fogfed tas fund {sender or 'ADDRESS'}`; "
+                                     "a TAS: send its account ether from a funded one")
         return self.unreachable(exc) or TransactionFailed(f"{function or 'transaction'} failed: {exc}")
 
     def send(self, account: LocalAccount, *, to: str | None, data: bytes = b"", value: int = 0,

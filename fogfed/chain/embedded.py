@@ -6,15 +6,22 @@ needs one that several processes share (``fogfed tas init`` in one,
 Select it with the RPC string ``embedded:<dir>``.
 
 Design: py-evm keeps *everything* (headers, bodies, receipts, state trie,
-canonical head) in one key-value store, so the whole chain is that dict.
-It is saved to ``<dir>/chain.db`` and a chain object is rebuilt on top of
-it when loaded: the head is recovered from the store, and the pending block
-is a fresh child of it (timestamp = now), exactly as after mining. Every
-JSON-RPC request runs under an exclusive ``flock`` on ``<dir>/lock``:
-reload if another process saved since we last loaded, act, save if the
-store changed (temp file + fsync + rename, so readers see whole states
-only). :meth:`EmbeddedChain.locked` holds the lock across several requests
-when a caller needs them atomic (read nonce, then send).
+canonical head) in one key-value store. That store is an SQLite table in
+``<dir>/chain.sqlite`` (WAL, synchronous=FULL): reads are indexed look-ups
+through a cache, and a request's writes are committed as one SQLite
+transaction, so a transaction costs the same on a chain of 100 or 100,000
+(the first design rewrote one file holding the whole state on every
+transaction, and every other process re-read it). A chain object is rebuilt
+on top of the store whenever another process committed (a random generation
+id in the same transaction tells): the head is recovered from the store, and
+the pending block is a fresh child of it (timestamp = now), exactly as after
+mining. Every JSON-RPC request runs under an exclusive ``flock`` on
+``<dir>/lock``; :meth:`EmbeddedChain.locked` holds it across several
+requests when a caller needs them atomic (read nonce, then send). Waits for
+the lock are bounded (``$FOGFED_CHAIN_LOCK_TIMEOUT`` seconds, default 30):
+the holder writes its pid and command line into the lock file, and a waiter
+that gives up names it (:class:`ChainBusy`). A state directory of the first
+design (``chain.db``) is converted on first open.
 
 Accounts are the devnet's deterministic ones (Anvil's default mnemonic), so
 keys printed by ``fogfed`` work on the embedded chain, Anvil and Ganache.
@@ -23,19 +30,21 @@ keys printed by ``fogfed`` work on the embedded chain, Anvil and Ganache.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from eth_keys.datatypes import PrivateKey
 
+from fogfed import _lock
+from fogfed._lock import LockBusy, ProcessLock
 from fogfed.chain.devnet import DEFAULT_MNEMONIC
 from fogfed.errors import FogfedError
 
@@ -44,8 +53,11 @@ MAGIC = b"FOGFED-CHAIN-1\n"
 _STAMP = 16  # random generation id written with every save
 _ACCOUNTS = 10
 _HD_PATH = "m/44'/60'/0'/0"  # Anvil's and Ganache's path, so the same accounts exist there
-STATE_FILE = "chain.db"
+STATE_FILE = "chain.sqlite"
+LEGACY_FILE = "chain.db"  # the first design's whole-state file, converted on open
 KEYS_FILE = "dev-keys.json"
+FORMAT = b"fogfed-embedded-chain-2"
+LOCK_TIMEOUT_ENV = "FOGFED_CHAIN_LOCK_TIMEOUT"  # the chain has its own knob; other locks use FOGFED_LOCK_TIMEOUT
 
 
 class ChainStateError(FogfedError):
@@ -60,28 +72,6 @@ def parse_embedded(rpc: str | None) -> Path | None:
     if not rest.strip():
         raise ChainStateError(f"{rpc!r} names no directory", "write it as embedded:/path/to/chain-dir")
     return Path(rest).expanduser()
-
-
-class _TrackingDict(dict):
-    """The key-value store; notes whether anything was written since the last save."""
-
-    dirty = False
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.dirty = True
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: bytes) -> None:
-        self.dirty = True
-        super().__delitem__(key)
-
-
-def _encode(kv: dict[bytes, bytes], stamp: bytes) -> bytes:
-    parts = [MAGIC, stamp, struct.pack(">Q", len(kv))]
-    for k, v in kv.items():
-        parts += [struct.pack(">II", len(k), len(v)), k, v]
-    body = b"".join(parts)
-    return body + hashlib.sha256(body).digest()
 
 
 def _decode(data: bytes, path: Path) -> tuple[bytes, dict[bytes, bytes]]:
@@ -127,40 +117,223 @@ def _atomic_write(path: Path, data: bytes) -> None:
                               "check free disk space and permissions") from None
 
 
-def _read_stamp(path: Path) -> bytes | None:
+ChainBusy = LockBusy  # another process has held the chain's lock for too long
+
+
+class _Store(MutableMapping):
+    """py-evm's key-value store kept in SQLite: reads through a cache, writes buffered until commit.
+
+    A chain of any length costs one indexed lookup per read and one SQLite
+    transaction per request that changed anything, instead of the whole
+    state rewritten (and re-read by every other process) per transaction.
+    """
+
+    _CACHE_MAX = 500_000
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn, self._path = conn, path
+        self._cache: dict[bytes, bytes] = {}
+        self._writes: dict[bytes, bytes | None] = {}  # None: deleted
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._writes)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self._path, exc) from None
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self._writes:
+            value = self._writes[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        rows = self._query("SELECT v FROM kv WHERE k = ?", (key,))
+        if not rows:
+            raise KeyError(key)
+        if len(self._cache) >= self._CACHE_MAX:
+            self._cache.clear()
+        value = self._cache[key] = bytes(rows[0][0])
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._writes[bytes(key)] = bytes(value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._writes[bytes(key)] = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        keys = {bytes(r[0]) for r in self._query("SELECT k FROM kv")}
+        keys.update(k for k, v in self._writes.items() if v is not None)
+        keys.difference_update(k for k, v in self._writes.items() if v is None)
+        return iter(sorted(keys))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def generation(self) -> bytes | None:
+        rows = self._query("SELECT v FROM meta WHERE k = 'generation'")
+        return bytes(rows[0][0]) if rows else None
+
+    def commit(self) -> bytes:
+        """Write the buffered changes and a new generation id in one SQLite transaction; return the id."""
+        stamp = secrets.token_bytes(_STAMP)
+        puts = [(k, v) for k, v in self._writes.items() if v is not None]
+        dels = [(k,) for k, v in self._writes.items() if v is None]
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", puts)
+                self._conn.executemany("DELETE FROM kv WHERE k = ?", dels)
+                self._conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('generation', ?)", (stamp,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            self.discard()
+            raise ChainStateError(f"cannot save the embedded chain to {self._path}: {exc}",
+                                  "check free disk space and permissions") from None
+        except sqlite3.DatabaseError as exc:
+            self.discard()
+            raise _damaged(self._path, exc) from None
+        for k, v in self._writes.items():
+            if v is None:
+                self._cache.pop(k, None)
+            elif len(self._cache) < self._CACHE_MAX:
+                self._cache[k] = v
+        self._writes.clear()
+        return stamp
+
+    def discard(self) -> None:
+        """Drop the buffered changes (the caller's request failed)."""
+        self._writes.clear()
+
+    def forget(self) -> None:
+        """Drop the read cache (another process committed)."""
+        self._cache.clear()
+
+
+def _damaged(path: Path, exc: BaseException | None = None) -> ChainStateError:
+    why = f" ({exc})" if exc else ""
+    return ChainStateError(f"embedded chain state {path} is damaged{why}",
+                           "restore it from a backup, or delete the directory to start a new chain")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # SQLite takes an empty or missing file for a new database: an existing file that is
+    # not one is a damaged chain, never silently a fresh one.
     try:
         with open(path, "rb") as f:
-            head = f.read(len(MAGIC) + _STAMP)
+            if f.read(16) != b"SQLite format 3\0":
+                raise _damaged(path)
     except FileNotFoundError:
-        return None
-    return head[len(MAGIC):] if head.startswith(MAGIC) and len(head) == len(MAGIC) + _STAMP else b""
+        pass
+    except OSError as exc:
+        raise ChainStateError(f"cannot read {path}: {exc.strerror or exc}", "check the directory's permissions") from None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # a mined transaction survives a power cut too
+        conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL)")
+        rows = conn.execute("SELECT v FROM meta WHERE k = 'format'").fetchall()
+        if not rows:
+            conn.execute("INSERT OR IGNORE INTO meta (k, v) VALUES ('format', ?)", (FORMAT,))
+        elif bytes(rows[0][0]) != FORMAT:
+            raise _damaged(path)
+    except sqlite3.OperationalError as exc:
+        raise ChainStateError(f"cannot open the embedded chain state {path}: {exc}",
+                              "check free disk space and permissions") from None
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    return conn
+
+
+def _indexed_backend(base: Any) -> Any:
+    """``base`` (eth-tester's PyEVMBackend) finding transactions through py-evm's hash index.
+
+    eth-tester looks a transaction up by walking every block back from the
+    head, so each receipt of an old block costs the chain's length and
+    ``eth_getLogs`` over a long chain (the auditor's replay, the TAS's and
+    node's reconciliation) grows quadratically; py-evm's database already
+    indexes hash -> (block, position).
+    """
+    from eth.exceptions import TransactionNotFound as EvmNotFound
+    from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+    from eth_tester.exceptions import TransactionNotFound
+
+    class IndexedBackend(base):  # type: ignore[misc, valid-type]
+        def _find(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+            pending = self.chain.get_block()
+            for index, tx in enumerate(pending.transactions):
+                if tx.hash == transaction_hash:
+                    return pending, tx, index
+            try:
+                number, index = self.chain.chaindb.get_transaction_index(transaction_hash)
+            except EvmNotFound:
+                raise TransactionNotFound(f"No transaction found for transaction hash: "
+                                          f"0x{bytes(transaction_hash).hex()}") from None
+            block = self.chain.get_canonical_block_by_number(number)
+            return block, block.transactions[index], index
+
+        def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+            block, tx, index = self._find(transaction_hash)
+            return serialize_transaction(block, tx, index, block.number == self.chain.get_block().number)
+
+        def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+            block, tx, index = self._find(transaction_hash)
+            return serialize_transaction_receipt(block, block.get_receipts(self.chain.chaindb), tx, index,
+                                                 block.number == self.chain.get_block().number,
+                                                 self.chain.get_vm())
+
+    return IndexedBackend
 
 
 class EmbeddedChain:
     """An eth-tester/py-evm chain whose state persists in ``state_dir``, shared by processes."""
 
-    def __init__(self, state_dir: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, *, lock_timeout: float | None = None) -> None:
         from eth_tester import EthereumTester, PyEVMBackend
 
         self.state_dir = Path(state_dir).expanduser()
+        self.lock_timeout = _lock.lock_timeout(LOCK_TIMEOUT_ENV) if lock_timeout is None else float(lock_timeout)
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._lock_file = open(self.state_dir / "lock", "a+b")  # noqa: SIM115 (held for life)
+            self._lock = ProcessLock(self.state_dir / "lock", f"the embedded chain in {self.state_dir}",
+                                     self.lock_timeout, LOCK_TIMEOUT_ENV)
         except OSError as exc:
             raise ChainStateError(f"cannot use {self.state_dir} for the embedded chain: "
                                   f"{exc.strerror or exc}", "pass a writable directory") from None
         self.path = self.state_dir / STATE_FILE
-        self.backend = self._backend(PyEVMBackend)
+        self.backend = self._backend(_indexed_backend(PyEVMBackend))
         self._chain_class = type(self.backend.chain)
+        self._genesis: dict[bytes, bytes] | None = dict(self.backend.chain.chaindb.db.wrapped_db.kv_store)
         self.tester = EthereumTester(self.backend)
-        self._kv: _TrackingDict = _TrackingDict()
-        self._stamp: bytes | None = None
         self._depth = 0
         self._thread_lock = threading.RLock()
+        self._generation: bytes | None = None
+        self._store: _Store | None = None
         with self.locked():
-            pass  # load, or create and save the genesis state
+            pass  # open (converting a first-design directory), or create and save the genesis state
 
-    # -- state file -------------------------------------------------------
+    # -- state --------------------------------------------------------------
 
     def _backend(self, backend_class: Any) -> Any:
         # Deriving the mnemonic's keys costs ~0.4 s per process, so the (public,
@@ -182,47 +355,58 @@ class EmbeddedChain:
         _atomic_write(keys_file, json.dumps([k.to_hex() for k in backend.account_keys]).encode())
         return backend
 
-    def _install(self, kv: dict[bytes, bytes]) -> None:
+    def _open_store(self) -> _Store:
+        legacy = self.state_dir / LEGACY_FILE
+        store = _Store(_connect(self.path), self.path)
+        if store.generation() is None:
+            if legacy.exists():  # a first-design directory: convert it once
+                try:
+                    data = legacy.read_bytes()
+                except OSError as exc:
+                    raise ChainStateError(f"cannot read {legacy}: {exc.strerror or exc}",
+                                          "check the directory's permissions") from None
+                _, kv = _decode(data, legacy)
+            else:
+                kv = self._genesis or {}
+            for k, v in kv.items():
+                store[k] = v
+            store.commit()
+            with contextlib.suppress(OSError):
+                legacy.unlink()
+        self._genesis = None
+        return store
+
+    def _install(self) -> None:
         from eth.db.atomic import AtomicDB
         from eth.db.backends.memory import MemoryDB
 
-        self._kv = _TrackingDict(kv)
-        self.backend.chain = self._chain_class(AtomicDB(MemoryDB(self._kv)))
+        assert self._store is not None
+        self.backend.chain = self._chain_class(AtomicDB(MemoryDB(self._store)))  # type: ignore[arg-type]
 
     def _load_if_changed(self) -> None:
-        stamp = _read_stamp(self.path)
-        if stamp is None:  # a new chain: keep the genesis built in __init__
-            if self._stamp is None:
-                self._install(self.backend.chain.chaindb.db.wrapped_db.kv_store)
-                self._kv.dirty = True
-            return
-        if stamp == self._stamp:
-            return
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise ChainStateError(f"cannot read {self.path}: {exc.strerror or exc}",
-                                  "check the directory's permissions") from None
-        self._stamp, kv = _decode(data, self.path)
-        self._install(kv)
-
-    def _save(self) -> None:
-        stamp = secrets.token_bytes(_STAMP)
-        _atomic_write(self.path, _encode(self._kv, stamp))
-        self._stamp = stamp
-        self._kv.dirty = False
+        if self._store is None:
+            self._store = self._open_store()
+        generation = self._store.generation()
+        if generation != self._generation:
+            self._store.forget()
+            self._install()
+            self._generation = generation
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the chain exclusively (across processes) for the body; re-entrant.
 
-        On entry the latest saved state is loaded; on leaving the outermost
-        level, changes are saved. If the body raises, its changes are dropped
-        (the next entry reloads the saved state).
+        On entry the latest committed state is used; on leaving the outermost
+        level, changes are committed as one SQLite transaction. If the body
+        raises, its changes are dropped. The wait is bounded (ChainBusy).
         """
-        with self._thread_lock:
+        if not self._thread_lock.acquire(timeout=self.lock_timeout):
+            raise LockBusy(f"the embedded chain in {self.state_dir} is busy: another thread of this "
+                            f"process has held it for over {self.lock_timeout:.0f} s",
+                            f"{LOCK_TIMEOUT_ENV}=<seconds> waits longer")
+        try:
             if self._depth == 0:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                self._lock.acquire()
             self._depth += 1
             ok = False
             try:
@@ -234,12 +418,17 @@ class EmbeddedChain:
                 self._depth -= 1
                 if self._depth == 0:
                     try:
-                        if ok and self._kv.dirty:
-                            self._save()
-                        elif not ok and self._kv.dirty:
-                            self._stamp = b"discarded"  # force a reload next time
+                        store = self._store
+                        if store is not None and store.dirty:
+                            if ok:
+                                self._generation = store.commit()
+                            else:
+                                store.discard()
+                                self._generation = None  # rebuild the chain object from the committed state
                     finally:
-                        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                        self._lock.release()
+        finally:
+            self._thread_lock.release()
 
     # -- web3 ---------------------------------------------------------------
 
@@ -268,8 +457,10 @@ class EmbeddedChain:
         return [k.to_hex() for k in self.backend.account_keys]
 
     def close(self) -> None:
-        """Release the lock file handle (state is already saved after each request)."""
-        self._lock_file.close()
+        """Release the lock file handle and the database (state is already saved after each request)."""
+        if self._store is not None:
+            self._store._conn.close()
+        self._lock.close()
 
 
 _open_chains: dict[Path, EmbeddedChain] = {}

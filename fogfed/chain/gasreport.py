@@ -7,7 +7,7 @@ format the :class:`GasReport` this module returns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,27 +253,43 @@ def _measure(chain: Chain, rpc: str | None, scale: int, progress: Progress | Non
     return GasReport(rows, _chain_info(chain, rpc), _compiler_info(), scale, scale_rows)
 
 
-def write_plot(report: GasReport, path: Path) -> None:
-    """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row."""
-    import matplotlib
+def write_plot(report: GasReport, path: Path, others: Sequence[GasReport] = ()) -> None:
+    """A PNG bar chart, log-scale y, of the paper's gas vs fogfed's per Table 4 row.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    One fogfed bar per chain measured (``report`` and ``others``), each labelled with its gas
+    and its ratio to the paper; the target of each row is a black tick.
+    """
+    from fogfed import _plot
 
+    plt = _plot.pyplot()
+    reports = [report, *others]
     names = [r.paper_row for r in report.rows]
     xs = range(len(names))
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    width = 0.8 / (1 + len(reports))
+    fig, ax = plt.subplots(figsize=(11, 6))
     try:
-        ax.bar([x - 0.2 for x in xs], [r.paper_gas for r in report.rows], 0.4, label="paper (Table 4)")
-        ax.bar([x + 0.2 for x in xs], [r.gas for r in report.rows], 0.4, label="fogfed")
-        ax.scatter([x + 0.2 for x in xs], [r.target for r in report.rows], marker="_", s=400, color="black",
+        paper = ax.bar([x - 0.4 + width / 2 for x in xs], [r.paper_gas for r in report.rows], width,
+                       label="paper (Table 4)", color="#b0b0b0")
+        for bar, row in zip(paper, report.rows):
+            ax.annotate(f"{row.paper_gas:,}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
+        for k, rep in enumerate(reports, start=1):
+            offset = -0.4 + width / 2 + k * width
+            bars = ax.bar([x + offset for x in xs], [r.gas for r in rep.rows], width,
+                          label=f"fogfed on {rep.chain['name']}")
+            for bar, row in zip(bars, rep.rows):
+                ax.annotate(f"{row.gas:,}\n{row.ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
+        ax.scatter([x for x in xs], [r.target for r in report.rows], marker="_", s=900, color="black",
                    label="target", zorder=3)
         ax.set_yscale("log")
-        ax.set_ylabel("gas used (log scale)")
+        ax.set_ylabel("gas used (log scale); label: gas and ratio to the paper")
         ax.set_xticks(list(xs))
         ax.set_xticklabels([n.replace(" + ", " +\n") for n in names], rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"Gas per operation: paper vs fogfed ({report.chain['name']})")
-        ax.legend()
+        chains = ", ".join(r.chain["name"] for r in reports)
+        ax.set_title(f"Gas per operation: paper vs fogfed ({chains})")
+        ax.margins(y=0.15)
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path, format="png", dpi=110)
     finally:

@@ -36,15 +36,106 @@ def fogfed_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".fogfed"
 
 
-def resolve_rpc(rpc: str | None) -> str:
-    """The RPC string to connect to: the option, $FOGFED_RPC, or the persistent embedded chain."""
-    rpc = rpc or os.environ.get("FOGFED_RPC") or None
-    return rpc if rpc else f"embedded:{fogfed_home() / 'chain'}"
+#: The settings a home remembers, and the environment variable that overrides each.
+SETTINGS_FILE = "settings.toml"
+SETTINGS_ENV = {"rpc": "FOGFED_RPC", "ipfs": "FOGFED_IPFS", "contract": "FOGFED_CONTRACT",
+                "mobility": "FOGFED_MOBILITY", "label": "FOGFED_LABEL"}
 
 
-def resolve_ipfs(ipfs: str | None) -> str | None:
-    """The IPFS API address (option or $FOGFED_IPFS), or None for the embedded store."""
-    return ipfs or os.environ.get("FOGFED_IPFS") or None
+def read_settings(home: Path) -> dict[str, str]:
+    """``<home>/settings.toml`` as a dict (empty when absent); InputError naming the file if damaged."""
+    path = home / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}", "check its permissions") from None
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is damaged: {exc}", f"fix it by hand, or delete it and pass the options "
+                         "again (it only remembers --rpc/--ipfs/...)") from None
+    bad = [k for k, v in data.items() if k not in SETTINGS_ENV or not isinstance(v, str)]
+    if bad:
+        raise InputError(f"{path} is damaged: unknown or non-text setting(s) {', '.join(sorted(bad))}",
+                         f"known settings (all text): {', '.join(SETTINGS_ENV)}")
+    return data
+
+
+def write_settings(home: Path, values: dict[str, str | None]) -> Path:
+    """Merge ``values`` (None: leave out) into ``<home>/settings.toml``; returns its path."""
+    data = read_settings(home)
+    data.update({k: v for k, v in values.items() if v is not None})
+    lines = ["# fogfed settings of this home, written by `init`; flags and FOGFED_* variables override them.",
+             "# Show the effective values: fogfed tas config / fogfed node config"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in sorted(data.items())]  # a JSON string is a TOML basic string
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / SETTINGS_FILE
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def setting(name: str, flag: str | None, home: Path | None) -> tuple[str | None, str]:
+    """One setting by the rule flag > environment > the home's settings.toml > default (None).
+
+    Returns (value, where it came from: "flag", "env FOGFED_...", "<home>/settings.toml" or "default").
+    """
+    if flag:
+        return flag, "flag"
+    env = SETTINGS_ENV[name]
+    if os.environ.get(env):
+        return os.environ[env], f"env {env}"
+    if home is not None:
+        value = read_settings(home).get(name)
+        if value:
+            return value, str(home / SETTINGS_FILE)
+    return None, "default"
+
+
+def read_labels_file(path: Path, missing_ok: bool = True) -> dict[str, str]:
+    """A labels file (``{"0xAddress": "label"}``, as `fogfed tas label` writes it); InputError if damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise InputError(f"no labels file at {path}", "give the TAS's labels.json (written by `fogfed tas label`)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is damaged: {exc}", "fix it by hand or delete it (it only holds labels)") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InputError(f"{path} is damaged: not an object of address -> label", "fix it by hand or delete it")
+    return data
+
+
+def show_settings(home: Path, flags: dict[str, str | None], as_json: bool) -> None:
+    """Print every setting with its effective value and source (the ``config`` commands)."""
+    rows = {}
+    for name in SETTINGS_ENV:
+        value, source = setting(name, flags.get(name), home)
+        if name == "rpc" and value is None:
+            value = f"embedded:{fogfed_home() / 'chain'}"
+        if name == "ipfs" and value is None:
+            value = f"embedded:{fogfed_home() / 'store'}"
+        rows[name] = {"value": value, "source": source}
+    emit(as_json, {"home": home, "file": home / SETTINGS_FILE, "settings": rows}, lambda: "\n".join(
+        [f"settings of {home} (flag > env > {home / SETTINGS_FILE} > default)"]
+        + [f"  {name:<9}{r['value'] if r['value'] is not None else '-'}   [{r['source']}]" for name, r in rows.items()]))
+
+
+def resolve_rpc(rpc: str | None, home: Path | None = None) -> str:
+    """The RPC string to connect to: see :func:`setting`; default the persistent embedded chain."""
+    value, _ = setting("rpc", rpc, home)
+    return value if value else f"embedded:{fogfed_home() / 'chain'}"
+
+
+def resolve_ipfs(ipfs: str | None, home: Path | None = None) -> str | None:
+    """The IPFS API address (see :func:`setting`), or None for the embedded store."""
+    return setting("ipfs", ipfs, home)[0]
 
 
 def role_home(home: Path | None, role: str) -> Path:
@@ -60,33 +151,188 @@ def common_options(role: str) -> Callable[[F], F]:
                          help=f"This {role}'s files. Default: $FOGFED_HOME/{role}."),
             click.option("--rpc", metavar="URL", help=RPC_HELP),
             click.option("--ipfs", metavar="URL", help=IPFS_HELP),
-            click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text."),
+            json_option(),
+            passphrase_file_option(),
         ]):
             fn = opt(fn)
         return fn
     return wrap
 
 
-def connect_chain(rpc: str | None) -> Any:
-    """A chain client for ``rpc`` (see :func:`resolve_rpc`)."""
+#: Set (non-empty) once a command's --json flag is parsed; main() then reports errors as JSON.
+JSON_MODE: set[bool] = set()
+
+
+def _note_json(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        JSON_MODE.add(True)
+    return value
+
+
+def json_option(help: str = "Print one JSON document on stdout instead of text (errors too).") -> Callable[[F], F]:
+    """The ``--json`` flag every command has: one JSON document on stdout, errors as JSON.
+
+    Eager, so a usage error in a later option is already reported as JSON. The
+    command receives it as ``as_json``.
+    """
+    return click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_note_json, help=help)
+
+
+def json_mode(argv: list[str]) -> bool:
+    """True when errors of this run must be JSON: --json was parsed, or is among the options."""
+    if JSON_MODE:
+        return True
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def examples(*lines: str) -> Callable[[F], F]:
+    """Append an ``Examples:`` block (shown verbatim) to a command's --help.
+
+    Goes below ``@group.command(...)`` (on the function) or above it (on the
+    command); tests/cli/test_help.py checks that every leaf command has one.
+    """
+    import inspect
+
+    block = "\n\n\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+    def wrap(obj: F) -> F:
+        # click dedents the whole help text when it prints it, so append to a dedented text
+        if isinstance(obj, click.Command):
+            obj.help = inspect.cleandoc(obj.help or "") + block
+        else:
+            obj.__doc__ = inspect.cleandoc(obj.__doc__ or "") + block
+        return obj
+    return wrap
+
+
+class ReportedFailure(FogfedError):
+    """A failure whose details the command already printed (under --json: in its one document).
+
+    main() adds no second JSON document for it; in text mode it prints the error line as usual.
+    """
+
+
+def json_file_option(what: str) -> Callable[[F], F]:
+    """``--json-file PATH``: also write the command's full JSON report to a file (``-``: stdout)."""
+    return click.option("--json-file", "json_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                        metavar="PATH", help=f"Also write {what} as JSON to PATH (- for stdout).")
+
+
+def check_writable(path: Path) -> None:
+    """InputError unless ``path`` could be created (run before minutes of work, not after)."""
+    if str(path) == "-":
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write {path}: folder {folder} does not exist or is not writable",
+                         "choose a path in a writable folder")
+
+
+def write_json_file(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` (``-``: stdout), with a clear error."""
+    text = json.dumps(to_plain(data), indent=2, sort_keys=True) + "\n"
+    if str(path) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", "choose a path in a writable folder") from None
+
+
+def next_hint(command: str, home: Path | None) -> str:
+    """A ``next:`` line for a command of the same role, with the --home the user gave (quoted if needed)."""
+    import shlex
+
+    head, _, rest = command.partition(" --")
+    parts = [head] + ([f"--home {shlex.quote(str(home))}"] if home is not None else []) + ([f"--{rest}"] if rest else [])
+    return "next: " + " ".join(parts)
+
+
+def connect_chain(rpc: str | None, home: Path | None = None, create: bool = False) -> Any:
+    """A chain client for ``rpc`` (see :func:`resolve_rpc`).
+
+    Only ``init`` (create=True) may bring a new default embedded chain into being: anywhere
+    else a missing one means a forgotten --rpc, which must not leave an empty chain behind.
+    """
     from fogfed.chain.connection import connect
 
-    return connect(resolve_rpc(rpc))
+    target = resolve_rpc(rpc, home)
+    _refuse_new_default(target.removeprefix("embedded:"), "chain", "--rpc", create,
+                        target == f"embedded:{fogfed_home() / 'chain'}")
+    return connect(target)
 
 
-def open_content_store(ipfs: str | None) -> Any:
-    """The IPFS node at ``ipfs`` or the shared embedded store."""
+def open_content_store(ipfs: str | None, home: Path | None = None, create: bool = False) -> Any:
+    """The IPFS node at ``ipfs`` (see :func:`resolve_ipfs`) or the shared embedded store."""
     from fogfed.storage import open_store
 
-    addr = resolve_ipfs(ipfs)
-    return open_store(addr) if addr else open_store(root=fogfed_home() / "store")
+    addr = resolve_ipfs(ipfs, home)
+    if addr:
+        return open_store(addr)
+    _refuse_new_default(str(fogfed_home() / "store"), "content store", "--ipfs", create, True)
+    return open_store(root=fogfed_home() / "store")
+
+
+def _refuse_new_default(path: str, what: str, option: str, create: bool, is_default: bool) -> None:
+    if create or not is_default or Path(path).exists():
+        return
+    raise InputError(f"no embedded {what} at {path}, and this command does not create one",
+                     f"pass {option} (or set it in the home's settings.toml), or run `init` first")
+
+
+#: The passphrase read from --passphrase-file in this run (it wins over $FOGFED_PASSPHRASE).
+_PASSPHRASE_FROM_FILE: list[str] = []
+
+
+def read_passphrase_file(path: Path, what: str = "--passphrase-file") -> str:
+    """The first line of ``path`` (``-``: stdin), without its line ending; InputError if missing or empty."""
+    try:
+        if str(path) == "-":
+            text = click.get_text_stream("stdin").readline()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}",
+                         "give a readable text file whose first line is the passphrase") from None
+    value = text.rstrip("\r\n")
+    if not value:
+        raise InputError(f"{what} {path} is empty", "put the passphrase on its first line")
+    return value
+
+
+def _note_passphrase_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    _PASSPHRASE_FROM_FILE.clear()
+    if value is not None:
+        _PASSPHRASE_FROM_FILE.append(read_passphrase_file(value))
+
+
+def passphrase_file_option() -> Callable[[F], F]:
+    """``--passphrase-file FILE``: the home's passphrase from a file's first line (- for stdin).
+
+    Beats $FOGFED_PASSPHRASE and the prompt (flag > env > prompt); the command does not see it.
+    """
+    return click.option("--passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                        metavar="FILE", expose_value=False, callback=_note_passphrase_file,
+                        help="Read the passphrase from FILE's first line (- for stdin) instead of "
+                             "$FOGFED_PASSPHRASE or the prompt.")
 
 
 def passphrase(confirm: bool = False) -> str:
-    """From $FOGFED_PASSPHRASE, else asked on the terminal; PassphraseUnavailable otherwise."""
-    from fogfed.keys.keystore import passphrase_from_env_or_prompt
+    """From --passphrase-file, else $FOGFED_PASSPHRASE, else asked on the terminal.
 
-    return passphrase_from_env_or_prompt(confirm=confirm)
+    ``confirm`` (the ``init`` commands) also checks the keystore's rules at once, so a
+    passphrase the keystore would refuse never costs a deployment or a transaction.
+    """
+    from fogfed.keys.keystore import MIN_PASSPHRASE_CHARS, passphrase_from_env_or_prompt
+
+    value = _PASSPHRASE_FROM_FILE[0] if _PASSPHRASE_FROM_FILE else passphrase_from_env_or_prompt(confirm=confirm)
+    if confirm and len(value) < MIN_PASSPHRASE_CHARS:
+        raise InputError(f"keystore passphrase must be at least {MIN_PASSPHRASE_CHARS} characters",
+                         "choose a longer one; nothing was created")
+    return value
 
 
 def to_plain(value: Any) -> Any:

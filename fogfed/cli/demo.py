@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import guarded, to_plain
-from fogfed.errors import FogfedError
+from fogfed.cli.common import ReportedFailure, check_writable, emit, guarded, json_file_option, json_option
+from fogfed.cli.common import write_json_file
 
 if TYPE_CHECKING:
     from fogfed.demo import Step
 
 
-class DemoFailed(FogfedError):
+class DemoFailed(ReportedFailure):
     """At least one demo step did not behave as expected (exit code 1)."""
 
 
 @cli.command("demo")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="Also write every step with its measurements as JSON.")
+@json_option("Print every step with its measurements as one JSON document (no step lines).")
+@json_file_option("every step with its measurements")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Work in DIR and keep it (default: a temporary folder, deleted afterwards).")
 @guarded
-def demo(json_path: Path | None, keep: Path | None) -> None:
+def demo(as_json: bool, json_file: Path | None, keep: Path | None) -> None:
     """Run the paper's whole scenario on an embedded chain and store (no servers).
 
     Deploy (Alg 5), TAS setup (Alg 1), five fog nodes in three federations
@@ -41,12 +40,19 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
     created by `fogfed tas init` / `fogfed node init` use the full cost.
 
     \b
-    Example:
-      fogfed demo --json demo.json
+    Examples:
+      fogfed demo
+      fogfed demo --json-file demo.json --keep ./demo   # keep homes, chain, store, audit.html
+      fogfed demo --json | jq '.steps[] | select(.passed | not)'
     """
     from fogfed.demo import run_demo
 
+    if json_file is not None:
+        check_writable(json_file)
+
     def show(s: Step) -> None:
+        if as_json:
+            return
         mark = "PASS" if s.passed else "FAIL" if s.ran else "SKIP"
         click.echo(f"{s.number:>2}. [{mark}] {s.title} ({s.algorithms}) - {s.checked}"
                    + (f" [{s.seconds:.1f} s]" if s.ran else ""))
@@ -54,18 +60,15 @@ def demo(json_path: Path | None, keep: Path | None) -> None:
             click.echo(f"    {s.error}")
 
     result = run_demo(workdir=keep, on_step=show)
-    if result.gas_rows:
-        click.echo(_gas_table(result.gas_rows))
     verdict = ("all steps passed" if result.passed else
                f"{result.failed} step(s) FAILED, {result.skipped} not run")
-    click.echo(f"demo: {verdict} in {result.seconds:.1f} s")
-    if json_path:
-        try:
-            json_path.write_text(json.dumps(to_plain(result.to_json()), indent=2) + "\n")
-        except OSError as exc:
-            raise FogfedError(f"cannot write {json_path}: {exc.strerror or exc}",
-                              "choose a path in a writable folder") from None
-        click.echo(f"wrote {json_path}")
+    doc = result.to_json()
+    emit(as_json, doc, lambda: (_gas_table(result.gas_rows) + "\n" if result.gas_rows else "")
+         + f"demo: {verdict} in {result.seconds:.1f} s")
+    if json_file:
+        write_json_file(json_file, doc)
+        if not as_json and str(json_file) != "-":
+            click.echo(f"wrote {json_file}")
     if not result.passed:
         raise DemoFailed(f"the demo did not behave as the paper expects: {verdict}",
                          "see the FAIL line above; `fogfed demo --keep DIR` keeps the homes, chain and store")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fogfed.cli.common import common_options, emit, guarded, read_input_file
+from fogfed.cli.common import (common_options, emit, examples, guarded, read_input_file)
 from fogfed.cli.node_cmds import _open as open_node
 from fogfed.cli.node_cmds import node
 from fogfed.cli.tas_cmds import _open as open_tas
@@ -42,6 +42,10 @@ def _authority(t: Any, address: str | None) -> Any:
 @tas.command("mobility-deploy")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas mobility-deploy',
+    'fogfed tas mobility-deploy --json | jq -r .mobility',
+)
 def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only).
 
@@ -63,6 +67,10 @@ def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as
 @_TAS_MOBILITY
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas move move-req.json',
+    'fogfed tas move move-req.json --mobility 0xMobility --json',
+)
 def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
              as_json: bool) -> None:
     """Hand a node over to another federation after checking its on-chain record (fogfed node move)."""
@@ -81,6 +89,10 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
 @_TAS_MOBILITY
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas secrecy 1 show',
+    'fogfed tas secrecy 1 off',
+)
 def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path | None, rpc: str | None,
                 ipfs: str | None, as_json: bool) -> None:
     """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files).
@@ -102,6 +114,10 @@ def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path 
 @_MOBILITY
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node move --to 2 -o move-req.json',
+    'fogfed node move --finish',
+)
 def node_move(to_federation: int | None, output: Path | None, finish: bool, mobility: str, home: Path | None,
               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Ask to be handed over to another federation with the current device keys (signed request)."""
@@ -129,14 +145,21 @@ def node_move(to_federation: int | None, output: Path | None, finish: bool, mobi
 @click.option("--message", help="The text to send (or --file).")
 @click.option("--file", "file_", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--expect-key", metavar="HEX", help="The recipient key you know; refuse if the chain shows another.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Write the message blob here.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
+              help="Write the message blob here (- for stdout).")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node send --to 0xNodeAddress --message "cache warm-up at 02:00" -o msg.json',
+    'fogfed node send --federation 1 --file notice.txt -o msg.json',
+    'fogfed node send --to 0xNodeAddress --message hi -o - | ssh peer fogfed node recv -',
+)
 def node_send(recipient: str | None, federation: int | None, message: str | None, file_: Path | None,
               expect_key: str | None, output: Path, home: Path | None, rpc: str | None, ipfs: str | None,
               as_json: bool) -> None:
     """Encrypt a message to a node or a federation with the keys published on chain."""
+    if str(output) == "-" and as_json:
+        raise InputError("-o - and --json both want stdout", "write the message to a path, or drop --json")
     from fogfed.node.messaging import MAX_MESSAGE, send_to_federation, send_to_node
     from fogfed.protocol.keydelivery import check_address
 
@@ -154,20 +177,35 @@ def node_send(recipient: str | None, federation: int | None, message: str | None
     with open_node(home, rpc, ipfs) as n:
         blob = send_to_node(n, check_address(recipient, "recipient"), body, expected_key=key) if recipient \
             else send_to_federation(n, federation, body)
+    if str(output) == "-":
+        click.get_binary_stream("stdout").write(blob)
+        click.echo(f"wrote {len(blob)} bytes to stdout", err=True)
+        return
     output.write_bytes(blob)
     emit(as_json, {"message": str(output), "bytes": len(blob)}, f"wrote {output} ({len(blob)} bytes)")
 
 
 @node.command("recv")
-@click.argument("message", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("message", type=click.Path(dir_okay=False, exists=True, allow_dash=True, path_type=Path))
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node recv msg.json',
+    'ssh peer fogfed node send --to 0xMe --message hi -o - | fogfed node recv -',
+    'fogfed node recv msg.json --json | jq -r .body',
+)
 def node_recv(message: Path, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Verify and open a message (sender on chain, key, freshness, replay)."""
+    """Verify and open a message (sender on chain, key, freshness, replay); MESSAGE - reads stdin."""
     from fogfed.node.messaging import MAX_BLOB, receive
 
+    if str(message) == "-":
+        blob = click.get_binary_stream("stdin").read(MAX_BLOB + 1)
+        if len(blob) > MAX_BLOB:
+            raise InputError(f"the message on stdin is larger than {MAX_BLOB} bytes", "is it really a message?")
+    else:
+        blob = read_input_file(message, "message", MAX_BLOB)
     with open_node(home, rpc, ipfs) as n:
-        msg = receive(n, read_input_file(message, "message", MAX_BLOB))
+        msg = receive(n, blob)
     emit(as_json, {"sender": msg.sender, "kind": msg.kind, "federation": msg.federation_id,
                    "timestamp": msg.timestamp, "body": msg.body.decode("utf-8", "replace")},
          lambda: f"from {msg.sender} ({msg.kind}):\n{msg.body.decode('utf-8', 'replace')}")

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, guarded, open_content_store,
-                               passphrase, role_home, to_plain, transfer_progress)
+from fogfed.cli.common import (common_options, connect_chain, emit, examples, guarded, next_hint,
+                               open_content_store, passphrase, resolve_rpc, role_home, setting, to_plain,
+                               transfer_progress, write_settings)
 from fogfed.errors import FogfedError, InputError
 
 
@@ -36,7 +37,19 @@ def node() -> None:
 def _open(home: Path | None, rpc: str | None, ipfs: str | None) -> Any:
     from fogfed.node.client import FogNode
 
-    return FogNode.open(role_home(home, "node"), connect_chain(rpc), open_content_store(ipfs), passphrase())
+    where = role_home(home, "node")
+    return FogNode.open(where, connect_chain(rpc, where), open_content_store(ipfs, where), passphrase())
+
+
+def _imported_account(keystore: Path | None, passphrase_file: Path | None, secret: str) -> bytes | None:
+    """The private key from ``--account-keystore`` (V3), or None for a fresh account."""
+    if keystore is None:
+        return None
+    from fogfed.cli.common import read_passphrase_file
+    from fogfed.cli.keys_cmds import read_v3_keystore
+
+    password = read_passphrase_file(passphrase_file, "--keystore-passphrase-file") if passphrase_file else secret
+    return read_v3_keystore(keystore, password)
 
 
 def parse_file_id(text: str) -> bytes:
@@ -50,34 +63,55 @@ def parse_file_id(text: str) -> bytes:
               help="The FogFed contract printed by `fogfed tas init` (or $FOGFED_CONTRACT).")
 @click.option("--cache-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MIB",
               help="Space for cached copies of files, in MiB.")
+@click.option("--label", metavar="TEXT", help="A name for people (e.g. clinic-3-gateway), kept in settings.toml "
+              "and shown by `fogfed node status`.")
+@click.option("--account-keystore", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="Use the Ethereum account in this V3 keystore (cast, geth, `export-key`) instead of a new one.")
+@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              metavar="FILE", help="The V3 keystore's passphrase (default: this home's passphrase).")
 @common_options("node")
 @guarded
-def node_init(contract: str, cache_size: int, home: Path | None, rpc: str | None, ipfs: str | None,
-              as_json: bool) -> None:
+def node_init(contract: str, cache_size: int, label: str | None, account_keystore: Path | None,
+              keystore_passphrase_file: Path | None, home: Path | None, rpc: str | None,
+              ipfs: str | None, as_json: bool) -> None:
     """Create this node: Ethereum account, X25519 key, keystores, cache.
 
+    Remembers --rpc, --ipfs, --contract and --label in <home>/settings.toml,
+    so later commands on this home need none of them (flags and FOGFED_*
+    variables still override; `fogfed node config` shows what is in effect).
+
     \b
-    Example:
+    Examples:
       FOGFED_PASSPHRASE=s3cret fogfed node init --home ./node1 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3
+      fogfed node init --home ./node2 --rpc http://127.0.0.1:8545 --ipfs http://127.0.0.1:5001 --label gw-2
+      fogfed node init --home ./node3 --account-keystore ~/.foundry/keystores/gw3 --passphrase-file pass.txt
     """
     from fogfed.node.client import FogNode
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(contract, "contract address")
-    with FogNode.init(role_home(home, "node"), connect_chain(rpc), address, open_content_store(ipfs),
-                      passphrase(confirm=True), cache_bytes=cache_size << 20) as n:
+    if label is not None and (not label.strip() or len(label) > 80 or not label.isprintable()):
+        raise InputError(f"label {label!r:.90} must be 1-80 printable characters")
+    where = role_home(home, "node")
+    secret = passphrase(confirm=True)
+    account = _imported_account(account_keystore, keystore_passphrase_file, secret)
+    with FogNode.init(where, connect_chain(rpc, where, create=True), address,
+                      open_content_store(ipfs, where, create=True), secret, account=account,
+                      cache_bytes=cache_size << 20) as n:
         pass
+    write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
+                           "contract": address, "label": label})
     info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
     emit(as_json, info, lambda: (
         f"node {n.address} created in {info['home']}\n"
-        "next: fogfed node request --location LOCATION --service SERVICE -o req.json"))
+        + next_hint("fogfed node request --location LOCATION --service SERVICE -o req.json", home)))
 
 
 @node.command("request")
 @click.option("--location", required=True, help="Where this node is, e.g. riyadh.")
 @click.option("--service", required=True, help="What it serves, e.g. health.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write the request here (default: print it).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="FILE",
+              help="Write the request here (default, or -: print it on stdout).")
 @common_options("node")
 @guarded
 def node_request(location: str, service: str, output: Path | None, home: Path | None, rpc: str | None,
@@ -91,8 +125,8 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
     with _open(home, rpc, ipfs) as n:
         req = n.enrollment_request(location, service)
     text = req.to_json()
-    if output is None:
-        click.echo(text)
+    if output is None or str(output) == "-":
+        click.echo(text)  # the request is itself the JSON document
         return
     try:
         output.write_text(text + "\n")
@@ -105,6 +139,10 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
 @node.command("join")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node join',
+    'fogfed node join --home ./node1 --json',
+)
 def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Pull the keys the TAS delivered (after enrollment, a move or a tree refresh)."""
     with _open(home, rpc, ipfs) as n:
@@ -118,66 +156,174 @@ def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: boo
 
 
 @node.command("upload")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--policy", metavar="POLICY",
               help='CP-ABE policy over loc:LOCATION, svc:SERVICE and ff:FEDERATION_ID attributes, '
                    'e.g. "loc:riyadh and svc:health" or "ff:1 or ff:2". Every federation that satisfies it '
                    "may read the file. Default: members of this node's federation.")
+@click.option("--name", metavar="NAME", help="Name recorded in `fogfed node ls` (default: PATH's name; stdin for -).")
 @common_options("node")
 @guarded
-def node_upload(path: Path, policy: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
-                as_json: bool) -> None:
+def node_upload(path: Path, policy: str | None, name: str | None, home: Path | None, rpc: str | None,
+                ipfs: str | None, as_json: bool) -> None:
     """Encrypt PATH, store it, register it on chain (paper Algorithms 4 and 8).
 
-    The local file is never modified; a failed upload can simply be retried.
+    PATH - reads the file from standard input. The local file is never
+    modified; a failed upload can simply be retried.
 
     \b
-    Example:
+    Examples:
       fogfed node upload scan.dcm --policy "svc:health"
+      fogfed node upload report.pdf --policy "ff:1 or ff:2" --json | jq -r .file_id
+      pg_dump clinic | fogfed node upload - --name clinic.sql
     """
-    if not path.is_file():
-        raise InputError(f"{path} is not a readable file", "give the path of the file to upload")
-    with _open(home, rpc, ipfs) as n, \
-            transfer_progress(f"upload {path.name}", path.stat().st_size, not as_json) as progress:
-        r = n.upload(path, policy=policy, progress=progress)
+    import contextlib
+    import shutil
+    import tempfile
+
+    from_stdin = str(path) == "-"
+    if not from_stdin and not path.is_file():
+        raise InputError(f"{path} is not a readable file", "give the path of the file to upload (or - for stdin)")
+    with contextlib.ExitStack() as stack:
+        if from_stdin or name:
+            # upload() records the file's own name: give it a private copy (or stdin) under the chosen one
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=_tmp_dir(home), prefix="upload-")))
+            source = work / (name or "stdin")
+            if "/" in source.name or source.name in ("", ".", ".."):
+                raise InputError(f"--name {name!r} is not a file name", "give a plain name such as report.pdf")
+            if from_stdin:
+                with open(source, "wb") as out:
+                    shutil.copyfileobj(click.get_binary_stream("stdin"), out, 1 << 20)
+            else:
+                source.symlink_to(path.resolve())  # the recorded name, the same bytes
+        else:
+            source = path
+        n = stack.enter_context(_open(home, rpc, ipfs))
+        progress = stack.enter_context(
+            transfer_progress(f"upload {source.name}", source.stat().st_size, not as_json))
+        r = n.upload(source, policy=policy, progress=progress)
+        _warn_low_balance(n)
     emit(as_json, r, lambda: (
-        f"uploaded {path} ({r.size:,} bytes) to federation {r.federation_id}\n"
+        f"uploaded {'stdin' if from_stdin else path} ({r.size:,} bytes) to federation {r.federation_id}\n"
         f"file id 0x{r.file_id.hex()}\ncid {r.cid}\npolicy {r.policy}"))
+
+
+def _tmp_dir(home: Path | None) -> Path:
+    """The node's own temp folder (same file system as its store, private to the node)."""
+    path = role_home(home, "node") / "tmp"
+    if not path.parent.is_dir():
+        raise InputError(f"no node in {path.parent}", "create one with `fogfed node init` (or pass --home)")
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _warn_low_balance(n: Any) -> None:
+    from fogfed.chain.funds import low_balance_warning
+
+    warning = low_balance_warning(n.fed.chain, n.address)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @node.command("fetch")
 @click.argument("file_id", metavar="FILE_ID")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="Where to write the file (default: ./<file id>).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="PATH",
+              help="Where to write the file (default: ./<file id>; - for stdout).")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @common_options("node")
 @guarded
-def node_fetch(file_id: str, output: Path | None, home: Path | None, rpc: str | None, ipfs: str | None,
-               as_json: bool) -> None:
+def node_fetch(file_id: str, output: Path | None, force: bool, home: Path | None, rpc: str | None,
+               ipfs: str | None, as_json: bool) -> None:
     """Retrieve a file from a peer's cache or from storage, verified (paper Algorithm 9).
 
-    A damaged copy is reported on chain and never written out.
+    A damaged copy is reported on chain and never written out. With -o -
+    the verified plaintext goes to stdout (and the summary to stderr). An
+    existing file is never overwritten unless --force.
 
     \b
-    Example:
+    Examples:
       fogfed node fetch 0x3b1f...c9 -o scan.dcm
+      fogfed node fetch 0x3b1f...c9 -o scan.dcm --force --json
+      fogfed node fetch 0x3b1f...c9 -o - | sha256sum
     """
+    import contextlib
+    import shutil
+    import tempfile
+
     fid = parse_file_id(file_id)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and as_json:
+        raise InputError("-o - and --json both want stdout", "write the file to a path, or drop --json")
     dest = output or Path(f"0x{fid.hex()}")
-    with _open(home, rpc, ipfs) as n, transfer_progress(f"fetch {dest.name}", None, not as_json) as progress:
+    if not to_stdout and dest.exists() and not force:
+        raise InputError(f"{dest} already exists", "pass --force to overwrite it, or choose another -o PATH")
+    with contextlib.ExitStack() as stack:
+        if to_stdout:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=_tmp_dir(home), prefix="fetch-")))
+            dest = work / "plaintext"
+        n = stack.enter_context(_open(home, rpc, ipfs))
+        progress = stack.enter_context(transfer_progress(f"fetch {dest.name}", None, not as_json))
         r = n.fetch(fid, dest, progress=progress)
-    emit(as_json, r, lambda: (
-        f"wrote {r.dest} ({r.size:,} bytes) from {r.source}; SHA-256 matches the chain"
-        + "".join(f"\nreported damage: {d}" for d in r.damage_reports)))
+        if to_stdout:
+            with open(dest, "rb") as f:
+                shutil.copyfileobj(f, click.get_binary_stream("stdout"), 1 << 20)
+        _warn_low_balance(n)
+    summary = (f"wrote {'stdout' if to_stdout else r.dest} ({r.size:,} bytes) from {r.source}; "
+               "SHA-256 matches the chain" + "".join(f"\nreported damage: {d}" for d in r.damage_reports))
+    if to_stdout:
+        click.echo(summary, err=True)
+    else:
+        emit(as_json, r, summary)
 
 
 @node.command("ls")
+@click.option("--readable", is_flag=True,
+              help="List every file this node's federation may read, from chain events "
+                   "(registered in it or shared with it), not only the ones this node uploaded.")
 @common_options("node")
+@examples(
+    "fogfed node ls",
+    "fogfed node ls --readable",
+    "fogfed node ls --readable --json | jq -r '.files[] | select(.key_held) | .file_id'",
+)
 @guarded
-def node_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """List the files this node uploaded."""
+def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """List the files this node uploaded (local record), or with --readable those it may read.
+
+    --readable asks the chain: files registered in the node's federation or
+    shared with it, each with whether the node holds the key for its epoch.
+    """
+    from fogfed.cli.common import read_settings
+
+    label = read_settings(role_home(home, "node")).get("label")
     with _open(home, rpc, ipfs) as n:
-        files = n.files()
-    emit(as_json, {"files": files}, lambda: _rows(files, "no files uploaded yet"))
+        if not readable:
+            files = n.files()
+            doc: dict[str, Any] = {"address": n.address, "label": label, "files": files}
+            empty = "no files uploaded yet (--readable lists what this node may read)"
+        else:
+            from fogfed.node.listing import files_for_federation
+
+            fid, active = n.membership()
+            files = files_for_federation(n.fed, fid, set(n.keyring.held())) if fid else []
+            doc = {"address": n.address, "label": label, "federation": fid or None, "active": active,
+                   "files": files}
+            empty = ("no files in this node's federation yet" if fid else
+                     "not enrolled: no federation, so no files (fogfed node request, then tas enroll)")
+    who = f"{n.address}" + (f" ({label})" if label else "")
+
+    def text() -> str:
+        if not files:
+            return f"{who}: {empty}"
+        if not readable:
+            return f"uploaded by {who}:\n" + _rows(files, empty)
+        lines = [f"readable by {who} in federation {doc['federation']}" + ("" if active else " (REMOVED)") + ":"]
+        for f in files:
+            key = {True: "key held", False: "NO KEY for its epoch", None: "shared with us"}[f["key_held"]]
+            lines.append(f"  {f['file_id']}  epoch {f['epoch']}  from {f['uploader']}  block {f['block']}  {key}")
+        return "\n".join(lines)
+
+    emit(as_json, doc, text)
 
 
 def _rows(records: list[Any], empty: str) -> str:
@@ -198,6 +344,10 @@ def _rows(records: list[Any], empty: str) -> str:
               help="Stop after this long (default: until Ctrl-C).")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node serve --port 7001',
+    'fogfed node serve --host 0.0.0.0 --port 7001 --refresh 30 --json',
+)
 def node_serve(host: str, port: int, refresh: float, announce_every: float | None, duration: float | None,
                home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Serve this node's cached copies to active members of its federation.
@@ -248,6 +398,10 @@ def cache() -> None:
 @cache.command("ls")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache ls',
+    "fogfed node cache ls --json | jq '.entries | length'",
+)
 def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List cached copies (file id, size, expiry of the announcement)."""
     with _open(home, rpc, ipfs) as n:
@@ -259,6 +413,9 @@ def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
 @click.argument("file_id", metavar="FILE_ID")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache evict 0x3b1f...c9',
+)
 def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Drop the cached copy of FILE_ID and withdraw its announcement on chain."""
     fid = parse_file_id(file_id)
@@ -273,8 +430,120 @@ def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | No
               help="Re-announce copies whose announcement ends within this many seconds.")
 @common_options("node")
 @guarded
+@examples(
+    'fogfed node cache refresh',
+    'fogfed node cache refresh --margin 900 --json',
+)
 def cache_refresh(margin: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Re-announce cached copies on chain before their announcements expire."""
     with _open(home, rpc, ipfs) as n:
         count = n.refresh_announcements(margin=margin)
     emit(as_json, {"reannounced": count}, f"re-announced {count} cached cop{'y' if count == 1 else 'ies'}")
+
+
+def _local_status(where: Path) -> dict[str, Any]:
+    """What the node's home says about itself, read without the passphrase or the chain (fast)."""
+    import json
+
+    from fogfed.cli.common import read_settings
+
+    if not (where / "identity.json").is_file():
+        raise InputError(f"no node in {where}", "create one with `fogfed node init` (or pass --home)")
+    try:
+        config = json.loads((where / "config.json").read_text(encoding="utf-8"))
+        files = json.loads((where / "files.json").read_text(encoding="utf-8")) if (where / "files.json").is_file() else []
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the node's records in {where}: {exc}",
+                         "the file named is damaged; restore it from a backup") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{where / 'config.json'} is damaged (not an object)", "restore it from a backup")
+    settings = read_settings(where)
+    return {"home": where, "label": settings.get("label"), "address": config.get("address"),
+            "contract": config.get("contract"), "chain_id": config.get("chain_id"),
+            "cache_bytes": config.get("cache_bytes"), "uploaded_files": len(files) if isinstance(files, list) else None}
+
+
+@node.command("status")
+@click.option("--live", is_flag=True,
+              help="Also ask the chain (membership, federation epoch, balance) and open the keyring (keys held); "
+                   "needs the passphrase.")
+@common_options("node")
+@examples(
+    "fogfed node status",
+    "fogfed node status --home ./node1 --live",
+    "fogfed node status --live --json | jq '{federation, epoch, keys}'",
+)
+@guarded
+def node_status(live: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show this node: address, label, contract, chain, store; with --live, federation, epoch and keys.
+
+    Without --live it reads only the home (no chain, no passphrase), so it
+    answers at once; --live adds what the chain and the keyring say.
+    """
+    from fogfed.cli.common import resolve_ipfs, resolve_rpc
+
+    where = role_home(home, "node")
+    status = _local_status(where)
+    status["chain"] = resolve_rpc(rpc, where)
+    status["store"] = resolve_ipfs(ipfs, where) or f"embedded:{_store_root()}"
+    if live:
+        with _open(home, rpc, ipfs) as n:
+            fid, active = n.membership()
+            status.update({
+                "federation": fid or None, "active": active,
+                "epoch": n.fed.federation(fid).epoch if fid else None,
+                "balance_wei": n.fed.chain.balance(n.address),
+                "keys": [{"federation": f, "epoch": e} for (f, e) in n.keyring.held()],
+            })
+    emit(as_json, status, lambda: _status_text(status, live))
+
+
+def _store_root() -> Path:
+    from fogfed.cli.common import fogfed_home
+
+    return fogfed_home() / "store"
+
+
+def _status_text(status: dict[str, Any], live: bool) -> str:
+    lines = [f"node      {status['address']}" + (f"  ({status['label']})" if status.get("label") else ""),
+             f"home      {status['home']}",
+             f"contract  {status['contract']} (chain id {status['chain_id']})",
+             f"chain     {status['chain']}",
+             f"store     {status['store']}",
+             f"uploaded  {status['uploaded_files']} file(s); cache up to {(status['cache_bytes'] or 0) >> 20} MiB"]
+    if live:
+        if status["federation"] is None:
+            lines.append("member    not enrolled (next: fogfed node request ..., then the TAS runs tas enroll)")
+        else:
+            state = "active" if status["active"] else "REMOVED"
+            lines.append(f"member    federation {status['federation']}, {state}, epoch {status['epoch']}")
+        keys = status["keys"]
+        held = ", ".join(f"{k['federation']}/{k['epoch']}" for k in keys) or "none"
+        lines.append(f"keys      {len(keys)} (federation/epoch: {held})")
+        current = status["federation"] and any(k["federation"] == status["federation"] and k["epoch"] == status["epoch"]
+                                               for k in keys)
+        if status.get("active") and not current:
+            lines.append("          no key for the current epoch yet (next: fogfed node join)")
+        lines.append(f"balance   {status['balance_wei'] / 10**18:.6f} ether")
+    else:
+        lines.append("(--live adds federation, epoch, keys held and balance)")
+    return "\n".join(lines)
+
+
+@node.command("config")
+@common_options("node")
+@examples(
+    "fogfed node config",
+    "fogfed node config --home ./node1 --json",
+    "FOGFED_RPC=http://127.0.0.1:8545 fogfed node config   # see the override win",
+)
+@guarded
+def node_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show the settings in effect for this home and where each comes from.
+
+    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
+    (written by `fogfed node init`), which beats the default.
+    """
+    from fogfed.cli.common import show_settings
+
+    show_settings(role_home(home, "node"), {"rpc": rpc, "ipfs": ipfs}, as_json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,9 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, guarded, open_content_store,
-                               passphrase, read_input_file, role_home, to_plain)
+from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
+                               next_hint, open_content_store, passphrase, read_input_file, resolve_rpc,
+                               role_home, setting, to_plain, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
@@ -34,8 +37,12 @@ def tas() -> None:
 def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
     from fogfed.tas import TrustedAuthority
 
-    tas = TrustedAuthority.open(role_home(home, "tas"), connect_chain(rpc), passphrase())
-    tas.use_store(open_content_store(ipfs))  # keys go to the content store, a reference on chain
+    where = role_home(home, "tas")
+    tas = TrustedAuthority.open(where, connect_chain(rpc, where), passphrase())
+    try:  # keys go to the content store, a 36-byte reference on chain (inline without a store)
+        tas.use_store(open_content_store(ipfs, where))
+    except InputError:
+        pass
     return tas
 
 
@@ -45,12 +52,17 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
 @click.option("--scheme", type=click.Choice(["fabeo", "fame", "bsw07"]), default="fabeo", show_default=True,
               help="CP-ABE scheme for the whole system.")
+@click.option("--account-keystore", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="The TAS's Ethereum account from this V3 keystore (cast, geth, `export-key`).")
+@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              metavar="FILE", help="The V3 keystore's passphrase (default: this home's passphrase).")
 @click.option("--allow-devnet-key", is_flag=True,
               help="With --rpc, accept the devnet's published default account as TAS (anyone can then act "
                    "as the TAS: for throw-away devnets only).")
 @guarded
 def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool, contract: str | None,
-             scheme: str, allow_devnet_key: bool) -> None:
+             scheme: str, account_keystore: Path | None, keystore_passphrase_file: Path | None,
+             allow_devnet_key: bool) -> None:
     """Set up the system (paper Algorithm 1) and deploy FogFed (Algorithm 5).
 
     Writes the master key, encrypted with the passphrase, to the home folder,
@@ -62,31 +74,39 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     """
     from fogfed.tas import TrustedAuthority
 
+    from eth_account import Account
+
     from fogfed.chain.connection import is_published_dev_key
+    from fogfed.cli.node_cmds import _imported_account
     from fogfed.errors import InputError
 
-    chain = connect_chain(rpc)
+    where = role_home(home, "tas")
+    secret = passphrase(confirm=True)  # before the chain is touched
+    imported = _imported_account(account_keystore, keystore_passphrase_file, secret)
+    chain = connect_chain(rpc, where, create=True)
     # dev_accounts() puts FOGFED_PRIVATE_KEY first when it is set
-    account = chain.dev_accounts()[0]
+    account = Account.from_key(imported) if imported is not None else chain.dev_accounts()[0]
     if not chain.is_embedded and is_published_dev_key(account):
         if not allow_devnet_key:
             raise InputError(f"the TAS account would be {account.address}, the devnet's published default "
                              "account: anyone could remove members and take the admin role",
-                             "set FOGFED_PRIVATE_KEY to a key of your own, or pass --allow-devnet-key "
-                             "on a throw-away devnet")
+                             "set FOGFED_PRIVATE_KEY to a key of your own (or --account-keystore), or pass "
+                             "--allow-devnet-key on a throw-away devnet")
         click.echo(f"WARNING: the TAS account {account.address} is the devnet's PUBLISHED default account; "
                    "anyone can act as this TAS. Use it on a throw-away devnet only.", err=True)
-    t = TrustedAuthority.init(role_home(home, "tas"), chain, passphrase(confirm=True), fed=contract,
-                              account=account, scheme=scheme)
+    t = TrustedAuthority.init(where, chain, secret, fed=contract, account=account, scheme=scheme)
+    write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
+                           "contract": t.contract_address})
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
             "chain_id": t.chain_id, "scheme": scheme}
     emit(as_json, info, lambda: (
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
-        f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)"))
+        f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)\n"
+        + next_hint("fogfed tas federation create LOCATION SERVICE", home)))
 
 
-tas_init.help = (tas_init.help or "") + "\n\n" + KEY_HELP
+tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
 
 
 @tas.group("federation")
@@ -122,6 +142,10 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
 @federation.command("list")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas federation list',
+    "fogfed tas federation list --json | jq '.federations[] | {federation_id, epoch}'",
+)
 def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List every federation recorded on chain."""
     feds = _open(home, rpc, ipfs).federations()
@@ -230,16 +254,28 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
 
 
 @tas.command("sync")
+@click.option("--rebuild", is_flag=True,
+              help="Read the TAS's cache of the chain (tas.sqlite) again from the deployment block first.")
 @common_options("tas")
 @guarded
-def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Finish interrupted joins: deliver the key to active members that have none.
+@examples(
+    'fogfed tas sync',
+    'fogfed tas sync --rebuild',
+    'fogfed tas sync --home ./tas --json',
+)
+def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Finish what the chain shows undone: interrupted enrollments, missing keys.
 
-    Removals (by the TAS or automatic after false claims) need nothing: the
-    revoked leaf is read from the chain's events by every uploader.
+    Enrollments interrupted after their journal entry are completed, and every
+    active member whose latest join has no key delivery after it gets its one
+    key, once. Removals (by the TAS or automatic after false claims) need
+    nothing: the revoked leaf is read from the chain's events by every uploader.
     """
-    results = _open(home, rpc, ipfs).sync()
-    emit(as_json, {"delivered": results}, lambda: _rekey_lines(results))
+    t = _open(home, rpc, ipfs)
+    if rebuild:
+        t.cache.rebuild()
+    results = t.sync()
+    emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
 
 
 @tas.command("watch")
@@ -247,21 +283,60 @@ def tas_sync(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
               help="Time between checks.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="Stop after N checks (default: run until Ctrl-C).")
+@click.option("--top-up-below", metavar="ETHER", default=None,
+              help="Also send members whose balance is below this much ether back up to --top-up-to.")
+@click.option("--top-up-to", metavar="ETHER", default="0.05", show_default=True, help="Balance a top-up restores.")
+@click.option("--top-up-limit", metavar="ETHER", default="1", show_default=True,
+              help="At most this much ether sent per check.")
 @common_options("tas")
 @guarded
-def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | None, ipfs: str | None,
-              as_json: bool) -> None:
-    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C).
+@examples(
+    'fogfed tas watch --interval 10',
+    'fogfed tas watch --json >> tas-watch.jsonl',
+    'fogfed tas watch --count 1',
+    'fogfed tas watch --top-up-below 0.01 --top-up-to 0.05 --top-up-limit 1',
+)
+def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_up_to: str, top_up_limit: str,
+              home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C); optionally top members up.
 
-    In --json mode prints one JSON line per federation where a missing key was delivered.
+    Text mode prints a line per re-keyed federation and per top-up. --json
+    prints JSON Lines: one document per check, {"check": N, "time": UNIX,
+    "rekeyed": [...], "topped_up": [...]} (and "busy": MESSAGE when another
+    TAS command held the lock), flushed at once, so `jq` or a log shipper
+    sees every check as it happens. The last example keeps every member able
+    to pay for its transactions, sending at most 1 ETH per check.
     """
     import json
 
+    from fogfed._lock import LockBusy
+
+    policy = None
+    if top_up_below is not None:
+        policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
     t = _open(home, rpc, ipfs)
     done = 0
     while count is None or done < count:
-        for r in t.sync():
-            click.echo(json.dumps(to_plain(r)) if as_json else _rekey_lines([r]))
+        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": []}
+        try:
+            check["rekeyed"] = t.sync()
+            if not as_json:
+                for r in check["rekeyed"]:
+                    click.echo(_rekey_lines([r]))
+            if policy is not None:
+                from fogfed.tas.funding import top_up
+
+                check["topped_up"] = top_up(t, *policy)
+                if not as_json:
+                    for u in check["topped_up"]:
+                        click.echo(f"topped up {u.node}: +{u.wei / 1e18:g} ETH (had {u.balance_before / 1e18:g})")
+        except LockBusy as exc:  # another TAS command is working: check again next time
+            check["busy"] = exc.message
+            if not as_json:
+                click.echo(f"note: {exc.message}", err=True)
+        if as_json:
+            click.echo(json.dumps(to_plain(check), sort_keys=True))
+        sys.stdout.flush()
         done += 1
         if count is None or done < count:
             time.sleep(interval)
@@ -270,18 +345,110 @@ def tas_watch(interval: float, count: int | None, home: Path | None, rpc: str | 
 @tas.command("status")
 @common_options("tas")
 @guarded
+@examples(
+    'fogfed tas status',
+    'fogfed tas status --json | jq .federations',
+)
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the TAS account, contract, federations (epochs, members, member trees)."""
+    """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
     status = _open(home, rpc, ipfs).status()
+    labels = _read_labels(role_home(home, "tas"))
+    if labels:
+        status["labels"] = {a: labels[a] for f in status.get("federations", []) for a in f.get("members", [])
+                            if a in labels}
     emit(as_json, status, lambda: _status_text(status))
 
 
 def _status_text(status: dict) -> str:
-    lines = []
-    for key, value in status.items():
-        if isinstance(value, (list, tuple)):
-            lines.append(f"{key}:")
-            lines += [f"  {to_plain(v)}" for v in value] or ["  (none)"]
-        else:
-            lines.append(f"{key}: {to_plain(value)}")
+    """`tas status` for a person: one line per federation, members listed under it."""
+    feds = status.get("federations", [])
+    lines = [f"TAS account  {status.get('tas')}",
+             f"contract     {status.get('contract')} on chain {status.get('chain_id')}",
+             f"scheme       {status.get('scheme')}",
+             f"mobility     {status.get('mobility') or 'none (fogfed tas mobility-deploy)'}",
+             f"federations  {len(feds)}" + ("" if feds else " (fogfed tas federation create LOCATION SERVICE)")]
+    for f in feds:
+        members = f.get("members", [])
+        parent = f", parent {f['parent']}" if f.get("parent") else ""
+        lines.append(f"  {f['id']:>3}  {f['location']}/{f['service']}  epoch {f['epoch']}{parent}  "
+                     f"{len(members)} member{'' if len(members) == 1 else 's'}")
+        labels = status.get("labels", {})
+        lines += [f"         {m}" + (f"  {labels[m]}" if m in labels else "") for m in members]
+    pending = status.get("pending_keys") or []
+    lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
+                                    if pending else "nothing to re-key"))
+    for key, value in status.items():  # whatever newer TAS versions add
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels"}:
+            lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
+
+
+@tas.command("config")
+@common_options("tas")
+@examples(
+    "fogfed tas config",
+    "fogfed tas config --home ./tas --json | jq .settings.rpc",
+)
+@guarded
+def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show the settings in effect for this TAS home and where each comes from.
+
+    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
+    (written by `fogfed tas init`), which beats the default.
+    """
+    from fogfed.cli.common import show_settings
+
+    show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)
+
+
+LABELS_FILE = "labels.json"
+
+
+def _read_labels(where: Path) -> dict[str, str]:
+    """The operator's names for node addresses (``<tas home>/labels.json``); an annotation, not state."""
+    from fogfed.cli.common import read_labels_file
+
+    return read_labels_file(where / LABELS_FILE)
+
+
+@tas.command("label")
+@click.argument("node_address", metavar="ADDRESS")
+@click.argument("label", required=False)
+@click.option("--clear", is_flag=True, help="Forget ADDRESS's label.")
+@common_options("tas")
+@examples(
+    'fogfed tas label 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 "clinic-3 gateway"',
+    "fogfed tas label 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --clear",
+)
+@guarded
+def tas_label(node_address: str, label: str | None, clear: bool, home: Path | None, rpc: str | None,
+              ipfs: str | None, as_json: bool) -> None:
+    """Give a node a name people recognise; `tas status` shows it next to the address.
+
+    Labels live in the TAS home (labels.json), not on chain: they are the
+    operator's notes. The node's own label is `fogfed node init --label`.
+    """
+    import json
+    import os
+
+    from fogfed.errors import InputError
+    from fogfed.protocol.keydelivery import check_address
+
+    address = check_address(node_address, "node address")
+    where = role_home(home, "tas")
+    if not where.is_dir():
+        raise InputError(f"no TAS in {where}", "run `fogfed tas init` first (or pass --home)")
+    if (label is None) == (not clear):
+        raise InputError("give a LABEL, or --clear", "e.g. fogfed tas label 0xNODE \"clinic-3 gateway\"")
+    if label is not None and (not label.strip() or len(label) > 80 or not label.isprintable()):
+        raise InputError(f"label {label!r:.90} must be 1-80 printable characters")
+    labels = _read_labels(where)
+    if clear:
+        labels.pop(address, None)
+    else:
+        labels[address] = label.strip()
+    tmp = where / (LABELS_FILE + ".tmp")
+    tmp.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, where / LABELS_FILE)
+    emit(as_json, {"address": address, "label": labels.get(address)},
+         f"{address}: " + (f"labelled {labels[address]!r}" if address in labels else "label cleared"))

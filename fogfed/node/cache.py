@@ -290,7 +290,21 @@ class BlobCache:
         with self._lock:
             row = self._live_db().execute(f"SELECT {_COLUMNS} FROM blobs WHERE file_id = ?",
                                           (check_file_id(file_id),)).fetchone()
-        return CacheEntry(*row) if row else None
+        return self._entry(row) if row else None
+
+    def _entry(self, row: tuple) -> CacheEntry:
+        """An index row checked field by field: a damaged index is an error naming it, not a TypeError."""
+        file_id, size, sha256, cid, added_at, last_used, expires_at = row
+        ok = (isinstance(file_id, bytes) and len(file_id) == 32 and type(size) is int and size >= 0
+              and isinstance(sha256, bytes) and len(sha256) == 32 and (cid is None or isinstance(cid, str))
+              and all(type(t) in (int, float) for t in (added_at, last_used))
+              and (expires_at is None or type(expires_at) is int))
+        if not ok:
+            raise CacheError(f"cache index {self.root / 'index.sqlite3'} is damaged (entry "
+                             f"{file_id.hex() if isinstance(file_id, bytes) else file_id!r:.70})",
+                             f"delete the folder {self.root}: cached copies are only copies, fetched again "
+                             "when needed")
+        return CacheEntry(file_id, size, sha256, cid, added_at, last_used, expires_at)
 
     def __contains__(self, file_id: bytes) -> bool:
         return self.get(file_id) is not None
@@ -372,7 +386,7 @@ class BlobCache:
         """All index entries, least recently used first."""
         with self._lock:
             rows = self._live_db().execute(f"SELECT {_COLUMNS} FROM blobs ORDER BY lru_seq").fetchall()
-        return [CacheEntry(*row) for row in rows]
+        return [self._entry(row) for row in rows]
 
     @property
     def total_bytes(self) -> int:

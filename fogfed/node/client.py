@@ -30,11 +30,13 @@ from fogfed.errors import FogfedError, InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams, write_private_file
 from fogfed.node.cache import BlobCache, CacheEntry, CacheError, check_file_id
+from fogfed._faults import step
 from fogfed.node.datapath import (
-    PlaintextMismatch, decrypt_checked, encrypt_and_store, matches_cid, read_blob, store_blob, temp_file,
-    write_pieces,
+    PlaintextMismatch, clean_temp, decrypt_checked, encrypt_and_store, matches_cid, read_blob, store_blob,
+    temp_file, write_pieces,
 )
 from fogfed.node.keyring import Keyring
+from fogfed.node.records import Uploads, source_key
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
 from fogfed.protocol.attributes import check_user_policy, federation_attribute, policy_descriptor, scoped_policy
 from fogfed.protocol.membertree import MemberTree
@@ -91,6 +93,7 @@ class UploadResult:
     announced: bool = False
     gas: dict[str, int] = field(default_factory=dict)
     descriptor: str = ""  # the compact text registered on chain (policy with covers named, not listed)
+    resumed: bool = False  # an earlier, interrupted upload of the same source was found on chain and finished
 
     @property
     def file_id_hex(self) -> str:
@@ -141,6 +144,8 @@ class FogNode:
         self._server: PeerServer | None = None
         self._pk: abe.PublicKey | None = None
         self._trees: dict[int, MemberTree] = {}
+        self.uploads = Uploads(self.home, fed, identity.address)
+        clean_temp(self.home / TMP)  # what killed runs left (ciphertext copies), never a live process's
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -175,9 +180,7 @@ class FogNode:
         home = Path(home)
         if not (home / IDENTITY).exists():
             raise NodeError(f"no node in {home}", "run `fogfed node init` first")
-        config = _read_json(home / CONFIG, "node config")
-        if config.get("format") != "fogfed-node":
-            raise NodeError(f"{home / CONFIG} is not a fogfed node config")
+        config = _check_config(home / CONFIG, _read_json(home / CONFIG, "node config"))
         kdf = KdfParams(*config["kdf"]) if config.get("kdf") else None
         identity = NodeIdentity.load(home / IDENTITY, passphrase)
         keyring = Keyring.load(home / KEYS, passphrase, kdf)
@@ -395,11 +398,20 @@ class FogNode:
         self._ensure_key(fid)
         policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
         pk = self.public_key(fid)
+        source = source_key(path, policy)
+        earlier_id = self.uploads.pending(source)
+        if earlier_id is not None:  # an upload of this very file was interrupted: registered, or not at all?
+            earlier = self.uploads.registration(earlier_id)
+            if earlier is not None:  # registered, its answer lost (a kill, the chain away): finish that one
+                return self._finish_earlier(earlier, source, path, shares)
+            self.uploads.finish(source)
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
             cid, info, ct_sha = encrypt_and_store(self.store, path, file_key, ct_copy, progress)
             digest = file_id_of_cid(cid)
             file_id = file_id_for(self.address, digest)
+            self.uploads.begin(source, "0x" + file_id.hex())
+            step("upload:stored")
             gas: dict[str, int] = {}
             for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
                 encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
@@ -414,24 +426,40 @@ class FogNode:
                         raise
                     policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
             gas["registerFile"] = tx.gas_used
+            step("upload:registered")
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
+        self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
 
+    def _finish_earlier(self, earlier: dict, source: str, path: Path, shares: dict[int, int]) -> UploadResult:
+        """The steps an interrupted upload of the same source left undone: its shares, its record."""
+        file_id = bytes.fromhex(earlier["file_id"][2:])
+        size = path.stat().st_size
+        gas: dict[str, int] = {}
+        done = {e.args["federationId"] for e in self.fed.events(names=["FileShared"], where={"fileId": file_id})}
+        for other in sorted(set(shares) - done):
+            gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
+        self._record_upload(file_id, earlier["cid"], path, size, earlier["federation_id"], earlier["epoch"],
+                            earlier["policy"])
+        self.uploads.finish(source)
+        announced = bool(self.fed.cache_expiry(file_id, self.address))
+        return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_sha256"][2:]), size,
+                            earlier["federation_id"], earlier["epoch"], earlier["policy"], tuple(sorted(shares)),
+                            announced, gas, earlier["policy"], resumed=True)
+
     def _record_upload(self, file_id: bytes, cid: str, path: Path, size: int, fid: int, epoch: int,
                        policy: str) -> None:
-        records = self.files()
-        records.append({"file_id": "0x" + file_id.hex(), "cid": cid, "name": path.name, "size": size,
-                        "federation_id": fid, "epoch": epoch, "policy": policy, "uploaded_at": int(time.time())})
-        _write_json(self.home / FILES, records)
+        self.uploads.add({"file_id": "0x" + file_id.hex(), "cid": cid, "name": path.name, "size": size,
+                          "federation_id": fid, "epoch": epoch, "policy": policy, "uploaded_at": int(time.time())})
 
     def files(self) -> list[dict]:
-        """Files this node uploaded (local record, newest last)."""
-        path = self.home / FILES
-        return _read_json(path, "file list") if path.exists() else []
+        """Files this node uploaded: every registration the chain shows, oldest first, with the
+        local name and time where this node recorded them (fogfed.node.records)."""
+        return self.uploads.list()
 
     # -- cache and announcements ------------------------------------------------------------
 
@@ -540,6 +568,7 @@ class FogNode:
             raise FetchFailed(f"the chain's registration of file 0x{file_id.hex()} does not name it",
                               "the RPC endpoint is not trustworthy; use another")
         reports: list[str] = []
+        unavailable: list[str] = []  # why a source gave nothing (IPFS down, peer gone): kept for the error
         try:
             file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
         except StorageError as exc:
@@ -559,6 +588,7 @@ class FogNode:
                         reports.append(self._report(file_id, holder, PEER_MISBEHAVED[code], source, exc, gas))
                         continue
                     if code in ("not_cached",) or not _is_damage(exc):
+                        unavailable.append(f"{source}: {getattr(exc, 'message', exc)}")
                         continue
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
                     continue
@@ -580,7 +610,7 @@ class FogNode:
                     self._report_intact(file_id, gas)
                 return FetchResult(file_id, dest, source, info.plaintext_size, plain_sha, tuple(reports), gas)
         raise FetchFailed(f"no intact copy of file 0x{file_id.hex()} could be retrieved"
-                          + (f" ({'; '.join(reports)})" if reports else ""),
+                          + (f" ({'; '.join(reports + unavailable)})" if reports or unavailable else ""),
                           "nothing was written; the damage was reported on chain" if reports else
                           "check that the content store is reachable and try again")
 
@@ -707,6 +737,41 @@ class FogNode:
 def _is_damage(exc: Exception) -> bool:
     from fogfed.storage.errors import ContentCorrupted
     return isinstance(exc, ContentCorrupted) or getattr(exc, "code", "") == "corrupt"
+
+
+_CONFIG_FIELDS: dict[str, Any] = {
+    "format": str, "version": int, "address": str, "contract": str, "deploy_block": (int, type(None)),
+    "chain_id": int, "cache_bytes": int, "key_block": int, "kdf": (list, type(None)),
+    "public_key": str, "federations": dict, "federations_block": int,
+}
+_CONFIG_REQUIRED = ("format", "version", "address", "contract", "chain_id", "cache_bytes")
+
+
+def _check_config(path: Path, config: Any) -> dict[str, Any]:
+    """``config.json`` checked field by field: a damaged one is an error naming the file and field."""
+    def damaged(why: str) -> NodeError:
+        return NodeError(f"node config {path} is damaged: {why}",
+                         "restore it from a backup (it holds the contract address, chain id and cache size)")
+    if not isinstance(config, dict) or config.get("format") != "fogfed-node":
+        raise NodeError(f"{path} is not a fogfed node config", "restore it from a backup")
+    for name in _CONFIG_REQUIRED:
+        if name not in config:
+            raise damaged(f"{name!r} is missing")
+    for name, types in _CONFIG_FIELDS.items():
+        if name in config and (not isinstance(config[name], types) or isinstance(config[name], bool)):
+            raise damaged(f"{name!r} is a {type(config[name]).__name__}")
+    try:
+        check_address(config["contract"], "contract address")
+        check_address(config["address"], "node address")
+        if config.get("kdf") is not None:
+            KdfParams(*config["kdf"])
+        if config.get("public_key") is not None:
+            bytes.fromhex(config["public_key"])
+    except (InputError, TypeError, ValueError) as exc:
+        raise damaged(str(getattr(exc, "message", exc))) from None
+    if config["cache_bytes"] <= 0:
+        raise damaged("'cache_bytes' is not positive")
+    return config
 
 
 def _write_json(path: Path, doc: Any) -> None:

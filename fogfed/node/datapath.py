@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from fogfed._faults import step
 from fogfed.abe.stream import EncryptingReader, StreamError, StreamInfo, decrypt_stream
 from fogfed.errors import FogfedError, InputError
 from fogfed.protocol.files import STREAM_AAD
@@ -177,9 +178,13 @@ def read_blob(store: ContentStore, cid: str, limit: int = MAX_ENCSK_BYTES) -> by
 
 @contextmanager
 def temp_file(directory: Path, suffix: str = ".part") -> Iterator[tuple[Path, BinaryIO]]:
-    """A private temp file in ``directory``, deleted on exit unless the caller renamed it."""
+    """A private temp file in ``directory``, deleted on exit unless the caller renamed it.
+
+    Its name starts with this process's pid, so :func:`clean_temp` in a later
+    run can remove what a killed one left behind without touching a live one's.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, suffix=suffix)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f"{os.getpid()}-", suffix=suffix)
     path = Path(name)
     f = os.fdopen(fd, "w+b")
     try:
@@ -187,6 +192,44 @@ def temp_file(directory: Path, suffix: str = ".part") -> Iterator[tuple[Path, Bi
     finally:
         f.close()
         path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_temp(directory: Path, suffix: str = ".part", *, unnamed_after: float = 3600.0) -> int:
+    """Remove temp files that interrupted runs left in ``directory``; returns how many.
+
+    A file named by a pid that no longer runs is removed; one without a pid
+    (the first design's names) once it is ``unnamed_after`` seconds old.
+    """
+    import time
+
+    removed = 0
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return 0
+    for path in entries:
+        if not path.name.endswith(suffix) or not path.is_file():
+            continue
+        head = path.name.split("-", 1)[0]
+        try:
+            stale = (not _alive(int(head))) if head.isdigit() else \
+                time.time() - path.stat().st_mtime > unnamed_after
+            if stale:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def write_pieces(pieces: Iterable[bytes], dst: BinaryIO, progress: Progress | None = None) -> bytes:
@@ -209,26 +252,77 @@ def matches_cid(path: Path, cid: str) -> bool:
 
 
 def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha256: bytes) -> StreamInfo:
-    """Decrypt into a temp file next to ``dest`` and rename it only if the plaintext hash matches.
+    """Decrypt into an unnamed file in ``dest``'s folder and give it ``dest``'s name only if the
+    plaintext hash matches.
 
-    Raises StreamError (failed authentication) or PlaintextMismatch; ``dest``
-    is then untouched.
+    Raises StreamError (failed authentication), PlaintextMismatch, or
+    DestinationError (the folder cannot take the file: disk full, read-only, ...);
+    ``dest`` is then untouched. The file has no name until every check passed
+    (``O_TMPFILE``), so a process killed half-way leaves no partial plaintext
+    behind; where the file system lacks ``O_TMPFILE`` a pid-named temp file is used.
     """
     dest = Path(dest)
-    with temp_file(dest.parent or Path("."), suffix=".fogfed-part") as (tmp, out), open(ciphertext, "rb") as src:
-        info = decrypt_stream(file_key, src, out, aad=STREAM_AAD)
-        if info.plaintext_sha256 != plaintext_sha256:
-            raise PlaintextMismatch(f"decrypted file has SHA-256 {info.plaintext_sha256.hex()}, the chain "
-                                    f"records {plaintext_sha256.hex()}")
-        out.flush()
-        os.fsync(out.fileno())
-        os.replace(tmp, dest)
+    folder = dest.parent if str(dest.parent) else Path(".")
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except (OSError, AttributeError):
+        fd = None
+    if fd is None:
+        with temp_file(folder, suffix=".fogfed-part") as (tmp, out), open(ciphertext, "rb") as src:
+            info = _decrypt_into(file_key, src, out, dest, plaintext_sha256)
+            _durable_rename(tmp, dest)
+        return info
+    with os.fdopen(fd, "wb") as out, open(ciphertext, "rb") as src:
+        info = _decrypt_into(file_key, src, out, dest, plaintext_sha256)
+        name = folder / f".{os.getpid()}-{os.urandom(4).hex()}.fogfed-part"
+        try:  # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd: a dir fd makes os.link call linkat
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.link(f"/proc/self/fd/{out.fileno()}", name.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise _destination_error(dest, exc) from None
+        try:
+            _durable_rename(name, dest)
+        finally:
+            name.unlink(missing_ok=True)
     return info
+
+
+def _decrypt_into(file_key: bytes, src: BinaryIO, out: BinaryIO, dest: Path, plaintext_sha256: bytes) -> StreamInfo:
+    try:
+        info = decrypt_stream(file_key, src, out, aad=STREAM_AAD)
+        out.flush()
+        step("fetch:decrypted")
+        os.fsync(out.fileno())
+    except OSError as exc:
+        raise _destination_error(dest, exc) from None
+    if info.plaintext_sha256 != plaintext_sha256:
+        raise PlaintextMismatch(f"decrypted file has SHA-256 {info.plaintext_sha256.hex()}, the chain "
+                                f"records {plaintext_sha256.hex()}")
+    return info
+
+
+def _durable_rename(tmp: Path, dest: Path) -> None:
+    try:
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise _destination_error(dest, exc) from None
+
+
+def _destination_error(dest: Path, exc: OSError) -> "DestinationError":
+    return DestinationError(f"cannot write {dest}: {exc.strerror or exc}",
+                            "free space there or choose another destination; nothing was written")
+
+
+class DestinationError(FogfedError):
+    """The plaintext cannot be written at the destination (disk full, read-only, permissions)."""
 
 
 class PlaintextMismatch(InputError):
     """The decrypted bytes do not hash to the plaintext hash on chain (Algorithm 9's check)."""
 
 
-__all__ = ["PlaintextMismatch", "StreamError", "decrypt_checked", "encrypt_and_store", "matches_cid",
+__all__ = ["DestinationError", "PlaintextMismatch", "StreamError", "clean_temp", "decrypt_checked", "encrypt_and_store", "matches_cid",
            "read_blob", "store_blob", "temp_file", "write_pieces"]

@@ -74,5 +74,9 @@ class Keyring:
         """Every key, newest epoch first (the order to try them in)."""
         return [self._keys[k] for k in sorted(self._keys, key=lambda k: (-k[1], k[0]))]
 
+    def held(self) -> list[tuple[int, int]]:
+        """The (federation id, epoch) pairs this keyring holds a key for, sorted."""
+        return sorted(self._keys)
+
     def __len__(self) -> int:
         return len(self._keys)

@@ -48,6 +48,12 @@ class MessageError(FogfedError):
     """A message could not be sent or was refused on receipt."""
 
 
+class MalformedMessage(MessageError):
+    """The bytes are not a fogfed message at all (bad input: exit code 2)."""
+
+    exit_code = 2
+
+
 class RecipientKeyChanged(MessageError):
     """The chain shows another key for the recipient than the one the sender pinned."""
 
@@ -104,10 +110,10 @@ def send_to_federation(node: FogNode, federation_id: int, body: bytes, *, now: f
 def receive(node: FogNode, blob: bytes, *, now: float | None = None) -> Message:
     """Verify and open a message for ``node``; MessageError (or a subclass) says why it is refused."""
     if not isinstance(blob, (bytes, bytearray)) or not _HEAD + 24 < len(blob) <= MAX_BLOB:
-        raise MessageError("not a fogfed message (wrong size)")
+        raise MalformedMessage("not a fogfed message (wrong size)")
     blob = bytes(blob)
     if blob[:5] != MAGIC or blob[5] != VERSION or blob[6] not in (TO_NODE, TO_FEDERATION):
-        raise MessageError("not a fogfed message of a supported version")
+        raise MalformedMessage("not a fogfed message of a supported version")
     kind, sender = blob[6], to_checksum_address(blob[7:27])
     chain_id, contract = int.from_bytes(blob[27:35], "big"), to_checksum_address(blob[35:55])
     nonce, ts = blob[55:71], int.from_bytes(blob[71:79], "big")
@@ -151,7 +157,7 @@ def _open_for_federation(node: FogNode, blob: bytes, sender: str) -> tuple[bytes
         except (abe.PolicyNotSatisfied, abe.DecryptionError):
             continue
         except InputError as exc:
-            raise MessageError(f"federation message is malformed: {exc.message}") from None
+            raise MalformedMessage(f"federation message is malformed: {exc.message}") from None
     raise MessageError(f"none of this node's keys opens the message for federation {fid}",
                        "it is for the federation's current members only")
 

@@ -7,15 +7,22 @@ the paper's per-federation key pair that lets a policy span federations).
 Membership change is revocation inside the policy (fogfed.tas.revocation,
 docs/architecture.md): every member holds one key with the path of its leaf
 of its federation's member tree; a removal is one transaction that revokes
-the leaf (no key is delivered to anyone); a join delivers exactly one key.
-``<home>/state.json`` (not secret) remembers the deployment, the members the
-TAS enrolled and the mobility contract it uses for moves (if any).
+the leaf (no key is delivered to anyone); a join delivers exactly one key; a
+refresh is one transaction committing to a bundle of every member's new key.
+
+The chain is the source of truth (fogfed.tas.state): federations, members,
+their X25519 keys and the keys delivered are read from the contract's views
+and events; ``<home>/state.json`` holds only authenticated settings, and
+``<home>/tas.sqlite`` spent nonces, a cache of the chain and the journal of
+operations in flight (fogfed.tas.journal). Every operation that sends
+transactions holds ``<home>/tas.lock`` and checks the chain before each
+step, so running it again, or :meth:`TrustedAuthority.sync`, finishes what
+a kill or an unreachable chain interrupted, without doing anything twice.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,20 +34,22 @@ from fogfed import abe
 from fogfed.chain import Chain, FogFed, deploy
 from fogfed.chain.mobility import FogFedMobility
 from fogfed.errors import FogfedError, InputError
-from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore, write_private_file
+from fogfed._faults import step
+from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore
 from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.protocol.refresh import Bundle
+from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.revocation import MemberTrees, missing_keys
+from fogfed.tas.state import (MAC_SECRET, STATE, ChainCache, LocalDb, TasLock, TasStateError, conversion_key,
+                              load_settings, save_settings)
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
 
 KIND = "tas"
 KEYSTORE = "tas.json"
-STATE = "state.json"
-MAX_NONCES = 100_000
 
 
 class TasError(FogfedError):
@@ -51,10 +60,15 @@ class TrustedAuthority:
     """The trusted authority server's state and operations (explicit home directory)."""
 
     def __init__(self, home: Path, fed: FogFed, account: LocalAccount, pk: abe.PublicKey, msk: abe.MasterKey,
-                 state: dict[str, Any]) -> None:
+                 settings: dict[str, Any], mac_key: bytes) -> None:
         self.home, self.fed, self.account = Path(home), fed, account
-        self.public_key, self._msk, self._state = pk, msk, state
+        self.public_key, self._msk, self._settings = pk, msk, settings
+        self._mac_key = mac_key
         self._mobility: FogFedMobility | None = None
+        self._db = LocalDb(self.home)
+        self.journal = Journal(self._db)
+        self.cache = ChainCache(self._db, fed, pk.to_bytes(), settings.get("deploy_block"))
+        self._lock = TasLock(self.home)
         self.trees = MemberTrees(fed)
         self.store = None  # a ContentStore: keys are then delivered by reference (use_store)
 
@@ -83,19 +97,20 @@ class TrustedAuthority:
             if not contract.is_operator(acct.address):
                 raise TasError(f"{acct.address} is not a TAS operator of contract {contract.address}",
                                "ask the contract admin to grant it the operator role")
-        state = {"format": "fogfed-tas-state", "version": 1, "contract": contract.address,
-                 "deploy_block": contract.deploy_block, "chain_id": chain.chain_id, "address": acct.address,
-                 "federations": {}, "members": {}, "delivered": {}, "nonces": []}
+        settings = {"contract": contract.address, "deploy_block": contract.deploy_block,
+                    "chain_id": chain.chain_id, "address": acct.address, "mobility": None}
         home.mkdir(parents=True, exist_ok=True)
+        key = os.urandom(32)
         save_keystore(home / KEYSTORE, {"abe_public_key": pk.to_bytes(), "abe_master_key": msk.to_bytes(),
-                                        "eth_private_key": bytes(acct.key)}, passphrase, kind=KIND, kdf=kdf)
-        tas = cls(home, contract, acct, pk, msk, state)
+                                        "eth_private_key": bytes(acct.key), MAC_SECRET: key},
+                      passphrase, kind=KIND, kdf=kdf)
+        tas = cls(home, contract, acct, pk, msk, settings, key)
         tas._save()
         return tas
 
     @classmethod
     def open(cls, home: Path, chain: Chain, passphrase: str) -> "TrustedAuthority":
-        """Open an initialised TAS; WrongPassphrase for a wrong passphrase."""
+        """Open an initialised TAS; WrongPassphrase for a wrong passphrase, TasStateError for a damaged file."""
         home = Path(home)
         if not (home / KEYSTORE).exists():
             raise TasError(f"no TAS in {home}", "run `fogfed tas init` first")
@@ -106,15 +121,42 @@ class TrustedAuthority:
             acct = Account.from_key(secrets["eth_private_key"])
         except (KeyError, InputError, ValueError):
             raise MalformedKeystore(f"keystore {home / KEYSTORE} does not hold a TAS's keys") from None
-        state = _load_state(home / STATE)
-        if chain.chain_id != state["chain_id"]:
-            raise TasError(f"this TAS belongs to chain {state['chain_id']}, the RPC is chain {chain.chain_id}",
+        key = secrets.get(MAC_SECRET)
+        if key is not None and len(key) != 32:
+            raise MalformedKeystore(f"keystore {home / KEYSTORE} holds a bad {MAC_SECRET}")
+        converting = key is None  # a home of the first design (or its conversion cut short)
+        if converting:
+            key = conversion_key(bytes(acct.key))
+        settings, old_nonces = load_settings(home, key, allow_v1=converting)
+        if settings["address"] != acct.address:
+            raise TasStateError(f"TAS state {home / STATE} names account {settings['address']}, the keystore "
+                                f"holds {acct.address}", "restore the state file that belongs to this keystore")
+        try:
+            check_address(settings["contract"], "contract address")
+        except InputError:
+            raise TasStateError(f"TAS state {home / STATE} is damaged: bad contract address",
+                                "restore it from a backup") from None
+        if chain.chain_id != settings["chain_id"]:
+            raise TasError(f"this TAS belongs to chain {settings['chain_id']}, the RPC is chain {chain.chain_id}",
                            "connect to the chain the TAS was initialised on")
-        contract = FogFed.at(chain, state["contract"], deploy_block=state.get("deploy_block"))
-        return cls(home, contract, acct, pk, msk, state)
+        contract = FogFed.at(chain, settings["contract"], deploy_block=settings.get("deploy_block"))
+        tas = cls(home, contract, acct, pk, msk, settings, key)
+        if converting:
+            if not contract.is_operator(acct.address):
+                raise TasStateError(f"TAS state {home / STATE}: {acct.address} is not an operator of "
+                                    f"{contract.address}", "restore the state file that belongs to this keystore")
+            with tas._db.transaction() as c:
+                c.executemany("INSERT OR IGNORE INTO nonces VALUES (?, 0)", [(n,) for n in old_nonces or []])
+            tas._save()  # authenticated first, then the key into the keystore: each step repeatable
+            save_keystore(home / KEYSTORE, {**secrets, MAC_SECRET: key}, passphrase, kind=KIND, overwrite=True)
+        return tas
 
     def _save(self) -> None:
-        write_private_file(self.home / STATE, json.dumps(self._state, indent=1, sort_keys=True).encode())
+        save_settings(self.home, self._mac_key, self._settings)
+
+    def close(self) -> None:
+        """Close the local database."""
+        self._db.close()
 
     def use_store(self, store) -> None:
         """Deliver keys through ``store``: the sealed box goes there, a 36-byte reference on chain."""
@@ -123,7 +165,7 @@ class TrustedAuthority:
     @property
     def mobility(self) -> FogFedMobility | None:
         """The mobility contract whose backward-secrecy settings apply to every join, or None."""
-        address = self._state.get("mobility")
+        address = self._settings.get("mobility")
         if address and (self._mobility is None or self._mobility.address != address):
             self._mobility = FogFedMobility.at(self.fed.chain, address, self.fed)
         return self._mobility if address else None
@@ -133,8 +175,8 @@ class TrustedAuthority:
         if not isinstance(mobility, FogFedMobility):
             mobility = FogFedMobility.at(self.fed.chain, check_address(mobility, "mobility contract"), self.fed)
         self.check_mobility(mobility)
-        if not self._state.get("mobility"):
-            self._state["mobility"] = mobility.address
+        if not self._settings.get("mobility"):
+            self._settings["mobility"] = mobility.address
             self._save()
         self._mobility = mobility
         return mobility
@@ -147,7 +189,7 @@ class TrustedAuthority:
         if mobility.fed.address != self.contract_address:
             raise TasError(f"mobility contract {mobility.address} serves FogFed {mobility.fed.address}, "
                            f"not this TAS's {self.contract_address}")
-        current = self._state.get("mobility")
+        current = self._settings.get("mobility")
         if current and current != mobility.address:
             raise TasError(f"this TAS already uses the mobility contract {current}, not {mobility.address}",
                            "give that address (or leave --mobility out)")
@@ -177,44 +219,52 @@ class TrustedAuthority:
         loc, svc = normalise_location(location), normalise_service(service)
         if type(parent) is not int or parent < 0:
             raise InputError(f"parent federation must be an id >= 0, got {parent!r}")
-        tx = self.fed.create_federation(self.account, loc, svc, self.public_key.to_bytes(), parent)
-        fid = tx.value
-        self._state["federations"][str(fid)] = {"location": loc, "service": svc, "parent": parent}
-        self._state["delivered"][str(fid)] = 0
-        self._save()
-        return FederationInfo(fid, loc, svc, parent, 0, (), tx.tx_hash, tx.gas_used)
+        with self._lock.held():
+            tx = self.fed.create_federation(self.account, loc, svc, self.public_key.to_bytes(), parent)
+        return FederationInfo(tx.value, loc, svc, parent, 0, (), tx.tx_hash, tx.gas_used)
 
     def federations(self) -> list[FederationInfo]:
-        """Every federation this TAS created, with its epoch and active members read from chain."""
+        """Every federation of this TAS (created under its system key), with epoch and active members, from chain."""
+        self.cache.refresh()
         out = []
-        for fid_s, fed in sorted(self._state["federations"].items(), key=lambda kv: int(kv[0])):
-            fid = int(fid_s)
+        members = self._active_by_federation()
+        for fid, fed in self.cache.federations().items():
             record = self.fed.federation(fid)
             out.append(FederationInfo(fid, fed["location"], fed["service"], record.parent, record.epoch,
-                                      tuple(self.active_members(fid))))
+                                      tuple(members.get(fid, ()))))
         return out
 
     def created_federation(self, federation_id: int) -> dict[str, Any] | None:
-        """Location, service and parent of a federation this TAS created (a copy), or None."""
-        fed = self._state["federations"].get(str(federation_id))
-        return dict(fed) if fed is not None else None
+        """Location, service and parent of a federation of this TAS (a copy), or None."""
+        feds = self.cache.federations()
+        if federation_id not in feds:
+            self.cache.refresh()
+            feds = self.cache.federations()
+        return feds.get(federation_id)
 
     def enrolled_member(self, node_address: str) -> dict[str, Any] | None:
-        """This TAS's record of a node it enrolled (federation_id, enc_public_key hex, location, service), or None."""
-        rec = self._state["members"].get(node_address)
-        return dict(rec) if rec is not None else None
+        """A member of one of this TAS's federations, from chain: federation_id, enc_public_key (hex),
+        location, service, active; None for a node never enrolled in one."""
+        member = self.fed.member(node_address)
+        fed = self.created_federation(member.federation_id) if member.federation_id else None
+        if fed is None:
+            return None
+        return {"federation_id": member.federation_id, "enc_public_key": member.encryption_key.hex(),
+                "location": fed["location"], "service": fed["service"], "active": member.active}
+
+    def _active_by_federation(self) -> dict[int, list[str]]:
+        ours = self.cache.federations()
+        out: dict[int, list[str]] = {}
+        for addr in self.cache.nodes():
+            member = self.fed.member(addr)
+            if member.active and member.federation_id in ours:
+                out.setdefault(member.federation_id, []).append(addr)
+        return out
 
     def active_members(self, federation_id: int) -> list[str]:
-        """Members this TAS enrolled that the chain shows active in the federation now."""
-        # The TAS is the only account that can enrol or move members, so its own record
-        # lists every candidate; the chain says which are still active there.
-        out = []
-        for addr, rec in sorted(self._state["members"].items()):
-            if rec["federation_id"] == federation_id:
-                member = self.fed.member(addr)
-                if member.active and member.federation_id == federation_id:
-                    out.append(addr)
-        return out
+        """The federation's active members, from chain (every node ever added, checked with the member view)."""
+        self.cache.refresh()
+        return self._active_by_federation().get(federation_id, [])
 
     # -- enrollment -------------------------------------------------------------------------
 
@@ -232,61 +282,117 @@ class TrustedAuthority:
         uploaded before it joined are outside its reach (backward secrecy:
         their covers hold only the leaves assigned then), and nobody else is
         re-keyed.
+
+        Idempotent: the same request again finishes an enrollment that was
+        interrupted at any step (journal entry keyed by its nonce, every step
+        checked on chain first) and does nothing for one that completed.
         """
         if not isinstance(request, EnrollmentRequest):
             raise InputError("enroll needs an EnrollmentRequest", "parse it with EnrollmentRequest.from_json")
         request.verify(chain_id=self.chain_id, contract=self.contract_address)
-        if self.nonce_used(request.nonce):
-            raise EnrollmentRejected("this enrollment request was already used (replay)",
-                                     "ask the node for a fresh request")
-        # Every check before any state change: an enrolled node's request must not create a
-        # federation, bump an epoch or re-key anyone before addMember would revert.
-        current = self.fed.member(request.address)
-        if current.active:
-            raise EnrollmentRejected(f"{request.address} is already an active member of federation "
-                                     f"{current.federation_id}; nothing was changed",
-                                     "remove it first (fogfed tas remove) or move it")
-        verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
-        if not verdict.ok:
-            raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
-                                     "approve it explicitly or add the node to the allowlist")
-        gas: dict[str, int] = {}
-        fid = self.fed.federation_by_attributes(request.location, request.service)
-        created = fid == 0
-        if created:
-            info = self.create_federation(request.location, request.service)
-            fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
-        self.trees.check_room(fid)
-        gas["addMember"] = self.fed.add_member(self.account, fid, request.address, request.enc_public_key).gas_used
-        self._state["members"][request.address] = {
-            "federation_id": fid, "enc_public_key": request.enc_public_key.hex(),
-            "location": request.location, "service": request.service}
-        self._spend_nonce(request.nonce)
-        if fund_wei:
-            gas["fund"] = int(self.fed.chain.fund(request.address, fund_wei, self.account)["gasUsed"])
+        key = request.nonce.hex()
+        with self._lock.held():
+            entry = self.journal.get(key)
+            if entry is None:
+                if self.nonce_used(request.nonce):
+                    raise EnrollmentRejected("this enrollment request was already used (replay)",
+                                             "ask the node for a fresh request")
+                # Every check before any state change: an enrolled node's request must not create a
+                # federation, bump an epoch or re-key anyone before addMember would revert.
+                member = self.fed.member(request.address)
+                if member.active:
+                    raise EnrollmentRejected(f"{request.address} is already an active member of federation "
+                                             f"{member.federation_id}; nothing was changed",
+                                             "remove it first (fogfed tas remove) or move it; a lost key is "
+                                             "delivered again with `fogfed tas reissue`")
+                verdict = (verifier or OperatorApproval(approved=approve)).verify(request)
+                if not verdict.ok:
+                    raise EnrollmentRejected(f"enrollment of {request.address} refused: {verdict.reason}",
+                                             "approve it explicitly or add the node to the allowlist")
+                entry = self.journal.begin(key, "enroll", {
+                    "address": request.address, "location": request.location, "service": request.service,
+                    "enc_public_key": request.enc_public_key.hex(), "fund_wei": int(fund_wei),
+                    "verdict": verdict.reason})
+            elif entry.kind != "enroll" or entry.data["address"] != request.address:
+                raise EnrollmentRejected("this enrollment request was already used (replay)",
+                                         "ask the node for a fresh request")
+            elif entry.done:
+                done = self._completed(entry)
+                if done is None:
+                    raise EnrollmentRejected("this enrollment request was already used (replay)",
+                                             "ask the node for a fresh request")
+                return done
+            step("enroll:journal")
+            return self._finish_enroll(entry)
+
+    def _completed(self, entry: Entry) -> EnrollmentResult | None:
+        """The result of a finished enrollment if the node is still the member it made, else None."""
+        d = entry.data
+        member = self.fed.member(d["address"])
+        fid = d.get("federation_id")
+        if not (member.active and member.federation_id == fid and member.encryption_key.hex() == d["enc_public_key"]):
+            return None
         epoch = self.fed.federation(fid).epoch
-        gas["deliverKey"] = self.deliver_keys(fid, epoch, [request.address])
-        leaf = self.trees.leaf(fid, request.address)
-        return EnrollmentResult(request.address, fid, created, epoch,
-                                tuple(node_attributes(request.location, request.service, fid, leaf,
+        leaf = self.trees.leaf(fid, d["address"])
+        return EnrollmentResult(d["address"], fid, bool(d.get("created")), epoch,
+                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
                                                       self.trees.get(fid).generation)),
-                                verdict.reason, gas, None, None, leaf)
+                                f"already enrolled ({d['verdict']})", {}, None, None, leaf)
+
+    def _finish_enroll(self, entry: Entry) -> EnrollmentResult:
+        """Run the enrollment's remaining steps, each checked on chain first; mark the entry done."""
+        d = entry.data
+        node, enc = d["address"], bytes.fromhex(d["enc_public_key"])
+        gas: dict[str, int] = {}
+        fid = self.fed.federation_by_attributes(d["location"], d["service"])
+        if fid == 0:
+            info = self.create_federation(d["location"], d["service"])
+            fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
+            self.journal.update(entry, created=True)
+        step("enroll:federation")
+        member = self.fed.member(node)
+        if not (member.active and member.federation_id == fid and member.encryption_key == enc):
+            if member.active:
+                raise TasError(f"{node} became a member of federation {member.federation_id} meanwhile",
+                               "check it with `fogfed tas status`")
+            self.trees.check_room(fid)
+        gas["addMember"] = self.fed.add_member(self.account, fid, node, enc).gas_used
+        step("enroll:addMember")
+        if d["fund_wei"] and not d.get("funded"):
+            # A transfer leaves no event: the balance before it, recorded first, tells a retry whether it happened.
+            if "balance_before" not in d:
+                self.journal.update(entry, balance_before=self.fed.chain.balance(node))
+                step("enroll:fund-recorded")
+            if self.fed.chain.balance(node) <= d["balance_before"]:
+                gas["fund"] = int(self.fed.chain.fund(node, d["fund_wei"], self.account)["gasUsed"])
+                step("enroll:fund-sent")
+            self.journal.update(entry, funded=True)
+        step("enroll:fund")
+        epoch = self.fed.federation(fid).epoch
+        if node in missing_keys(self.fed, self.trees.get(fid)):  # not delivered since this join
+            gas["deliverKey"] = self.deliver_keys(fid, epoch, [node])
+        step("enroll:deliverKey")
+        self.journal.update(entry, done=True, federation_id=fid)
+        leaf = self.trees.leaf(fid, node)
+        return EnrollmentResult(node, fid, bool(d.get("created")), epoch,
+                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
+                                                      self.trees.get(fid).generation)),
+                                d["verdict"], gas, None, None, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
         """Whether a signed request (enrollment or move) with this nonce was already accepted."""
-        return nonce.hex() in self._state["nonces"]
+        return bool(self._db.query("SELECT 1 FROM nonces WHERE nonce = ?", (nonce.hex(),)))
 
     def _spend_nonce(self, nonce: bytes) -> None:
-        self._state["nonces"] = (self._state["nonces"] + [nonce.hex()])[-MAX_NONCES:]
-        self._save()
+        import time
+
+        with self._db.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce.hex(), time.time()))
 
     def record_move(self, node_address: str, federation_id: int, nonce: bytes) -> None:
-        """Note that a node this TAS enrolled now belongs to ``federation_id`` (moved there); spend the nonce."""
-        fed = self._state["federations"].get(str(federation_id))
-        if node_address not in self._state["members"] or fed is None:
+        """Spend a move request's nonce (the node's new federation is read from chain from now on)."""
+        if self.created_federation(federation_id) is None or self.enrolled_member(node_address) is None:
             raise TasError(f"{node_address} or federation {federation_id} is not known to this TAS")
-        self._state["members"][node_address].update(federation_id=federation_id, location=fed["location"],
-                                                    service=fed["service"])
         self._spend_nonce(nonce)
 
     def issue_key(self, attributes: list[str]) -> abe.SecretKey:
@@ -296,26 +402,31 @@ class TrustedAuthority:
     def deliver_keys(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
         """Paper Algorithm 3 (FNSK): keygen for each node's leaf, sealed to it, posted on chain; gas used.
 
-        ``epoch`` is the federation's current epoch (the box is bound to it);
-        the key itself stays valid across epochs: removals revoke other leaves, not it.
+        The key is sealed to the X25519 key the contract records for the node, never a local copy.
+        ``epoch`` is the federation's current epoch (the box is bound to it); the key itself stays
+        valid across epochs: removals revoke other leaves, not it.
         """
+        fed = self.created_federation(federation_id)
+        if fed is None:
+            raise TasError(f"federation {federation_id} is not one of this TAS's")
         gas = 0
         for node in nodes:
-            rec = self._state["members"].get(node)
-            if rec is None:
-                raise TasError(f"{node} was not enrolled by this TAS; it gets no keys")
-            leaf = self.trees.leaf(federation_id, node)
-            sk = self.issue_key(node_attributes(rec["location"], rec["service"], federation_id, leaf,
+            member = self.fed.member(node)
+            if not (member.active and member.federation_id == federation_id):
+                raise TasError(f"{node} is not an active member of federation {federation_id}; it gets no keys")
+            leaf = self.trees.leaf(federation_id, member.address)
+            sk = self.issue_key(node_attributes(fed["location"], fed["service"], federation_id, leaf,
                                                 self.trees.get(federation_id).generation))
-            sealed = seal_node_key(self.account, bytes.fromhex(rec["enc_public_key"]), sk,
+            sealed = seal_node_key(self.account, member.encryption_key, sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
-                                   node=node, federation_id=federation_id, epoch=epoch)
+                                   node=member.address, federation_id=federation_id, epoch=epoch)
             if self.store is not None:
                 sealed = key_reference(file_id_of_cid(self.store.add(io.BytesIO(sealed))))
-            gas += self.fed.deliver_key(self.account, node, federation_id, epoch, sealed).gas_used
+            gas += self.fed.deliver_key(self.account, member.address, federation_id, epoch, sealed).gas_used
+            step("deliverKey")
         return gas
 
-    # -- removal ----------------------------------------------------------------------------
+    # -- removal and refresh ----------------------------------------------------------------
 
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
         """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation: one transaction, no key delivery.
@@ -325,11 +436,13 @@ class TrustedAuthority:
         leaves that leaf out, so the removed node's keys match no later file.
         """
         node = check_address(node_address, "node address")
-        member = self.fed.member(node)
-        if not member.active:
-            raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
-        fid = member.federation_id
-        tx = self.fed.remove_member(self.account, node)
+        with self._lock.held():
+            member = self.fed.member(node)
+            if not member.active:
+                raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
+            fid = member.federation_id
+            tx = self.fed.remove_member(self.account, node)
+            step("remove:removeMember")
         return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
 
     def refresh(self, federation_id: int, progress=None) -> RefreshResult:
@@ -346,19 +459,18 @@ class TrustedAuthority:
         if self.store is None:
             raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
         fid = federation_id
-        tree = self.trees.get(fid)
-        epoch = self.fed.federation(fid).epoch
-        order = sorted(tree.leaves, key=tree.leaves.get)
-        missing = [n for n in order if n not in self._state["members"]]
-        if missing:
-            raise TasError(f"{len(missing)} member(s) of federation {fid} were not enrolled by this TAS "
-                           f"(e.g. {missing[0]}); it cannot issue their keys")
-        members = [(n, self._state["members"][n]["location"], self._state["members"][n]["service"],
-                    bytes.fromhex(self._state["members"][n]["enc_public_key"])) for n in order]
-        bundle = self.build_bundle(fid, epoch + 1, tree.generation + 1, members, progress)
-        data = bundle.to_bytes()
-        digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
-        tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
+        fed = self.created_federation(fid)
+        if fed is None:
+            raise TasError(f"federation {fid} is not one of this TAS's")
+        with self._lock.held():
+            tree = self.trees.get(fid)
+            epoch = self.fed.federation(fid).epoch
+            order = sorted(tree.leaves, key=tree.leaves.get)
+            members = [(n, fed["location"], fed["service"], self.fed.member(n).encryption_key) for n in order]
+            bundle = self.build_bundle(fid, epoch + 1, tree.generation + 1, members, progress)
+            data = bundle.to_bytes()
+            digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
+            tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
         return RefreshResult(fid, tree.generation + 1, tx.value, len(members), len(data), digest, tx.gas_used)
 
     def build_bundle(self, federation_id: int, epoch: int, generation: int,
@@ -375,40 +487,51 @@ class TrustedAuthority:
         return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
-        """Finish interrupted joins: deliver the key to every active member this TAS enrolled that has none.
-
-        Removals (by the TAS or automatic after false claims) need nothing: the
-        chain's event log revokes the leaf by itself.
-        """
+        """Finish what the chain shows undone: enrollments interrupted (journal), then the key of every
+        active member whose latest join has no delivery after it. Removals (by the TAS or automatic
+        after false claims) need nothing: the chain's event log revokes the leaf by itself."""
         out = []
-        for fid_s in sorted(self._state["federations"], key=int):
-            fid = int(fid_s)
-            nodes = [n for n in missing_keys(self.fed, self.trees.get(fid)) if n in self._state["members"]]
-            if nodes:
-                epoch = self.fed.federation(fid).epoch
-                out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
+        with self._lock.held():
+            for entry in self.journal.unfinished("enroll"):
+                self._finish_enroll(entry)
+            self.cache.refresh()
+            for fid in self.cache.federations():
+                nodes = missing_keys(self.fed, self.trees.get(fid))
+                if nodes:
+                    epoch = self.fed.federation(fid).epoch
+                    out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
         return out
 
     def reissue(self, node_address: str) -> int:
         """Deliver the current key to one active member again (e.g. it lost its keyring); gas used."""
         node = check_address(node_address, "node address")
-        if node not in self._state["members"]:
-            raise TasError(f"{node} was not enrolled by this TAS")
-        member = self.fed.member(node)
-        if not member.active:
+        rec = self.enrolled_member(node)
+        if rec is None:
+            raise TasError(f"{node} was not enrolled in a federation of this TAS")
+        if not rec["active"]:
             raise TasError(f"{node} is not an active member; removed nodes get no keys")
-        return self.deliver_keys(member.federation_id, self.fed.federation(member.federation_id).epoch, [node])
+        fid = rec["federation_id"]
+        with self._lock.held():
+            return self.deliver_keys(fid, self.fed.federation(fid).epoch, [node])
+
+    def pending(self) -> list[int]:
+        """Federations with an active member whose latest join has no key delivery after it."""
+        self.cache.refresh()
+        return [fid for fid in self.cache.federations() if missing_keys(self.fed, self.trees.get(fid))]
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs, members and member trees (leaves assigned, revoked)."""
+        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""
         feds = self.federations()
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
-            "mobility": self._state.get("mobility"),
+            "mobility": self._settings.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
                              "parent": f.parent, "epoch": f.epoch, "members": list(f.members),
                              **self.trees.summary(f.federation_id)} for f in feds],
+            "pending_keys": self.pending(),
+            "unfinished": [{"request": e.key, "kind": e.kind, "node": e.data.get("address")}
+                           for e in self.journal.unfinished()],
         }
 
 
@@ -421,16 +544,3 @@ def _account(account: LocalAccount | str | bytes | None) -> LocalAccount:
         return Account.from_key(account)
     except (ValueError, TypeError):
         raise InputError("TAS account must be a private key (32 bytes / 0x hex) or a LocalAccount") from None
-
-
-def _load_state(path: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TasError(f"TAS state {path} is missing", "restore it from a backup") from None
-    except (OSError, ValueError):
-        raise TasError(f"TAS state {path} is unreadable or not JSON", "restore it from a backup") from None
-    need = {"format", "version", "contract", "chain_id", "federations", "members", "delivered", "nonces"}
-    if not isinstance(state, dict) or state.get("format") != "fogfed-tas-state" or not need <= set(state):
-        raise TasError(f"TAS state {path} is not a fogfed TAS state file", "restore it from a backup")
-    return state

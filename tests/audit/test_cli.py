@@ -30,7 +30,7 @@ def test_replay_verify_report(anvil_url: str, w3: Web3, tmp_path: Path, capsys: 
     assert main(["audit", "verify", *args]) == 0
     assert "rebuilt state equals the contract's views" in capsys.readouterr().out
     out_json, out_html, out_csv = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "csv"
-    assert main(["audit", "report", "--db", db, "--json", str(out_json), "--html", str(out_html),
+    assert main(["audit", "report", "--db", db, "--json-file", str(out_json), "--html", str(out_html),
                  "--csv", str(out_csv)]) == 0
     printed = capsys.readouterr().out
     assert "[probing]" in printed and prober in printed

@@ -72,10 +72,49 @@ def test_html_is_self_contained_and_escapes_chain_strings(clean: Replayed, repor
     with audit.Checkpoint.open(clean.db) as cp:
         audit.write_html(report, cp, path)
     page = path.read_text()
-    assert XSS not in page and "<script" not in page.lower()
+    assert XSS not in page and page.lower().count("<script") == 1  # only the sorting/filtering script
+    from fogfed.audit.report import _SCRIPT, _script_hash
+
+    assert f"<script>{_SCRIPT}</script>" in page and f"script-src '{_script_hash()}'" in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     for external in ("src=", "href=", "<link", "@import", "url("):
         assert external not in page.lower()
     assert "Left and joined another federation" in page and "Timeline" in page
     for tx in (r["tx"] for r in report["state"]["removals"]):
         assert tx in page
+
+
+def test_html_shows_labels_escaped_next_to_addresses(clean: Replayed, tmp_path: Path) -> None:
+    node = clean.script.accounts[1]
+    path = tmp_path / "labelled.html"
+    with audit.Checkpoint.open(clean.db) as cp:
+        report = audit.build_report(cp, labels={node: "gw <b>one</b>"})
+        audit.write_html(report, cp, path)
+    page = path.read_text()
+    assert f'{node[:6]}\u2026{node[-4:]}</span> <span class="label">gw &lt;b&gt;one&lt;/b&gt;</span>' in page
+    assert report["labels"] == {node.lower(): "gw <b>one</b>"}
+
+
+def test_the_zero_holder_is_shown_as_storage() -> None:
+    from fogfed.audit.report import _cell
+
+    assert ">storage<" in _cell("0x" + "0" * 40)
+    assert _cell("0x" + "ab" * 32).count("\u2026") == 1 and _cell("plain") == "plain"
+
+
+def test_membership_series_ends_at_the_current_members(report: dict) -> None:
+    """The chart's data: every join, removal and move, ending where each federation is now."""
+    for view in report["federations"]:
+        points = report["membership_series"].get(str(view["id"]), [])
+        assert (points[-1][1] if points else 0) == len(view["members"]), view["id"]
+        assert all(count >= 0 for _, count in points)
+
+
+def test_html_has_the_charts(clean: Replayed, report: dict, tmp_path: Path) -> None:
+    path = tmp_path / "charts.html"
+    with audit.Checkpoint.open(clean.db) as cp:
+        audit.write_html(report, cp, path)
+    page = path.read_text()
+    assert page.count("<polyline") == len(report["federations"]) and "Members per federation over time" in page
+    assert page.count('stroke-dasharray="3 3"') == report["summary"]["removals"]  # one marker per removal
+    assert f"Accesses: {report['summary']['accesses']['granted']} granted" in page

@@ -55,3 +55,13 @@ def test_wrapper_refuses_imports_outside_the_base_path(tmp_path):
                          input=json.dumps(source), capture_output=True, text=True, check=True).stdout
     assert any("not found" in e["message"].lower() or "not found" in e.get("formattedMessage", "").lower()
                for e in json.loads(out)["errors"])
+
+
+def test_compile_errors_come_back_as_a_fogfed_error():
+    """py-solc-x drives the wrapper; its SolcError becomes the compiler's own message."""
+    import pytest
+
+    from fogfed.errors import FogfedError
+
+    with pytest.raises(FogfedError, match="Undeclared identifier"):
+        compile_sources({"X.sol": "contract X { function f() public { y = 1; } }"}, name="X")

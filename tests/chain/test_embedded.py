@@ -12,7 +12,8 @@ import pytest
 from eth_account import Account
 
 from fogfed.chain.artifacts import load_artifact
-from fogfed.chain.embedded import STATE_FILE, ChainStateError, EmbeddedChain, open_chain, parse_embedded
+from fogfed.chain.embedded import (LEGACY_FILE, LOCK_TIMEOUT_ENV, STATE_FILE, ChainBusy, ChainStateError, EmbeddedChain,
+                                   open_chain, parse_embedded)
 
 ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -143,27 +144,82 @@ def test_failed_body_leaves_saved_state_alone(tmp_path: Path) -> None:
     assert EmbeddedChain(tmp_path / "c").web3().eth.block_number == 0
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip-body", "flip-digest", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "flip-header", "garbage", "empty", "first-design"])
 def test_damaged_state_is_a_clear_error(tmp_path: Path, damage: str) -> None:
     chain = EmbeddedChain(tmp_path / "c")
     w3 = chain.web3()
-    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": w3.eth.accounts[1], "value": 1})
+    for _ in range(5):
+        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": w3.eth.accounts[1], "value": 1})
+    chain.close()  # the last connection checkpoints the WAL into the database file
     path = tmp_path / "c" / STATE_FILE
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
-    elif damage == "flip-body":
-        data[len(data) // 2] ^= 1
-    elif damage == "flip-digest":
-        data[-1] ^= 0x80
+    elif damage == "flip-header":
+        data[3] ^= 1
     elif damage == "garbage":
         data = bytearray(b"not a chain" * 10)
+    elif damage == "first-design":  # a damaged whole-state file is refused, not converted into a new chain
+        path.unlink()
+        path = tmp_path / "c" / LEGACY_FILE
+        data = bytearray(b"FOGFED-CHAIN-1\n" + b"x" * 80)
     else:
         data = bytearray()
     path.write_bytes(bytes(data))
     with pytest.raises(ChainStateError) as info:
-        EmbeddedChain(tmp_path / "c")
-    assert "damaged" in info.value.message and info.value.hint
+        EmbeddedChain(tmp_path / "c").web3().eth.get_balance(w3.eth.accounts[1])
+    assert "damaged" in info.value.message and str(path) in info.value.message and info.value.hint
+
+
+def test_first_design_directory_is_converted(tmp_path: Path) -> None:
+    """A chain saved by the whole-file design opens with its history, then lives in SQLite."""
+    chain = EmbeddedChain(tmp_path / "c")
+    w3 = chain.web3()
+    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": w3.eth.accounts[1], "value": 7})
+    balance, block = w3.eth.get_balance(w3.eth.accounts[1]), w3.eth.block_number
+    kv = {bytes(r[0]): bytes(r[1]) for r in chain._store._conn.execute("SELECT k, v FROM kv")}
+    chain.close()
+    (tmp_path / "c" / STATE_FILE).unlink()
+    (tmp_path / "c" / LEGACY_FILE).write_bytes(_legacy_encode(kv))
+    again = EmbeddedChain(tmp_path / "c").web3()
+    assert again.eth.block_number == block and again.eth.get_balance(again.eth.accounts[1]) == balance
+    assert not (tmp_path / "c" / LEGACY_FILE).exists() and (tmp_path / "c" / STATE_FILE).exists()
+
+
+def _legacy_encode(kv: dict[bytes, bytes]) -> bytes:
+    import hashlib
+    import os
+    import struct
+    parts = [b"FOGFED-CHAIN-1\n", os.urandom(16), struct.pack(">Q", len(kv))]
+    for k, v in kv.items():
+        parts += [struct.pack(">II", len(k), len(v)), k, v]
+    body = b"".join(parts)
+    return body + hashlib.sha256(body).digest()
+
+
+HOLDER = """
+    import time
+    with chain.locked():
+        print(json.dumps({"holding": True}), flush=True)
+        time.sleep(60)
+"""
+
+
+def test_lock_held_too_long_names_the_holder(tmp_path: Path) -> None:
+    state = tmp_path / "chain"
+    open_chain(state)
+    holder = spawn(state, HOLDER)
+    try:
+        assert json.loads(holder.stdout.readline()) == {"holding": True}
+        with pytest.raises(ChainBusy) as info:
+            EmbeddedChain(state, lock_timeout=0.5)
+        assert f"process {holder.pid}" in info.value.message and "-c" in info.value.message
+        assert "busy" in info.value.message and LOCK_TIMEOUT_ENV in info.value.hint
+    finally:
+        holder.kill()
+        holder.wait()
+    # a killed holder releases the lock at once (flock dies with the process)
+    assert EmbeddedChain(state, lock_timeout=5).web3().eth.block_number == 0
 
 
 def test_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:

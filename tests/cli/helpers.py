@@ -16,7 +16,8 @@ FOGFED = Path(sys.executable).parent / "fogfed"  # the console script installed 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOGFED_")}
-    env.update(FOGFED_HOME=str(home), FOGFED_PASSPHRASE=PASSPHRASE, **extra)
+    env.update({"FOGFED_HOME": str(home), "FOGFED_PASSPHRASE": PASSPHRASE})
+    env.update(extra)  # may override either
     return env
 
 
@@ -24,6 +25,12 @@ def run_proc(home: Path, *args: str, cwd: Path | None = None, **extra: str) -> s
     """``fogfed ARGS`` in a fresh interpreter (the persistent chain must carry state across these)."""
     return subprocess.run([str(FOGFED), *args], capture_output=True, text=True,
                           env=env_for(home, **extra), cwd=cwd or home, timeout=300)
+
+
+def run_bytes(home: Path, *args: str, data: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``fogfed ARGS`` with ``data`` on stdin; stdout and stderr as bytes."""
+    return subprocess.run([str(FOGFED), *args], input=data, capture_output=True, env=env_for(home),
+                          cwd=cwd or home, timeout=300)
 
 
 def ok_json(proc: subprocess.CompletedProcess) -> dict:

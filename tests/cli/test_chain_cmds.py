@@ -71,7 +71,7 @@ def test_deploy_with_a_private_key_from_the_environment(capsys, anvil_url: str, 
     (["deploy", "--chain-id", "5"], 1, ["not the stated chain 5"]),
     (["gas-report", "--rpc", "DEAD", "--scale", "2"], 1, ["cannot reach"]),
     (["gas-report", "--chain-id", "1", "--scale", "2"], 1, ["not the stated chain 1"]),
-    (["gas-report", "--scale", "2", "--json", "/nonexistent-dir/r.json"], 2, ["/nonexistent-dir", "writable"]),
+    (["gas-report", "--scale", "2", "--json-file", "/nonexistent-dir/r.json"], 2, ["/nonexistent-dir", "writable"]),
     (["gas-report", "--scale", "2", "--plot", "/nonexistent-dir/r.png"], 2, ["/nonexistent-dir"]),
 ])
 def test_bad_input_gives_one_line_errors(capsys, args: list[str], exit_code: int, words: list[str]) -> None:
@@ -103,7 +103,7 @@ def embedded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, st
     folder = tmp_path_factory.mktemp("gas")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["gas-report", "--scale", "8", "--json", str(folder / "gas.json"),
+        code = main(["gas-report", "--scale", "8", "--json-file", str(folder / "gas.json"),
                      "--plot", str(folder / "gas.png")])
     return code, out.getvalue(), err.getvalue(), folder
 
@@ -163,7 +163,7 @@ def test_all_targets_met_exits_zero(capsys, monkeypatch) -> None:
 @pytest.mark.anvil
 def test_gas_report_on_anvil(capsys, anvil_url: str, tmp_path: Path) -> None:
     code, out, err = run_inproc(capsys, "gas-report", "--rpc", anvil_url, "--scale", "3",
-                                "--json", str(tmp_path / "a.json"))
+                                "--json-file", str(tmp_path / "a.json"))
     doc = json.loads((tmp_path / "a.json").read_text())
     assert code == (0 if doc["passed"] else 1), err
     assert doc["chain"]["rpc"] == anvil_url and doc["chain"]["chain_id"] == 31337
@@ -173,11 +173,13 @@ def test_gas_report_on_anvil(capsys, anvil_url: str, tmp_path: Path) -> None:
 # -- the console script, as a real process ---------------------------------------------------
 
 def test_console_script_gas_report(tmp_path: Path) -> None:
-    proc = subprocess.run([str(FOGFED), "gas-report", "--scale", "2", "--json", str(tmp_path / "g.json")],
+    """--json: the report is the one document on stdout (also when a target is missed), and
+    --json-file writes the same document."""
+    proc = subprocess.run([str(FOGFED), "gas-report", "--scale", "2", "--json", "--json-file", str(tmp_path / "g.json")],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    doc = json.loads((tmp_path / "g.json").read_text())
+    doc = json.loads(proc.stdout)
+    assert doc == json.loads((tmp_path / "g.json").read_text())
     assert proc.returncode == (0 if doc["passed"] else 1), proc.stderr
-    assert "Gas per operation vs the paper's Table 4" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
@@ -186,3 +188,24 @@ def test_console_script_unreachable_rpc() -> None:
                           timeout=120)
     assert_one_line_error(proc.returncode, proc.stderr, 1, "cannot reach an Ethereum node")
     assert proc.stdout == ""
+
+
+def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch) -> None:
+    """matplotlib is the optional `plot` extra: refused before measuring, with the install line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the extra sees
+    code, out, err = run_inproc(capsys, "gas-report", "--scale", "2", "--plot", "r.png")
+    assert_one_line_error(code, err, 1, "matplotlib is not installed", "fogfed[plot]")
+    assert "Gas per operation" not in out
+
+
+def test_benchmark_plot_without_matplotlib_is_a_usage_error(capsys, monkeypatch) -> None:
+    import sys
+
+    from benchmarks.common import base_parser
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as exit_info:
+        base_parser("x").parse_args(["--plot", "p.png"])
+    assert exit_info.value.code == 2 and "fogfed[plot]" in capsys.readouterr().err

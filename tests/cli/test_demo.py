@@ -14,7 +14,7 @@ from tests.cli.helpers import FOGFED, env_for
 
 def test_demo_passes_and_records_every_step(tmp_path: Path) -> None:
     out = tmp_path / "demo.json"
-    proc = subprocess.run([str(FOGFED), "demo", "--json", str(out)], capture_output=True, text=True,
+    proc = subprocess.run([str(FOGFED), "demo", "--json-file", str(out)], capture_output=True, text=True,
                           env=env_for(tmp_path), cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line[:3].strip().rstrip(".").isdigit()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fogfed.chain import FogFed, connect
-from tests.cli.helpers import assert_one_line_error, ok_json, run_inproc, run_proc, tas_home
+from tests.cli.helpers import PASSPHRASE, assert_one_line_error, ok_json, run_bytes, run_inproc, run_proc, tas_home
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,30 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                     "--home", "n2", "--json"))
     out["ls"] = ok_json(run_proc(root, "node", "ls", "--home", "n1", "--json"))
     out["cache"] = ok_json(run_proc(root, "node", "cache", "ls", "--home", "n2", "--json"))
+    # Unix conventions: upload from stdin, fetch to stdout, never overwrite without --force
+    out["stdin_upload"] = ok_json(run_bytes(root, "node", "upload", "-", "--name", "piped.bin", "--home", "n1",
+                                            "--json", data=b"piped bytes\x00\xff" * 1000))
+    out["to_stdout"] = run_bytes(root, "node", "fetch", out["stdin_upload"]["file_id"], "-o", "-", "--home", "n2")
+    out["no_overwrite"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "copy.bin",
+                                   "--home", "n2", "--json")
+    out["forced"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "copy.bin", "--force",
+                             "--home", "n2", "--json")
+    out["ls_after"] = ok_json(run_proc(root, "node", "ls", "--home", "n1", "--json"))
+    out["readable"] = ok_json(run_proc(root, "node", "ls", "--readable", "--home", "n2", "--json"))
+    out["node_status"] = ok_json(run_proc(root, "node", "status", "--home", "n1", "--json"))
+    out["node_live"] = ok_json(run_proc(root, "node", "status", "--live", "--home", "n1", "--json"))
+    # V3 keystores: export with --passphrase-file and a separate keystore passphrase, import into a new home
+    (root / "home-pass.txt").write_text(PASSPHRASE + "\n")
+    (root / "v3-pass.txt").write_text("another passphrase\n")
+    out["export"] = run_proc(root, "node", "export-key", "--home", "n1", "-o", "n1.v3.json", "--json",
+                             "--passphrase-file", "home-pass.txt", "--keystore-passphrase-file", "v3-pass.txt",
+                             FOGFED_PASSPHRASE="not the passphrase")
+    out["export_again"] = run_proc(root, "node", "export-key", "--home", "n1", "-o", "n1.v3.json")
+    out["import"] = run_proc(root, "node", "init", "--home", "n3", "--contract", contract, "--json",
+                             "--account-keystore", "n1.v3.json", "--keystore-passphrase-file", "v3-pass.txt")
     out["status"] = ok_json(run_proc(root, "tas", "status", "--home", "tas", "--json"))
+    ok_json(run_proc(root, "tas", "label", out["n1"]["address"], "gateway one", "--home", "tas", "--json"))
+    out["status_text"] = run_proc(root, "tas", "status", "--home", "tas")
     out["remove"] = ok_json(run_proc(root, "tas", "remove", node["address"], "--home", "tas", "--json"))
     out["after_removal"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "again.bin",
                                     "--home", "n2")
@@ -59,6 +82,62 @@ def test_upload_then_fetch_in_other_processes(flow: dict) -> None:
     assert flow["upload"]["size"] == 300_000
     assert [f["file_id"] for f in flow["ls"]["files"]] == [flow["upload"]["file_id"]]
     assert len(flow["cache"]["entries"]) == 1  # n2 keeps the verified ciphertext
+
+
+def test_stdin_upload_and_stdout_fetch(flow: dict) -> None:
+    assert flow["stdin_upload"]["size"] == len(b"piped bytes\x00\xff" * 1000)
+    assert "piped.bin" in [f["name"] for f in flow["ls_after"]["files"]]
+    proc = flow["to_stdout"]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"piped bytes\x00\xff" * 1000  # the plaintext, nothing else, on stdout
+    assert b"wrote stdout" in proc.stderr
+    assert not list((flow["root"] / "n2" / "tmp").glob("fetch-*"))  # its temp copy is gone
+
+
+def test_fetch_never_overwrites_without_force(flow: dict) -> None:
+    refused = flow["no_overwrite"]
+    assert refused.returncode == 2 and refused.stderr == ""
+    assert json.loads(refused.stdout)["error"]["message"] == "copy.bin already exists"  # the --json error form
+    forced = flow["forced"]
+    assert forced.returncode == 0 and json.loads(forced.stdout)["size"] == 300_000
+
+
+def test_account_round_trips_through_a_v3_keystore(flow: dict) -> None:
+    from eth_account import Account
+
+    exported = ok_json(flow["export"])  # the wrong $FOGFED_PASSPHRASE lost to --passphrase-file
+    path = flow["root"] / "n1.v3.json"
+    assert exported["address"] == flow["n1"]["address"] and exported["kdf"] == "scrypt"
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = Account.decrypt(json.loads(path.read_text()), "another passphrase")  # what Ape and cast do
+    assert Account.from_key(key).address == flow["n1"]["address"]
+    assert_one_line_error(flow["export_again"].returncode, flow["export_again"].stderr, 2, "already exists", "--force")
+    assert ok_json(flow["import"])["address"] == flow["n1"]["address"]
+
+
+def test_tas_status_is_readable_and_shows_labels(flow: dict) -> None:
+    text = flow["status_text"]
+    assert text.returncode == 0 and "{" not in text.stdout  # no Python dict reprs
+    assert f"{flow['n1']['address']}  gateway one" in text.stdout
+    assert "riyadh/health  epoch 0  2 members" in text.stdout
+
+
+def test_member_lists_what_it_may_read_from_chain_events(flow: dict) -> None:
+    """n2 uploaded nothing, yet sees both files of its federation (from FileRegistered events)."""
+    listed = flow["readable"]
+    assert listed["federation"] == flow["n2_enroll"]["federation_id"] and listed["active"] is True
+    rows = {f["file_id"]: f for f in listed["files"]}
+    assert set(rows) == {flow["upload"]["file_id"], flow["stdin_upload"]["file_id"]}
+    assert all(r["uploader"] == flow["n1"]["address"] and r["key_held"] is True for r in rows.values())
+
+
+def test_node_status_local_and_live(flow: dict) -> None:
+    local, live = flow["node_status"], flow["node_live"]
+    assert local["address"] == flow["n1"]["address"] and local["contract"] == flow["tas"]["contract"]
+    assert local["chain"].startswith("embedded:") and "federation" not in local  # local only, no chain
+    assert live["federation"] == flow["n1_enroll"]["federation_id"] and live["active"] is True
+    assert {"federation": live["federation"], "epoch": live["epoch"]} in live["keys"]
+    assert live["balance_wei"] > 0
 
 
 def test_removed_node_is_refused_in_one_line(flow: dict) -> None:
@@ -124,7 +203,8 @@ def test_cache_commands_and_json(world: dict, capsys) -> None:
     code, out, _ = run_inproc(capsys, "node", "cache", "refresh", "--home", "n1", "--margin", "999999", "--json")
     assert code == 0 and json.loads(out)["reannounced"] == 1
     code, out, err = run_inproc(capsys, "node", "cache", "evict", up["cid"], "--home", "n1", "--json")
-    assert code == 2 and "is a CID, not a file id" in err  # ids name the uploader too (issue 10, item 2)
+    # ids name the uploader too (issue 10, item 2); under --json the error is the JSON document on stdout
+    assert code == 2 and err == "" and "is a CID, not a file id" in json.loads(out)["error"]["message"]
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1", "--json")
     assert code == 0 and json.loads(out)["removed"] is True
     code, out, _ = run_inproc(capsys, "node", "cache", "evict", up["file_id"], "--home", "n1")

@@ -39,8 +39,8 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     code, out, err = run_inproc(capsys, "tas", "enroll", req, "--allowlist", str(allow), "--json")
     assert code == 0, err
     assert json.loads(out)["federation_id"] == 1
-    code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")
-    assert_one_line_error(code, err, 2, "replay")
+    code, out, err = run_inproc(capsys, "tas", "enroll", req, "--approve", "--json")  # idempotent: nothing sent
+    assert code == 0 and json.loads(out)["gas"] == {}, err
 
     code, out, _ = run_inproc(capsys, "tas", "federation", "list", "--json")
     (fed,) = json.loads(out)["federations"]
@@ -51,16 +51,22 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert removal["new_epoch"] == 1 and removal["rekey"] is None and list(removal["gas"]) == ["removeMember"]
     code, _, err = run_inproc(capsys, "tas", "remove", address)
     assert_one_line_error(code, err, 1, "not an active member")
+    code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")  # removed: the old request is a replay
+    assert_one_line_error(code, err, 2, "replay")
     code, out, _ = run_inproc(capsys, "tas", "sync", "--json")
-    assert code == 0 and json.loads(out)["delivered"] == []
+    assert code == 0 and json.loads(out)["rekeyed"] == []
     code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1")
     assert code == 0 and out == ""
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     status = json.loads(out)
     fed = status["federations"][0]
     assert (fed["epoch"], fed["leaves_assigned"], fed["leaves_revoked"], fed["cover_nodes"]) == (1, 1, 1, 0)
+    code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1", "--json")
+    checks = [json.loads(line) for line in out.splitlines()]  # JSON Lines: one document per check
+    assert code == 0 and [c["check"] for c in checks] == [1, 2] and all(c["rekeyed"] == [] for c in checks)
     code, out, _ = run_inproc(capsys, "tas", "status")
-    assert code == 0 and "contract:" in out
+    assert code == 0 and f"contract     {status['contract']}" in out and "{" not in out
+    assert "epoch 1  0 members" in out and "nothing to re-key" in out
 
 
 def test_tas_bad_input(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,7 @@ def test_automatic_removal_needs_no_rekey(system, plain, tmp_path):
         assert n3.fed.record_access(n3.account, up.file_id).value is False
     assert not system.tas.fed.member(n3.address).active  # removed by the contract itself
     assert system.tas.fed.federation(2).epoch == epoch_b + 1
+    assert system.tas.status()["pending_keys"] == []
     assert system.tas.sync() == []  # nothing to re-key: its leaf is revoked by the event log
     shared = n0.upload(plain, policy="svc:health")  # for every health federation: B's cover excludes n3
     assert "cover(1:" in shared.descriptor and " 2:" not in shared.descriptor  # B has no member left

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
-from tests.cli.helpers import assert_one_line_error, run_inproc, tas_home
+from tests.cli.helpers import FOGFED, assert_one_line_error, run_inproc, tas_home
 
 
 def _ok(capsys, *args):
@@ -41,6 +42,13 @@ def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, 
     assert _ok(capsys, "node", "recv", "--home", "n2", "msg.bin")["body"] == "hello n2"
     code, _, err = run_inproc(capsys, "node", "recv", "--home", "n2", "msg.bin")
     assert_one_line_error(code, err, code or 1, "replay")
+    # -o - and recv -: the blob travels through a pipe (real processes, the same environment)
+    sent = subprocess.run([str(FOGFED), "node", "send", "--home", "n1", "--to", n2, "--message", "piped", "-o", "-"],
+                          capture_output=True, cwd=tmp_path, timeout=300)
+    assert sent.returncode == 0 and b"bytes to stdout" in sent.stderr, sent.stderr
+    got = subprocess.run([str(FOGFED), "node", "recv", "--home", "n2", "-", "--json"], input=sent.stdout,
+                         capture_output=True, cwd=tmp_path, timeout=300)
+    assert got.returncode == 0 and json.loads(got.stdout)["body"] == "piped", got.stderr
     code, _, err = run_inproc(capsys, "node", "send", "--home", "n1", "--to", n2, "--message", "x", "-o", "m2.bin",
                               "--expect-key", "11" * 32)
     assert_one_line_error(code, err, code or 1, "pinned")

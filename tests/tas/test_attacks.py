@@ -61,7 +61,8 @@ def test_item8_the_published_devnet_key_is_refused_outside_the_embedded_chain(an
         monkeypatch.delenv(k)
     monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
     code, out, err = run_inproc(capsys, "tas", "init", "--home", str(tmp_path / "t"), "--rpc", anvil_url, "--json")
-    assert code == 2 and "published default account" in err and "--allow-devnet-key" in err
+    error = json.loads(out)["error"]  # under --json the refusal is the one JSON document on stdout
+    assert code == 2 and "published default account" in error["message"] and "--allow-devnet-key" in error["hint"]
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
     code, out, err = run_inproc(capsys, "tas", "init", "--home", str(tmp_path / "t"), "--rpc", anvil_url, "--json",
                                 "--allow-devnet-key")

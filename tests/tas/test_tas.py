@@ -148,7 +148,14 @@ def test_altered_request_is_refused(world, change):
 def test_replayed_stale_and_foreign_requests_are_refused(world):
     _, _, tas = world
     req, _ = request(tas, location="tabuk", service="grid")
-    tas.enroll(req, approve=True)
+    first = tas.enroll(req, approve=True)
+    # the same request again while its member stands: nothing is sent, the enrollment is reported
+    block = tas.fed.chain.block_number()
+    again = tas.enroll(req, approve=True)
+    assert again.gas == {} and again.federation_id == first.federation_id and "already enrolled" in again.verdict
+    assert tas.fed.chain.block_number() == block
+    # after a removal it is a replay: the node does not come back with an old request
+    tas.remove(req.address)
     with pytest.raises(EnrollmentRejected, match="already used"):
         tas.enroll(req, approve=True)
     stale, _ = request(tas, now=time.time() - 3 * 24 * 3600)
