@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
+from fogfed.errors import InputError
 from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
                                next_hint, open_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, write_settings)

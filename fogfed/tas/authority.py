@@ -356,7 +356,7 @@ class TrustedAuthority:
                 raise TasError(f"{node} became a member of federation {member.federation_id} meanwhile",
                                "check it with `fogfed tas status`")
             self.trees.check_room(fid)
-        gas["addMember"] = self.fed.add_member(self.account, fid, node, enc).gas_used
+            gas["addMember"] = self.fed.add_member(self.account, fid, node, enc).gas_used
         step("enroll:addMember")
         if d["fund_wei"] and not d.get("funded"):
             # A transfer leaves no event: the balance before it, recorded first, tells a retry whether it happened.

@@ -213,8 +213,6 @@ def test_sync_finishes_a_join_interrupted_before_its_key_delivery(world):
     req, ident = request(tas, location="hail", service="power")
     fid = tas.enroll(req, approve=True).federation_id
     other = NodeIdentity.generate()  # the TAS crashed after addMember, before deliverKey
-    tas._state["members"][other.address] = {"federation_id": fid, "enc_public_key": other.enc_public_key.hex(),
-                                            "location": "hail", "service": "power"}
     tas.fed.add_member(tas.account, fid, other.address, other.enc_public_key)
     [done] = tas.sync()
     assert (done.federation_id, done.nodes) == (fid, (other.address,))
