@@ -112,4 +112,4 @@ def test_refresh_from_the_command_line(home: Path, capsys) -> None:
     assert code == 0, err
     assert json.loads(out)["new_keys"] == 2  # the enrollment key and the refresh's
     code, _, err = run_inproc(capsys, "tas", "refresh", "999")
-    assert_one_line_error(code, err, 1, "UnknownFederation")
+    assert_one_line_error(code, err, 1, "not one of this TAS")
