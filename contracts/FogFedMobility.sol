@@ -13,7 +13,7 @@ interface IFogFedForMobility {
         view
         returns (bytes24 publicKeyCommitment, uint32 parent, uint32 epoch);
     function isOperator(address account) external view returns (bool);
-    function removeMember(address node) external;
+    function removeMember(address node, string calldata note) external;
     function addMember(uint32 federationId, address node, bytes32 encryptionKey) external;
 }
 
@@ -123,7 +123,7 @@ contract FogFedMobility {
         uint32 from;
         (status, level, from) = checkHandover(node, toFederation, expectedKey);
         if (status != HANDOVER_OK) revert HandoverRefused(node, toFederation, status);
-        fogfed.removeMember(node);
+        fogfed.removeMember(node, "");
         fogfed.addMember(toFederation, node, expectedKey);
         emit MemberMoved(node, from, toFederation, level, msg.sender);
     }

@@ -317,12 +317,15 @@ def step_remove_rogue(s: Scenario) -> tuple[str, dict]:
     c = s.nodes["C"]
     old_keys = c.keyring.candidates()
     head = s.chain.block_number()
-    removal = s.tas.remove(c.address, reason="served forged data (demo)")
+    reason = "served forged data (demo)"
+    removal = s.tas.remove(c.address, reason=reason)
     s.gas["removeMember"] = removal.gas.get("removeMember", 0)
     txs = s.chain.block_number() - head
     expect(txs == 1, f"the removal took {txs} transactions, not one")
     delivered = s.tas.fed.events(head + 1, names=["KeyDelivered"])
     expect(not delivered, f"the removal delivered {len(delivered)} key(s); it should deliver none")
+    noted = [e.args["note"] for e in s.tas.fed.events(head + 1, names=["RemovalNoted"])]
+    expect(noted == [reason], f"the chain holds the removal note(s) {noted}, expected [{reason!r}]")
     expect(not c.membership()[1], "C is still an active member")
     why = _refused(lambda: s.fetch("C", "doc2"), AccessDenied, NotMember)
     s.random_file("doc4")
@@ -338,8 +341,9 @@ def step_remove_rogue(s: Scenario) -> tuple[str, dict]:
     tree = s.tas.trees.summary(c.fed.member(c.address).federation_id)
     return (f"C removed in ONE transaction ({removal.gas['removeMember']:,} gas, no key delivered to anyone): "
             f"its leaf is revoked; refused by the contract; none of its {len(old_keys)} key(s) opens doc4 "
-            f"uploaded afterwards (cover of {tree['cover_nodes']} node(s)); B reads it with its old key",
-            {"new_epoch": removal.new_epoch, "transactions": txs, "keys_delivered": len(delivered),
+            f"uploaded afterwards (cover of {tree['cover_nodes']} node(s)); B reads it with its old key; "
+            f"the reason is on chain: {reason!r}",
+            {"new_epoch": removal.new_epoch, "note": reason, "transactions": txs, "keys_delivered": len(delivered),
              "refusal": why, "gas": removal.gas, "tree": tree})
 
 
@@ -382,6 +386,11 @@ def step_audit(s: Scenario) -> tuple[str, dict]:
     expect(summary["removals"] >= 2 and summary["automatic_removals"] >= 1,
            f"the audit shows {summary['removals']} removals ({summary['automatic_removals']} automatic), "
            "expected the manual and the automatic one")
+    removals = [r for r in report["state"]["removals"] if r["reason"] != "moved"]
+    expect(any(r.get("note") == "served forged data (demo)" for r in removals),
+           "the audit does not show the operator's removal note read from the chain")
+    expect(all(r.get("trigger", {}).get("account") == r["node"] for r in removals if r["automatic"]),
+           "the audit does not show the member's own access as the trigger of the automatic removal")
     expect(summary["damage_reports"] >= 2, f"the audit shows {summary['damage_reports']} damage reports, expected 2")
     return (f"{result.total_events} events replayed; rebuilt state equals the contract's views at block "
             f"{result.head}; {summary['removals']} removals ({summary['automatic_removals']} automatic), "

@@ -58,4 +58,6 @@ interface IFogFedErrors {
     error NotUploader(bytes32 fileId, address caller);
     /// @notice A peer endpoint URL is empty or longer than 256 bytes.
     error InvalidEndpoint(uint256 length);
+    /// @notice A removal note longer than 256 bytes.
+    error InvalidNote(uint256 length);
 }

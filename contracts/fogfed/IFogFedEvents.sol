@@ -33,7 +33,13 @@ interface IFogFedEvents {
     /// @notice `node` became an active member of `federationId` (its `generation`-th enrolment).
     event MemberAdded(address indexed node, uint32 indexed federationId, bytes32 encryptionKey, uint32 generation);
     /// @notice `node` left `federationId`. reason: 1 removed by TAS, 2 false-claim threshold reached.
+    /// `by` is the account whose transaction removed it: the TAS (reason 1), or for reason 2 the
+    /// member itself, whose own recordAccess tipped the count (FalseClaimCounted of the same
+    /// transaction carries the count and the file).
     event MemberRemoved(address indexed node, uint32 indexed federationId, uint8 reason, address by);
+    /// @notice The TAS operator's reason for removing `node`, emitted by removeMember just before
+    /// its MemberRemoved.
+    event RemovalNoted(address indexed node, string note);
     /// @notice The TAS delivered `node` its CP-ABE secret key for `epoch`, sealed to the node's encryption key.
     event KeyDelivered(address indexed node, uint32 indexed federationId, uint32 indexed epoch, bytes sealedKey);
     /// @notice A false claim by `suspect` was counted (reporter is the contract itself for a denied access).

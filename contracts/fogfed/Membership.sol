@@ -9,6 +9,7 @@ import {Federations} from "./Federations.sol";
 /// @dev A member's identity is msg.sender; no function takes a caller-supplied identity.
 abstract contract Membership is Federations {
     uint256 internal constant MAX_SEALED_KEY_LENGTH = 8192;
+    uint256 internal constant MAX_REMOVAL_NOTE_LENGTH = 256;
 
     /// @notice Paper Algorithm 7 (add FN to FF): enrol `node` in `federationId`.
     /// @dev TAS only. Also re-enrols a removed node (only the TAS can). Starts a new
@@ -40,11 +41,16 @@ abstract contract Membership is Federations {
     }
 
     /// @notice Paper Algorithm 10 (remove rogue FN): the TAS removes `node`.
-    /// @dev TAS only. Keeps the record (inactive) and advances the federation's key epoch.
+    /// @dev TAS only. Keeps the record (inactive) and advances the federation's key epoch. The
+    /// operator's reason is stored in a RemovalNoted event of the same transaction, emitted just
+    /// before MemberRemoved, so auditors read it from the chain rather than from the TAS's files.
     /// @param node The member to remove.
-    function removeMember(address node) external onlyTas {
+    /// @param note The operator's reason, UTF-8, at most 256 bytes (may be empty).
+    function removeMember(address node, string calldata note) external onlyTas {
         Member storage m = _members[node];
         if (!m.active) revert NotActiveMember(node);
+        if (bytes(note).length > MAX_REMOVAL_NOTE_LENGTH) revert InvalidNote(bytes(note).length);
+        emit RemovalNoted(node, note);
         _remove(node, m, REMOVED_BY_TAS);
     }
 

@@ -24,6 +24,14 @@ from fogfed.audit.replay import restore
 TIMELINE_LIMIT = 2_000
 
 
+def removal_reason(r: dict[str, Any]) -> str:
+    """A removal's decoded reason; an automatic one says which false claim tipped it."""
+    trigger = r.get("trigger")
+    if r.get("automatic") and trigger:
+        return f"{r['reason_text']} (false claim {trigger['count']}, by the member's own access)"
+    return r["reason_text"]
+
+
 def moves(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Nodes that left one federation (removed) and later joined another, in history order.
 
@@ -167,9 +175,11 @@ def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path
     _csv(paths["members"], ["address", "federation_id", "active", "generation", "false_claims", "joined_at"],
          [(m["address"], m["federation_id"], m["active"], m["generation"], m["false_claims"], m["joined_at"])
           for m in state["members"].values()])
-    _csv(paths["membership"], ["node", "kind", "federation", "to", "reason", "block", "time", "tx"],
+    _csv(paths["membership"], ["node", "kind", "federation", "to", "reason", "note", "by", "trigger_file",
+                               "block", "time", "tx"],
          [(m["address"], h["kind"], h.get("federation_id", h.get("from", "")), h.get("to", ""),
-           h.get("reason_text", ""), h["block"], h["time"], h["tx"])
+           removal_reason(h) if h["kind"] == "removed" else h.get("reason_text", ""), h.get("note", ""),
+           h.get("by", ""), h.get("trigger", {}).get("file_id", ""), h["block"], h["time"], h["tx"])
           for m in state["members"].values() for h in m["history"]])
     _csv(paths["files"], ["file_id", "federation_id", "uploader", "epoch", "policy", "registered_block",
                           "damaged_at", "granted", "denied", "tx"],
@@ -303,7 +313,7 @@ def _charts_html(report: dict[str, Any]) -> str:
         parts.append(f'<line x1="{x(r["block"]):.1f}" y1="{top}" x2="{x(r["block"]):.1f}" y2="{h - bottom}" '
                      f'stroke="{colour}" stroke-dasharray="3 3"><title>{_e(r["node"])} removed at block '
                      f'{_e(r["block"])} ({"automatic" if r["automatic"] else "by the TAS"}): '
-                     f'{_e(r["reason_text"])}</title></line>')
+                     f'{_e(removal_reason(r))}{_e(": " + r["note"]) if r.get("note") else ""}</title></line>')
     legend = []
     for i, (fid, pts) in enumerate(sorted(series.items())):
         colour = _COLOURS[i % len(_COLOURS)]
@@ -348,9 +358,10 @@ def _federation_html(v: dict[str, Any]) -> str:
              "<h4>Joined</h4>", _table(["node", "leaf", "block", "time", "tx"],
                                        [(j["node"], j.get("leaf", ""), j["block"], _when(j["time"]), j["tx"])
                                         for j in v["joined"]]),
-             "<h4>Left (removed: leaf revoked)</h4>", _table(["node", "leaf", "reason", "by", "block", "tx"],
-                                                             [(r["node"], r.get("leaf", ""), r["reason_text"],
-                                                               r["by"], r["block"], r["tx"]) for r in v["left"]]),
+             "<h4>Left (removed: leaf revoked)</h4>",
+             _table(["node", "leaf", "reason", "note (on chain)", "triggered by", "block", "tx"],
+                    [(r["node"], r.get("leaf", ""), removal_reason(r), r.get("note", ""), r["by"], r["block"],
+                      r["tx"]) for r in v["left"]]),
              "<h4>Moved (handover through the mobility contract)</h4>",
              _table(["node", "move", "record found at level", "by", "block", "tx"],
                     [*((m["node"], f"moved to {m['to']}", m["level"], m["operator"], m["block"], m["tx"])
@@ -406,12 +417,17 @@ def _write_html(report: dict[str, Any], cp: Checkpoint, path: Path, timeline_lim
                  for f in findings])),
         "<h2>Charts</h2>", _charts_html(report),
         "<h2>Federations</h2>", "".join(_federation_html(v) for v in report["federations"]),
-        "<h2>Removals</h2>", _table(["node", "federation", "kind", "reason", "by", "block", "tx"],
-                                    [(r["node"], r["federation_id"],
-                                      "move" if r["reason"] == "moved" else
-                                      "automatic" if r["automatic"] else "manual",
-                                      r["reason_text"], r["by"], r["block"], r["tx"])
-                                     for r in report["state"]["removals"]]),
+        "<h2>Removals</h2>",
+        '<p class="muted">reason: the contract\'s code; note: the operator\'s text, stored on chain by '
+        "removeMember; triggered by: the account whose transaction removed the node (for an automatic "
+        "removal, the member's own access that tipped its false-claim count, and that file)</p>",
+        _table(["node", "federation", "kind", "reason", "note (on chain)", "triggered by", "tipping file",
+                "block", "tx"],
+               [(r["node"], r["federation_id"],
+                 "move" if r["reason"] == "moved" else "automatic" if r["automatic"] else "manual",
+                 removal_reason(r), r.get("note", ""), r["by"], r.get("trigger", {}).get("file_id", ""),
+                 r["block"], r["tx"])
+                for r in report["state"]["removals"]]),
         "<h2>Damage reports</h2>", _table(["file", "uploader", "holder", "reporter", "reason", "block", "tx"],
                                           [(d["file_id"], d["uploader"], d["holder"], d["reporter"],
                                             d["reason_text"], d["block"], d["tx"])

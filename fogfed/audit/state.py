@@ -188,6 +188,15 @@ class Rebuild:
         reason = REMOVAL_REASONS.get(a["reason"], "unknown")
         record = {"node": a["node"], "federation_id": a["federationId"], "reason": a["reason"],
                   "reason_text": reason, "automatic": a["reason"] == 2, "by": a["by"], **_where(e)}
+        pending = m.pop("pending_note", None)
+        if pending is not None and pending["tx"] == e.tx:  # removeMember's RemovalNoted, just before
+            record["note"] = pending["note"]
+        if record["automatic"]:
+            # The FalseClaimCounted of the same transaction tipped the count: its file and count, and
+            # `by` (the account that sent it, the member itself) are the trigger.
+            claim = next((h for h in reversed(m["history"]) if h["kind"] == "false_claim" and h["tx"] == e.tx), None)
+            if claim is not None:
+                record["trigger"] = {"file_id": claim["evidence"], "count": claim["count"], "account": a["by"]}
         fed = self.data["federations"][str(a["federationId"])]
         tree = fed.get("tree")
         if tree is not None and a["node"] in tree["leaves"]:
@@ -203,6 +212,10 @@ class Rebuild:
                          f"{a['node']} made a {last['kind']} {e.block - last['block']} block(s) before its removal "
                          f"from federation {a['federationId']} ({reason})")
         m["last_removal"] = {"block": e.block, "tx": e.tx}
+
+    def _removal_noted(self, e: Event) -> None:
+        # removeMember emits it just before MemberRemoved, which takes it into the removal record.
+        self._member(e.args["node"])["pending_note"] = {"tx": e.tx, "note": e.args["note"]}
 
     def _key_delivered(self, e: Event) -> None:
         a = e.args
@@ -399,6 +412,7 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "TreeRefreshed": Rebuild._tree_refreshed,
     "MemberAdded": Rebuild._member_added,
     "MemberRemoved": Rebuild._member_removed,
+    "RemovalNoted": Rebuild._removal_noted,
     "KeyDelivered": Rebuild._key_delivered,
     "EndpointSet": Rebuild._endpoint_set,
     "FileShared": Rebuild._file_shared,

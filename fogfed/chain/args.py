@@ -65,3 +65,10 @@ def attributes_hash(location: str, service: str) -> bytes:
 def public_key_commitment(public_key: bytes) -> bytes:
     """What the contract stores for a federation public key: keccak256(key)[:24]."""
     return keccak(bytes(public_key))[:24]
+
+
+def note(value: Any, what: str, max_bytes: int) -> str:
+    """Free text of at most ``max_bytes`` UTF-8 bytes, possibly empty, without control characters."""
+    if value == "":
+        return value
+    return text(value, what, max_bytes)

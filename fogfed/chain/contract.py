@@ -38,6 +38,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 LOG_BATCH = 2_000  # blocks per eth_getLogs request
 DAMAGE_REASONS = {"hash-mismatch": 1, "ciphertext-invalid": 2, "unavailable": 3}
 MAX_SEALED_KEY = 8192
+MAX_REMOVAL_NOTE = 256  # bytes of UTF-8, Membership.MAX_REMOVAL_NOTE_LENGTH
 MAX_PUBLIC_KEY = 8192
 
 
@@ -202,9 +203,13 @@ class FogFed:
         result = self._transact(tas, "addMembers", a.uint(federation_id, 32, "federation id"), nodes, keys)
         return self._with_value(result, len(nodes))
 
-    def remove_member(self, tas: LocalAccount, node_address: str) -> TxResult:
-        """Paper Algorithm 10: remove a node; its federation's epoch advances (``.value`` new epoch)."""
-        result = self._transact(tas, "removeMember", checksum(node_address, "node address"))
+    def remove_member(self, tas: LocalAccount, node_address: str, note: str = "") -> TxResult:
+        """Paper Algorithm 10: remove a node; its federation's epoch advances (``.value`` new epoch).
+
+        ``note`` is the operator's reason, stored on chain in a RemovalNoted event (at most 256
+        bytes of UTF-8, no control characters; checked here before any gas is spent)."""
+        result = self._transact(tas, "removeMember", checksum(node_address, "node address"),
+                                a.note(note, "removal reason", MAX_REMOVAL_NOTE))
         return self._with_value(result, result.event("EpochAdvanced").args["epoch"])
 
     def deliver_key(self, tas: LocalAccount, node_address: str, federation_id: int, epoch: int,

@@ -83,7 +83,13 @@ def _hexbytes(value: Any) -> bytes:
 
 
 def _plain(value: Any, typ: str) -> Any:
+    if typ == "string":  # decoded as bytes: a raw transaction may log invalid UTF-8, shown replaced
+        return bytes(value).decode("utf-8", "replace")
     return to_checksum_address(value) if typ == "address" else value
+
+
+def _wire(typ: str) -> str:
+    return "bytes" if typ == "string" else typ
 
 
 def decode_log(log: Any, contract: str = FOGFED) -> DecodedEvent | None:
@@ -99,7 +105,7 @@ def decode_log(log: Any, contract: str = FOGFED) -> DecodedEvent | None:
         raise ChainError(f"log of {abi['name']} has {len(topics) - 1} indexed topics, expected {len(indexed)}")
     try:
         values = {i["name"]: _plain(abi_decode([i["type"]], t)[0], i["type"]) for i, t in zip(indexed, topics[1:])}
-        data = abi_decode([i["type"] for i in plain], _hexbytes(log["data"]))
+        data = abi_decode([_wire(i["type"]) for i in plain], _hexbytes(log["data"]))
     except DecodingError as exc:
         raise ChainError(f"cannot decode a {abi['name']} log: {exc}", f"is this a {contract} contract?") from exc
     values.update({i["name"]: _plain(v, i["type"]) for i, v in zip(plain, data)})

@@ -46,6 +46,7 @@ PAPER_TABLE4: tuple[PaperRow, ...] = (
 )
 
 DEFAULT_SCALE = 1_000
+REMOVAL_NOTE = "removed by the TAS operator"  # the CLI's default reason: a typical note
 MAX_SCALE = 100_000
 BATCH = 100  # nodes per addMembers transaction (~5M gas, well under a 30M block)
 # Gas may differ by a few calldata bytes (ids and addresses with more or fewer
@@ -158,7 +159,7 @@ class _Run:
                                       POLICY, epoch=self.epoch)
 
     def remove_member(self, address: str) -> TxResult:
-        result = self.fed.remove_member(self.tas, address)
+        result = self.fed.remove_member(self.tas, address, REMOVAL_NOTE)
         self.epoch = int(result.value)
         return result
 

@@ -68,6 +68,7 @@ SENTENCES: dict[str, tuple[Callable[[dict[str, Any]], str], str | None]] = {
     "InvalidReason": (lambda a: "the damage reason code is unknown", "use 1, 2 or 3"),
     "NotUploader": (lambda a: f"{a['caller']} did not upload file {a['fileId']}", "only the uploader may share a file"),
     "InvalidEndpoint": (lambda a: f"the endpoint URL has {a['length']} bytes; 1 to 256 are allowed", None),
+    "InvalidNote": (lambda a: f"the removal note has {a['length']} bytes; at most 256 are allowed", None),
 }
 
 

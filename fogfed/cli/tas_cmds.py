@@ -199,7 +199,8 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
 @tas.command("remove")
 @click.argument("node_address", metavar="ADDRESS")
 @click.option("--reason", default="removed by the TAS operator", show_default=True,
-              help="Recorded in the TAS log.")
+              help="Stored on chain with the removal (RemovalNoted event; at most 256 bytes of UTF-8, "
+                   "no control characters; \"\" for none). Auditors see it in the audit report.")
 @common_options("tas")
 @guarded
 def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | None, ipfs: str | None,
@@ -214,9 +215,12 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     Example:
       fogfed tas remove 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --reason "served tampered copies"
     """
+    from fogfed.chain.args import note
+    from fogfed.chain.contract import MAX_REMOVAL_NOTE
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(node_address, "node address")
+    note(reason, "--reason", MAX_REMOVAL_NOTE)  # bad input: exit 2 before the TAS is even opened
     r = _open(home, rpc, ipfs).remove(address, reason=reason)
     emit(as_json, r, lambda: (
         f"removed {r.node} from federation {r.federation_id} in one transaction "

@@ -32,6 +32,8 @@ from eth_account.signers.local import LocalAccount
 
 from fogfed import abe
 from fogfed.chain import Chain, FogFed, deploy
+from fogfed.chain.args import note
+from fogfed.chain.contract import MAX_REMOVAL_NOTE
 from fogfed.chain.mobility import FogFedMobility
 from fogfed.errors import FogfedError, InputError
 from fogfed._faults import step
@@ -431,17 +433,19 @@ class TrustedAuthority:
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
         """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation: one transaction, no key delivery.
 
-        The contract marks the member removed (its leaf is revoked from the
+        ``reason`` goes on chain (RemovalNoted event, at most 256 bytes of
+        UTF-8). The contract marks the member removed (its leaf is revoked from the
         next epoch on, which the removal advances); every later upload's cover
         leaves that leaf out, so the removed node's keys match no later file.
         """
         node = check_address(node_address, "node address")
+        note(reason, "removal reason", MAX_REMOVAL_NOTE)  # before any lock, read or gas
         with self._lock.held():
             member = self.fed.member(node)
             if not member.active:
                 raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
             fid = member.federation_id
-            tx = self.fed.remove_member(self.account, node)
+            tx = self.fed.remove_member(self.account, node, reason)
             step("remove:removeMember")
         return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
 

@@ -61,7 +61,7 @@ def test_non_member_cannot_register_a_file(fogfed, outsider, federation_id):
 
 def test_removed_member_can_no_longer_register(fogfed, tas, member, federation_id):
     register(fogfed, member, federation_id)
-    fogfed.removeMember(member, sender=tas)
+    fogfed.removeMember(member, "rogue", sender=tas)
     assert not fogfed.isActiveMember(member, federation_id)
     with ape.reverts():
         register(fogfed, member, federation_id, content=b"after removal", epoch=1)

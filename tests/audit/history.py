@@ -20,6 +20,8 @@ from fogfed.protocol.files import file_id_for
 
 ZERO = "0x0000000000000000000000000000000000000000"
 XSS = "<script>alert('x')</script>"
+#: The operator's note of the manual removal: markup that must reach the report as text.
+NOTE_XSS = "</td><script>alert('note')</script> served tampered copies"
 FORMULA_POLICY = '=HYPERLINK("http://evil.example","x") and storage'
 
 
@@ -133,8 +135,8 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.mine(20)                                               # keep removals away from a[3]'s writes
     for _ in range(2):                                       # automatic removal of a[3]: 2 observed false claims
         s.send(a[3], "recordAccess", file_d)
-    s.send(s.tas, "removeMember", a[4])                      # manual removal
-    s.send(s.tas, "removeMember", a[6])                      # a[6] leaves f3 ...
+    s.send(s.tas, "removeMember", a[4], NOTE_XSS)            # manual removal, a hostile note
+    s.send(s.tas, "removeMember", a[6], "")                  # a[6] leaves f3 (no note) ...
     s.mine(20)
     s.send(s.tas, "addMember", f2, a[6], digest("ek6-f2"))     # ... and joins f2
     s.send(s.tas, "addMember", f2, a[3], digest("ek3-again"))  # a[3] left f1, joins f2

@@ -55,7 +55,7 @@ def test_registering_just_before_removal_is_flagged(w3: Web3, tmp_path: Path) ->
     node = s.accounts[2]
     upload = s.upload(node, ids["f1"], "last-minute")
     reg_tx = s.c.events.FileRegistered().get_logs(from_block=0, argument_filters={"fileId": upload})[0]
-    removal = s.send(s.tas, "removeMember", node)
+    removal = s.send(s.tas, "removeMember", node, "rogue")
     [f] = _only(_findings(w3, s, tmp_path), "write_near_removal")
     assert f.subject == node
     assert f.txs == [reg_tx["transactionHash"].to_0x_hex(), removal.transactionHash.to_0x_hex()]
@@ -66,7 +66,7 @@ def test_announcing_right_after_re_enrolment_following_removal_is_flagged(w3: We
     ids = base(s)
     s.mine(20)
     node = s.accounts[3]
-    s.send(s.tas, "removeMember", node)
+    s.send(s.tas, "removeMember", node, "rogue")
     s.send(s.tas, "addMember", ids["f1"], node, b"\x01" * 32)
     s.announce(node, ids["file_a"])
     s.send(node, "withdrawCache", ids["file_a"], node)
@@ -117,7 +117,7 @@ def test_registration_in_the_block_that_retires_its_epoch_is_flagged(w3: Web3, t
         reg = s.c.functions.registerFile(ids["f1"], fid, 0, b"\x08" * 32, b"\x09" * 32, 0,
                                        f"p and cover({ids['f1']}:0:0:{s.assigned[ids['f1']]})").transact(
             {"from": a[1], "gas": 300_000, "gasPrice": w3.to_wei(50, "gwei")})
-        rem = s.c.functions.removeMember(a[2]).transact(
+        rem = s.c.functions.removeMember(a[2], "rogue").transact(
             {"from": s.tas, "gas": 300_000, "gasPrice": w3.to_wei(5, "gwei")})
         w3.provider.make_request("evm_mine", [])
     finally:
@@ -145,7 +145,7 @@ def test_an_announcement_outliving_its_holders_membership_is_flagged(w3: Web3, t
     holder = s.accounts[3]
     s.announce(holder, ids["file_a"])
     s.mine(20)
-    s.send(s.tas, "removeMember", holder)
+    s.send(s.tas, "removeMember", holder, "rogue")
     [f] = _only(_findings(w3, s, tmp_path), "cache_never_withdrawn")
     assert f.subject == holder and "no longer a member" in f.message
 

@@ -60,7 +60,7 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Moved:
     s.upload(a[1], f2, "after-move", "lyon and storage")
     s.send(s.tas, "bumpEpoch", f2, s.c.functions.federation(f2).call()[2], b"\x07" * 32)
     send(s, mob, "deliverHistoryKey", a[1], f2, 0, 0, b"sealed-history-key")
-    s.send(s.tas, "removeMember", a[2])
+    s.send(s.tas, "removeMember", a[2], "rogue")
     with_mob = audit.replay(w3, s.address, home / "with.sqlite", mobility=mob.address)
     without = audit.replay(w3, s.address, home / "without.sqlite")
     return Moved(w3, rpc, s, mob, ids, with_mob, without, home)

@@ -55,7 +55,7 @@ def test_a_reorg_after_the_events_were_consumed_is_rewound_on_resume(w3: Web3, t
     snap = _rpc(w3, "evm_snapshot")
     s.enrol(ids["f1"], a[5])  # the branch that will be lost: a[5] joins, uploads; a[2] is removed
     s.upload(a[5], ids["f1"], "lost")
-    s.send(s.tas, "removeMember", a[2])
+    s.send(s.tas, "removeMember", a[2], "rogue")
     db = tmp_path / "audit.sqlite"
     before = audit.replay(w3, s.address, db)
     assert a[5] in before.state["members"] and [x["node"] for x in before.state["removals"]] == [a[2]]
@@ -78,7 +78,7 @@ def test_anvil_reorg_of_the_last_blocks_is_rewound(w3: Web3, tmp_path: Path) -> 
     a = s.accounts
     ids = base(s)
     s.enrol(ids["f1"], a[5])
-    s.send(s.tas, "removeMember", a[3])
+    s.send(s.tas, "removeMember", a[3], "rogue")
     db = tmp_path / "audit.sqlite"
     before = audit.replay(w3, s.address, db)
     assert a[3] in [x["node"] for x in before.state["removals"]]

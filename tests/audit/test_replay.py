@@ -11,7 +11,7 @@ from web3 import Web3
 from fogfed import audit
 from fogfed.chain.artifacts import load_artifact
 from tests.audit.conftest import Replayed
-from tests.audit.history import Script, base, clean_history
+from tests.audit.history import NOTE_XSS, Script, base, clean_history
 
 pytestmark = pytest.mark.anvil
 
@@ -45,6 +45,13 @@ def test_replayed_state_equals_the_contract_at_the_same_block(w3: Web3, clean: R
     assert len(s["federations"]) == 3 and len(s["files"]) == 4
     removals = {(x["node"], x["automatic"]) for x in s["removals"]}
     assert removals == {(a[3], True), (a[4], False), (a[6], False)}
+    by_node = {x["node"]: x for x in s["removals"] if x["reason"] != "moved"}
+    assert by_node[a[4]]["note"] == NOTE_XSS and by_node[a[4]]["by"] == clean.script.tas
+    assert by_node[a[6]]["note"] == "" and "trigger" not in by_node[a[4]]
+    # the automatic removal: a[3]'s own second access to file_d tipped it
+    assert "note" not in by_node[a[3]]
+    assert by_node[a[3]]["trigger"] == {"file_id": "0x" + clean.ids["file_d"].hex(), "count": 2, "account": a[3]}
+    assert by_node[a[3]]["by"] == a[3]
     assert [h["kind"] for h in s["members"][a[3]]["history"]] == [
         "joined", "false_claim", "false_claim", "removed", "joined"]
     assert [h["kind"] for h in s["members"][a[6]]["history"]] == ["joined", "key_delivered", "removed", "joined"]

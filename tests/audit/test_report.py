@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from fogfed import audit
 from fogfed.audit.report import safe_cell
 from tests.audit.conftest import Replayed
-from tests.audit.history import FORMULA_POLICY, XSS
+from tests.audit.history import FORMULA_POLICY, NOTE_XSS, XSS, Script, base
 
 pytestmark = pytest.mark.anvil
 
@@ -84,6 +85,31 @@ def test_html_is_self_contained_and_escapes_chain_strings(clean: Replayed, repor
         assert tx in page
 
 
+def test_html_shows_the_removal_note_escaped_and_the_trigger(clean: Replayed, report: dict, tmp_path: Path) -> None:
+    """Attack: the TAS's removal note is chain text; markup in it reaches the page as text."""
+    path = tmp_path / "audit.html"
+    with audit.Checkpoint.open(clean.db) as cp:
+        audit.write_html(report, cp, path)
+    page = path.read_text()
+    assert "alert('note')" not in page and "</td><script>" not in page
+    assert "&lt;/td&gt;&lt;script&gt;alert(&#x27;note&#x27;)&lt;/script&gt; served tampered copies" in page
+    a, file_d = clean.script.accounts, "0x" + clean.ids["file_d"].hex()
+    # the automatic removal's row: its reason, the member itself as the trigger, the file it claimed
+    rows = [r for r in re.findall(r"<tr>(.*?)</tr>", page) if "false claim 2, by the member&#x27;s own access" in r]
+    assert len(rows) == 2  # Removals and the federation's "Left"
+    assert all(f'title="{a[3]}"' in r for r in rows) and f'title="{file_d}"' in rows[-1]
+
+
+def test_removal_note_and_trigger_reach_the_csv(clean: Replayed, report: dict, tmp_path: Path) -> None:
+    with audit.Checkpoint.open(clean.db) as cp:
+        audit.write_csv(report, cp, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "membership.csv").open(encoding="utf-8")))
+    removed = {r["node"]: r for r in rows if r["kind"] == "removed" and r["note"] == NOTE_XSS}
+    assert list(removed) == [clean.script.accounts[4]]
+    auto = next(r for r in rows if r["kind"] == "removed" and r["node"] == clean.script.accounts[3])
+    assert auto["by"] == clean.script.accounts[3] and auto["trigger_file"] == "0x" + clean.ids["file_d"].hex()
+
+
 def test_html_shows_labels_escaped_next_to_addresses(clean: Replayed, tmp_path: Path) -> None:
     node = clean.script.accounts[1]
     path = tmp_path / "labelled.html"
@@ -118,3 +144,31 @@ def test_html_has_the_charts(clean: Replayed, report: dict, tmp_path: Path) -> N
     assert page.count("<polyline") == len(report["federations"]) and "Members per federation over time" in page
     assert page.count('stroke-dasharray="3 3"') == report["summary"]["removals"]  # one marker per removal
     assert f"Accesses: {report['summary']['accesses']['granted']} granted" in page
+
+
+def test_a_raw_removal_note_of_invalid_utf8_is_shown_escaped(w3, tmp_path: Path) -> None:
+    """Attack from a raw transaction: the contract takes any bytes as the note; the report shows
+    them as \\xNN escapes, the markup in them as text, and the replay does not fail."""
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    s = Script(w3)
+    base(s)
+    node = s.accounts[2]
+    raw = b"\xff\xfe<img onerror=alert(1)>"
+    data = function_signature_to_4byte_selector("removeMember(address,string)") + encode(["address", "bytes"],
+                                                                                         [node, raw])
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": s.tas, "to": s.address, "data": "0x" + data.hex(), "gas": 200_000}))
+    assert receipt.status == 1
+    db = tmp_path / "raw.sqlite"
+    result = audit.replay(w3, s.address, db)
+    [removal] = result.state["removals"]
+    assert removal["node"] == node and removal["note"].encode("utf-8", "surrogateescape") == raw
+    with audit.Checkpoint.open(db) as cp:
+        report = audit.build_report(cp)
+        audit.write_html(report, cp, tmp_path / "raw.html")
+        audit.write_csv(report, cp, tmp_path / "csv")
+    page = (tmp_path / "raw.html").read_text()
+    assert "<img" not in page and "\\xff\\xfe&lt;img onerror=alert(1)&gt;" in page
+    assert "\\xff\\xfe<img onerror=alert(1)>" in (tmp_path / "csv" / "membership.csv").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fogfed.chain import ContractRevert, attributes_hash, deploy
+from fogfed.chain import ContractRevert, InvalidArgument, attributes_hash, deploy
 from tests.chain.helpers import enc_key, new_account
 
 NON_TAS = ["member", "other", "removed", "outsider"]
@@ -67,8 +67,10 @@ def test_batch_add_is_all_or_nothing(chain, cast):
 
 def test_remove_keeps_history_and_advances_epoch(chain, cast):
     fed, before = cast.fed, cast.fed.federation(cast.fid).epoch
-    result = fed.remove_member(cast.tas, cast.member.address)
+    result = fed.remove_member(cast.tas, cast.member.address, "served tampered copies — twice")
     assert result.value == before + 1 == fed.federation(cast.fid).epoch
+    assert [e.name for e in result.events][:2] == ["RemovalNoted", "MemberRemoved"]
+    assert result.event("RemovalNoted").args == {"node": cast.member.address, "note": "served tampered copies — twice"}
     assert result.event("MemberRemoved").args == {"node": cast.member.address, "federationId": cast.fid,
                                                   "reason": 1, "by": cast.tas.address}
     assert result.event("EpochAdvanced").args == {"federationId": cast.fid, "epoch": before + 1, "reason": 1}
@@ -131,3 +133,17 @@ def test_verify_member_view_and_transaction(cast, kind, expected):
 
 def test_unknown_attributes_never_verify(cast):
     assert not cast.fed.member_has_attributes(cast.member.address, cast.location, "no-such-service")
+
+
+def test_removal_note_is_bounded_on_chain_and_checked_locally(chain, cast):
+    fed, node = cast.fed, cast.member.address
+    for bad in ("x" * 257, "\u00e9" * 129, "two\nlines", 7):
+        with pytest.raises(InvalidArgument):
+            fed.remove_member(cast.tas, node, bad)
+    # a raw transaction past the local check: the contract's own bound
+    with pytest.raises(ContractRevert) as err:
+        fed._transact(cast.tas, "removeMember", node, "x" * 257)
+    assert err.value.error_name == "InvalidNote" and list(err.value.error_args.values()) == [257]
+    assert fed.is_active_member(node, cast.fid)
+    result = fed.remove_member(cast.tas, node, "\u00e9" * 128)  # exactly 256 bytes
+    assert result.event("RemovalNoted").args["note"] == "\u00e9" * 128 and result.gas_used <= 60_000
