@@ -45,7 +45,9 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     code, out, _ = run_inproc(capsys, "tas", "federation", "list", "--json")
     (fed,) = json.loads(out)["federations"]
     assert fed["members"] == [address]
-    code, out, err = run_inproc(capsys, "tas", "remove", address, "--json")
+    code, _, err = run_inproc(capsys, "tas", "remove", address, "--reason", "x" * 257)
+    assert_one_line_error(code, err, 2, "257")  # bad input: refused before the TAS opens, nothing sent
+    code, out, err = run_inproc(capsys, "tas", "remove", address, "--reason", "served tampered copies", "--json")
     assert code == 0, err
     removal = json.loads(out)
     assert removal["new_epoch"] == 1 and removal["rekey"] is None and list(removal["gas"]) == ["removeMember"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fogfed.chain import ContractRevert, FogFed, connect
-from fogfed.errors import FogfedError
+from fogfed.errors import FogfedError, InputError
 from fogfed.keys import NodeIdentity, WrongPassphrase
 from fogfed.keys.cover import path
 from fogfed.keys.keystore import KdfParams
@@ -193,8 +193,14 @@ def test_remove_is_one_transaction_with_no_delivery_and_refuses_unknown(world):
     tas.enroll(b, approve=True)
     delivered = tas.fed.peer_blocks(ib.address)[0]
     head = tas.fed.chain.block_number()
-    res = tas.remove(ia.address)
+    for bad in ("x" * 257, "tab\there"):  # refused before anything is sent
+        with pytest.raises(InputError, match="removal reason"):
+            tas.remove(ia.address, reason=bad)
+    assert tas.fed.chain.block_number() == head
+    res = tas.remove(ia.address, reason="served <b>tampered</b> copies")
     assert (res.federation_id, res.new_epoch, res.rekey) == (fid, 1, None)
+    [noted] = tas.fed.events(head + 1, names=["RemovalNoted"])
+    assert noted.args == {"node": ia.address, "note": "served <b>tampered</b> copies"}
     assert list(res.gas) == ["removeMember"] and res.gas["removeMember"] <= 60_000
     assert tas.fed.chain.block_number() == head + 1  # one transaction
     assert tas.fed.events(head + 1, names=["KeyDelivered"]) == []  # nobody re-keyed
