@@ -38,7 +38,7 @@ interface IFogFedEvents {
     /// transaction carries the count and the file).
     event MemberRemoved(address indexed node, uint32 indexed federationId, uint8 reason, address by);
     /// @notice The TAS operator's reason for removing `node`, emitted by removeMember just before
-    /// its MemberRemoved.
+    /// its MemberRemoved, also when empty (FogFedMobility's moves pass an empty note).
     event RemovalNoted(address indexed node, string note);
     /// @notice The TAS delivered `node` its CP-ABE secret key for `epoch`, sealed to the node's encryption key.
     event KeyDelivered(address indexed node, uint32 indexed federationId, uint32 indexed epoch, bytes sealedKey);

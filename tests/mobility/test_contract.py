@@ -66,7 +66,9 @@ def test_move_closes_the_old_membership_and_keeps_the_device_key(world):
     epoch_a = fed.federation(ids["A"]).epoch
     res = mob.move_member(tas, n2.address, ids["B"], keys[n2.address])
     assert res.value["fromFederation"] == ids["A"] and res.value["toFederation"] == ids["B"] and res.value["level"] == 1
-    assert [e.name for e in res.events] == ["MemberRemoved", "EpochAdvanced", "MemberAdded", "MemberMoved"]
+    assert [e.name for e in res.events] == ["RemovalNoted", "MemberRemoved", "EpochAdvanced", "MemberAdded",
+                                            "MemberMoved"]
+    assert res.event("RemovalNoted").args["note"] == ""  # the move is described by MemberMoved
     assert fed.federation(ids["A"]).epoch == epoch_a + 1  # forward secrecy: the old federation re-keys
     m = fed.member(n2.address)
     assert (m.federation_id, m.active, m.encryption_key, m.generation) == (ids["B"], True, keys[n2.address], 2)
