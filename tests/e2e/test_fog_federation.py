@@ -86,9 +86,11 @@ def test_tampered_peer_cache_is_reported_and_storage_used(system, plain, tmp_pat
     n0, n1 = system.nodes[0], system.nodes[1]
     n0.serve()
     up = n0.upload(plain)
-    # n0 turns rogue on its own machine: alters its cached blob and fixes up its index to match
+    # n0 turns rogue on its own machine: writes an altered copy as its cached blob (its cache entry
+    # referred to the store's copy) and fixes up its index to match
     blob = n0.cache.root / "blobs" / up.file_id.hex()
-    data = bytearray(blob.read_bytes())
+    with n0.cache.open(up.file_id) as f:
+        data = bytearray(f.read())
     data[1000] ^= 0xFF
     blob.write_bytes(data)
     db = sqlite3.connect(n0.cache.root / "index.sqlite3")
