@@ -131,8 +131,10 @@ class _CiphertextSource:
 
 
 class _WholeReads:
-    """The ciphertext as the store reads it: whole ``bytes`` of the size asked for (the importer cuts
-    its chunks out of them without copying again)."""
+    """The ciphertext as the store reads it: a fresh buffer of the size asked for on every read, handed
+    over (``hands_over_buffers``), so the importer cuts its chunks out of it without copying again."""
+
+    hands_over_buffers = True
 
     def __init__(self, reader: EncryptingReader) -> None:
         self._reader = reader
@@ -151,7 +153,7 @@ class _WholeReads:
             got += k
         view.release()
         del buf[got:]
-        return bytes(buf)  # the importer keeps views of bytes only; a bytearray it would copy anyway
+        return buf  # type: ignore[return-value]  # never touched again: no copy into bytes
 
 
 def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO | None,
