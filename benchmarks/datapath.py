@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
             results.append(r)
             p = r["peak_mib"]
             report.row("throughput", mib, r["raw_mb_s"], r["floor_mb_s"], r["encrypt_store_mb_s"],
-                       r["encrypt_store_ratio_to_floor"], r["encrypt_store_ratio_to_raw"], r["with_copy_ratio_to_floor"],
+                       r["encrypt_store_ratio_to_floor"], r["encrypt_store_ratio_to_raw"],
+                       r["with_copy_ratio_to_floor"],
                        r["upload_mb_s"], r["upload_fixed_s"], r["fetch_peer_mb_s"], r["fetch_storage_mb_s"])
             report.row("latency", f"{mib} MiB", r["fetch_peer_s"], r["fetch_storage_s"])
             report.row("memory", mib, p["raw"], p["encrypt_store"], p["upload"], p["fetch_peer"],

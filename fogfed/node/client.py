@@ -672,7 +672,8 @@ class FogNode:
 
         def from_storage(out, progress):
             # a local store's bytes are cached by reference (no digest); others' copies need one
-            return write_pieces(self.store.cat(cid, progress=progress), out, digest=not getattr(self.store, "local", False))
+            return write_pieces(self.store.cat(cid, progress=progress), out,
+                                digest=not getattr(self.store, "local", False))
         yield "storage", ZERO_HOLDER, from_storage
 
     def _file_size(self, cid: str) -> int | None:
