@@ -174,7 +174,7 @@ class Chain:
         keys = self._dev_keys
         if keys is None:
             keys = _mnemonic_keys()
-            if not env_key and self.w3.eth.get_balance(Account.from_key(keys[0]).address) == 0:
+            if not env_key and self.balance(Account.from_key(keys[0]).address) == 0:
                 raise ChainError(f"{self.label} has no funded dev accounts",
                                  f"set {PRIVATE_KEY_ENV} to the private key of a funded account")
         accounts.extend(Account.from_key(k) for k in keys)
@@ -182,7 +182,8 @@ class Chain:
 
     def balance(self, address: str) -> int:
         """Balance of ``address`` in wei."""
-        return int(self.w3.eth.get_balance(checksum(address, "address")))
+        who = checksum(address, "address")
+        return int(self._read("eth_getBalance", lambda: self.w3.eth.get_balance(who)))
 
     def fund(self, to_address: str, wei: int, sender: LocalAccount | None = None) -> Any:
         """Send ``wei`` to ``to_address`` from ``sender`` (default: the first dev account); returns the receipt."""
