@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--at", type=parse_ints, default=None, help="transaction counts to measure at (default 100,10000)")
     p.add_argument("--batch", type=int, default=100, help="filler transactions per lock hold (default 100)")
     p.add_argument("--dir", type=Path, default=None, help="state directory (default: a fresh temporary one)")
-    p.add_argument("--no-fail", action="store_true", help="exit 0 even when the target fails")
     args = p.parse_args(argv)
     points = args.at or ([100, 600] if args.quick else [100, 10_000])
     repeat = args.repeat or (5 if args.quick else 15)

@@ -311,9 +311,9 @@ class Target:
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        checks = {"<=": self.value <= self.limit, ">=": self.value >= self.limit}
+        checks = {"<=": self.value <= self.limit, ">=": self.value >= self.limit, "<": self.value < self.limit}
         if self.op not in checks:
-            raise ValueError(f"target operator must be <= or >=, got {self.op!r}")
+            raise ValueError(f"target operator must be <=, >= or <, got {self.op!r}")
         self.passed = checks[self.op]
 
 

@@ -1,27 +1,40 @@
-"""Overhead of join, leave and move: fogfed (mobility contract + CP-ABE re-keying) against an LKH key tree.
+"""Membership change at scale: fogfed (revocation inside the policy) against an LKH key tree, all measured.
 
-    python -m benchmarks.mobility [--measure 10,100] [--sizes 10,100,1000,10000] [--json F] [--plot F.png] [--quick]
+    python -m benchmarks.mobility [--sizes 10,100,1000,10000,100000] [--chain 10,100,1000] [--json F]
+                                  [--refresh 10000] [--plot F.png] [--quick] [--no-fail]
 
-fogfed is **measured** on the in-process chain (real transactions, gas from
-receipts, real FAME keygen and sealing) at the ``--measure`` sizes, and
-**modelled** for every ``--sizes`` N from the measured unit costs times the
-counts the protocol implies (printed: the model against the measurements).
-LKH (benchmarks/lkh.py, real AES-GCM wraps) is measured at every N.
+Every figure is measured in this run; nothing is extrapolated from small N.
 
-Counts per operation in a federation of N members (fogfed) / a group of N (LKH):
+* **On chain** (embedded py-evm, real transactions, gas from receipts) at the
+  ``--chain`` sizes: two sibling federations of N members each (filled with
+  ``addMembers`` batches; set-up is not measured), then one removal (TAS), one
+  join (addMember + the one key delivery), one move (moveMember + one delivery)
+  and one upload's registration. Transactions and key deliveries are counted
+  from the chain itself (blocks, KeyDelivered events). The gas must be flat in N.
+* **Off chain**, at every ``--sizes`` N: the TAS's computation (keygen + seal of
+  the one key of a join or a move; a removal computes nothing), the uploader's
+  cover computation for a tree of N leaves with r revoked, messages and bytes
+  (fogfed: key deliveries and their sealed bytes; LKH: wraps of the rekeyed
+  path, benchmarks/lkh.py, real AES-GCM), per-node key storage, and the CP-ABE
+  ciphertext overhead per file that the cover adds.
+* The encrypt target: N = 16,384 with 16 revoked, encrypt of the file key with
+  the cover, and decrypt against the same key with a one-node cover.
+* Refresh: on the chain at the ``--chain`` sizes (every active member's key in
+  one bundle in the content store, one ``bumpEpoch`` committing to it), and the
+  TAS's computation for ``--refresh`` members (default 10,000) off chain.
 
-* fogfed join, backward secrecy on (default): bumpEpoch + N re-keyed members + addMember + 1 key
-* fogfed join, backward secrecy off: addMember + 1 key (+ 1 history key when the epoch > 0)
-* fogfed leave: removeMember + N-1 re-keyed members (forward secrecy)
-* fogfed move (both federations of N, secrecy on): 1 free view (checkHandover) + moveMember
-  + N-1 old members + bumpEpoch + N destination members + 1 key; no device re-key
-* LKH join/leave: ~2 log2 N key wraps; move = leave + join
+Counts: fogfed join = 1 message (the newcomer's key), leave = 0 (one
+transaction revokes the leaf), move = 1 (the mover's key in the destination).
+LKH join/leave ~ 2 log2 N wraps (multicast), move = leave + join. LKH does not
+count the newcomer's own leaf key (registration channel); fogfed counts its
+whole key. Exits 1 when a target fails (``--no-fail``: exit 0 anyway).
 """
 
 from __future__ import annotations
 
+import os
+import random
 import sys
-
 import statistics
 import tempfile
 import time
@@ -30,21 +43,37 @@ from pathlib import Path
 from benchmarks.common import exit_code, Report, base_parser, line_plot, parse_ints
 from benchmarks.lkh import KEY, LKHTree, move as lkh_move
 
+BATCH = 200  # addMembers per set-up transaction
+PLACEHOLDER_KEY = bytes(range(1, 33))  # X25519 key of the batch-enrolled members (sealing costs the same)
+REVOKED_FOR_ENCRYPT = 16
+ENCRYPT_N = 16_384
 
-def measure_fogfed(n: int) -> dict:
-    """One fresh deployment with two sibling federations of ``n`` members; join, leave, move measured once each."""
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def measure_chain(n: int) -> dict:
+    """One fresh deployment, two sibling federations of ``n`` members; remove, join, move, register measured."""
     from fogfed.chain import connect
     from fogfed.chain.mobility import deploy_mobility
     from fogfed.keys import KdfParams, NodeIdentity
+    from fogfed.node import FogNode
     from fogfed.protocol.enrollment import EnrollmentRequest
     from fogfed.protocol.move import MoveRequest
+    from fogfed.storage import EmbeddedStore
     from fogfed.tas import TrustedAuthority
     from fogfed.tas.mobility import MobilityAuthority
 
+    light = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
     chain = connect(None)
     home = Path(tempfile.mkdtemp(prefix="fogfed-mobility-bench-"))
-    tas = TrustedAuthority.init(home, chain, "benchmark passphrase", account=chain.dev_accounts()[0],
-                                kdf=KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1))
+    store = EmbeddedStore(home / "store")
+    tas = TrustedAuthority.init(home / "tas", chain, "benchmark passphrase", account=chain.dev_accounts()[0],
+                                kdf=light)
+    tas.use_store(store)
     mob = deploy_mobility(chain, tas.account, tas.fed)
     auth = MobilityAuthority(tas, mob)
     region = tas.create_federation("region", "health").federation_id
@@ -54,72 +83,132 @@ def measure_fogfed(n: int) -> dict:
     def request(identity, loc):
         return EnrollmentRequest.create(identity, loc, "health", chain_id=tas.chain_id, contract=tas.contract_address)
 
-    ids = {}
-    for fid, loc in ((src, "src"), (dst, "dst")):
-        ids[loc] = [NodeIdentity.generate() for _ in range(n)]
-        for ident in ids[loc]:
-            tas.enroll(request(ident, loc), approve=True)  # epoch 0: no re-key during set-up
+    # Through the TAS (keys delivered): the uploader, the node to remove and the mover; the rest by batches.
+    uploader = FogNode.init(home / "uploader", chain, tas.contract_address, store, "benchmark passphrase", kdf=light)
+    chain.fund(uploader.address, 10**18, tas.account)
+    tas.enroll(uploader.enrollment_request("src", "health"), approve=True)
+    uploader.refresh_keys()
+    rogue, mover = NodeIdentity.generate(), NodeIdentity.generate()
+    for ident in (rogue, mover):
+        tas.enroll(request(ident, "src"), approve=True)
+    for fid, count in ((src, n - 3), (dst, n)):
+        idents = [os.urandom(20) for _ in range(count)]
+        for i in range(0, count, BATCH):
+            part = idents[i:i + BATCH]
+            tas.fed.add_members(tas.account, fid, ["0x" + a.hex() for a in part], [PLACEHOLDER_KEY] * len(part))
 
-    def timed(fn):
-        t0 = time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - t0
+    def on_chain(fn):
+        head = chain.block_number()
+        out, seconds = _timed(fn)
+        txs = chain.block_number() - head
+        deliveries = len(tas.fed.events(head + 1, names=["KeyDelivered"]))
+        return out, {"s": seconds, "txs": txs, "deliveries": deliveries}
 
-    # unit costs: one delivery (keygen + seal + deliverKey) and one keygen alone
-    # median of several single deliveries: the first transactions of a fresh chain are slower
-    member = ids["src"][0].address
-    singles = [timed(lambda: tas.deliver_keys(src, tas.fed.federation(src).epoch, [member])) for _ in range(7)]
-    delivery_gas, t_delivery = singles[-1][0], statistics.median(t for _, t in singles)
-    from fogfed.protocol.attributes import node_attributes
-    keygen_times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        sk = tas.issue_key(node_attributes("src", "health", src, 0))
-        keygen_times.append(time.perf_counter() - t0)
-    sealed_bytes = len(tas.fed.events(names=["KeyDelivered"])[-1].args["sealedKey"])
-
+    leave, leave_m = on_chain(lambda: tas.remove(rogue.address))
     joined = NodeIdentity.generate()
-    join, t_join = timed(lambda: auth.enroll(request(joined, "dst"), approve=True))
-    leave, t_leave = timed(lambda: tas.remove(ids["src"][1].address))
-    mover = ids["src"][2]
+    join, join_m = on_chain(lambda: tas.enroll(request(joined, "dst"), approve=True))
     move_req = MoveRequest.create(mover, dst, chain_id=tas.chain_id, contract=tas.contract_address,
                                   mobility=mob.address)
-    t0 = time.perf_counter()
-    mob.check_handover(mover.address, dst, mover.enc_public_key)
-    t_check = time.perf_counter() - t0
-    moved, t_move = timed(lambda: auth.move(move_req))
-    auth.set_backward_secrecy(src, False)
-    joined_off = NodeIdentity.generate()
-    join_off, t_join_off = timed(lambda: auth.enroll(request(joined_off, "src"), approve=True))
+    moved, move_m = on_chain(lambda: auth.move(move_req))
+    plain = home / "plain.bin"
+    plain.write_bytes(os.urandom(4096))
+    up, up_m = on_chain(lambda: uploader.upload(plain))
+    tree = tas.trees.get(src)
+    leaves_before, revoked_before = tree.assigned, len(tree.revoked)
+    # refresh of src: every active member's key in one bundle (the batch members' keys are placeholders:
+    # sealing to them costs the same), one transaction committing to it
+    def enc_key(node):
+        rec = tas.enrolled_member(node)
+        return bytes.fromhex(rec["enc_public_key"]) if rec else PLACEHOLDER_KEY
+
+    members = [(node, "src", "health", enc_key(node)) for node in sorted(tree.leaves, key=tree.leaves.get)]
+    epoch = tas.fed.federation(src).epoch
+    bundle, build_s = _timed(lambda: tas.build_bundle(src, epoch + 1, tree.generation + 1, members))
+    data = bundle.to_bytes()
+    from fogfed.protocol.files import file_id_of_cid
+
+    digest = file_id_of_cid(store.add(__import__("io").BytesIO(data)))
+    refresh, refresh_m = on_chain(lambda: tas.fed.bump_epoch(tas.account, src, epoch, digest))
+    refreshed = tas.trees.get(src)
+    uploader.close()
     return {
-        "n": n, "sealed_key_bytes": sealed_bytes, "abe_key_bytes": len(sk.to_bytes()),
-        "delivery_gas": delivery_gas, "delivery_s": t_delivery, "keygen_s": statistics.median(keygen_times),
-        "check_handover_s": t_check,
-        "join_on": {"s": t_join, "gas": sum(join.gas.values()), "deliveries": n + 1, "detail": join.gas},
-        "leave": {"s": t_leave, "gas": sum(leave.gas.values()), "deliveries": n - 1, "detail": leave.gas},
-        "move": {"s": t_move, "gas": sum(moved.gas.values()), "deliveries": len(moved.old_rekey.nodes)
-                 + len(moved.newcomer_rekey.nodes if moved.newcomer_rekey else ()) + 1, "detail": moved.gas,
-                 "level": moved.level},
-        "join_off": {"s": t_join_off, "gas": sum(join_off.gas.values()), "deliveries": 1, "detail": join_off.gas},
+        "n": n,
+        "leave": {**leave_m, "gas": sum(leave.gas.values()), "detail": leave.gas},
+        "join": {**join_m, "gas": join.gas["addMember"] + join.gas["deliverKey"], "detail": join.gas},
+        "move": {**move_m, "gas": sum(moved.gas.values()), "detail": moved.gas, "level": moved.level},
+        "register": {"gas": up.gas["registerFile"], "descriptor_bytes": len(up.descriptor.encode()),
+                     "policy_bytes": len(up.policy.encode())},
+        "src_leaves": leaves_before, "src_revoked": revoked_before,
+        "refresh": {**refresh_m, "gas": refresh.gas_used, "members": len(members), "bundle_bytes": len(data),
+                    "tas_s": build_s, "generation": refreshed.generation, "cover_after": len(refreshed.cover())},
     }
 
 
-def fixed_costs(m: dict) -> dict:
-    """Gas and time of each operation minus its deliveries: what does not grow with N."""
-    return {op: {"gas": m[op]["gas"] - m[op]["deliveries"] * m["delivery_gas"],
-                 "s": max(m[op]["s"] - m[op]["deliveries"] * m["delivery_s"], 0.0)}
-            for op in ("join_on", "leave", "move", "join_off")}
+class OffChain:
+    """The system keys and one TAS-side sealing identity, shared by the off-chain measurements."""
+
+    def __init__(self) -> None:
+        from eth_account import Account
+
+        from fogfed import abe
+        from fogfed.keys import NodeIdentity
+
+        self.pk, self.msk = abe.setup()
+        self.tas = Account.from_key(b"\x11" * 32)
+        self.node = NodeIdentity.generate()
+
+    def issue(self, leaf: int):
+        """Keygen + seal of one member key (what a join or a move costs the TAS); (sk, sealed, seconds)."""
+        from fogfed import abe
+        from fogfed.protocol.attributes import node_attributes
+        from fogfed.protocol.keydelivery import seal_node_key
+
+        t0 = time.perf_counter()
+        sk = abe.keygen(self.pk, self.msk, node_attributes("src", "health", 1, leaf))
+        sealed = seal_node_key(self.tas, self.node.enc_public_key, sk, chain_id=1, contract="0x" + "22" * 20,
+                               node=self.node.address, federation_id=1, epoch=0)
+        return sk, sealed, time.perf_counter() - t0
+
+    def policy(self, n: int, revoked: list[int]) -> tuple[str, int, float]:
+        """(policy, cover size, seconds to compute the cover) for a tree of ``n`` assigned leaves."""
+        from fogfed.keys.cover import cover
+        from fogfed.protocol.attributes import TREE_HEIGHT, cover_clause
+
+        nodes, seconds = _timed(lambda: cover(TREE_HEIGHT, revoked, n))
+        return f"(ff:1) and ({cover_clause(1, 0, nodes)})", len(nodes), seconds
+
+    def ciphertext(self, policy: str) -> tuple[bytes, float]:
+        from fogfed import abe
+
+        return _timed(lambda: abe.encrypt(self.pk, policy, os.urandom(32)))
 
 
-DELIVERIES = {"join_on": lambda n: n + 1, "leave": lambda n: n - 1, "move": lambda n: 2 * n,  # N-1 old members + N destination members + 1 key
-              "join_off": lambda n: 1}
+def measure_off_chain(off: OffChain, n: int, repeat: int) -> dict:
+    """fogfed's off-chain costs at size ``n`` (r = min(16, n // 8) revoked at random)."""
+    from fogfed import abe
+
+    r = min(REVOKED_FOR_ENCRYPT, n // 8)
+    revoked = random.Random(n).sample(range(n), r)
+    issued = [off.issue(n - 1) for _ in range(max(3, repeat // 3))]
+    sk, sealed, _ = issued[-1]
+    policy, cover_size, cover_s = off.policy(n, revoked)
+    ct, enc_s = off.ciphertext(policy)
+    base_ct, _ = off.ciphertext("(ff:1) and (ct:1:0:1)")
+    allowed = next(x for x in range(n) if x not in revoked)
+    reader, _, _ = off.issue(allowed)
+    _, dec_s = _timed(lambda: abe.decrypt(off.pk, reader, ct))
+    return {"n": n, "revoked": r, "key_s": statistics.median(s for _, _, s in issued), "sealed_bytes": len(sealed),
+            "abe_key_bytes": len(sk.to_bytes()), "cover_nodes": cover_size, "cover_s": cover_s,
+            "encrypt_s": enc_s, "decrypt_s": dec_s, "ct_bytes": len(ct), "ct_overhead_bytes": len(ct) - len(base_ct)}
 
 
-def model(unit: dict, fixed: dict, op: str, n: int) -> dict:
-    """fogfed's cost of ``op`` at size ``n`` from measured unit costs (deliveries x unit + fixed)."""
-    k = DELIVERIES[op](n)
-    return {"deliveries": k, "keygens": k, "messages": k, "bytes": k * unit["sealed_key_bytes"],
-            "gas": fixed[op]["gas"] + k * unit["delivery_gas"], "s": fixed[op]["s"] + k * unit["delivery_s"]}
+def measure_refresh_off_chain(off: OffChain, n: int) -> dict:
+    """The TAS's computation for a refresh of ``n`` members: keygen + seal of every key, the bundle's size."""
+    t0 = time.perf_counter()
+    size = 48
+    for leaf in range(n):
+        size += 22 + len(off.issue(leaf)[1])
+    return {"n": n, "tas_s": time.perf_counter() - t0, "bundle_bytes": size}
 
 
 def measure_lkh(n: int, repeat: int) -> dict:
@@ -127,7 +216,7 @@ def measure_lkh(n: int, repeat: int) -> dict:
     out = {}
     for op in ("join", "leave", "move"):
         samples, cost = [], None
-        for r in range(repeat):
+        for _ in range(repeat):
             a, b = LKHTree.with_members(n), LKHTree.with_members(n)
             t0 = time.perf_counter()
             cost = a.join("new") if op == "join" else a.leave("m0") if op == "leave" else lkh_move(a, b, "m0")
@@ -139,64 +228,128 @@ def measure_lkh(n: int, repeat: int) -> dict:
     return out
 
 
+def measure_encrypt_target(off: OffChain, repeat: int) -> dict:
+    """N = 16,384 and 16 revoked: encrypt of the file key with the cover; decrypt against a one-node cover."""
+    from fogfed import abe
+
+    revoked = random.Random(7).sample(range(ENCRYPT_N), REVOKED_FOR_ENCRYPT)
+    policy, size, _ = off.policy(ENCRYPT_N, revoked)
+    reader, _, _ = off.issue(next(x for x in range(ENCRYPT_N) if x not in revoked))
+    small = off.ciphertext("(ff:1) and (ct:1:0:1)")[0]
+    enc, dec, dec_small = [], [], []
+    for _ in range(max(3, repeat // 3)):
+        ct, s = off.ciphertext(policy)
+        enc.append(s)
+        dec.append(_timed(lambda: abe.decrypt(off.pk, reader, ct))[1])
+        dec_small.append(_timed(lambda: abe.decrypt(off.pk, reader, small))[1])
+    return {"n": ENCRYPT_N, "revoked": REVOKED_FOR_ENCRYPT, "cover_nodes": size, "encrypt_s": statistics.median(enc),
+            "decrypt_s": statistics.median(dec), "decrypt_one_node_s": statistics.median(dec_small)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--measure", type=parse_ints, default=None, help="N measured on the chain (default 10,100)")
-    parser.add_argument("--sizes", type=parse_ints, default=None, help="N reported (default 10,100,1000,10000)")
+    parser.add_argument("--sizes", type=parse_ints, default=None,
+                        help="N measured off chain and for LKH (default 10,100,1000,10000,100000)")
+    parser.add_argument("--chain", type=parse_ints, default=None, help="N measured on the chain (default 10,100,1000)")
+    parser.add_argument("--refresh", type=int, default=None,
+                        help="members of the refresh whose TAS computation is measured off chain (default 10000)")
     args = parser.parse_args(argv)
-    measured_ns = args.measure or ([4] if args.quick else [10, 100])
-    sizes = args.sizes or ([4, 16, 64] if args.quick else [10, 100, 1000, 10000])
-    repeat = args.repeat or (3 if args.quick else 15)
+    sizes = args.sizes or ([4, 32] if args.quick else [10, 100, 1000, 10_000, 100_000])
+    chain_ns = args.chain or ([4] if args.quick else [10, 100, 1000])
+    repeat = args.repeat or (3 if args.quick else 9)
     report = Report("mobility", args)
 
-    measured = [measure_fogfed(n) for n in measured_ns]
-    base = measured[0]  # unit costs from the smallest run; the larger runs check the extrapolation
-    fixed = fixed_costs(base)
-    report.table("validation", f"fogfed model (unit costs from the N={base['n']} run) vs measurement",
-                 ["op", "N", "measured gas", "model gas", "gas err %", "measured s", "model s", "time err %"])
-    for m in measured:
-        for op in ("join_on", "leave", "move", "join_off"):
-            pred = model(base, fixed, op, m["n"])
-            report.row("validation", op, m["n"], m[op]["gas"], pred["gas"],
-                       round(100 * (pred["gas"] - m[op]["gas"]) / m[op]["gas"], 1), round(m[op]["s"], 3),
-                       round(pred["s"], 3), round(100 * (pred["s"] - m[op]["s"]) / m[op]["s"], 1))
+    chain = [measure_chain(n) for n in chain_ns]
+    report.table("chain", "fogfed on the chain: transactions, key deliveries, gas (measured per N; must be flat)",
+                 ["N", "leave txs", "leave deliveries", "leave gas", "join deliveries", "join gas",
+                  "move deliveries", "move gas", "registerFile gas", "descriptor B", "policy B", "refresh txs",
+                  "refresh deliveries", "refresh gas", "refresh TAS s", "bundle B", "cover after"])
+    for m in chain:
+        r = m["refresh"]
+        report.row("chain", m["n"], m["leave"]["txs"], m["leave"]["deliveries"], m["leave"]["gas"],
+                   m["join"]["deliveries"], m["join"]["gas"], m["move"]["deliveries"], m["move"]["gas"],
+                   m["register"]["gas"], m["register"]["descriptor_bytes"], m["register"]["policy_bytes"],
+                   r["txs"], r["deliveries"], r["gas"], round(r["tas_s"], 2), r["bundle_bytes"], r["cover_after"])
 
-    names = {"join_on": "join (BS on)", "join_off": "join (BS off)", "leave": "leave", "move": "move"}
-    lkh_op = {"join_on": "join", "join_off": "join", "leave": "leave", "move": "move"}
-    report.table("compare", "cost per operation: fogfed (modelled from measured units) vs LKH (measured)",
-                 ["op", "N", "fogfed keygens", "fogfed msgs", "fogfed bytes", "fogfed gas", "fogfed s",
-                  "LKH wraps=msgs", "LKH bytes", "LKH s", "faster", "fewer msgs"])
-    report.table("storage", "storage", ["N", "fogfed per-node key B", "LKH per-node key B", "LKH server key B",
-                                        "fogfed on-chain B per member", "fogfed handover check"])
-    series: dict = {}
-    rows = []
+    off = OffChain()
+    rows, series = [], {}
+    report.table("compare", "per operation: fogfed vs LKH (both measured at each N; gas: see the chain table)",
+                 ["op", "N", "fogfed msgs", "fogfed bytes", "fogfed TAS s", "LKH msgs", "LKH bytes", "LKH s",
+                  "fewer msgs", "fewer bytes"])
+    report.table("storage", "storage and per-file overhead (r = min(16, N/8) revoked)",
+                 ["N", "fogfed key B/node", "LKH keys B/node", "LKH server B", "cover nodes", "cover s",
+                  "ct overhead B/file", "encrypt s", "decrypt s"])
     for n in sizes:
-        lkh = measure_lkh(n, repeat)
-        for op in ("join_on", "join_off", "leave", "move"):
-            f, l = model(base, fixed, op, n), lkh[lkh_op[op]]
-            rows.append({"op": op, "n": n, "fogfed": f, "lkh": l})
-            report.row("compare", names[op], n, f["keygens"], f["messages"], f["bytes"], f["gas"], round(f["s"], 3),
-                       l["wraps"], l["bytes"], f"{l['s'] * 1e3:.3f} ms", "fogfed" if f["s"] < l["s"] else "LKH",
-                       "fogfed" if f["messages"] < l["wraps"] else "LKH" if f["messages"] > l["wraps"] else "tie")
-            series.setdefault(op, {"fogfed": ([], []), "LKH": ([], []), "fogfed B": ([], []), "LKH B": ([], [])})
-            for label, x in (("fogfed", f["s"]), ("LKH", l["s"]), ("fogfed B", f["bytes"]), ("LKH B", l["bytes"])):
-                series[op][label][0].append(n)
-                series[op][label][1].append(x)
-        report.row("storage", n, base["abe_key_bytes"] + 64, lkh["member_key_bytes"], lkh["server_key_bytes"],
-                   64, f"1 view, {base['check_handover_s'] * 1e3:.1f} ms, 0 gas")
-    report.data.update(measured=measured, fixed=fixed, rows=rows, measured_ns=measured_ns, sizes=sizes,
-                       note="fogfed rows at sizes not in measured_ns are modelled; LKH rows are measured")
+        f, lkh = measure_off_chain(off, n, repeat), measure_lkh(n, repeat)
+        fog = {"join": (1, f["sealed_bytes"], f["key_s"]), "leave": (0, 0, 0.0),
+               "move": (1, f["sealed_bytes"], f["key_s"])}
+        for op in ("join", "leave", "move"):
+            msgs, nbytes, secs = fog[op]
+            l = lkh[op]
+            rows.append({"op": op, "n": n, "fogfed": {"messages": msgs, "bytes": nbytes, "s": secs}, "lkh": l})
+            report.row("compare", op, n, msgs, nbytes, round(secs, 4), l["wraps"], l["bytes"], f"{l['s'] * 1e3:.3f} ms",
+                       _winner(msgs, l["wraps"]), _winner(nbytes, l["bytes"]))
+            s = series.setdefault(op, {"fogfed": ([], []), "LKH": ([], [])})
+            for label, x in (("fogfed", nbytes), ("LKH", l["bytes"])):
+                s[label][0].append(n)
+                s[label][1].append(x)
+        report.row("storage", n, f["abe_key_bytes"] + 32, lkh["member_key_bytes"], lkh["server_key_bytes"],
+                   f["cover_nodes"], round(f["cover_s"], 5), f["ct_overhead_bytes"], round(f["encrypt_s"], 3),
+                   round(f["decrypt_s"], 4))
+        rows[-1]["off_chain"] = f
+    enc = measure_encrypt_target(off, repeat)
+    refresh = measure_refresh_off_chain(off, args.refresh or (8 if args.quick else 10_000))
+    report.table("refresh", "refresh: TAS computation off chain (every key generated and sealed)",
+                 ["N", "TAS s", "bundle B", "on-chain gas (one commit, measured above; no member storage)"])
+    report.row("refresh", refresh["n"], round(refresh["tas_s"], 1), refresh["bundle_bytes"],
+               max(m["refresh"]["gas"] for m in chain))
+    report.data.update(chain=chain, rows=rows, encrypt=enc, refresh=refresh, sizes=sizes, chain_sizes=chain_ns)
+    _targets(report, chain, rows, enc)
     report.finish()
     if args.plot:
-        panels = []
-        for op in ("join_on", "leave", "move"):
-            s = series[op]
-            panels.append({"title": f"{names[op]}: time", "xlabel": "N", "ylabel": "seconds", "logx": True,
-                           "logy": True, "series": {"fogfed (model)": s["fogfed"], "LKH": s["LKH"]}})
-            panels.append({"title": f"{names[op]}: bytes sent", "xlabel": "N", "ylabel": "bytes", "logx": True,
-                           "logy": True, "series": {"fogfed (model)": s["fogfed B"], "LKH": s["LKH B"]}})
-        line_plot(args.plot, panels, title="fogfed mobility vs LKH", ncols=2)
-    return 0
+        panels = [{"title": f"{op}: bytes sent", "xlabel": "N", "ylabel": "bytes", "logx": True, "logy": True,
+                   "series": {k: (xs, [max(y, 1) for y in ys]) for k, (xs, ys) in series[op].items()}}
+                  for op in ("join", "leave", "move")]
+        panels.append({"title": "gas on chain (measured)", "xlabel": "N", "ylabel": "gas", "logx": True,
+                       "series": {op: ([m["n"] for m in chain], [m[op]["gas"] for m in chain])
+                                  for op in ("leave", "join", "move")}})
+        line_plot(args.plot, panels, title="fogfed membership change vs LKH (0 bytes shown as 1)", ncols=2)
+    failed = [t.name for t in report.targets if not t.passed]
+    return 1 if failed and not args.no_fail else 0
+
+
+def _winner(fogfed: float, lkh: float) -> str:
+    return "fogfed" if fogfed < lkh else "LKH" if fogfed > lkh else "tie"
+
+
+def _targets(report: Report, chain: list[dict], rows: list[dict], enc: dict) -> None:
+    """The issue's targets; each measured above."""
+    worst = {op: max(m[op][k] for m in chain) for op, k in (("leave", "gas"), ("join", "gas"), ("move", "gas"))}
+    report.target("removal: transactions (any N measured)", max(m["leave"]["txs"] for m in chain), "<=", 2, "tx")
+    report.target("removal: gas in total", worst["leave"], "<=", 100_000, "gas")
+    report.target("removal: key deliveries", max(m["leave"]["deliveries"] for m in chain), "<=", 0, "")
+    report.target("join: key deliveries", max(m["join"]["deliveries"] for m in chain), "<=", 1, "")
+    report.target("join + delivery: gas", worst["join"], "<=", 200_000, "gas")
+    report.target("move: gas", worst["move"], "<=", 250_000, "gas")
+    report.target("move: key deliveries", max(m["move"]["deliveries"] for m in chain), "<=", 1, "")
+    for op in ("leave", "join", "move"):  # flat: the largest N costs at most 2% more than the smallest
+        first, last = chain[0][op]["gas"], chain[-1][op]["gas"]
+        report.target(f"{op} gas flat in N (N={chain[-1]['n']} / N={chain[0]['n']})", last / first, "<=", 1.02, "x")
+    report.target(f"encrypt of the file key, N={enc['n']}, {enc['revoked']} revoked ({enc['cover_nodes']} nodes)",
+                  enc["encrypt_s"] * 1e3, "<=", 25, "ms")
+    report.target("decrypt with that cover / with a one-node cover", enc["decrypt_s"] / enc["decrypt_one_node_s"],
+                  "<=", 1.25, "x")
+    for op, what in (("leave", "messages"), ("leave", "bytes"), ("move", "messages"), ("move", "bytes"),
+                     ("join", "messages")):
+        key = "wraps" if what == "messages" else "bytes"
+        worst_ratio = max((r["fogfed"][what] / r["lkh"][key]) if r["lkh"][key] else float(r["fogfed"][what] > 0)
+                          for r in rows if r["op"] == op)
+        report.target(f"{op}: fogfed {what} / LKH {what} (worst N)", worst_ratio, "<", 1, "x")
+    report.target(f"refresh: transactions (N <= {chain[-1]['n']})", max(m["refresh"]["txs"] for m in chain),
+                  "<=", 1, "tx")
+    report.target("refresh: gas (one commit; flat in N, measured on the chain)",
+                  max(m["refresh"]["gas"] for m in chain), "<=", 150_000, "gas")
+    report.target("refresh gas flat in N", chain[-1]["refresh"]["gas"] / chain[0]["refresh"]["gas"], "<=", 1.02, "x")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,17 @@ def test_lkh_rekeys_one_path():
 
 def test_mobility_benchmark_quick(tmp_path, capsys):
     out, plot = tmp_path / "mob.json", tmp_path / "mob.png"
-    assert main(["--quick", "--measure", "3", "--sizes", "4,32", "--json", str(out), "--plot", str(plot)]) == 0
+    code = main(["--quick", "--chain", "4,12", "--sizes", "4,32", "--json", str(out), "--plot", str(plot)])
     data = json.loads(out.read_text())
+    targets = {t["name"]: t for t in data["targets"]}
+    assert code == (1 if not all(t["passed"] for t in targets.values()) else 0)  # exit code follows the targets
+    assert main(["--quick", "--chain", "4", "--sizes", "4", "--no-fail"]) == 0
+    for m in data["chain"]:  # counted from the chain itself
+        assert (m["leave"]["txs"], m["leave"]["deliveries"], m["join"]["deliveries"], m["move"]["deliveries"]) \
+            == (1, 0, 1, 1)
+        assert m["move"]["level"] == 1 and m["src_revoked"] == 2  # the removed node and the mover
+    assert targets["removal: gas in total"]["passed"] and targets["join + delivery: gas"]["passed"]
     rows = {(r["op"], r["n"]): r for r in data["rows"]}
-    assert rows[("leave", 32)]["fogfed"]["deliveries"] == 31 and rows[("move", 32)]["fogfed"]["deliveries"] == 64
-    assert data["measured"][0]["move"]["level"] == 1 and data["measured"][0]["move"]["deliveries"] == 6
-    assert plot.stat().st_size > 10_000 and "fogfed model" in capsys.readouterr().out
+    assert rows[("leave", 32)]["fogfed"]["messages"] == 0 and rows[("join", 32)]["fogfed"]["messages"] == 1
+    assert rows[("move", 32)]["off_chain"]["cover_nodes"] >= 1
+    assert plot.stat().st_size > 10_000 and "fogfed on the chain" in capsys.readouterr().out

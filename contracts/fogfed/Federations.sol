@@ -41,12 +41,21 @@ abstract contract Federations is Roles {
         emit FederationCreated(federationId, attrsHash, parent, location, service, commitment, publicKey);
     }
 
-    /// @notice Advance a federation's key epoch for re-keying (uploads must then use the new epoch).
-    /// @dev TAS only.
-    /// @param federationId The federation to re-key.
-    function bumpEpoch(uint32 federationId) external onlyTas {
-        _requireFederation(federationId);
+    /// @notice Refresh a federation's member tree: a new tree generation whose keys for every
+    /// member are in one bundle in the content store (uploads must then use the new epoch).
+    /// @dev TAS only. One transaction whatever the number of members; the bundle's leaves follow
+    /// the order of the members' current leaves (docs/architecture.md, "Refresh").
+    /// Reverts StaleEpoch unless `epoch` is still current: a removal since the TAS built the
+    /// bundle (e.g. automatic, for false claims) would otherwise hand the removed node a new key.
+    /// @param federationId The federation to refresh.
+    /// @param epoch The federation's current epoch the bundle was built at.
+    /// @param bundle sha2-256 digest inside the CIDv0 of the bundle of sealed keys (the wrapper
+    /// refuses zero; unchecked here for the deployment budget).
+    function bumpEpoch(uint32 federationId, uint32 epoch, bytes32 bundle) external onlyTas {
+        Federation storage f = _requireFederation(federationId);
+        if (epoch != f.epoch) revert StaleEpoch(federationId, epoch, f.epoch);
         _advanceEpoch(federationId, EPOCH_REKEY);
+        emit TreeRefreshed(federationId, bundle);
     }
 
     /// @notice A federation's stored record (all zero when there is none).

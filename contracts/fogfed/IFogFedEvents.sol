@@ -24,8 +24,11 @@ interface IFogFedEvents {
         bytes24 publicKeyCommitment,
         bytes publicKey
     );
-    /// @notice The federation's key epoch advanced. reason: 1 member removed, 2 re-key by TAS.
+    /// @notice The federation's key epoch advanced. reason: 1 member removed, 2 tree refresh by TAS.
     event EpochAdvanced(uint32 indexed federationId, uint32 epoch, uint8 reason);
+    /// @notice A new member-tree generation of `federationId` starts (at the epoch the EpochAdvanced just
+    /// before it in the same transaction sets); its keys are in `bundle`.
+    event TreeRefreshed(uint32 indexed federationId, bytes32 bundle);
 
     /// @notice `node` became an active member of `federationId` (its `generation`-th enrolment).
     event MemberAdded(address indexed node, uint32 indexed federationId, bytes32 encryptionKey, uint32 generation);

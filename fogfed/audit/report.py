@@ -61,7 +61,8 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     handovers = state.get("moves", [])  # absent from checkpoints made before mobility support
     return [{
         "id": f["id"], "location": f["location"], "service": f["service"], "parent": f["parent"],
-        "epoch": f["epoch"], "backward_secrecy": f.get("backward_secrecy"),
+        "epoch": f["epoch"], "backward_secrecy": f.get("backward_secrecy"), "tree": f.get("tree"),
+        "refreshes": f.get("refreshes", []),
         "members": sorted(members_by_fed.get(f["id"], [])),
         "joined": f["joined"], "left": [r for r in f["left"] if r["reason"] != "moved"],
         "moved_out": [x for x in all_moves if x["from"] == f["id"]],
@@ -267,6 +268,13 @@ def _secrecy(value: bool | None) -> str:
     return "unknown (no mobility contract replayed)" if value is None else ("on" if value else "off")
 
 
+def _tree_html(tree: dict[str, Any] | None) -> str:
+    if not tree:
+        return ""
+    return (f"<p>member tree generation {_e(tree['generation'])}: {_e(tree['assigned'])} leaves assigned, "
+            f"{_e(len(tree['revoked']))} revoked (removals are one transaction each; nobody is re-keyed)</p>")
+
+
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
@@ -331,12 +339,18 @@ def _federation_html(v: dict[str, Any]) -> str:
              f"<p>parent {_e(v['parent'] or 'none (root)')}, key epoch {_e(v['epoch'])}, "
              f"backward secrecy {_e(_secrecy(v['backward_secrecy']))}, "
              f"{len(v['members'])} active member(s), {len(v['files'])} file(s)</p>",
+             _tree_html(v.get("tree")),
+             "<h4>Tree refreshes (one transaction each; keys in a bundle in the content store)</h4>",
+             _table(["generation", "epoch", "members", "revoked before", "bundle", "block", "tx"],
+                    [(r["generation"], r["epoch"], r["members"], r["revoked_before"], r["bundle"], r["block"],
+                      r["tx"]) for r in v.get("refreshes", [])]),
              "<h4>Members now</h4>", _table(["address"], [(m,) for m in v["members"]]),
-             "<h4>Joined</h4>", _table(["node", "block", "time", "tx"],
-                                       [(j["node"], j["block"], _when(j["time"]), j["tx"]) for j in v["joined"]]),
-             "<h4>Left (removed)</h4>", _table(["node", "reason", "by", "block", "tx"],
-                                               [(r["node"], r["reason_text"], r["by"], r["block"], r["tx"])
-                                                for r in v["left"]]),
+             "<h4>Joined</h4>", _table(["node", "leaf", "block", "time", "tx"],
+                                       [(j["node"], j.get("leaf", ""), j["block"], _when(j["time"]), j["tx"])
+                                        for j in v["joined"]]),
+             "<h4>Left (removed: leaf revoked)</h4>", _table(["node", "leaf", "reason", "by", "block", "tx"],
+                                                             [(r["node"], r.get("leaf", ""), r["reason_text"],
+                                                               r["by"], r["block"], r["tx"]) for r in v["left"]]),
              "<h4>Moved (handover through the mobility contract)</h4>",
              _table(["node", "move", "record found at level", "by", "block", "tx"],
                     [*((m["node"], f"moved to {m['to']}", m["level"], m["operator"], m["block"], m["tx"])
@@ -349,8 +363,10 @@ def _federation_html(v: dict[str, Any]) -> str:
              "<h4>Came from another federation</h4>",
              _table(["node", "from federation", "left at block", "joined at block", "tx"],
                     [(m["node"], m["from"], m["left_block"], m["block"], m["tx"]) for m in v["moved_in"]]),
-             "<h4>Files</h4>", _table(["file id", "uploader", "epoch", "policy", "block", "damaged", "tx"],
+             "<h4>Files</h4>", _table(["file id", "uploader", "epoch", "policy (covers named)", "cover nodes",
+                                       "block", "damaged", "tx"],
                                       [(f["file_id"], f["uploader"], f["epoch"], f["policy"],
+                                        ", ".join(f"{k}: {c['nodes']}" for k, c in f.get("covers", {}).items()),
                                         f["registered"]["block"], "yes" if f["damaged_at"] else "no",
                                         f["registered"]["tx"]) for f in v["files"]]),
              "</section>"]

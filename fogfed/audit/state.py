@@ -17,6 +17,10 @@ from typing import Any
 from eth_utils import keccak
 
 from fogfed.audit.abi import Event
+from fogfed.errors import InputError
+from fogfed.keys.cover import cover
+from fogfed.protocol.attributes import TREE_HEIGHT
+from fogfed.protocol.membertree import GENERATION, descriptor_covers
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 #: How many transactions a counter keeps as evidence.
@@ -120,6 +124,8 @@ class Rebuild:
             "public_key_size": (len(a["publicKey"]) - 2) // 2,
             "epoch": 0, "epochs": [], "created_at": e.timestamp, "created": _where(e),
             "joined": [], "left": [], "keys_delivered": 0,
+            # The member tree (revocation inside the policy): leaves in MemberAdded order, never reused.
+            "tree": {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []},
             # On chain only with a mobility contract (default on); without one, unknown (None).
             "backward_secrecy": True if self.config.mobility else None, "secrecy_changes": [], "history_keys": 0,
         }
@@ -137,6 +143,17 @@ class Rebuild:
                              f"file {reg.args['fileId']} was registered under epoch {reg.args['epoch']} of "
                              f"federation {fid} in the same block that advanced it to {e.args['epoch']} "
                              f"({EPOCH_REASONS.get(e.args['reason'], 'unknown')}): keys being retired can open it")
+
+    def _tree_refreshed(self, e: Event) -> None:
+        """A new member-tree generation: active members keep their order, leaves 0..m-1, nothing revoked."""
+        f = self.data["federations"][str(e.args["federationId"])]
+        tree = f.setdefault("tree", {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []})
+        order = sorted(tree["leaves"], key=tree["leaves"].get)
+        f.setdefault("refreshes", []).append({"generation": tree["generation"] + 1, "epoch": f["epoch"],
+                                              "bundle": e.args["bundle"], "members": len(order),
+                                              "revoked_before": len(tree["revoked"]), **_where(e)})
+        tree.update(generation=tree["generation"] + 1, assigned=len(order), revoked=[],
+                    leaves={node: i for i, node in enumerate(order)})
 
     # -- members -----------------------------------------------------------
     def _member(self, node: str) -> dict[str, Any]:
@@ -157,7 +174,12 @@ class Rebuild:
             "endpoint_block": old["endpoint_block"] if old else 0,
             "key_block": old["key_block"] if old else 0,
         }
-        self.data["federations"][str(fid)]["joined"].append({"node": node, **_where(e)})
+        tree = self.data["federations"][str(fid)].setdefault(
+            "tree", {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []})
+        leaf = tree["assigned"]
+        tree["leaves"][node], tree["assigned"] = leaf, leaf + 1
+        self.data["members"][node]["leaf"] = leaf
+        self.data["federations"][str(fid)]["joined"].append({"node": node, "leaf": leaf, **_where(e)})
 
     def _member_removed(self, e: Event) -> None:
         a = e.args
@@ -166,6 +188,12 @@ class Rebuild:
         reason = REMOVAL_REASONS.get(a["reason"], "unknown")
         record = {"node": a["node"], "federation_id": a["federationId"], "reason": a["reason"],
                   "reason_text": reason, "automatic": a["reason"] == 2, "by": a["by"], **_where(e)}
+        fed = self.data["federations"][str(a["federationId"])]
+        tree = fed.get("tree")
+        if tree is not None and a["node"] in tree["leaves"]:
+            # revoked from the epoch this removal's own EpochAdvanced sets
+            record["leaf"] = tree["leaves"].pop(a["node"])
+            tree["revoked"].append([record["leaf"], fed["epoch"] + 1])
         m["history"].append({"kind": "removed", **record})
         self.data["removals"].append(record)
         self.data["federations"][str(a["federationId"])]["left"].append(record)
@@ -228,8 +256,34 @@ class Rebuild:
             self._signal("stale_epoch", e, a["uploader"], [e.tx],
                          f"file {a['fileId']} registered under epoch {a['epoch']} while federation {fid} "
                          f"was at epoch {fed['epoch']} (the contract should have refused it)")
+        self._check_cover(e)
         self._block_registrations.append((e.block, e))
         self._note_write(e, a["uploader"], "file registration")
+
+    def _check_cover(self, e: Event) -> None:
+        """The registered descriptor must name a cover of every federation it covers as the chain had it."""
+        a = e.args
+        try:
+            parts = descriptor_covers(a["policy"])
+        except InputError:
+            self._signal("uncovered_file", e, a["uploader"], [e.tx],
+                         f"file {a['fileId']} was registered without a member-tree cover: removed members of its "
+                         f"federation may be able to read it")
+            return
+        record = self.data["files"][a["fileId"]]
+        record["covers"] = {}
+        for fid, (gen, epoch, assigned, open_) in sorted(parts.items()):
+            fed = self.data["federations"].get(str(fid))
+            tree = fed.get("tree") if fed else None
+            if tree is None or gen != tree["generation"] or assigned > tree["assigned"] or open_ \
+                    or epoch > fed["epoch"]:
+                self._signal("uncovered_file", e, a["uploader"], [e.tx],
+                             f"file {a['fileId']} names cover {fid}:{gen}:{epoch}:{assigned} that federation "
+                             f"{fid}'s tree did not have at registration")
+                continue
+            revoked = [leaf for leaf, since in tree["revoked"] if since <= epoch]
+            record["covers"][str(fid)] = {"epoch": epoch, "assigned": assigned, "revoked": len(revoked),
+                                          "nodes": len(cover(TREE_HEIGHT, revoked, assigned))}
 
     def _note_write(self, e: Event, node: str, kind: str) -> None:
         m = self._member(node)
@@ -342,6 +396,7 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "SettingsChanged": Rebuild._settings_changed,
     "FederationCreated": Rebuild._federation_created,
     "EpochAdvanced": Rebuild._epoch_advanced,
+    "TreeRefreshed": Rebuild._tree_refreshed,
     "MemberAdded": Rebuild._member_added,
     "MemberRemoved": Rebuild._member_removed,
     "KeyDelivered": Rebuild._key_delivered,

@@ -155,9 +155,11 @@ class FogFed:
                                 a.uint(parent, 32, "parent federation id"))
         return self._with_value(result, result.event("FederationCreated").args["federationId"])
 
-    def bump_epoch(self, tas: LocalAccount, federation_id: int) -> TxResult:
-        """Advance a federation's key epoch (re-keying). ``.value`` is the new epoch."""
-        result = self._transact(tas, "bumpEpoch", a.uint(federation_id, 32, "federation id"))
+    def bump_epoch(self, tas: LocalAccount, federation_id: int, epoch: int, bundle: bytes) -> TxResult:
+        """Refresh a federation's member tree built at ``epoch`` (StaleEpoch if it moved): new epoch and
+        generation, keys in ``bundle`` (digest of its CIDv0 in the content store). ``.value``: the new epoch."""
+        result = self._transact(tas, "bumpEpoch", a.uint(federation_id, 32, "federation id"),
+                                a.uint(epoch, 32, "epoch"), a.bytes_n(bundle, 32, "bundle digest", nonzero=True))
         return self._with_value(result, result.event("EpochAdvanced").args["epoch"])
 
     def federation(self, federation_id: int) -> Federation:

@@ -54,7 +54,7 @@ def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as
     """
     from fogfed.chain.mobility import deploy_mobility
 
-    t = open_tas(home, rpc)
+    t = open_tas(home, rpc, ipfs)
     if t.mobility is not None:
         raise InputError(f"this TAS already uses the mobility contract {t.mobility.address}",
                          f"export FOGFED_MOBILITY={t.mobility.address}")
@@ -77,13 +77,10 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
     from fogfed.protocol.move import MoveRequest
 
     req = MoveRequest.from_json(read_input_file(request, "move request", MAX_MOVE_REQUEST))
-    res = _authority(open_tas(home, rpc), mobility).move(req)
+    res = _authority(open_tas(home, rpc, ipfs), mobility).move(req)
     emit(as_json, res, lambda: (
         f"moved {res.node}: federation {res.from_federation} -> {res.to_federation} "
-        f"(record found {res.level} level(s) up), key for epoch {res.epoch} delivered; "
-        f"{len(res.old_rekey.nodes)} member(s) of the old federation re-keyed"
-        + (f", {len(res.newcomer_rekey.nodes)} of the new one (backward secrecy)" if res.newcomer_rekey else "")
-        + (f", history key for epochs {res.history_epochs[0]}-{res.history_epochs[1]}" if res.history_epochs else "")))
+        f"(record found {res.level} level(s) up), one key delivered; its old leaf is revoked, nobody re-keyed"))
 
 
 @tas.command("secrecy")
@@ -102,7 +99,7 @@ def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path 
 
     Applies to moves and to every `fogfed tas enroll` into the federation.
     """
-    auth = _authority(open_tas(home, rpc), mobility)
+    auth = _authority(open_tas(home, rpc, ipfs), mobility)
     if setting != "show":
         auth.set_backward_secrecy(federation, setting == "on")
     on = auth.mobility.backward_secrecy(federation)

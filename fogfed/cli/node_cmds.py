@@ -144,9 +144,12 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
     'fogfed node join --home ./node1 --json',
 )
 def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Pull the keys the TAS delivered on chain (after enrollment or a re-key)."""
+    """Pull the keys the TAS delivered (after enrollment, a move or a tree refresh)."""
     with _open(home, rpc, ipfs) as n:
         new = n.refresh_keys()
+        fid, active = n.membership()
+        if active:
+            new += n.pull_refreshes(fid)
     emit(as_json, {"address": n.address, "new_keys": new}, lambda: (
         f"stored {new} new key(s); node {n.address} can upload and fetch" if new else
         f"no new keys for {n.address} (not enrolled yet, or already up to date)"))

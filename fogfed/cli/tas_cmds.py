@@ -11,9 +11,10 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
+from fogfed.errors import InputError
 from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
-                               next_hint, passphrase, read_input_file, resolve_rpc, role_home, setting,
-                               to_plain, network_settings_to_remember, write_settings)
+                               next_hint, open_content_store, passphrase, read_input_file, resolve_rpc,
+                               role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
@@ -30,15 +31,20 @@ def tas() -> None:
       fogfed tas init                          # Algorithm 1 (+5: deploys FogFed)
       fogfed tas federation create riyadh health
       fogfed tas enroll req.json --approve     # a request from `fogfed node request`
-      fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke and re-key
+      fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke (one transaction)
     """
 
 
-def _open(home: Path | None, rpc: str | None) -> Any:
+def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
     from fogfed.tas import TrustedAuthority
 
     where = role_home(home, "tas")
-    return TrustedAuthority.open(where, connect_chain(rpc, where), passphrase())
+    tas = TrustedAuthority.open(where, connect_chain(rpc, where), passphrase())
+    try:  # keys go to the content store, a 36-byte reference on chain (inline without a store)
+        tas.use_store(open_content_store(ipfs, where))
+    except InputError:
+        pass
+    return tas
 
 
 @tas.command("init")
@@ -130,7 +136,7 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
     Example:
       fogfed tas federation create riyadh health
     """
-    f = _open(home, rpc).create_federation(location, service, parent)
+    f = _open(home, rpc, ipfs).create_federation(location, service, parent)
     emit(as_json, f, lambda: f"created {_fed_line(f)}" + (f", gas {f.gas_used:,}" if f.gas_used else ""))
 
 
@@ -143,7 +149,7 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
 )
 def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """List every federation recorded on chain."""
-    feds = _open(home, rpc).federations()
+    feds = _open(home, rpc, ipfs).federations()
     emit(as_json, {"federations": feds},
          lambda: "\n".join(_fed_line(f) for f in feds) if feds else "no federations yet")
 
@@ -165,10 +171,10 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     Checks the request's signature, chain, contract and age; verifies the
     attributes (--approve or --allowlist); assigns the node to the federation
     of its location and service (created if none exists); registers it on
-    chain and delivers its key, sealed to the node, on chain. With a mobility
-    contract (`fogfed tas mobility-deploy`) the federation's backward secrecy
-    applies: on, its members are re-keyed first; off, the node also gets a
-    history key (`fogfed node move --finish` pulls it).
+    chain (the contract's event order gives it a fresh leaf of the
+    federation's member tree) and delivers its one key, sealed to the node, on
+    chain. Nobody else is re-keyed; files uploaded before the join stay out of
+    its reach (their covers hold only the leaves assigned then).
 
     \b
     Example:
@@ -179,17 +185,14 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
 
     fund_wei = ether_to_wei(fund)
     request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
-    t = _open(home, rpc)
+    t = _open(home, rpc, ipfs)
     r = t.enroll(request, verifier=OperatorApproval(approved=approve, allowlist=allowlist),
                  approve=approve, fund_wei=fund_wei)
     emit(as_json, r, lambda: (
         f"enrolled {r.node} in federation {r.federation_id}"
         + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
         f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
-        + (f"backward secrecy: {len(r.newcomer_rekey.nodes)} member(s) re-keyed for epoch {r.epoch} first\n"
-           if r.newcomer_rekey else "")
-        + (f"history key for epochs {r.history_epochs[0]}-{r.history_epochs[1]} (backward secrecy off)\n"
-           if r.history_epochs else "")
+        + f"leaf {r.leaf} of the federation's member tree\n"
         + "next (on the node): fogfed node join"))
 
 
@@ -201,10 +204,11 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
 @guarded
 def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | None, ipfs: str | None,
                as_json: bool) -> None:
-    """Remove a rogue node (paper Algorithm 10), revoke it and re-key its federation.
+    """Remove a rogue node (paper Algorithm 10): one transaction, no key delivered to anyone.
 
-    Files uploaded after this are unreadable with any key the node held;
-    the remaining members get keys for the new epoch on chain.
+    The contract revokes the node's leaf of its federation's member tree;
+    files uploaded after this leave that leaf out of their cover, so they are
+    unreadable with any key the node held.
 
     \b
     Example:
@@ -213,18 +217,41 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     from fogfed.protocol.keydelivery import check_address
 
     address = check_address(node_address, "node address")
-    r = _open(home, rpc).remove(address, reason=reason)
+    r = _open(home, rpc, ipfs).remove(address, reason=reason)
     emit(as_json, r, lambda: (
-        f"removed {r.node} from federation {r.federation_id}; its epoch is now {r.new_epoch}\n"
-        + (f"re-keyed {len(r.rekey.nodes)} remaining member(s)" if r.rekey and r.rekey.nodes
-           else "no members left to re-key")))
+        f"removed {r.node} from federation {r.federation_id} in one transaction "
+        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
 
 
 def _rekey_lines(results: list[Any]) -> str:
     if not results:
-        return "every federation's members hold keys for its current epoch"
-    return "\n".join(f"federation {r.federation_id}: delivered epoch {r.epoch} keys to {len(r.nodes)} member(s)"
+        return "every active member holds its key"
+    return "\n".join(f"federation {r.federation_id}: delivered the missing key to {len(r.nodes)} member(s)"
                      for r in results)
+
+
+@tas.command("refresh")
+@click.argument("federation", type=click.IntRange(min=1), metavar="FID")
+@common_options("tas")
+@guarded
+def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Start a new member-tree generation of federation FID: one transaction, keys in one bundle.
+
+    Every active member gets a fresh key for its leaf of the new generation;
+    the sealed keys go into one bundle in the content store and the chain
+    commits to its digest (no gas per member). Covers shrink back to a few
+    nodes. Members pick their entry up by themselves on their next upload or
+    fetch (`fogfed node join` also does). Refused if a removal happened while
+    the bundle was being built; run it again.
+
+    \b
+    Example:
+      fogfed tas refresh 1
+    """
+    r = _open(home, rpc, ipfs).refresh(federation)
+    emit(as_json, r, lambda: (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
+                              f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, "
+                              f"one transaction ({r.gas_used:,} gas)"))
 
 
 @tas.command("sync")
@@ -240,12 +267,12 @@ def _rekey_lines(results: list[Any]) -> str:
 def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Finish what the chain shows undone: interrupted enrollments, missing keys.
 
-    Every active member of every federation gets its federation's current
-    epoch key if the chain shows none delivered yet (after an automatic
-    removal for false claims, or a removal, re-key or enrollment cut short),
-    once; enrollments interrupted after their journal entry are completed.
+    Enrollments interrupted after their journal entry are completed, and every
+    active member whose latest join has no key delivery after it gets its one
+    key, once. Removals (by the TAS or automatic after false claims) need
+    nothing: the revoked leaf is read from the chain's events by every uploader.
     """
-    t = _open(home, rpc)
+    t = _open(home, rpc, ipfs)
     if rebuild:
         t.cache.rebuild()
     results = t.sync()
@@ -288,7 +315,7 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     policy = None
     if top_up_below is not None:
         policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
-    t = _open(home, rpc)
+    t = _open(home, rpc, ipfs)
     done = 0
     while count is None or done < count:
         check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": []}
@@ -325,7 +352,7 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
 )
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
-    status = _open(home, rpc).status()
+    status = _open(home, rpc, ipfs).status()
     labels = _read_labels(role_home(home, "tas"))
     if labels:
         status["labels"] = {a: labels[a] for f in status.get("federations", []) for a in f.get("members", [])
@@ -348,11 +375,11 @@ def _status_text(status: dict) -> str:
                      f"{len(members)} member{'' if len(members) == 1 else 's'}")
         labels = status.get("labels", {})
         lines += [f"         {m}" + (f"  {labels[m]}" if m in labels else "") for m in members]
-    pending = status.get("pending_rekey") or []
+    pending = status.get("pending_keys") or []
     lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
                                     if pending else "nothing to re-key"))
     for key, value in status.items():  # whatever newer TAS versions add
-        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_rekey", "labels"}:
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
 

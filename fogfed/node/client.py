@@ -38,10 +38,14 @@ from fogfed.node.datapath import (
 from fogfed.node.keyring import Keyring
 from fogfed.node.records import Uploads, source_key
 from fogfed.node.peer import PeerClient, PeerError, PeerServer
-from fogfed.protocol.attributes import check_user_policy, default_policy, scoped_policy
+from fogfed.protocol.attributes import check_user_policy, federation_attribute, policy_descriptor, scoped_policy
+from fogfed.protocol.membertree import MemberTree
+from fogfed.protocol.refresh import Bundle
 from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_for, file_id_of_cid
-from fogfed.protocol.keydelivery import KeyDeliveryError, check_address, open_node_key
+from fogfed.protocol.keydelivery import (
+    MAX_SEALED_BYTES, KeyDeliveryError, check_address, open_node_key, referenced_digest,
+)
 from fogfed.storage import ContentStore
 from fogfed.storage.errors import StorageError
 
@@ -88,6 +92,7 @@ class UploadResult:
     shared_with: tuple[int, ...] = ()
     announced: bool = False
     gas: dict[str, int] = field(default_factory=dict)
+    descriptor: str = ""  # the compact text registered on chain (policy with covers named, not listed)
     resumed: bool = False  # an earlier, interrupted upload of the same source was found on chain and finished
 
     @property
@@ -138,6 +143,7 @@ class FogNode:
         self.peer_client = PeerClient(identity, self.chain_id, fed.address)
         self._server: PeerServer | None = None
         self._pk: abe.PublicKey | None = None
+        self._trees: dict[int, MemberTree] = {}
         self.uploads = Uploads(self.home, fed, identity.address)
         clean_temp(self.home / TMP)  # what killed runs left (ciphertext copies), never a live process's
 
@@ -253,7 +259,11 @@ class FogNode:
             fid, epoch = d["federationId"], d["epoch"]
             if self.keyring.get(fid, epoch) is not None:
                 continue
-            sk = open_node_key(self.identity, d["sealedKey"], self.public_key(fid), chain_id=self.chain_id,
+            sealed = d["sealedKey"]
+            digest = referenced_digest(sealed)
+            if digest is not None:  # the box itself is in the content store (verified against its CID)
+                sealed = read_blob(self.store, cid_of_file_id(digest), MAX_SEALED_BYTES)
+            sk = open_node_key(self.identity, sealed, self.public_key(fid), chain_id=self.chain_id,
                                contract=self.fed.address, federation_id=fid, epoch=epoch,
                                is_operator=self.fed.is_operator)
             added += self.keyring.add(fid, epoch, sk)
@@ -286,9 +296,46 @@ class FogNode:
         self._pk = abe.PublicKey.from_bytes(raw)
         return self._pk
 
-    def _ensure_current_key(self, fid: int, epoch: int) -> None:
-        if self.keyring.get(fid, epoch) is None:
+    def _ensure_key(self, fid: int) -> None:
+        # One key per membership and tree generation (no re-keying on removals): look only when missing.
+        if self.keyring.latest_epoch(fid) is None:
             self.refresh_keys()
+        self.pull_refreshes(fid)
+
+    def pull_refreshes(self, federation_id: int) -> int:
+        """Take this node's keys from the bundles of tree refreshes it has none for; returns how many.
+
+        The bundle is read from the content store by the digest the chain
+        holds (TreeRefreshed), so it is the one the TAS committed to; the
+        entry is opened like a delivered key (sender a TAS operator, bound to
+        this chain, contract, node, federation and the refresh's epoch).
+        """
+        tree = self.member_tree(federation_id)
+        held = {a.split(":")[2] for sk in self.keyring.candidates() for a in sk.attributes
+                if a.startswith(f"ct:{federation_id}:")}
+        added = 0
+        for gen, state in sorted({**tree.past, tree.generation: tree}.items()):
+            if state.bundle is None or str(gen) in held or self.address not in state.leaves:
+                continue
+            limit = 48 + (state.assigned + 1) * (22 + MAX_SEALED_BYTES)
+            bundle = Bundle.from_bytes(read_blob(self.store, cid_of_file_id(state.bundle), limit))
+            if (bundle.chain_id, bundle.contract, bundle.federation_id, bundle.generation) != (
+                    self.chain_id, self.fed.address, federation_id, gen):
+                raise KeyDeliveryError(f"the key bundle of generation {gen} is not for this federation",
+                                       "tell the TAS operator; the chain's commitment does not match")
+            found = bundle.entry(self.address)
+            if found is None or found[0] != state.leaves[self.address]:
+                continue  # joined while the refresh was being built: `tas sync` delivers its key
+            sk = open_node_key(self.identity, found[1], self.public_key(federation_id), chain_id=self.chain_id,
+                               contract=self.fed.address, federation_id=federation_id, epoch=bundle.epoch,
+                               is_operator=self.fed.is_operator)
+            added += self.keyring.add(federation_id, bundle.epoch, sk)
+        return added
+
+    def member_tree(self, federation_id: int) -> MemberTree:
+        """The federation's member tree replayed from chain events (kept in memory, synced on each call)."""
+        tree = self._trees.setdefault(federation_id, MemberTree(federation_id))
+        return tree.sync(self.fed)
 
     # -- federations (for policies that span them) -------------------------------------------
 
@@ -304,16 +351,35 @@ class FogNode:
             self._save_config()
         return known
 
-    def _policy_for(self, policy: str | None, fid: int, epoch: int) -> tuple[str, dict[int, int]]:
-        """The policy text to encrypt under, and the other federations to share the file with."""
-        if policy is None:
-            return default_policy(fid, epoch), {}
-        parsed = check_user_policy(policy)
-        epochs = {}
-        for other, (loc, svc) in self._federation_attributes().items():
-            if parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
-                epochs[other] = epoch if other == fid else self.fed.federation(other).epoch
-        return scoped_policy(parsed, epochs), {f: e for f, e in epochs.items() if f != fid}
+    def _policy_for(self, policy: str | None, fid: int) -> tuple[str, str, int, dict[int, int]]:
+        """(CP-ABE policy, compact descriptor to register, own epoch, other federations to share with).
+
+        The policy is ``(P) and (cover of each federation that satisfies P)``
+        (docs/architecture.md, "Revocation inside the policy"); the descriptor
+        names each cover by (generation, epoch, assigned leaves) so anyone can
+        recompute it, and the contract refuses it once the own epoch is stale.
+        """
+        parsed = check_user_policy(federation_attribute(fid) if policy is None else policy)
+        trees = {fid: self.member_tree(fid)}
+        if policy is not None:
+            for other, (loc, svc) in self._federation_attributes().items():
+                if other != fid and parsed.satisfied_by([f"loc:{loc}", f"svc:{svc}", f"ff:{other}"]):
+                    tree = self.member_tree(other)
+                    if tree.leaves:  # a federation without members cannot read anything
+                        trees[other] = tree
+        if not parsed.satisfied_by(self._own_attributes(fid)):
+            trees.pop(fid)  # the policy excludes the uploader's own federation (it still registers the file)
+            if not trees:
+                raise InputError("no federation can satisfy this policy",
+                                 "name attributes of a federation that has members")
+        clauses = {f: t.clause() for f, t in trees.items()}
+        descriptor = policy_descriptor(parsed, {f: t.descriptor() for f, t in trees.items()})
+        epoch = self._trees[fid].epoch
+        return scoped_policy(parsed, clauses), descriptor, epoch, {f: t.epoch for f, t in trees.items() if f != fid}
+
+    def _own_attributes(self, fid: int) -> list[str]:
+        loc, svc = self._federation_attributes().get(fid, ("", ""))
+        return [f"loc:{loc}", f"svc:{svc}", f"ff:{fid}"]
 
     # -- upload -----------------------------------------------------------------------------
 
@@ -329,9 +395,8 @@ class FogNode:
         if not path.is_file():
             raise InputError(f"{path} is not a readable file")
         fid = self._require_member("upload")
-        epoch = self.fed.federation(fid).epoch
-        self._ensure_current_key(fid, epoch)
-        policy_text, shares = self._policy_for(policy, fid, epoch)
+        self._ensure_key(fid)
+        policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
         pk = self.public_key(fid)
         source = source_key(path, policy)
         earlier_id = self.uploads.pending(source)
@@ -354,23 +419,21 @@ class FogNode:
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
                 try:
                     tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
-                                                policy_text, epoch)
+                                                descriptor, epoch)
                     break
                 except ContractRevert as exc:
                     if exc.error_name != "StaleEpoch" or attempt == 2:
                         raise
-                    epoch = self.fed.federation(fid).epoch
-                    self._ensure_current_key(fid, epoch)
-                    policy_text, shares = self._policy_for(policy, fid, epoch)
+                    policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
             gas["registerFile"] = tx.gas_used
             step("upload:registered")
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
-        self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, policy_text)
+        self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
-                            tuple(sorted(shares)), announced, gas)
+                            tuple(sorted(shares)), announced, gas, descriptor)
 
     def _finish_earlier(self, earlier: dict, source: str, path: Path, shares: dict[int, int]) -> UploadResult:
         """The steps an interrupted upload of the same source left undone: its shares, its record."""
@@ -386,7 +449,7 @@ class FogNode:
         announced = bool(self.fed.cache_expiry(file_id, self.address))
         return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_sha256"][2:]), size,
                             earlier["federation_id"], earlier["epoch"], earlier["policy"], tuple(sorted(shares)),
-                            announced, gas, resumed=True)
+                            announced, gas, earlier["policy"], resumed=True)
 
     def _record_upload(self, file_id: bytes, cid: str, path: Path, size: int, fid: int, epoch: int,
                        policy: str) -> None:
@@ -489,7 +552,7 @@ class FogNode:
             raise InputError(f"folder {dest.parent} does not exist")
         fid = self._require_member("fetch files")
         self._check_access(file_id)
-        self._ensure_current_key(fid, self.fed.federation(fid).epoch)
+        self._ensure_key(fid)
         gas: dict[str, int] = {}
         tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used

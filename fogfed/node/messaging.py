@@ -32,7 +32,7 @@ from fogfed.errors import FogfedError, InputError
 from fogfed.keys.seal import SealError, open_sealed, seal
 from fogfed.keys.signing import SIGNATURE_BYTES, recover_signer, sign
 from fogfed.node.client import FogNode
-from fogfed.protocol.attributes import default_policy
+from fogfed.protocol.attributes import federation_attribute, scoped_policy
 
 MAGIC, VERSION = b"FFMSG", 1
 TO_NODE, TO_FEDERATION = 1, 2
@@ -98,11 +98,12 @@ def send_to_node(node: FogNode, recipient: str, body: bytes, *, expected_key: by
 
 
 def send_to_federation(node: FogNode, federation_id: int, body: bytes, *, now: float | None = None) -> bytes:
-    """Encrypt ``body`` for every current member of a federation (``ff:<fid> and ep:<fid>:<epoch>``), signed."""
+    """Encrypt ``body`` for every current member of a federation (``ff:<fid>`` and its cover), signed."""
     _check_body(body)
-    epoch = node.fed.federation(federation_id).epoch
+    tree = node.member_tree(federation_id)
+    epoch = tree.epoch
     head = _header(node, TO_FEDERATION, now) + federation_id.to_bytes(4, "big") + epoch.to_bytes(4, "big")
-    ct = abe.encrypt(node.public_key(federation_id), default_policy(federation_id, epoch), body, aad=head)
+    ct = abe.encrypt(node.public_key(federation_id), scoped_policy(federation_attribute(federation_id), {federation_id: tree.clause()}), body, aad=head)
     return head + ct + sign(node.account, hashlib.sha256(head + ct).digest())
 
 

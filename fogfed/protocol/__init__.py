@@ -7,13 +7,14 @@ never a role, so the TAS and the node can both depend on it.
 
 from fogfed.protocol.attributes import (
     attributes_hash,
-    default_policy,
+    cover_clause,
     epoch_attribute,
     federation_attribute,
     node_attributes,
     normalise_location,
     normalise_service,
     scoped_policy,
+    tree_attribute,
 )
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.keydelivery import KeyDeliveryError, key_aad, open_node_key, seal_node_key
@@ -21,7 +22,7 @@ from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid, STR
 
 __all__ = [
     "EnrollmentRejected", "EnrollmentRequest", "KeyDeliveryError", "STREAM_AAD", "attributes_hash", "cid_of_file_id",
-    "default_policy", "encsk_aad", "epoch_attribute", "federation_attribute", "file_id_of_cid", "key_aad",
+    "cover_clause", "encsk_aad", "epoch_attribute", "federation_attribute", "file_id_of_cid", "key_aad",
     "node_attributes", "normalise_location", "normalise_service", "open_node_key", "scoped_policy",
-    "seal_node_key",
+    "seal_node_key", "tree_attribute",
 ]

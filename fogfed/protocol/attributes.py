@@ -1,9 +1,11 @@
 """Attribute names in node keys and the policies files are encrypted under.
 
 A node key (paper Algorithm 3, FNSK) holds ``loc:<location>``, ``svc:<service>``,
-``ff:<federationId>`` and the epoch attribute ``ep:<federationId>:<epoch>``.
-Every upload policy requires one current epoch attribute, which is what makes a
-removal revoke: the removed node never receives a key for the new epoch.
+``ff:<federationId>`` and one tree attribute ``ct:<federationId>:<generation>:<node>``
+per node on the path from its leaf of the federation's member tree to the root
+(fogfed.keys.cover). Every upload policy requires the OR of the current cover
+nodes, which is what makes a removal revoke: the removed node's leaf is outside
+every later cover, and no key is delivered to anyone (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Mapping
 from fogfed.abe.policy import Policy, normalise_attribute, parse_policy, reject_unsafe_characters
 from fogfed.chain.args import attributes_hash  # noqa: F401 - the contract's federation key, one definition
 from fogfed.errors import InputError
+from fogfed.keys import cover
 
 MAX_VALUE_BYTES = 64  # the contract's bound on a federation attribute
-# Attributes a custom policy may name; ep: is reserved for the epoch clause fogfed adds.
+# Attributes a custom policy may name; ct: is reserved for the cover clause fogfed adds.
 USER_PREFIXES = ("loc:", "svc:", "ff:")
+TREE_HEIGHT = 17  # 131,072 leaves per federation and tree generation; a key holds 18 tree attributes
 
 
 def _value(kind: str, prefix: str, value: object) -> str:
@@ -61,24 +65,35 @@ def federation_attribute(federation_id: int) -> str:
 
 
 def epoch_attribute(federation_id: int, epoch: int) -> str:
-    """``ep:<federationId>:<epoch>``: held only by keys issued for that epoch."""
+    """``ep:<federationId>:<epoch>``: the attribute of history keys (FogFedMobility.deliverHistoryKey)."""
     _check_id(federation_id, epoch)
     return f"ep:{federation_id}:{epoch}"
 
 
-def node_attributes(location: str, service: str, federation_id: int, epoch: int) -> list[str]:
-    """The attribute set of a node key (paper Algorithm 3, FNSK)."""
+def tree_attribute(federation_id: int, generation: int, node: int) -> str:
+    """``ct:<federationId>:<generation>:<heap node>``: held by the keys of the leaves below ``node``."""
+    _check_id(federation_id, generation)
+    if type(node) is not int or not 1 <= node < 2 << TREE_HEIGHT:
+        raise InputError(f"tree node must be in 1..{(2 << TREE_HEIGHT) - 1}, got {node!r:.40}")
+    return f"ct:{federation_id}:{generation}:{node}"
+
+
+def node_attributes(location: str, service: str, federation_id: int, leaf: int, generation: int = 0) -> list[str]:
+    """The attribute set of a node key (paper Algorithm 3, FNSK): base attributes and its leaf's path."""
     return sorted([f"loc:{normalise_location(location)}", f"svc:{normalise_service(service)}",
-                   federation_attribute(federation_id), epoch_attribute(federation_id, epoch)])
+                   federation_attribute(federation_id)]
+                  + [tree_attribute(federation_id, generation, n) for n in cover.path(leaf, TREE_HEIGHT)])
 
 
-def default_policy(federation_id: int, epoch: int) -> str:
-    """The default upload policy: the uploader's own federation at its current epoch."""
-    return f"({federation_attribute(federation_id)} and {epoch_attribute(federation_id, epoch)})"
+def cover_clause(federation_id: int, generation: int, nodes: list[int]) -> str:
+    """The OR of a federation's cover nodes (InputError when the cover is empty: nobody may read)."""
+    if not nodes:
+        raise InputError(f"no member of federation {federation_id} may read this file (empty cover)")
+    return " or ".join(tree_attribute(federation_id, generation, n) for n in nodes)
 
 
 def check_user_policy(policy: str | Policy) -> Policy:
-    """Parse a user's policy; only loc:/svc:/ff: attributes are allowed (ep: is fogfed's)."""
+    """Parse a user's policy; only loc:/svc:/ff: attributes are allowed (ct: is fogfed's)."""
     parsed = parse_policy(policy)
     bad = sorted(a for a in parsed.attributes() if not a.startswith(USER_PREFIXES))
     if bad:
@@ -87,19 +102,31 @@ def check_user_policy(policy: str | Policy) -> Policy:
     return parsed
 
 
-def scoped_policy(policy: str | Policy, epochs: Mapping[int, int]) -> str:
-    """``(P) and (ep:f1:e1 or ep:f2:e2 ...)``: P restricted to current keys of ``epochs``' federations.
+def scoped_policy(policy: str | Policy, clauses: Mapping[int, str]) -> str:
+    """``(P) and (cover of f1 or cover of f2 ...)``: P restricted to the allowed leaves of each federation.
 
-    ``epochs`` maps federation id to its current epoch; only those federations'
-    current members can decrypt, so a node removed earlier never can.
+    ``clauses`` maps federation id to its cover clause (:func:`cover_clause`);
+    a key matches only through its own federation's tree, so a node removed
+    from one of them never can.
     """
     parsed = check_user_policy(policy)
-    if not epochs:
+    if not clauses:
         raise InputError("no federation can satisfy this policy",
                          "name attributes of a federation that has members")
-    clause = " or ".join(epoch_attribute(f, e) for f, e in sorted(epochs.items()))
-    return f"({parsed}) and ({clause})"
+    return f"({parsed}) and ({' or '.join(c for _, c in sorted(clauses.items()))})"
 
+
+def policy_descriptor(policy: str | Policy, federations: Mapping[int, tuple[int, int, int, bool]]) -> str:
+    """The compact text registered on chain instead of the expanded cover (at most 1024 bytes).
+
+    ``(P) and cover(f:generation:epoch:assigned[:open] ...)``: anyone recomputes
+    each federation's cover from the chain's events at that epoch
+    (fogfed.protocol.membertree.expand_descriptor); ``open`` marks backward
+    secrecy off (unassigned leaves covered).
+    """
+    parsed = check_user_policy(policy)
+    parts = " ".join(f"{f}:{g}:{e}:{n}" + (":open" if o else "") for f, (g, e, n, o) in sorted(federations.items()))
+    return f"({parsed}) and cover({parts})"
 
 
 def federations_policy(location: str, service: str, covers: Mapping[int, str | Policy]) -> str:

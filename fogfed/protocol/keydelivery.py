@@ -19,7 +19,7 @@ from fogfed.chain.connection import checksum
 from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.seal import FLAG_SIGNED, SealError, open_sealed, seal
-from fogfed.protocol.attributes import epoch_attribute, federation_attribute
+from fogfed.protocol.attributes import federation_attribute
 
 _DOMAIN = b"fogfed key delivery v1\x00"
 MAX_SEALED_BYTES = 8192
@@ -69,12 +69,36 @@ def open_node_key(identity: NodeIdentity, sealed: bytes, pk: abe.PublicKey, *, c
     if sk.fingerprint != pk.fingerprint:
         raise KeyDeliveryError("delivered key belongs to another ABE system than the one on chain")
     have = set(sk.attributes)
-    want = {federation_attribute(federation_id), epoch_attribute(federation_id, epoch)}
-    others = {a for a in have if a.startswith(("ff:", "ep:"))} - want
-    if not want <= have or others:
+    want = {federation_attribute(federation_id)}
+    own_tree = f"ct:{federation_id}:"
+    others = ({a for a in have if a.startswith("ff:")} - want
+              | {a for a in have if a.startswith(("ct:", "ep:")) and not a.startswith(own_tree)})
+    if not want <= have or others or not any(a.startswith(own_tree) for a in have):
         raise KeyDeliveryError(f"delivered key has attributes {sorted(have)}, expected "
-                               f"{sorted(want)} and no other federation or epoch")
+                               f"{sorted(want)}, a path of its member tree and no other federation's")
     return sk
+
+
+KEY_REFERENCE = b"FFK1"  # a delivery that names its sealed box in the content store instead of carrying it
+
+
+def key_reference(digest: bytes) -> bytes:
+    """The on-chain payload of a delivery whose sealed box (sha2-256 ``digest``) is in the content store.
+
+    Calldata and log bytes are what a delivery costs (a 3.5 KB key: about
+    180,000 gas inline); a 36-byte reference costs about 35,000. The box is
+    sealed to the node, so storing it publicly reveals nothing.
+    """
+    if not isinstance(digest, (bytes, bytearray)) or len(digest) != 32:
+        raise InputError("a key reference needs a 32-byte digest")
+    return KEY_REFERENCE + bytes(digest)
+
+
+def referenced_digest(payload: bytes) -> bytes | None:
+    """The content-store digest a delivery payload names, or None for an inline sealed box."""
+    if len(payload) == 36 and payload[:4] == KEY_REFERENCE:
+        return bytes(payload[4:])
+    return None
 
 
 def check_address(address: object, what: str = "address") -> str:

@@ -4,8 +4,11 @@ Paper Algorithm 1 runs once (``init``): the master key and the TAS's Ethereum
 key live only in the encrypted keystore ``<home>/tas.json``. Every
 federation's FFPK on chain is this one system public key (the deviation from
 the paper's per-federation key pair that lets a policy span federations).
-A removal advances the federation's epoch on chain; the TAS then issues every
-remaining member a key for the new epoch and delivers it sealed on chain.
+Membership change is revocation inside the policy (fogfed.tas.revocation,
+docs/architecture.md): every member holds one key with the path of its leaf
+of its federation's member tree; a removal is one transaction that revokes
+the leaf (no key is delivered to anyone); a join delivers exactly one key; a
+refresh is one transaction committing to a bundle of every member's new key.
 
 The chain is the source of truth (fogfed.tas.state): federations, members,
 their X25519 keys and the keys delivered are read from the contract's views
@@ -19,6 +22,7 @@ a kill or an unreachable chain interrupted, without doing anything twice.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -34,10 +38,12 @@ from fogfed._faults import step
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore
 from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
-from fogfed.protocol.keydelivery import check_address, seal_node_key
+from fogfed.protocol.files import file_id_of_cid
+from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
+from fogfed.protocol.refresh import Bundle
 from fogfed.tas.journal import Entry, Journal
-from fogfed.tas.results import EnrollmentResult, FederationInfo, RekeyResult, RemovalResult
-from fogfed.tas.secrecy import grant_history, keep_out_of_the_past
+from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
+from fogfed.tas.revocation import MemberTrees, missing_keys
 from fogfed.tas.state import (MAC_SECRET, STATE, ChainCache, LocalDb, TasLock, TasStateError, conversion_key,
                               load_settings, save_settings)
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
@@ -63,6 +69,8 @@ class TrustedAuthority:
         self.journal = Journal(self._db)
         self.cache = ChainCache(self._db, fed, pk.to_bytes(), settings.get("deploy_block"))
         self._lock = TasLock(self.home)
+        self.trees = MemberTrees(fed)
+        self.store = None  # a ContentStore: keys are then delivered by reference (use_store)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -149,6 +157,10 @@ class TrustedAuthority:
     def close(self) -> None:
         """Close the local database."""
         self._db.close()
+
+    def use_store(self, store) -> None:
+        """Deliver keys through ``store``: the sealed box goes there, a 36-byte reference on chain."""
+        self.store = store
 
     @property
     def mobility(self) -> FogFedMobility | None:
@@ -265,9 +277,11 @@ class TrustedAuthority:
         the attributes. The node joins the federation with its (location,
         service), created if none exists, and receives its key sealed on chain.
         ``fund_wei`` > 0 also sends it that much ether for gas (devnets).
-        With a mobility contract (:meth:`use_mobility`) the federation's
-        backward-secrecy setting applies (fogfed.tas.secrecy); without one the
-        node gets the current epoch's key only.
+        The contract's event order assigns the node a fresh leaf of the
+        federation's member tree; its one key carries that leaf's path. Files
+        uploaded before it joined are outside its reach (backward secrecy:
+        their covers hold only the leaves assigned then), and nobody else is
+        re-keyed.
 
         Idempotent: the same request again finishes an enrollment that was
         interrupted at any step (journal entry keyed by its nonce, every step
@@ -319,9 +333,11 @@ class TrustedAuthority:
         if not (member.active and member.federation_id == fid and member.encryption_key.hex() == d["enc_public_key"]):
             return None
         epoch = self.fed.federation(fid).epoch
+        leaf = self.trees.leaf(fid, d["address"])
         return EnrollmentResult(d["address"], fid, bool(d.get("created")), epoch,
-                                tuple(node_attributes(d["location"], d["service"], fid, epoch)),
-                                f"already enrolled ({d['verdict']})", {}, None, None)
+                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
+                                                      self.trees.get(fid).generation)),
+                                f"already enrolled ({d['verdict']})", {}, None, None, leaf)
 
     def _finish_enroll(self, entry: Entry) -> EnrollmentResult:
         """Run the enrollment's remaining steps, each checked on chain first; mark the entry done."""
@@ -334,22 +350,12 @@ class TrustedAuthority:
             fid, gas["createFederation"] = info.federation_id, info.gas_used or 0
             self.journal.update(entry, created=True)
         step("enroll:federation")
-        mobility = self.mobility
-        newcomer_rekey = None
         member = self.fed.member(node)
         if not (member.active and member.federation_id == fid and member.encryption_key == enc):
             if member.active:
                 raise TasError(f"{node} became a member of federation {member.federation_id} meanwhile",
                                "check it with `fogfed tas status`")
-            if mobility is not None and not d.get("secrecy_done"):
-                if "secrecy_from" not in d:
-                    self.journal.update(entry, secrecy_from=self.fed.federation(fid).epoch)
-                if self.fed.federation(fid).epoch == d["secrecy_from"]:  # not bumped yet
-                    newcomer_rekey = keep_out_of_the_past(self, mobility, fid, gas)
-                else:  # bumped before an interruption: deliver what is missing
-                    self.rekey_to(fid, self.fed.federation(fid).epoch)
-                self.journal.update(entry, secrecy_done=True)
-                step("enroll:secrecy")
+            self.trees.check_room(fid)
             gas["addMember"] = self.fed.add_member(self.account, fid, node, enc).gas_used
         step("enroll:addMember")
         if d["fund_wei"] and not d.get("funded"):
@@ -363,16 +369,15 @@ class TrustedAuthority:
             self.journal.update(entry, funded=True)
         step("enroll:fund")
         epoch = self.fed.federation(fid).epoch
-        gas["deliverKey"] = self.rekey_to(fid, epoch, [node]).gas_used
+        if node in missing_keys(self.fed, self.trees.get(fid)):  # not delivered since this join
+            gas["deliverKey"] = self.deliver_keys(fid, epoch, [node])
         step("enroll:deliverKey")
-        history = None
-        if mobility is not None and not d.get("history_done"):
-            history = grant_history(self, mobility, node, fid, epoch, gas)
-            self.journal.update(entry, history_done=True)
         self.journal.update(entry, done=True, federation_id=fid)
+        leaf = self.trees.leaf(fid, node)
         return EnrollmentResult(node, fid, bool(d.get("created")), epoch,
-                                tuple(node_attributes(d["location"], d["service"], fid, epoch)),
-                                d["verdict"], gas, newcomer_rekey, history)
+                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
+                                                      self.trees.get(fid).generation)),
+                                d["verdict"], gas, None, None, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
         """Whether a signed request (enrollment or move) with this nonce was already accepted."""
@@ -395,9 +400,11 @@ class TrustedAuthority:
         return abe.keygen(self.public_key, self._msk, attributes)
 
     def deliver_keys(self, federation_id: int, epoch: int, nodes: list[str]) -> int:
-        """Paper Algorithm 3 (FNSK): keygen for each node at ``epoch``, sealed to it, posted on chain; gas used.
+        """Paper Algorithm 3 (FNSK): keygen for each node's leaf, sealed to it, posted on chain; gas used.
 
         The key is sealed to the X25519 key the contract records for the node, never a local copy.
+        ``epoch`` is the federation's current epoch (the box is bound to it); the key itself stays
+        valid across epochs: removals revoke other leaves, not it.
         """
         fed = self.created_federation(federation_id)
         if fed is None:
@@ -407,70 +414,92 @@ class TrustedAuthority:
             member = self.fed.member(node)
             if not (member.active and member.federation_id == federation_id):
                 raise TasError(f"{node} is not an active member of federation {federation_id}; it gets no keys")
-            sk = self.issue_key(node_attributes(fed["location"], fed["service"], federation_id, epoch))
+            leaf = self.trees.leaf(federation_id, member.address)
+            sk = self.issue_key(node_attributes(fed["location"], fed["service"], federation_id, leaf,
+                                                self.trees.get(federation_id).generation))
             sealed = seal_node_key(self.account, member.encryption_key, sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
                                    node=member.address, federation_id=federation_id, epoch=epoch)
+            if self.store is not None:
+                sealed = key_reference(file_id_of_cid(self.store.add(io.BytesIO(sealed))))
             gas += self.fed.deliver_key(self.account, member.address, federation_id, epoch, sealed).gas_used
             step("deliverKey")
         return gas
 
-    # -- removal and re-keying ---------------------------------------------------------------
+    # -- removal and refresh ----------------------------------------------------------------
 
     def remove(self, node_address: str, reason: str = "removed by the TAS operator") -> RemovalResult:
-        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation and re-keying of the rest.
+        """Paper Algorithm 10 (remove rogue FN) with cryptographic revocation: one transaction, no key delivery.
 
-        The contract advances the federation's epoch; every remaining member
-        then gets a key for the new epoch, so files uploaded from now on are
-        encrypted for an epoch attribute the removed node never holds.
+        The contract marks the member removed (its leaf is revoked from the
+        next epoch on, which the removal advances); every later upload's cover
+        leaves that leaf out, so the removed node's keys match no later file.
         """
         node = check_address(node_address, "node address")
         with self._lock.held():
             member = self.fed.member(node)
             if not member.active:
-                raise TasError(f"{node} is not an active member",
-                               "check the address with `fogfed tas status`; if its removal was interrupted, "
-                               "`fogfed tas sync` finishes the re-keying")
+                raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
             fid = member.federation_id
             tx = self.fed.remove_member(self.account, node)
             step("remove:removeMember")
-            rekey = self.rekey_to(fid, tx.value)
-        return RemovalResult(node, fid, tx.value, reason, rekey,
-                             {"removeMember": tx.gas_used, "deliverKey": rekey.gas_used})
+        return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
 
-    def rekey_to(self, federation_id: int, epoch: int, nodes: list[str] | None = None) -> RekeyResult:
-        """Deliver keys for ``epoch`` to the federation's active members (or ``nodes``) that the chain
-        shows without one yet: running it again after an interruption delivers only what is missing."""
-        with self._lock.held():
-            self.cache.refresh()
-            nodes = self.active_members(federation_id) if nodes is None else list(nodes)
-            missing = [n for n in nodes if not self.cache.delivered(n, federation_id, epoch)]
-            gas = self.deliver_keys(federation_id, epoch, missing)
-        return RekeyResult(federation_id, epoch, tuple(missing), gas)
+    def refresh(self, federation_id: int, progress=None) -> RefreshResult:
+        """A new member-tree generation for the federation: one transaction, no gas per member.
 
-    def rekey(self, federation_id: int) -> RekeyResult:
-        """Advance a federation's epoch (``bumpEpoch``) and deliver fresh keys to all its active members."""
+        Every active member gets a fresh key for its leaf of the new generation
+        (members keep their order: leaves 0..m-1, nothing revoked, so covers
+        shrink to a few nodes); the sealed keys go into one bundle in the
+        content store and ``bumpEpoch`` commits to its digest. The contract
+        refuses the commit if the epoch moved meanwhile (a removal), so a
+        removed node never gets a new key; run it again then. Members keep
+        their older keys for older files.
+        """
+        if self.store is None:
+            raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
+        fid = federation_id
+        fed = self.created_federation(fid)
+        if fed is None:
+            raise TasError(f"federation {fid} is not one of this TAS's")
         with self._lock.held():
-            tx = self.fed.bump_epoch(self.account, federation_id)
-            step("rekey:bumpEpoch")
-            result = self.rekey_to(federation_id, tx.value)
-        return RekeyResult(result.federation_id, result.epoch, result.nodes, result.gas_used + tx.gas_used)
+            tree = self.trees.get(fid)
+            epoch = self.fed.federation(fid).epoch
+            order = sorted(tree.leaves, key=tree.leaves.get)
+            members = [(n, fed["location"], fed["service"], self.fed.member(n).encryption_key) for n in order]
+            bundle = self.build_bundle(fid, epoch + 1, tree.generation + 1, members, progress)
+            data = bundle.to_bytes()
+            digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
+            tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
+        return RefreshResult(fid, tree.generation + 1, tx.value, len(members), len(data), digest, tx.gas_used)
+
+    def build_bundle(self, federation_id: int, epoch: int, generation: int,
+                     members: list[tuple[str, str, str, bytes]], progress=None) -> Bundle:
+        """Keygen + seal for each (node, location, service, X25519 key) at leaves 0..m-1 of ``generation``."""
+        entries = []
+        for leaf, (node, location, service, enc_key) in enumerate(members):
+            sk = self.issue_key(node_attributes(location, service, federation_id, leaf, generation))
+            entries.append((node, seal_node_key(self.account, enc_key, sk, chain_id=self.chain_id,
+                                                contract=self.contract_address, node=node,
+                                                federation_id=federation_id, epoch=epoch)))
+            if progress is not None:
+                progress(1)
+        return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
-        """Finish what the chain shows undone: enrollments interrupted (journal), then every active
-        member of every federation without a key for its federation's current epoch (removals,
-        automatic ones included, re-keys or enrollments cut short) gets it, once."""
+        """Finish what the chain shows undone: enrollments interrupted (journal), then the key of every
+        active member whose latest join has no delivery after it. Removals (by the TAS or automatic
+        after false claims) need nothing: the chain's event log revokes the leaf by itself."""
         out = []
         with self._lock.held():
             for entry in self.journal.unfinished("enroll"):
                 self._finish_enroll(entry)
             self.cache.refresh()
-            members = self._active_by_federation()
             for fid in self.cache.federations():
-                epoch = self.fed.federation(fid).epoch
-                result = self.rekey_to(fid, epoch, members.get(fid, []))
-                if result.nodes:
-                    out.append(result)
+                nodes = missing_keys(self.fed, self.trees.get(fid))
+                if nodes:
+                    epoch = self.fed.federation(fid).epoch
+                    out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
         return out
 
     def reissue(self, node_address: str) -> int:
@@ -486,26 +515,21 @@ class TrustedAuthority:
             return self.deliver_keys(fid, self.fed.federation(fid).epoch, [node])
 
     def pending(self) -> list[int]:
-        """Federations with an active member that the chain shows without its current epoch's key."""
+        """Federations with an active member whose latest join has no key delivery after it."""
         self.cache.refresh()
-        members = self._active_by_federation()
-        out = []
-        for fid in self.cache.federations():
-            epoch = self.fed.federation(fid).epoch
-            if any(not self.cache.delivered(n, fid, epoch) for n in members.get(fid, [])):
-                out.append(fid)
-        return out
+        return [fid for fid in self.cache.federations() if missing_keys(self.fed, self.trees.get(fid))]
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs and members, federations awaiting re-keying."""
+        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""
         feds = self.federations()
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
             "mobility": self._settings.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
-                             "parent": f.parent, "epoch": f.epoch, "members": list(f.members)} for f in feds],
-            "pending_rekey": self.pending(),
+                             "parent": f.parent, "epoch": f.epoch, "members": list(f.members),
+                             **self.trees.summary(f.federation_id)} for f in feds],
+            "pending_keys": self.pending(),
             "unfinished": [{"request": e.key, "kind": e.kind, "node": e.data.get("address")}
                            for e in self.journal.unfinished()],
         }

@@ -3,16 +3,16 @@
 Move (the second source paper's handover): the node's signed MoveRequest is
 checked, then the mobility contract's ``checkHandover`` view looks the node's
 record up from the destination towards the root. On success one
-``moveMember`` transaction closes the old membership (the old federation's
-epoch advances: forward secrecy) and opens the new one with the same device
-keys; the TAS re-keys the old federation's remaining members and delivers the
-node a key for the destination. On failure nothing changes on chain and
-:class:`HandoverRefused` tells the node to make a fresh identity and enroll.
+``moveMember`` transaction closes the old membership (its leaf of the old
+federation's member tree is revoked and that epoch advances: forward secrecy,
+nobody re-keyed) and opens the new one with the same device keys (a fresh
+leaf of the destination's tree); the TAS delivers the node one key for the
+destination. On failure nothing changes on chain and :class:`HandoverRefused`
+tells the node to make a fresh identity and enroll.
 
-Backward secrecy (per federation, default on, read from the mobility
-contract) applies to a move in as to a join: see fogfed.tas.secrecy. Using a
-mobility contract records it in the TAS (``tas.use_mobility``), so plain
-``tas.enroll`` applies the same settings.
+Backward secrecy comes with the covers: the node's new leaf was unassigned
+when the destination's earlier files were uploaded, so no earlier cover holds
+it. Only "on" is supported (see :meth:`MobilityAuthority.set_backward_secrecy`).
 
 This module works through the TAS's public methods only.
 """
@@ -27,7 +27,6 @@ from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.move import MoveRejected, MoveRequest
 from fogfed.tas.authority import TasError, TrustedAuthority
 from fogfed.tas.results import EnrollmentResult, RekeyResult
-from fogfed.tas.secrecy import grant_history, keep_out_of_the_past
 
 
 class HandoverRefused(TasError):
@@ -49,9 +48,9 @@ class MoveResult:
     to_federation: int
     level: int  # 0: record found in the destination's subtree itself, k: in its k-th ancestor
     epoch: int  # the destination epoch of the delivered key
-    old_rekey: RekeyResult  # forward secrecy: the old federation's remaining members
-    newcomer_rekey: RekeyResult | None  # backward secrecy: the destination's members, before the key
-    history_epochs: tuple[int, int] | None  # backward secrecy off: the past epochs granted
+    old_rekey: RekeyResult | None  # None: the old leaf is revoked on chain, nobody is re-keyed
+    newcomer_rekey: RekeyResult | None  # None: backward secrecy needs no re-key with covers
+    history_epochs: tuple[int, int] | None  # None (no history keys with covers)
     gas: dict[str, int] = field(default_factory=dict)
 
 
@@ -84,19 +83,15 @@ class MobilityAuthority:
             raise HandoverRefused(request.address, "the record was not made by this TAS")
         tas.use_mobility(self.mobility)
         gas: dict[str, int] = {}
-        newcomer_rekey = keep_out_of_the_past(tas, self.mobility, request.to_federation, gas)
+        tas.trees.check_room(request.to_federation)
         moved = self.mobility.move_member(tas.account, request.address, request.to_federation,
                                           request.enc_public_key)
         gas["moveMember"] = moved.gas_used
-        old_epoch = moved.event("EpochAdvanced").args["epoch"]
         tas.record_move(request.address, request.to_federation, request.nonce)
-        old_rekey = tas.rekey_to(check.from_federation, old_epoch)
-        gas["deliverKey (old federation)"] = old_rekey.gas_used
         epoch = self.mobility.fed.federation(request.to_federation).epoch
         gas["deliverKey"] = tas.deliver_keys(request.to_federation, epoch, [request.address])
-        history = grant_history(tas, self.mobility, request.address, request.to_federation, epoch, gas)
         return MoveResult(request.address, check.from_federation, request.to_federation, check.level, epoch,
-                          old_rekey, newcomer_rekey, history, gas)
+                          None, None, None, gas)
 
     def enroll(self, request: EnrollmentRequest, **kwargs) -> EnrollmentResult:
         """``tas.enroll`` with this mobility contract recorded, so the destination's setting applies."""
@@ -104,8 +99,17 @@ class MobilityAuthority:
         return self.tas.enroll(request, **kwargs)
 
     def set_backward_secrecy(self, federation_id: int, enabled: bool) -> int:
-        """Change a federation's setting on chain (auditable event); gas used."""
+        """Change a federation's setting on chain (auditable event); gas used.
+
+        Only "on" is accepted: uploads' covers hold only the leaves assigned at
+        upload time, so a newcomer can never read older files; an "off" setting
+        on chain would promise what the covers do not do.
+        """
         if self.tas.created_federation(federation_id) is None:
             raise TasError(f"federation {federation_id!r} was not created by this TAS")
+        if not enabled:
+            raise TasError("backward secrecy cannot be turned off: covers hold only the leaves assigned when a "
+                           "file is uploaded, so newcomers never read older files",
+                           "share older files with newcomers by uploading them again")
         self.tas.use_mobility(self.mobility)
         return self.mobility.set_backward_secrecy(self.tas.account, federation_id, enabled).gas_used

@@ -31,12 +31,13 @@ class EnrollmentResult:
     verdict: str
     gas: dict[str, int] = field(default_factory=dict)
     newcomer_rekey: RekeyResult | None = None  # backward secrecy on: the members re-keyed before the join
-    history_epochs: tuple[int, int] | None = None  # backward secrecy off: the past epochs granted
+    history_epochs: tuple[int, int] | None = None  # unused since covers (kept for the result's shape)
+    leaf: int | None = None  # the node's leaf of the federation's member tree
 
 
 @dataclass(frozen=True)
 class RekeyResult:
-    """Fresh keys for a federation's remaining members after its epoch advanced."""
+    """Keys delivered to some members of a federation (``tas sync`` finishing interrupted joins)."""
 
     federation_id: int
     epoch: int
@@ -46,7 +47,7 @@ class RekeyResult:
 
 @dataclass(frozen=True)
 class RemovalResult:
-    """A node removed (paper Algorithm 10) and its federation re-keyed."""
+    """A node removed (paper Algorithm 10): one transaction, its leaf revoked; ``rekey`` is None (nobody re-keyed)."""
 
     node: str
     federation_id: int
@@ -54,3 +55,16 @@ class RemovalResult:
     reason: str
     rekey: RekeyResult | None
     gas: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """A member-tree refresh: one transaction committing to a bundle of every member's new key."""
+
+    federation_id: int
+    generation: int
+    epoch: int
+    members: int
+    bundle_bytes: int
+    bundle: bytes  # digest inside the bundle's CIDv0 (on chain in TreeRefreshed)
+    gas_used: int

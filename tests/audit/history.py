@@ -45,11 +45,20 @@ class Script:
         self.deploy_block = receipt.blockNumber
         self.c: Contract = w3.eth.contract(address=receipt.contractAddress, abi=art["abi"])
         self.address = receipt.contractAddress
+        # leaves assigned in each federation's current tree generation, as far as this script knows
+        # (a lower bound after a refresh, which renumbers the active members from 0)
+        self.assigned: dict[int, int] = {}
+        self.generation: dict[int, int] = {}
 
     def send(self, sender: str, fn: str, *args: Any, **tx: Any) -> Any:
         h = getattr(self.c.functions, fn)(*args).transact({"from": sender, **tx})
         receipt = self.w3.eth.wait_for_transaction_receipt(h)
         assert receipt.status == 1, fn
+        if fn in ("addMember", "addMembers"):
+            self.assigned[args[0]] = self.assigned.get(args[0], 0) + (len(args[1]) if fn == "addMembers" else 1)
+        elif fn == "bumpEpoch":
+            self.generation[args[0]] = self.generation.get(args[0], 0) + 1
+            self.assigned[args[0]] = 0
         return receipt
 
     def mine(self, blocks: int = 1, seconds: int = 0) -> None:
@@ -68,9 +77,11 @@ class Script:
         self.send(self.tas, "addMembers", fed, list(nodes), [digest("ek" + n) for n in nodes])
 
     def upload(self, node: str, fed: int, label: str, policy: str = "paris and storage") -> bytes:
+        """Register a file the way nodes do: the policy with the cover descriptor of ``fed``'s tree now."""
         epoch = self.c.functions.federation(fed).call()[2]
+        descriptor = f"{policy} and cover({fed}:{self.generation.get(fed, 0)}:{epoch}:{self.assigned.get(fed, 0)})"
         self.send(node, "registerFile", fed, digest(label), 0, digest("pt" + label), digest("sk" + label),
-                  epoch, policy)
+                  epoch, descriptor)
         return file_id_for(node, digest(label))
 
     def announce(self, node: str, file_id: bytes, seconds: int = 3600) -> None:
@@ -112,7 +123,7 @@ def clean_history(s: Script) -> dict[str, Any]:
     s.send(a[2], "reportDamage", file_a, ZERO, 1)           # one damage report on the stored copy
     s.send(a[7], "verifyMember", a[1], attrs_hash("paris", "storage"))
     s.send(s.tas, "deliverKey", a[6], f3, 0, b"sealed-key-for-a6")
-    s.send(s.tas, "bumpEpoch", f2)
+    s.send(s.tas, "bumpEpoch", f2, s.c.functions.federation(f2).call()[2], b"\x07" * 32)
     s.send(s.tas, "configure", 2, 2 * 86400)                # 2 strikes, below the auditor's probing threshold
     s.send(s.tas, "beginAdminTransfer", a[8])
     s.send(a[8], "acceptAdmin")

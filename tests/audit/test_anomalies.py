@@ -9,6 +9,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from fogfed import audit
+from fogfed.protocol.files import file_id_for
 from tests.audit.conftest import Replayed
 from tests.audit.history import ZERO, Script, base
 
@@ -98,7 +99,7 @@ def test_damage_reports_clustered_on_one_cache_holder(w3: Web3, tmp_path: Path) 
 def test_a_stale_epoch_registration_is_refused_on_chain(w3: Web3, tmp_path: Path) -> None:
     s = Script(w3)
     ids = base(s)
-    s.send(s.tas, "bumpEpoch", ids["f1"])
+    s.send(s.tas, "bumpEpoch", ids["f1"], s.c.functions.federation(ids["f1"]).call()[2], b"\x07" * 32)
     with pytest.raises(ContractLogicError):
         s.c.functions.registerFile(ids["f1"], b"\x07" * 32, 0, b"\x08" * 32, b"\x09" * 32, 0, "p").transact(
             {"from": s.accounts[1]})
@@ -113,7 +114,8 @@ def test_registration_in_the_block_that_retires_its_epoch_is_flagged(w3: Web3, t
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         # Both wait in the same block; the registration pays more, so it is ordered first.
-        reg = s.c.functions.registerFile(ids["f1"], fid, 0, b"\x08" * 32, b"\x09" * 32, 0, "p").transact(
+        reg = s.c.functions.registerFile(ids["f1"], fid, 0, b"\x08" * 32, b"\x09" * 32, 0,
+                                       f"p and cover({ids['f1']}:0:0:{s.assigned[ids['f1']]})").transact(
             {"from": a[1], "gas": 300_000, "gasPrice": w3.to_wei(50, "gwei")})
         rem = s.c.functions.removeMember(a[2]).transact(
             {"from": s.tas, "gas": 300_000, "gasPrice": w3.to_wei(5, "gwei")})
@@ -146,3 +148,20 @@ def test_an_announcement_outliving_its_holders_membership_is_flagged(w3: Web3, t
     s.send(s.tas, "removeMember", holder)
     [f] = _only(_findings(w3, s, tmp_path), "cache_never_withdrawn")
     assert f.subject == holder and "no longer a member" in f.message
+
+
+def test_uncovered_and_impossible_covers_are_flagged(w3: Web3, tmp_path: Path) -> None:
+    """A registration without a cover (raw transaction) or naming leaves the tree did not have is a finding."""
+    s = Script(w3)
+    ids = base(s)
+    node, f1 = s.accounts[1], ids["f1"]
+    s.send(node, "registerFile", f1, b"\x51" * 32, 0, b"\x52" * 32, b"\x53" * 32, 0, "ff:1")
+    s.send(node, "registerFile", f1, b"\x54" * 32, 0, b"\x55" * 32, b"\x56" * 32, 0,
+           f"ff:1 and cover({f1}:0:0:{s.assigned[f1] + 5})")
+    fine = s.upload(node, f1, "covered")
+    findings = _findings(w3, s, tmp_path)
+    flagged = [f for f in findings if f.kind == "uncovered_file"]
+    expected = {"0x" + file_id_for(node, bytes([b]) * 32).hex() for b in (0x51, 0x54)}
+    assert len(flagged) == 2 and expected == {next(w for w in f.message.split() if w.startswith("0x"))
+                                              for f in flagged}
+    assert not any(("0x" + fine.hex()) in f.message for f in flagged)

@@ -58,7 +58,7 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Moved:
     send(s, mob, "setBackwardSecrecy", f2, False)
     send(s, mob, "moveMember", a[1], f2, digest("ek" + a[1]))
     s.upload(a[1], f2, "after-move", "lyon and storage")
-    s.send(s.tas, "bumpEpoch", f2)
+    s.send(s.tas, "bumpEpoch", f2, s.c.functions.federation(f2).call()[2], b"\x07" * 32)
     send(s, mob, "deliverHistoryKey", a[1], f2, 0, 0, b"sealed-history-key")
     s.send(s.tas, "removeMember", a[2])
     with_mob = audit.replay(w3, s.address, home / "with.sqlite", mobility=mob.address)

@@ -58,7 +58,7 @@ def test_one_uploader_registers_a_digest_once_and_others_get_their_own_id(cast):
 
 
 def test_stale_epoch_refused(cast):
-    cast.fed.bump_epoch(cast.tas, cast.fid)
+    cast.fed.bump_epoch(cast.tas, cast.fid, cast.fed.federation(cast.fid).epoch, b"\x07" * 32)
     current = cast.fed.federation(cast.fid).epoch
     with pytest.raises(ContractRevert) as err:
         register(cast, epoch=current - 1)

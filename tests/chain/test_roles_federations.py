@@ -80,18 +80,24 @@ def test_unknown_federation_view(fed):
 @pytest.mark.parametrize("kind", NON_TAS)
 def test_only_tas_bumps_epoch(cast, kind):
     with pytest.raises(ContractRevert) as err:
-        cast.fed.bump_epoch(cast.callers()[kind], cast.fid)
+        cast.fed.bump_epoch(cast.callers()[kind], cast.fid, 0, b"\x07" * 32)
     assert err.value.error_name == "NotTas"
 
 
 def test_bump_epoch(cast):
     before = cast.fed.federation(cast.fid).epoch
-    result = cast.fed.bump_epoch(cast.tas, cast.fid)
+    with pytest.raises(ContractRevert) as err:  # built at an older epoch: a removal came in between
+        cast.fed.bump_epoch(cast.tas, cast.fid, before + 1, b"\x07" * 32)
+    assert err.value.error_name == "StaleEpoch"
+    result = cast.fed.bump_epoch(cast.tas, cast.fid, before, b"\x07" * 32)
     assert result.value == before + 1 == cast.fed.federation(cast.fid).epoch
     assert result.event("EpochAdvanced").args == {"federationId": cast.fid, "epoch": before + 1, "reason": 2}
+    assert result.event("TreeRefreshed").args == {"federationId": cast.fid, "bundle": b"\x07" * 32}
     with pytest.raises(ContractRevert) as err:
-        cast.fed.bump_epoch(cast.tas, 0)
+        cast.fed.bump_epoch(cast.tas, 0, 0, b"\x07" * 32)
     assert err.value.error_name == "UnknownFederation"
+    with pytest.raises(Exception, match="bundle digest"):  # refused before sending
+        cast.fed.bump_epoch(cast.tas, cast.fid, before + 1, b"\x00" * 32)
 
 
 @pytest.mark.parametrize("kind", NON_TAS)
@@ -111,7 +117,7 @@ def test_operator_grant_and_revoke(chain, cast):
     fed.set_operator(cast.tas, op.address, False)
     assert not fed.is_operator(op.address)
     with pytest.raises(ContractRevert) as err:
-        fed.bump_epoch(op, fid)
+        fed.bump_epoch(op, fid, fed.federation(fid).epoch, b"\x07" * 32)
     assert err.value.error_name == "NotTas"
 
 

@@ -47,7 +47,8 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert fed["members"] == [address]
     code, out, err = run_inproc(capsys, "tas", "remove", address, "--json")
     assert code == 0, err
-    assert json.loads(out)["new_epoch"] == 1
+    removal = json.loads(out)
+    assert removal["new_epoch"] == 1 and removal["rekey"] is None and list(removal["gas"]) == ["removeMember"]
     code, _, err = run_inproc(capsys, "tas", "remove", address)
     assert_one_line_error(code, err, 1, "not an active member")
     code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")  # removed: the old request is a replay
@@ -58,7 +59,8 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert code == 0 and out == ""
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     status = json.loads(out)
-    assert status["federations"][0]["epoch"] == 1 and status["pending_rekey"] == []
+    fed = status["federations"][0]
+    assert (fed["epoch"], fed["leaves_assigned"], fed["leaves_revoked"], fed["cover_nodes"]) == (1, 1, 1, 0)
     code, out, _ = run_inproc(capsys, "tas", "watch", "--count", "2", "--interval", "0.1", "--json")
     checks = [json.loads(line) for line in out.splitlines()]  # JSON Lines: one document per check
     assert code == 0 and [c["check"] for c in checks] == [1, 2] and all(c["rekeyed"] == [] for c in checks)
@@ -95,3 +97,19 @@ def test_help_texts_have_examples(capsys) -> None:
         code, out, _ = run_inproc(capsys, *args, "--help")
         assert code == 0 and "Usage:" in out
         assert "Example" in out or "fogfed" in out.split("Usage:", 1)[1]
+
+
+def test_refresh_from_the_command_line(home: Path, capsys) -> None:
+    req = _request(capsys, "r1", "tabuk", "health")
+    code, out, err = run_inproc(capsys, "tas", "enroll", req, "--approve", "--json")
+    assert code == 0, err
+    fid = json.loads(out)["federation_id"]
+    code, out, err = run_inproc(capsys, "tas", "refresh", str(fid), "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert (r["generation"], r["members"]) == (1, 1) and r["gas_used"] <= 150_000
+    code, out, err = run_inproc(capsys, "node", "join", "--home", "r1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_keys"] == 2  # the enrollment key and the refresh's
+    code, _, err = run_inproc(capsys, "tas", "refresh", "999")
+    assert_one_line_error(code, err, 1, "not one of this TAS")

@@ -48,6 +48,7 @@ class System:
 def build_system(chain, store: ContentStore, root: Path, *, layout=("A", "A", "A", "B", None)) -> System:
     accounts = chain.dev_accounts()
     tas = TrustedAuthority.init(root / "tas", chain, PASS, account=accounts[0], kdf=LIGHT)
+    tas.use_store(store)
     system = System(chain, store, tas, [], root, accounts)
     feds = {"A": ("riyadh", "health"), "B": ("jeddah", "health")}
     for i, fed in enumerate(layout):

@@ -32,7 +32,9 @@ def world(tmp_path_factory):
     accounts = chain.dev_accounts()
     tas = TrustedAuthority.init(root / "tas", chain, PASS, account=accounts[0], kdf=LIGHT)
     mobility = tas.use_mobility(deploy_mobility(chain, tas.account, tas.fed))
-    w = World(chain, EmbeddedStore(root / "store"), tas, [], root, accounts, mobility=mobility,
+    store = EmbeddedStore(root / "store")
+    tas.use_store(store)
+    w = World(chain, store, tas, [], root, accounts, mobility=mobility,
               authority=MobilityAuthority(tas, mobility))
     region = tas.create_federation("region", "health").federation_id
     w.feds = {"R": region, **{k: tas.create_federation(loc, "health", region).federation_id

@@ -27,7 +27,8 @@ def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, 
         _ok(capsys, "tas", "enroll", f"{name}.json", "--approve")
         _ok(capsys, "node", "join", "--home", name)
     assert _ok(capsys, "tas", "secrecy", "3", "show") == {"federation": 3, "backward_secrecy": True}
-    assert _ok(capsys, "tas", "secrecy", "3", "off")["backward_secrecy"] is False
+    code, _, err = run_inproc(capsys, "tas", "secrecy", "3", "off")
+    assert_one_line_error(code, err, code or 1, "cannot be turned off")
 
     _ok(capsys, "node", "move", "--home", "n1", "--to", "3", "-o", "move.json")
     moved = _ok(capsys, "tas", "move", "move.json")
@@ -63,27 +64,22 @@ def _join(capsys, name, loc):
     return joined
 
 
-def test_plain_enroll_applies_the_secrecy_setting_once_the_tas_has_a_mobility_contract(tmp_path, monkeypatch,
-                                                                                        capsys):
+def test_plain_enroll_rekeys_nobody_with_or_without_a_mobility_contract(tmp_path, monkeypatch, capsys):
     tas_home(tmp_path, monkeypatch, capsys)
     code, _, err = run_inproc(capsys, "tas", "secrecy", "1", "show")
     assert_one_line_error(code, err, code or 1, "no mobility contract", "mobility-deploy")
     _join(capsys, "n1", "riyadh")
-    second = _join(capsys, "n2", "riyadh")  # no mobility contract: the documented default, no re-key
-    assert (second["epoch"], second["newcomer_rekey"], second["history_epochs"]) == (0, None, None)
+    second = _join(capsys, "n2", "riyadh")
+    assert (second["epoch"], second["newcomer_rekey"], second["history_epochs"], second["leaf"]) == (0, None, None, 1)
 
     deployed = _ok(capsys, "tas", "mobility-deploy")["mobility"]  # recorded by the TAS; no FOGFED_MOBILITY set
     assert _ok(capsys, "tas", "status")["mobility"] == deployed
     code, _, err = run_inproc(capsys, "tas", "mobility-deploy")
     assert_one_line_error(code, err, code or 1, "already uses", deployed)
-    third = _join(capsys, "n3", "riyadh")  # secrecy on (default): n1 and n2 re-keyed first
-    assert third["epoch"] == 1 and len(third["newcomer_rekey"]["nodes"]) == 2 and third["history_epochs"] is None
-    assert _ok(capsys, "tas", "secrecy", "1", "off")["backward_secrecy"] is False
-    fourth = _join(capsys, "n4", "riyadh")
-    assert (fourth["epoch"], fourth["newcomer_rekey"], fourth["history_epochs"]) == (1, None, [0, 0])
-    monkeypatch.setenv("FOGFED_MOBILITY", deployed)
-    assert _ok(capsys, "node", "move", "--home", "n4", "--finish")["history_keys"] == 1
-    # the same request again while n4 stands as enrolled: reported, nothing sent (no bump, no second key)
-    again = _ok(capsys, "tas", "enroll", "n4.json", "--approve")
-    assert again["gas"] == {} and "already enrolled" in again["verdict"]
-    assert _ok(capsys, "tas", "federation", "list")["federations"][0]["epoch"] == 1
+    third = _join(capsys, "n3", "riyadh")  # still nobody re-keyed: covers give backward secrecy
+    assert (third["epoch"], third["newcomer_rekey"], third["leaf"]) == (0, None, 2)
+    assert set(third["gas"]) == {"addMember", "deliverKey", "fund"}
+    again = _ok(capsys, "tas", "enroll", "n3.json", "--approve")  # the same request: reported, nothing sent
+    assert again["gas"] == {} and again["leaf"] == 2
+    status = _ok(capsys, "tas", "status")["federations"][0]
+    assert (status["epoch"], status["leaves_assigned"], status["leaves_revoked"]) == (0, 3, 0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from fogfed.node.client import AccessDenied
-from fogfed.node.mobility import move_request, pull_history_keys
+from fogfed.node.mobility import move_request
 from fogfed.protocol.move import MoveRejected, MoveRequest
+from fogfed.tas import TasError
 from fogfed.tas.mobility import HandoverRefused
 
 
@@ -23,8 +24,10 @@ def test_move_keeps_device_keys_and_gives_a_destination_key(world, plain, tmp_pa
     assert mover.refresh_keys() == 1
     up = mover.upload(plain("written by the mover in B"))
     assert b0.fetch(up.file_id, tmp_path / "got").source in {"storage", "peer"}
-    # backward secrecy (default on): the file uploaded in B before the move stays closed to the mover
-    assert res.newcomer_rekey is not None and mover.address not in res.newcomer_rekey.nodes
+    # nobody re-keyed, one delivery: the old leaf is revoked, the new one was outside every earlier cover
+    assert (res.old_rekey, res.newcomer_rekey, res.history_epochs) == (None, None, None)
+    assert set(res.gas) == {"moveMember", "deliverKey"} and sum(res.gas.values()) <= 250_000
+    # backward secrecy: the file uploaded in B before the move stays closed to the mover
     with pytest.raises(AccessDenied, match="none of this node's keys"):
         mover.fetch(old.file_id, tmp_path / "old")
     assert not (tmp_path / "old").exists()
@@ -42,18 +45,14 @@ def test_moved_node_cannot_read_what_its_old_federation_uploads_afterwards(world
     assert world.named["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_sha256 == later.plaintext_sha256
 
 
-def test_backward_secrecy_off_gives_the_newcomer_the_history(world, plain, tmp_path):
-    c0, a1 = world.named["c0"], world.named["a1"]
-    world.authority.set_backward_secrecy(world.feds["C"], False)
-    first = c0.upload(plain("C history, epoch 0"))
-    world.tas.rekey(world.feds["C"])  # the file is now from a past epoch
-    res = world.authority.move(move_request(a1, world.mobility, world.feds["C"]))
-    assert res.newcomer_rekey is None and res.history_epochs == (0, res.epoch - 1)
-    assert a1.refresh_keys() == 1
-    with pytest.raises(AccessDenied, match="none of this node's keys"):  # the current key alone is not enough
-        a1.fetch(first.file_id, tmp_path / "h")
-    assert pull_history_keys(a1, world.mobility) == 1 and pull_history_keys(a1, world.mobility) == 0
-    assert a1.fetch(first.file_id, tmp_path / "h").plaintext_sha256 == first.plaintext_sha256
+def test_backward_secrecy_cannot_be_turned_off(world):
+    """Covers hold only the leaves assigned at upload time: an "off" on chain would promise what they do not do."""
+    fid = world.feds["C"]
+    head = world.chain.block_number()
+    with pytest.raises(TasError, match="cannot be turned off"):
+        world.authority.set_backward_secrecy(fid, False)
+    assert world.chain.block_number() == head and world.mobility.backward_secrecy(fid)
+    assert world.authority.set_backward_secrecy(fid, True) >= 0  # "on" stays accepted (no change, no event)
 
 
 def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plain, tmp_path):

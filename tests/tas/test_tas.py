@@ -11,9 +11,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fogfed.chain import ContractRevert, FogFed, connect
 from fogfed.errors import FogfedError
 from fogfed.keys import NodeIdentity, WrongPassphrase
+from fogfed.keys.cover import path
 from fogfed.keys.keystore import KdfParams
+from fogfed.protocol.attributes import TREE_HEIGHT
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
-from fogfed.protocol.keydelivery import KeyDeliveryError, open_node_key
+from fogfed.protocol.files import cid_of_file_id
+from fogfed.protocol.keydelivery import KeyDeliveryError, open_node_key, referenced_digest
+from fogfed.storage import EmbeddedStore
 from fogfed.tas import OperatorApproval, TasError, TrustedAuthority, Verdict
 
 LIGHT = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
@@ -56,8 +60,10 @@ def test_enrollment_creates_federation_and_delivers_a_sealed_key(world):
     chain, home, tas = world
     req, ident = request(tas, location="Medina", service="Traffic")
     res = tas.enroll(req, approve=True)
-    assert res.federation_created and res.attributes == (
-        f"ep:{res.federation_id}:0", f"ff:{res.federation_id}", "loc:medina", "svc:traffic")
+    fid = res.federation_id
+    assert res.federation_created and res.leaf == 0
+    assert res.attributes == tuple(sorted([f"ff:{fid}", "loc:medina", "svc:traffic"]
+                                          + [f"ct:{fid}:0:{n}" for n in path(0, TREE_HEIGHT)]))
     block = tas.fed.peer_blocks(ident.address)[0]
     [delivery] = [e.args for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ident.address})]
     sk = open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
@@ -78,7 +84,27 @@ def test_enrollment_creates_federation_and_delivers_a_sealed_key(world):
                       contract=tas.contract_address, federation_id=res.federation_id, epoch=0,
                       is_operator=lambda a: False)
     second = tas.enroll(request(tas, location="medina", service="traffic")[0], approve=True)
-    assert second.federation_id == res.federation_id and not second.federation_created
+    assert second.federation_id == res.federation_id and not second.federation_created and second.leaf == 1
+
+
+def test_keys_by_reference_through_the_content_store(world, tmp_path):
+    """With a content store the box goes there and a 36-byte reference on chain: join + delivery <= 200,000 gas."""
+    _, _, tas = world
+    tas.use_store(EmbeddedStore(tmp_path / "store"))
+    try:
+        req, ident = request(tas, location="medina", service="water")
+        res = tas.enroll(req, approve=True)
+    finally:
+        tas.use_store(None)
+    assert res.gas["addMember"] + res.gas["deliverKey"] <= 200_000
+    block = tas.fed.peer_blocks(ident.address)[0]
+    [delivery] = [e.args for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ident.address})]
+    digest = referenced_digest(delivery["sealedKey"])
+    assert len(delivery["sealedKey"]) == 36 and digest is not None
+    box = b"".join(EmbeddedStore(tmp_path / "store").cat(cid_of_file_id(digest)))
+    sk = open_node_key(ident, box, tas.public_key, chain_id=tas.chain_id, contract=tas.contract_address,
+                       federation_id=res.federation_id, epoch=res.epoch, is_operator=tas.fed.is_operator)
+    assert set(sk.attributes) == set(res.attributes)
 
 
 def test_unapproved_request_is_refused(world):
@@ -159,23 +185,38 @@ def test_bad_attributes_are_refused_at_creation(world, location):
     assert "location" in str(err.value)
 
 
-def test_remove_rekeys_remaining_members_and_refuses_unknown(world):
+def test_remove_is_one_transaction_with_no_delivery_and_refuses_unknown(world):
     _, _, tas = world
     a, ia = request(tas, location="hail", service="water")
     b, ib = request(tas, location="hail", service="water")
     fid = tas.enroll(a, approve=True).federation_id
     tas.enroll(b, approve=True)
+    delivered = tas.fed.peer_blocks(ib.address)[0]
+    head = tas.fed.chain.block_number()
     res = tas.remove(ia.address)
-    assert (res.federation_id, res.new_epoch, res.rekey.nodes) == (fid, 1, (ib.address,))
-    block = tas.fed.peer_blocks(ib.address)[0]
-    assert [e.args["epoch"] for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ib.address})] \
-        == [1]
+    assert (res.federation_id, res.new_epoch, res.rekey) == (fid, 1, None)
+    assert list(res.gas) == ["removeMember"] and res.gas["removeMember"] <= 60_000
+    assert tas.fed.chain.block_number() == head + 1  # one transaction
+    assert tas.fed.events(head + 1, names=["KeyDelivered"]) == []  # nobody re-keyed
+    assert tas.fed.peer_blocks(ib.address)[0] == delivered
+    tree = tas.trees.get(fid)
+    assert tree.leaves == {ib.address: 1} and tree.revoked_at(1) == [0] and tree.cover() == [(1 << TREE_HEIGHT) + 1]
     with pytest.raises(TasError, match="not an active member"):
         tas.remove(ia.address)
     with pytest.raises(Exception, match="not an Ethereum address"):
         tas.remove("0x1234")
     assert tas.sync() == []
-    assert tas.rekey(fid).epoch == 2
+
+
+def test_sync_finishes_a_join_interrupted_before_its_key_delivery(world):
+    _, _, tas = world
+    req, ident = request(tas, location="hail", service="power")
+    fid = tas.enroll(req, approve=True).federation_id
+    other = NodeIdentity.generate()  # the TAS crashed after addMember, before deliverKey
+    tas.fed.add_member(tas.account, fid, other.address, other.enc_public_key)
+    [done] = tas.sync()
+    assert (done.federation_id, done.nodes) == (fid, (other.address,))
+    assert tas.sync() == []
 
 
 def test_non_operator_cannot_act_as_tas(world, tmp_path):
@@ -197,7 +238,8 @@ def test_without_a_mobility_contract_a_join_keeps_the_epoch(world):
     first = tas.enroll(request(tas, location="tabuk", service="water")[0], approve=True)
     second = tas.enroll(request(tas, location="tabuk", service="water")[0], approve=True)
     assert second.federation_id == first.federation_id and (first.epoch, second.epoch) == (0, 0)
-    assert (second.newcomer_rekey, second.history_epochs) == (None, None) and "deliverHistoryKey" not in second.gas
+    assert (second.newcomer_rekey, second.history_epochs) == (None, None) and set(second.gas) == {"addMember",
+                                                                                                   "deliverKey"}
     assert tas.mobility is None and tas.status()["mobility"] is None
 
 
