@@ -25,9 +25,6 @@ from tests.cli.helpers import PASSPHRASE, assert_one_line_error, run_inproc
 from tests.fixtures.outage import RpcRelay
 from tests.tas.test_faults import LIGHT, STEPS, check_member, new_request
 
-#: steps after the enrollment's last chain call (the new member's key delivered; only local records remain)
-AFTER_LAST_CHAIN_CALL = {"deliverKey", "enroll:deliverKey"}
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, anvil_url: str):
@@ -73,7 +70,7 @@ def finish_and_check(world, cli, ident, req: Path, location: str, finish: str) -
         code, out, err = cli("tas", "sync", "--json")
         assert code == 0, err
     check_member(tas, ident, location)
-    assert tas.status()["unfinished"] == [] and tas.status()["pending_rekey"] == []
+    assert tas.status()["unfinished"] == [] and tas.status()["pending_keys"] == []
     sent = relay.count("eth_sendRawTransaction")
     assert cli("tas", "enroll", str(req), "--approve", "--fund", "0.01")[0] == 0  # already enrolled
     assert cli("tas", "sync")[0] == 0
@@ -94,12 +91,9 @@ def test_chain_stopped_at_any_step_of_enrollment(world, cli, stop_at: str, finis
     ident, req = new_request(root, tas, location)
     with at_step(stop_at, relay.down):
         code, _, err = cli("tas", "enroll", str(req), "--approve", "--fund", "0.01")
-    if stop_at in AFTER_LAST_CHAIN_CALL:
-        assert code == 0, err  # everything on chain was done; the rest is local
-    else:
-        assert_unreachable(code, err, relay)
-        code, _, err = cli("tas", "status")  # still down: says so too, before anything else
-        assert_unreachable(code, err, relay)
+    assert_unreachable(code, err, relay)  # every step is followed by a chain call (the last: the member's leaf)
+    code, _, err = cli("tas", "status")  # still down: says so too, before anything else
+    assert_unreachable(code, err, relay)
     finish_and_check(world, cli, ident, req, location, finish)
 
 
@@ -119,19 +113,24 @@ def test_reply_to_a_sent_transaction_lost_with_the_chain(world, cli, nth: int) -
     assert relay.count("eth_sendRawTransaction") == before + 4  # each of the four sent once
 
 
-def test_chain_stopped_during_removal_then_sync_rekeys(world, cli) -> None:
+def test_chain_lost_with_the_removal_reply(world, cli) -> None:
+    """A removal is one transaction (member trees: no re-key); its reply lost with the chain, the
+    retry says the node is already removed, and nothing else is owed."""
     root, relay, tas = world
     members = [new_request(root, tas, "downremoval") for _ in range(2)]
     for _, req in members:
         assert cli("tas", "enroll", str(req), "--approve", "--fund", "0.01")[0] == 0
     (gone, _), (stays, _) = members
-    with at_step("remove:removeMember", relay.down):
-        code, _, err = cli("tas", "remove", gone.address)
+    relay.down_after("eth_sendRawTransaction", 1, deliver=False)
+    code, _, err = cli("tas", "remove", gone.address)
     assert_unreachable(code, err, relay)
-    assert not tas.fed.member(gone.address).active  # removed on chain, the re-key still owed
     relay.up()
+    assert not tas.fed.member(gone.address).active  # it reached the chain
+    code, _, err = cli("tas", "remove", gone.address)
+    assert_one_line_error(code, err, 1, "is not an active member")
+    sent = relay.count("eth_sendRawTransaction")
     code, out, err = cli("tas", "sync", "--json")
     assert code == 0, err
+    assert relay.count("eth_sendRawTransaction") == sent and tas.pending() == []
     check_member(tas, stays, "downremoval")
-    assert tas.pending() == []
     assert gone.address not in tas.active_members(tas.fed.member(stays.address).federation_id)
