@@ -8,11 +8,17 @@ folder in 1 MiB pieces (never held in memory). Timed round-robin in the same
 run, so load that comes and goes hits all alike:
 
 - raw: SHA-256 + AES-256-GCM over the file's bytes (read from the same file,
-  in the stream format's chunk size): the SPEC baseline;
+  in the stream format's chunk size), compute only, for reference;
+- floor: the same job done the simplest durable way: raw, plus one write of
+  the ciphertext to a file beside the store and one fsync of it;
 - encrypt-and-store: ``fogfed.node.datapath.encrypt_and_store`` exactly as an
   upload calls it (stream encryption with the plaintext hash, the store's
-  importer and its confirmed, durable add, the ciphertext copy for the
-  cache): SPEC section 5 wants it at least 0.5x raw;
+  importer and its confirmed, durable add; a ciphertext copy for the cache
+  only where the store is not local): the target is at least 0.8x the floor
+  (issue 13), reported with its ratio to raw as well;
+- with copy: the same with the former upload path's ciphertext copy for the
+  cache and its SHA-256 (what a store that is not local still needs), timed
+  in the same rounds, so each run shows what writing once saves;
 - upload: a real ``FogNode.upload`` (the above, the CP-ABE file key, the
   chain transactions, caching and announcing), reported with its fixed
   per-file part (upload time minus encrypt-and-store time).
@@ -49,7 +55,7 @@ from fogfed.node.datapath import encrypt_and_store, temp_file
 
 MiB = 1 << 20
 MAX_MIB = 1024
-RATIO_TARGET = 0.5
+RATIO_TARGET = 0.8  # encrypt-and-store / floor (issue 13)
 PEAK_TARGET_MIB = 64
 KiB = 1 << 10
 
@@ -73,6 +79,26 @@ def raw_sha256_aes_gcm(path: Path, key: bytes, chunk: int = DEFAULT_CHUNK) -> by
             h.update(piece)
             aead.encrypt(counter.to_bytes(12, "big"), piece, None)
             counter += 1
+    return h.digest()
+
+
+def floor_sha256_aes_gcm_write(path: Path, key: bytes, out: Path, chunk: int = DEFAULT_CHUNK) -> bytes:
+    """The floor: raw, plus one write of the ciphertext to ``out`` and one fsync before returning."""
+    aead, h, counter = AESGCM(key), hashlib.sha256(), 0
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with open(path, "rb") as f:
+            while piece := f.read(chunk):
+                h.update(piece)
+                ct = aead.encrypt(counter.to_bytes(12, "big"), piece, None)
+                view = memoryview(ct)
+                while view:
+                    view = view[os.write(fd, view):]
+                counter += 1
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(out)  # the store keeps its pack; the floor keeps nothing (removing a file is cheap)
     return h.digest()
 
 
@@ -103,7 +129,17 @@ def _median(xs: list[float]) -> float:
 
 
 def encrypt_store_once(world: World, src: Path, key: bytes, work: Path, stored: list[str]) -> None:
-    """One encrypt-and-store as FogNode.upload runs it (ciphertext copy in a temp file)."""
+    """One encrypt-and-store as FogNode.upload runs it (a ciphertext copy only for a store that is not local)."""
+    store = world.scenario.store
+    if getattr(store, "local", False):
+        stored.append(encrypt_and_store(store, src, key, None)[0])
+        return
+    with temp_file(work / "tmp") as (_, copy):
+        stored.append(encrypt_and_store(store, src, key, copy)[0])
+
+
+def encrypt_store_with_copy(world: World, src: Path, key: bytes, work: Path, stored: list[str]) -> None:
+    """The former upload path, for the same-run comparison: a ciphertext copy for the cache and its SHA-256."""
     with temp_file(work / "tmp") as (_, copy):
         stored.append(encrypt_and_store(world.scenario.store, src, key, copy)[0])
 
@@ -150,11 +186,17 @@ def bench_size(world: World, work: Path, size: int, repeat: int) -> dict[str, An
     def encrypt_store() -> None:
         encrypt_store_once(world, src, key, work, stored)
 
+    def encrypt_store_copy() -> None:
+        encrypt_store_with_copy(world, src, key, work, stored)
+
     # Untimed calls under tracemalloc give the peak memory (and warm the page cache).
     _, raw_peak = peak_traced_memory(lambda: raw_sha256_aes_gcm(src, key))
     _, es_peak = peak_traced_memory(encrypt_store)
     _, up_peak = peak_traced_memory(upload)
-    t = measure_interleaved({"raw": lambda: raw_sha256_aes_gcm(src, key), "encrypt_store": encrypt_store},
+    floor_out = work / "floor.bin"  # beside the store's directory: the same file system
+    t = measure_interleaved({"raw": lambda: raw_sha256_aes_gcm(src, key),
+                             "floor": lambda: floor_sha256_aes_gcm_write(src, key, floor_out),
+                             "encrypt_store": encrypt_store, "encrypt_store_copy": encrypt_store_copy},
                             repeat=repeat, warmup=0)
     for cid in stored:  # fresh ciphertext every round: keep the disk use flat (untimed)
         world.scenario.store.remove(cid)
@@ -168,14 +210,19 @@ def bench_size(world: World, work: Path, size: int, repeat: int) -> dict[str, An
         "size_bytes": size,
         "raw_mb_s": throughput_mb_s(size, t["raw"].median),
         "encrypt_store_mb_s": throughput_mb_s(size, es),
+        "floor_mb_s": throughput_mb_s(size, t["floor"].median),
         "encrypt_store_ratio_to_raw": speed_ratio(t["encrypt_store"], t["raw"]),
+        "encrypt_store_ratio_to_floor": speed_ratio(t["encrypt_store"], t["floor"]),
+        "with_copy_mb_s": throughput_mb_s(size, t["encrypt_store_copy"].median),
+        "with_copy_ratio_to_floor": speed_ratio(t["encrypt_store_copy"], t["floor"]),
         "upload_s": up.median, "upload_mb_s": throughput_mb_s(size, up.median),
         "upload_fixed_s": max(0.0, up.median - es),
         "fetch_peer_s": _median(peer), "fetch_peer_mb_s": throughput_mb_s(size, _median(peer)),
         "fetch_storage_s": _median(storage), "fetch_storage_mb_s": throughput_mb_s(size, _median(storage)),
         "peak_mib": {"raw": raw_peak / MiB, "encrypt_store": es_peak / MiB, "upload": up_peak / MiB,
                      "fetch_peer": peer_peak / MiB, "fetch_storage": store_peak / MiB},
-        "timings": {"raw": t["raw"].to_dict(), "encrypt_store": t["encrypt_store"].to_dict(),
+        "timings": {"raw": t["raw"].to_dict(), "floor": t["floor"].to_dict(),
+                    "encrypt_store_copy": t["encrypt_store_copy"].to_dict(), "encrypt_store": t["encrypt_store"].to_dict(),
                     "upload": up.to_dict()},
     }
 
@@ -236,7 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
         world = World(work / "world", ipfs_url, cache_bytes=2 * max(sizes) * MiB + 64 * MiB)
         (work / "tmp").mkdir()
         report.table("throughput", f"data path, {store_name}, embedded chain, MB/s (median of {repeat})",
-                     ["size MiB", "raw SHA-256+AES-GCM", "encrypt-and-store", "e&s/raw", "upload",
+                     ["size MiB", "raw SHA-256+AES-GCM", "floor (+write+fsync)", "encrypt-and-store",
+                      "e&s/floor", "e&s/raw", "with copy/floor", "upload",
                       "upload fixed s", "fetch peer", "fetch storage"])
         report.table("latency", f"fetch latency, seconds (median of {repeat})",
                      ["size", "from peer cache", "from storage"])
@@ -251,13 +299,16 @@ def main(argv: list[str] | None = None) -> dict:
             r = bench_size(world, work, mib * MiB, repeat)
             results.append(r)
             p = r["peak_mib"]
-            report.row("throughput", mib, r["raw_mb_s"], r["encrypt_store_mb_s"], r["encrypt_store_ratio_to_raw"],
+            report.row("throughput", mib, r["raw_mb_s"], r["floor_mb_s"], r["encrypt_store_mb_s"],
+                       r["encrypt_store_ratio_to_floor"], r["encrypt_store_ratio_to_raw"],
+                       r["with_copy_ratio_to_floor"],
                        r["upload_mb_s"], r["upload_fixed_s"], r["fetch_peer_mb_s"], r["fetch_storage_mb_s"])
             report.row("latency", f"{mib} MiB", r["fetch_peer_s"], r["fetch_storage_s"])
             report.row("memory", mib, p["raw"], p["encrypt_store"], p["upload"], p["fetch_peer"],
                        p["fetch_storage"])
-            report.target(f"{mib} MiB: encrypt-and-store at least {RATIO_TARGET}x raw SHA-256 + AES-GCM",
-                          r["encrypt_store_ratio_to_raw"], ">=", RATIO_TARGET, "x")
+            report.target(f"{mib} MiB: encrypt-and-store at least {RATIO_TARGET}x the floor "
+                          "(SHA-256 + AES-GCM + one durable write)", r["encrypt_store_ratio_to_floor"], ">=",
+                          RATIO_TARGET, "x")
         worst = max(max(r["peak_mib"].values()) for r in results)
         report.target("peak memory of any upload/fetch (bounded, whatever the size)", worst, "<=",
                       PEAK_TARGET_MIB, "MiB")
@@ -267,7 +318,8 @@ def main(argv: list[str] | None = None) -> dict:
         payload = report.finish()
         if args.plot:
             xs = [r["size_bytes"] / MiB for r in results]
-            names = {"raw": "floor: SHA-256 + AES-GCM + one write", "encrypt_store": "encrypt and store",
+            names = {"raw": "SHA-256 + AES-GCM (compute only)", "floor": "floor: + one durable write",
+                     "encrypt_store": "encrypt and store",
                      "upload": "upload (incl. chain)", "fetch_peer": "fetch from a peer",
                      "fetch_storage": "fetch from storage"}
             line_plot(args.plot, [
@@ -275,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "series": {names[k]: (xs, [r[f"{k}_mb_s"] for r in results]) for k in names}},
                 {"title": "encrypt and store vs the floor", "xlabel": "file size (MiB)",
                  "ylabel": "ratio (higher is better)", "logx": True,
-                 "series": {"encrypt and store / floor": (xs, [r["encrypt_store_ratio_to_raw"] for r in results])},
+                 "series": {"encrypt and store / floor": (xs, [r["encrypt_store_ratio_to_floor"] for r in results])},
                  "hlines": {f"target {RATIO_TARGET}x": RATIO_TARGET}},
                 {"title": "peak memory", "xlabel": "file size (MiB)", "ylabel": "MiB", "logx": True,
                  "series": {k.replace("_", " "): (xs, [r["peak_mib"][k] for r in results])

@@ -133,3 +133,103 @@ def test_encrypt_and_store_fails_when_the_copy_cannot_be_written(tmp_path: Path)
         encrypt_and_store(EmbeddedStore(tmp_path / "store"), src, os.urandom(32), _FullDisk())
     assert not isinstance(caught.value, StorageUnavailable)  # the store is fine; the copy's disk is not
     assert {t.name for t in threading.enumerate()} <= before
+
+
+# -- written once: the cache refers to a local store's copy ------------------------------------------
+
+def _stored(tmp_path: Path, size: int = 700_000) -> tuple[EmbeddedStore, str, bytes, bytes]:
+    store, src = EmbeddedStore(tmp_path / "store"), tmp_path / "plain"
+    src.write_bytes(os.urandom(size))
+    key = os.urandom(32)
+    cid, info, ct_sha = encrypt_and_store(store, src, key, None)
+    assert ct_sha is None and info.plaintext_sha256 == hashlib.sha256(src.read_bytes()).digest()
+    return store, cid, b"".join(store.cat(cid)), key
+
+
+def test_encrypt_and_store_without_a_copy_writes_one_pack_and_no_other_file(tmp_path: Path) -> None:
+    store, cid, ct, key = _stored(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "store"]
+    assert len(list((tmp_path / "store" / "packs").iterdir())) == 1
+    out = io.BytesIO()
+    decrypt_stream(key, io.BytesIO(ct), out, aad=STREAM_AAD)
+    assert out.getvalue() == (tmp_path / "plain").read_bytes()
+
+
+def test_put_ref_reads_through_the_store_and_writes_no_blob(tmp_path: Path) -> None:
+    store, cid, ct, _ = _stored(tmp_path)
+    fid = b"\x07" * 32
+    with BlobCache(tmp_path / "cache", 10 << 20, store=store) as cache:
+        entry = cache.put_ref(fid, cid)
+        assert (entry.size, entry.sha256, entry.cid) == (len(ct), None, cid)
+        assert list((tmp_path / "cache" / "blobs").iterdir()) == []
+        assert cache.total_bytes == len(ct)  # counted against the cap like any copy
+        with cache.open(fid) as f:
+            assert f.read(1000) == ct[:1000] and f.read() == ct[1000:]
+    with BlobCache(tmp_path / "cache", 10 << 20, store=store) as cache:  # a restart keeps the row
+        assert cache.get(fid) is not None
+        assert cache.remove(fid) and store.has(cid)  # leaving the cache does not touch the store
+
+
+def test_put_ref_needs_a_local_store_and_respects_the_cap(tmp_path: Path) -> None:
+    store, cid, ct, _ = _stored(tmp_path)
+    with BlobCache(tmp_path / "c1", 10 << 20) as cache, pytest.raises(InputError, match="no local content store"):
+        cache.put_ref(b"\x01" * 32, cid)
+    with BlobCache(tmp_path / "c2", len(ct) - 1, store=store) as cache, pytest.raises(InputError, match="larger"):
+        cache.put_ref(b"\x01" * 32, cid)
+
+
+def test_a_damaged_store_copy_is_never_returned_and_drops_the_entry(tmp_path: Path) -> None:
+    store, cid, ct, _ = _stored(tmp_path)
+    fid, evicted = b"\x09" * 32, []
+    with BlobCache(tmp_path / "cache", 10 << 20, evicted.append, store=store) as cache:
+        cache.put_ref(fid, cid)
+        from fogfed.storage.importer import import_file
+        leaf = list(import_file(io.BytesIO(ct)))[1]  # the second 256 KiB chunk
+        path, offset, length = store.block_location(str(leaf.cid))
+        with open(path, "r+b") as f:
+            f.seek(offset + length - 10)
+            b = f.read(1)[0]
+            f.seek(offset + length - 10)
+            f.write(bytes([b ^ 1]))
+        got = bytearray()
+        with pytest.raises(CacheCorrupted, match="failed its check"):
+            with cache.open(fid) as f:
+                while piece := f.read(1 << 16):
+                    got += piece
+        assert len(got) <= 256 * 1024 and bytes(got) == ct[:len(got)]  # only verified bytes came out
+        assert cache.get(fid) is None and evicted == [fid]  # dropped; the announcement hook heard it
+        cache.put_ref(fid, cid)
+        store.remove(cid)
+        with pytest.raises(CacheCorrupted, match="no longer holds"):
+            cache.open(fid)
+        assert cache.get(fid) is None
+
+
+def test_a_first_schema_cache_is_migrated_with_its_entries(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "cache"
+    (root / "blobs").mkdir(parents=True)
+    blob, fid = b"old ciphertext", b"\x03" * 32
+    (root / "blobs" / fid.hex()).write_bytes(blob)
+    db = sqlite3.connect(root / "index.sqlite3")
+    db.executescript("""CREATE TABLE blobs (
+    file_id    BLOB PRIMARY KEY CHECK (length(file_id) = 32),
+    size       INTEGER NOT NULL CHECK (size >= 0),
+    sha256     BLOB NOT NULL CHECK (length(sha256) = 32),
+    cid        TEXT,
+    added_at   REAL NOT NULL,
+    last_used  REAL NOT NULL,
+    lru_seq    INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX blobs_lru ON blobs (lru_seq);""")
+    with db:
+        db.execute("INSERT INTO blobs VALUES (?, ?, ?, NULL, 1.0, 2.0, 5, 77)",
+                   (fid, len(blob), hashlib.sha256(blob).digest()))
+    db.close()
+    store, cid, _, _ = _stored(tmp_path)
+    with BlobCache(root, 10 << 20, store=store) as cache:
+        assert cache.open(fid).read() == blob and cache.get(fid).expires_at == 77
+        cache.put_ref(b"\x04" * 32, cid)  # the new schema takes rows without a SHA-256
+        assert [e.file_id for e in cache.entries()] == [fid, b"\x04" * 32]

@@ -509,8 +509,21 @@ def transfer_progress(label: str, total: int | None, enabled: bool) -> Iterator[
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
+        yield PhasedBar(bar, bar.add_task(label, total=total), label)
+
+
+class PhasedBar:
+    """A progress callback (bytes done) over one rich task; ``phase`` starts a named phase with its total
+    (node fetch: fetching, verifying, decrypting; see fogfed.node.datapath.phase)."""
+
+    def __init__(self, bar: Any, task: Any, label: str) -> None:
+        self._bar, self._task, self._label = bar, task, label
+
+    def __call__(self, done: int) -> None:
+        self._bar.update(self._task, completed=done)
+
+    def phase(self, name: str, total: int | None) -> None:
+        self._bar.reset(self._task, total=total, description=f"{self._label}: {name}")
 
 
 def guarded(fn: F) -> F:

@@ -1,5 +1,11 @@
 """The fog node's off-chain cache: ciphertext blobs on disk, indexed in SQLite.
 
+An entry is either a blob of its own under ``blobs/`` (recorded with its
+SHA-256) or, with ``put_ref``, the file as the node's local content store
+holds it (recorded with its CID, no SHA-256): then the ciphertext is written
+once, by the store, and every read goes through the store, which checks each
+block against its CID before giving it out.
+
 Blobs are streamed into a temp file, verified against what the caller expects
 (a SHA-256 digest or, with an injected ``cid_of``, an IPFS CID), then renamed
 into place (or, with ``put_file``, a file its producer hashed while writing
@@ -19,6 +25,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import sqlite3
 import tempfile
@@ -30,6 +37,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fogfed.errors import FogfedError, InputError
+from fogfed.storage.base import ContentStore
+from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError
 
 CHUNK = 1 << 16  # peers stream in pieces of this size
 _READ = 1 << 20  # the cache's own reads: fewer calls when hashing whole blobs
@@ -37,8 +46,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
     file_id    BLOB PRIMARY KEY CHECK (length(file_id) = 32),
     size       INTEGER NOT NULL CHECK (size >= 0),
-    sha256     BLOB NOT NULL CHECK (length(sha256) = 32),
-    cid        TEXT,
+    sha256     BLOB CHECK (sha256 IS NULL OR length(sha256) = 32),
+    cid        TEXT CHECK (sha256 IS NOT NULL OR cid IS NOT NULL),
     added_at   REAL NOT NULL,
     last_used  REAL NOT NULL,
     lru_seq    INTEGER NOT NULL,
@@ -47,6 +56,7 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE INDEX IF NOT EXISTS blobs_lru ON blobs (lru_seq);
 """
 _COLUMNS = "file_id, size, sha256, cid, added_at, last_used, expires_at"
+_V1_SHA256 = "sha256     BLOB NOT NULL CHECK (length(sha256) = 32)"  # before entries in the store
 
 
 class CacheError(FogfedError):
@@ -67,7 +77,7 @@ class CacheEntry:
 
     file_id: bytes
     size: int
-    sha256: bytes
+    sha256: bytes | None  # None: the bytes are the local store's file ``cid`` (``put_ref``)
     cid: str | None
     added_at: float
     last_used: float
@@ -87,11 +97,13 @@ class BlobCache:
     def __init__(self, root: str | os.PathLike, max_bytes: int,
                  on_evict: Callable[[bytes], None] | None = None, *,
                  cid_of: Callable[[BinaryIO], str] | None = None,
+                 store: ContentStore | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if type(max_bytes) is not int or max_bytes <= 0:
             raise InputError(f"cache size cap must be a positive number of bytes, got {max_bytes!r}")
         self.root, self.max_bytes = Path(root), max_bytes
         self._on_evict, self._cid_of, self._clock = on_evict, cid_of, clock
+        self._store = store
         self._blobs, self._tmp = self.root / "blobs", self.root / "tmp"
         for d in (self.root, self._blobs, self._tmp):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -106,17 +118,32 @@ class BlobCache:
         try:
             self._db = sqlite3.connect(self.root / "index.sqlite3", check_same_thread=False)
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise CacheError(f"cache index {self.root / 'index.sqlite3'} is unreadable: {exc}",
                              "delete the cache directory; cached copies can be fetched again") from None
         self._recover()
 
+    def _migrate(self) -> None:
+        # The first schema required a SHA-256 on every row; rows in the store have none.
+        (sql,) = self._db.execute("SELECT sql FROM sqlite_master WHERE name = 'blobs'").fetchone()
+        if _V1_SHA256 not in sql:
+            return
+        with self._db:
+            self._db.execute("ALTER TABLE blobs RENAME TO blobs_v1")
+            self._db.execute("DROP INDEX IF EXISTS blobs_lru")
+        self._db.executescript(_SCHEMA)
+        with self._db:
+            self._db.execute(f"INSERT INTO blobs SELECT {_COLUMNS.replace('expires_at', 'lru_seq, expires_at')} "
+                             "FROM blobs_v1")
+            self._db.execute("DROP TABLE blobs_v1")
+
     def _recover(self) -> None:
         # A crash can leave temp files, blobs without an index row, or rows without a blob.
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
-        known = {row[0].hex() for row in self._db.execute("SELECT file_id FROM blobs")}
+        known = {row[0].hex() for row in self._db.execute("SELECT file_id FROM blobs WHERE sha256 IS NOT NULL")}
         for blob in self._blobs.iterdir():
             if blob.name not in known:
                 blob.unlink(missing_ok=True)
@@ -241,6 +268,31 @@ class BlobCache:
         self._notify(evicted)
         return entry
 
+    def put_ref(self, file_id: bytes, cid: str, *, expires_at: int | None = None) -> CacheEntry:
+        """Record that the copy of ``file_id`` is the local store's file ``cid``: no bytes written or hashed.
+
+        For a store on this machine (``ContentStore.local``) that has just
+        confirmed ``cid`` (an upload's add, a verified read from it): the
+        store's durable copy is the cache's. It counts against the cap at
+        its full size like any copy, and leaves the cache (an eviction, a
+        removal) without touching the store.
+        """
+        file_id = check_file_id(file_id)
+        if self._store is None or not getattr(self._store, "local", False):
+            raise InputError("this cache reads through no local content store", "cache a copy with put_file")
+        if expires_at is not None and type(expires_at) is not int:
+            raise InputError(f"expires_at must be an integer timestamp, got {expires_at!r}")
+        try:
+            size = self._store.size(cid)
+        except StorageError as exc:
+            raise CacheError(f"cannot cache file 0x{file_id.hex()} from {self._store.describe()}: {exc}") from None
+        if size > self.max_bytes:
+            raise InputError(f"blob for 0x{file_id.hex()} is larger than the whole cache "
+                             f"({self.max_bytes} bytes)", "raise the cache size cap")
+        entry, evicted = self._commit(file_id, None, size, None, cid, expires_at)
+        self._notify(evicted)
+        return entry
+
     def _stream_to(self, fd: int, src: BinaryIO, file_id: bytes) -> tuple[bytes, int]:
         # No fsync: every open re-checks the digest, and a copy a crash damaged is dropped
         # (and its announcement withdrawn) at its next use; a cache copy is never the only one.
@@ -255,7 +307,7 @@ class BlobCache:
                 out.write(chunk)
         return h.digest(), size
 
-    def _commit(self, file_id: bytes, tmp: str, size: int, digest: bytes, cid: str | None,
+    def _commit(self, file_id: bytes, tmp: str | None, size: int, digest: bytes | None, cid: str | None,
                 expires_at: int | None) -> tuple[CacheEntry, list[bytes]]:
         now = self._clock()
         with self._lock:
@@ -269,7 +321,10 @@ class BlobCache:
                     break
                 evicted.append(victim)
                 room += victim_size
-            os.replace(tmp, self._path(file_id))
+            if tmp is not None:
+                os.replace(tmp, self._path(file_id))
+            else:  # in the store: an own blob of an earlier put would outlive its row
+                self._path(file_id).unlink(missing_ok=True)
             with db:
                 db.executemany("DELETE FROM blobs WHERE file_id = ?", [(v,) for v in evicted])
                 db.execute(
@@ -296,7 +351,8 @@ class BlobCache:
         """An index row checked field by field: a damaged index is an error naming it, not a TypeError."""
         file_id, size, sha256, cid, added_at, last_used, expires_at = row
         ok = (isinstance(file_id, bytes) and len(file_id) == 32 and type(size) is int and size >= 0
-              and isinstance(sha256, bytes) and len(sha256) == 32 and (cid is None or isinstance(cid, str))
+              and (sha256 is None or isinstance(sha256, bytes) and len(sha256) == 32)
+              and (cid is None or isinstance(cid, str)) and (sha256 is not None or cid is not None)
               and all(type(t) in (int, float) for t in (added_at, last_used))
               and (expires_at is None or type(expires_at) is int))
         if not ok:
@@ -318,9 +374,11 @@ class BlobCache:
         file_id = check_file_id(file_id)
         with self._lock:
             db = self._live_db()
-            row = db.execute("SELECT size, sha256 FROM blobs WHERE file_id = ?", (file_id,)).fetchone()
+            row = db.execute("SELECT size, sha256, cid FROM blobs WHERE file_id = ?", (file_id,)).fetchone()
             if row is None:
                 raise NotCached(f"file 0x{file_id.hex()} is not in the cache")
+            if row[1] is None:
+                return self._open_ref(db, file_id, row[2])
             try:
                 f = open(self._path(file_id), "rb")
             except FileNotFoundError:
@@ -330,7 +388,7 @@ class BlobCache:
                     db.execute("UPDATE blobs SET last_used = ?, lru_seq = "
                                "(SELECT MAX(lru_seq) + 1 FROM blobs) WHERE file_id = ?",
                                (self._clock(), file_id))
-        size, digest = row
+        size, digest, _ = row
         if f is not None:
             # Hash outside the lock so readers do not queue behind each other.
             h, n = hashlib.sha256(), 0
@@ -343,6 +401,34 @@ class BlobCache:
         self._drop_damaged(file_id, digest, f)
         raise CacheCorrupted(f"cached copy of 0x{file_id.hex()} is damaged or missing; it was dropped",
                              "fetch the file again from a peer or from storage")
+
+    def _open_ref(self, db: sqlite3.Connection, file_id: bytes, cid: str) -> BinaryIO:
+        # Called under the lock. The store checks every block against its CID before giving it
+        # out, so the stream needs no pass of its own first: a damaged block ends it with
+        # CacheCorrupted (the entry dropped) before any of its bytes are returned.
+        with db:
+            db.execute("UPDATE blobs SET last_used = ?, lru_seq = (SELECT MAX(lru_seq) + 1 FROM blobs) "
+                       "WHERE file_id = ?", (self._clock(), file_id))
+        try:
+            if self._store is None or not self._store.has(cid):
+                raise StorageError(f"{cid} is not in the store")
+            pieces = self._store.cat(cid)
+        except StorageError as exc:
+            if not isinstance(exc, (ContentCorrupted, ContentNotFound)) and "not in the store" not in str(exc):
+                raise CacheError(f"cannot read file 0x{file_id.hex()} from {self._store.describe()}: {exc}",
+                                 "check the content store and try again") from None
+            self._drop_ref(file_id, cid)
+            raise CacheCorrupted(f"the store no longer holds file 0x{file_id.hex()}; its cache entry was dropped",
+                                 "fetch the file again from a peer or from storage") from None
+        return io.BufferedReader(_StoreStream(self, file_id, cid, pieces), buffer_size=_READ)
+
+    def _drop_ref(self, file_id: bytes, cid: str) -> None:
+        with self._lock:
+            with self._live_db() as db:
+                dropped = db.execute("DELETE FROM blobs WHERE file_id = ? AND sha256 IS NULL AND cid = ?",
+                                     (file_id, cid)).rowcount > 0
+        if dropped:
+            self._notify([file_id])
 
     def _drop_damaged(self, file_id: bytes, digest: bytes, f: BinaryIO | None) -> None:
         with self._lock:
@@ -393,3 +479,39 @@ class BlobCache:
         """Bytes held by all cached blobs."""
         with self._lock:
             return self._live_db().execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0]
+
+
+class _StoreStream(io.RawIOBase):
+    """A cache entry's bytes as the store streams them; a store failure drops the entry."""
+
+    def __init__(self, cache: BlobCache, file_id: bytes, cid: str, pieces) -> None:
+        self._cache, self._file_id, self._cid, self._pieces = cache, file_id, cid, pieces
+        self._piece = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._piece:
+            try:
+                piece = next(self._pieces, None)
+            except StorageError as exc:
+                if not isinstance(exc, (ContentCorrupted, ContentNotFound)):
+                    raise CacheError(f"cannot read file 0x{self._file_id.hex()} from the store: {exc}") from None
+                self._cache._drop_ref(self._file_id, self._cid)
+                raise CacheCorrupted(f"the store's copy of file 0x{self._file_id.hex()} failed its check "
+                                     f"({exc}); its cache entry was dropped",
+                                     "fetch the file again from a peer or from storage") from None
+            if piece is None:
+                return 0
+            self._piece = memoryview(piece)
+        n = min(len(buf), len(self._piece))
+        buf[:n] = self._piece[:n]
+        self._piece = self._piece[n:]
+        return n
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()  # ends the store's generator: its index connection and pack files
+        super().close()

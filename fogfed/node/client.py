@@ -32,7 +32,7 @@ from fogfed.keys.keystore import KdfParams, write_private_file
 from fogfed.node.cache import BlobCache, CacheEntry, CacheError, check_file_id
 from fogfed._faults import step
 from fogfed.node.datapath import (
-    PlaintextMismatch, clean_temp, decrypt_checked, encrypt_and_store, matches_cid, read_blob, store_blob,
+    PlaintextMismatch, clean_temp, decrypt_checked, encrypt_and_store, matches_cid, phase, read_blob, store_blob,
     temp_file, write_pieces,
 )
 from fogfed.node.keyring import Keyring
@@ -139,7 +139,7 @@ class FogNode:
                  store: ContentStore, config: dict[str, Any]) -> None:
         self.home, self.fed, self.identity, self.keyring, self.store = Path(home), fed, identity, keyring, store
         self.config = config
-        self.cache = BlobCache(self.home / CACHE, config["cache_bytes"], on_evict=self._withdraw)
+        self.cache = BlobCache(self.home / CACHE, config["cache_bytes"], on_evict=self._withdraw, store=store)
         self.peer_client = PeerClient(identity, self.chain_id, fed.address)
         self._server: PeerServer | None = None
         self._pk: abe.PublicKey | None = None
@@ -407,7 +407,9 @@ class FogNode:
             self.uploads.finish(source)
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
-            cid, info, ct_sha = encrypt_and_store(self.store, path, file_key, ct_copy, progress)
+            # a local store's copy is the cache's: the ciphertext is written once (datapath.py)
+            cid, info, ct_sha = encrypt_and_store(self.store, path, file_key,
+                                                  None if getattr(self.store, "local", False) else ct_copy, progress)
             digest = file_id_of_cid(cid)
             file_id = file_id_for(self.address, digest)
             self.uploads.begin(source, "0x" + file_id.hex())
@@ -429,7 +431,7 @@ class FogNode:
             step("upload:registered")
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
-            announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas)
+            announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas, cid=cid)
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
@@ -477,14 +479,20 @@ class FogNode:
         lifetime (so a renewal is never late by a whole lifetime), at most 5 minutes, at least 1 s."""
         return max(1.0, min(self.max_cache_lifetime() / 3, ANNOUNCE_CHECK_MAX))
 
-    def _cache_and_announce(self, file_id: bytes, path: Path, sha256: bytes, gas: dict[str, int]) -> bool:
-        """Move the verified ciphertext at ``path`` into the local cache and announce it on chain.
+    def _cache_and_announce(self, file_id: bytes, path: Path, sha256: bytes | None, gas: dict[str, int], *,
+                            cid: str | None = None) -> bool:
+        """Cache the verified ciphertext and announce it on chain.
 
-        ``sha256`` is the digest taken while the bytes were written, so the
-        cache neither reads nor hashes them again (its every open re-checks it).
+        ``sha256`` None: the bytes are the local store's file ``cid`` and the
+        cache refers to them (``put_ref``). Otherwise the file at ``path`` is
+        moved in with ``sha256``, the digest taken while it was written, so the
+        cache neither reads nor hashes it again (its every open re-checks it).
         """
         try:
-            self.cache.put_file(file_id, path, sha256)
+            if sha256 is None:
+                self.cache.put_ref(file_id, cid)  # type: ignore[arg-type]
+            else:
+                self.cache.put_file(file_id, path, sha256)
         except (CacheError, InputError):
             return False  # a copy too large for the cache is simply not cached
         if not self._may_announce(file_id):
@@ -578,8 +586,10 @@ class FogNode:
             raise FetchFailed(f"the encrypted key of file 0x{file_id.hex()} is damaged in storage ({reports[0]})",
                               "nothing was written; the damage was reported on chain") from None
         cid = cid_of_file_id(digest)
+        total = self._file_size(cid)  # ciphertext bytes, as the file's DAG declares them
         for source, holder, fill in self._sources(file_id, cid):
             with temp_file(self.home / TMP) as (ct_path, ct):
+                phase(progress, f"fetching from {source.split(':')[0]}", total)
                 try:
                     ct_sha = fill(ct, progress)
                 except (PeerError, StorageError, CacheError, InputError) as exc:
@@ -592,19 +602,27 @@ class FogNode:
                         continue
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
                     continue
-                if holder is not None and not matches_cid(ct_path, cid):
+                # only a peer's bytes need their CID computed: the cache checks its own, and the
+                # store checks every block against its CID as it gives it out
+                from_peer = holder not in (None, ZERO_HOLDER)
+                if from_peer:
+                    phase(progress, "verifying", total)
+                if from_peer and not matches_cid(ct_path, cid, progress):
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source,
                                                 "bytes do not match the file's CID", gas))
                     continue
                 try:
-                    info = decrypt_checked(file_key, ct_path, dest, plain_sha)
+                    phase(progress, "decrypting", total)
+                    info = decrypt_checked(file_key, ct_path, dest, plain_sha, progress)
                 except PlaintextMismatch as exc:
                     reports.append(self._report(file_id, holder, HASH_MISMATCH, source, exc, gas))
                     continue
                 except InputError as exc:  # StreamError: failed authentication
                     reports.append(self._report(file_id, holder, FAILED_AUTHENTICATION, source, exc, gas))
                     continue
-                if source != "cache":
+                if source == "storage" and getattr(self.store, "local", False):
+                    self._cache_and_announce(file_id, ct_path, None, gas, cid=cid)  # the store's copy
+                elif source != "cache":
                     self._cache_and_announce(file_id, ct_path, ct_sha, gas)
                 if source == "storage" and record.damaged:
                     self._report_intact(file_id, gas)
@@ -653,8 +671,17 @@ class FogNode:
             yield f"peer:{holder}", holder, from_peer
 
         def from_storage(out, progress):
-            return write_pieces(self.store.cat(cid, progress=progress), out)
+            # a local store's bytes are cached by reference (no digest); others' copies need one
+            return write_pieces(self.store.cat(cid, progress=progress), out,
+                                digest=not getattr(self.store, "local", False))
         yield "storage", ZERO_HOLDER, from_storage
+
+    def _file_size(self, cid: str) -> int | None:
+        """The ciphertext's size as its DAG declares it, or None when storage cannot tell (for progress)."""
+        try:
+            return self.store.size(cid)
+        except StorageError:
+            return None
 
     def _declared_size(self, cid: str) -> int:
         """The most a peer may send: the size the file's DAG declares (its root block in storage, checked

@@ -130,33 +130,69 @@ class _CiphertextSource:
         return self._sha256.digest()
 
 
-def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO,
-                      progress: Progress | None = None) -> tuple[str, StreamInfo, bytes]:
+class _WholeReads:
+    """The ciphertext as the store reads it: a fresh buffer of the size asked for on every read, handed
+    over (``hands_over_buffers``), so the importer cuts its chunks out of it without copying again."""
+
+    hands_over_buffers = True
+
+    def __init__(self, reader: EncryptingReader) -> None:
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = READ_SIZE if n is None or n < 0 else n
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self._reader.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        view.release()
+        del buf[got:]
+        return buf  # type: ignore[return-value]  # never touched again: no copy into bytes
+
+
+def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO | None,
+                      progress: Progress | None = None) -> tuple[str, StreamInfo, bytes | None]:
     """Paper Algorithm 4 (file part): stream-encrypt ``src`` under ``file_key`` into ``store``.
 
     Returns (CIDv0, stream info with the plaintext SHA-256, SHA-256 of the
-    ciphertext) once the store has confirmed it; the ciphertext is also
-    written to ``ciphertext_copy`` for the local cache. ``src`` is only read.
-    Each byte is hashed once for what it is (plaintext for the chain,
-    ciphertext for the cache) and once for its block's CID; the first two
-    run on worker threads beside the cipher and the importer.
+    ciphertext copy or None) once the store has confirmed it. ``src`` is only read.
+
+    With ``ciphertext_copy`` None (a ``local`` store, whose copy the cache
+    refers to) the ciphertext is written once, by the store, and hashed once,
+    for its blocks' CIDs; the plaintext is hashed once for the chain, on a
+    worker thread beside the cipher and the importer. Otherwise the
+    ciphertext is also written to ``ciphertext_copy`` for the local cache and
+    SHA-256-hashed for it, on a second worker.
     """
     try:
         plain_file = open(src, "rb", buffering=0)  # whole-piece reads: no buffer layer needed
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror}") from None
-    plain_worker, copy_worker = _Worker("fogfed-plainhash"), _Worker("fogfed-ctcopy")
+    plain_worker = _Worker("fogfed-plainhash")
+    copy_worker = _Worker("fogfed-ctcopy") if ciphertext_copy is not None else None
     try:
         with plain_file:
             plain = _PlaintextSource(plain_file, plain_worker)
             reader = EncryptingReader(file_key, plain, aad=STREAM_AAD, hash_plaintext=False,  # type: ignore[arg-type]
                                       progress=progress)
-            source = _CiphertextSource(reader, ciphertext_copy, copy_worker)
-            cid = store.add(source)  # type: ignore[arg-type]  # read() is all a store uses
-            plain_sha, ct_sha = plain.digest(), source.digest()
+            if copy_worker is None:
+                cid = store.add(_WholeReads(reader))  # type: ignore[arg-type]  # read() is all a store uses
+                ct_sha = None
+            else:
+                source = _CiphertextSource(reader, ciphertext_copy, copy_worker)  # type: ignore[arg-type]
+                cid = store.add(source)  # type: ignore[arg-type]
+                ct_sha = source.digest()
+            plain_sha = plain.digest()
     finally:
         plain_worker.close()
-        copy_worker.close()
+        if copy_worker is not None:
+            copy_worker.close()
     assert reader.info is not None  # the store read to the end
     return cid, dataclasses.replace(reader.info, plaintext_sha256=plain_sha), ct_sha
 
@@ -232,26 +268,53 @@ def clean_temp(directory: Path, suffix: str = ".part", *, unnamed_after: float =
     return removed
 
 
-def write_pieces(pieces: Iterable[bytes], dst: BinaryIO, progress: Progress | None = None) -> bytes:
-    """Copy byte pieces to ``dst``; returns their SHA-256."""
+def write_pieces(pieces: Iterable[bytes], dst: BinaryIO, progress: Progress | None = None, *,
+                 digest: bool = True) -> bytes | None:
+    """Copy byte pieces to ``dst``; returns their SHA-256 (None with ``digest=False``)."""
     h, done = hashlib.sha256(), 0
     for piece in pieces:
         dst.write(piece)
-        h.update(piece)
+        if digest:
+            h.update(piece)
         done += len(piece)
         if progress is not None:
             progress(done)
     dst.flush()
-    return h.digest()
+    return h.digest() if digest else None
 
 
-def matches_cid(path: Path, cid: str) -> bool:
+def phase(progress: Progress | None, name: str, total: int | None) -> None:
+    """Tell ``progress`` a new phase begins (fetching, verifying, decrypting) and how many bytes it has.
+
+    A progress callback may have a ``phase(name, total)`` method (the CLI's
+    bar does); a plain callable only hears bytes done, from 0 again each phase.
+    """
+    start = getattr(progress, "phase", None)
+    if start is not None:
+        start(name, total)
+
+
+class _Counted:
+    """``f`` read through, ``progress`` told the bytes read so far."""
+
+    def __init__(self, f: BinaryIO, progress: Progress) -> None:
+        self._f, self._progress, self._done = f, progress, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._done += len(data)
+        self._progress(self._done)
+        return data
+
+
+def matches_cid(path: Path, cid: str, progress: Progress | None = None) -> bool:
     """Whether the file at ``path`` has CIDv0 ``cid`` (recomputed with the IPFS importer)."""
     with open(path, "rb") as f:
-        return compute_cid(f) == cid
+        return compute_cid(f if progress is None else _Counted(f, progress)) == cid  # type: ignore[arg-type]
 
 
-def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha256: bytes) -> StreamInfo:
+def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha256: bytes,
+                    progress: Progress | None = None) -> StreamInfo:
     """Decrypt into an unnamed file in ``dest``'s folder and give it ``dest``'s name only if the
     plaintext hash matches.
 
@@ -269,11 +332,11 @@ def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha
         fd = None
     if fd is None:
         with temp_file(folder, suffix=".fogfed-part") as (tmp, out), open(ciphertext, "rb") as src:
-            info = _decrypt_into(file_key, src, out, dest, plaintext_sha256)
+            info = _decrypt_into(file_key, src, out, dest, plaintext_sha256, progress)
             _durable_rename(tmp, dest)
         return info
     with os.fdopen(fd, "wb") as out, open(ciphertext, "rb") as src:
-        info = _decrypt_into(file_key, src, out, dest, plaintext_sha256)
+        info = _decrypt_into(file_key, src, out, dest, plaintext_sha256, progress)
         name = folder / f".{os.getpid()}-{os.urandom(4).hex()}.fogfed-part"
         try:  # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd: a dir fd makes os.link call linkat
             dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -290,9 +353,10 @@ def decrypt_checked(file_key: bytes, ciphertext: Path, dest: Path, plaintext_sha
     return info
 
 
-def _decrypt_into(file_key: bytes, src: BinaryIO, out: BinaryIO, dest: Path, plaintext_sha256: bytes) -> StreamInfo:
+def _decrypt_into(file_key: bytes, src: BinaryIO, out: BinaryIO, dest: Path, plaintext_sha256: bytes,
+                  progress: Progress | None = None) -> StreamInfo:
     try:
-        info = decrypt_stream(file_key, src, out, aad=STREAM_AAD)
+        info = decrypt_stream(file_key, src, out, aad=STREAM_AAD, progress=progress)
         out.flush()
         step("fetch:decrypted")
         os.fsync(out.fileno())
@@ -325,4 +389,4 @@ class PlaintextMismatch(InputError):
 
 
 __all__ = ["DestinationError", "PlaintextMismatch", "StreamError", "clean_temp", "decrypt_checked", "encrypt_and_store", "matches_cid",
-           "read_blob", "store_blob", "temp_file", "write_pieces"]
+           "phase", "read_blob", "store_blob", "temp_file", "write_pieces"]

@@ -13,6 +13,10 @@ Progress = Callable[[int], None]
 class ContentStore(abc.ABC):
     """Content-addressed file storage: files in, CIDs out, verified bytes back."""
 
+    local: bool = False
+    """True if the store keeps its bytes on this machine's disk, durably: the node's cache
+    then refers to the store's copy (``BlobCache.put_ref``) instead of writing a second one."""
+
     @abc.abstractmethod
     def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
         """Stream ``src`` to its end into the store and return its CIDv0.

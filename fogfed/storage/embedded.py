@@ -47,6 +47,8 @@ CREATE INDEX IF NOT EXISTS pin_blocks_by_key ON pin_blocks (key);
 class EmbeddedStore(ContentStore):
     """Blocks packed one file per add under ``root``, found through a SQLite index of CIDs and pins."""
 
+    local = True  # a node's cache reads its uploads through this store instead of copying them
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
         self._packs, self._index = self.root / "packs", self.root / "index.sqlite3"

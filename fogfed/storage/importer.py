@@ -62,12 +62,13 @@ class DagBuilder:
         self._chunks = 0
         self.root: Cid | None = None
 
-    def write(self, data: Buffer) -> list[Block]:
-        """Blocks may reference ``data`` without copying it when it is ``bytes``; other buffers are copied."""
+    def write(self, data: Buffer, *, owned: bool = False) -> list[Block]:
+        """Blocks may reference ``data`` without copying it when it is ``bytes``, or ``owned`` (the
+        caller hands the buffer over and never changes it again); other buffers are copied."""
         if self.root is not None:
             raise RuntimeError("DagBuilder already finished")
         out: list[Block] = []
-        view = memoryview(data).cast("B") if isinstance(data, bytes) else None
+        view = memoryview(data).cast("B") if owned or isinstance(data, bytes) else None
         pos = 0
         if view is not None and not self._buf:
             # Whole chunks straight out of immutable input: hashed and written from views, no copy.
@@ -144,6 +145,8 @@ def import_file(src: BinaryIO, *, cid_version: int = 0,
     """Read ``src`` to its end and yield the UnixFS blocks of its DAG; the last one is the root."""
     builder = DagBuilder(cid_version)
     done = 0
+    # a source whose every read returns a fresh buffer it never touches again spares a copy
+    owned = bool(getattr(src, "hands_over_buffers", False))
     while True:
         data = src.read(READ_SIZE)
         if not data:
@@ -151,7 +154,7 @@ def import_file(src: BinaryIO, *, cid_version: int = 0,
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InputError(f"source must be a binary stream, read returned {type(data).__name__}",
                              "open the file with mode 'rb'")
-        yield from builder.write(data)
+        yield from builder.write(data, owned=owned)
         done += len(data)
         if progress:
             progress(done)

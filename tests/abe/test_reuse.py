@@ -20,15 +20,15 @@ from fogfed.abe.fame import FAME
 from fogfed.abe.group import ORDER, group
 from fogfed.abe.lsss import LEWKO_WATERS, THRESHOLD, lsss_matrix
 from fogfed.abe.mcl import combine_affine_g1, encode_affine_g1
-from fogfed.protocol.attributes import scoped_policy
+from fogfed.protocol.attributes import cover_clause, node_attributes, scoped_policy
 
 # (policy, the attacker's attributes): each key lacks an attribute the policy repeats.
 EXAMPLES = [
     ("a and (b or a)", ["b"]),
     ("2 of (a, a, b)", ["b"]),
     ("a and b and (a or c)", ["b", "c"]),
-    (scoped_policy("loc:riyadh and svc:health and (loc:riyadh or ff:3)", {3: 5}),
-     ["ff:3", "ep:3:5", "loc:jeddah", "svc:health"]),  # a current member of federation 3 elsewhere
+    (scoped_policy("loc:riyadh and svc:health and (loc:riyadh or ff:3)", {3: cover_clause(3, 0, [1])}),
+     node_attributes("jeddah", "health", 3, 0)),  # a current member of federation 3 elsewhere (root cover)
 ]
 
 

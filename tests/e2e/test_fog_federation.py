@@ -39,8 +39,16 @@ def test_retrieval_from_a_peer_cache_then_own_cache(system, plain, tmp_path):
     up = n0.upload(plain)
     assert up.announced and n0.cache.get(up.file_id) is not None
     n0.serve()
-    first = n1.fetch(up.file_id, tmp_path / "a.bin")
+    phases: list[tuple[str, int | None]] = []
+    bar = type("Bar", (), {"phase": lambda self, name, total: phases.append((name, total)),
+                           "__call__": lambda self, done: None})()
+    first = n1.fetch(up.file_id, tmp_path / "a.bin", progress=bar)
     assert first.source == f"peer:{n0.address}" and sha(tmp_path / "a.bin") == sha(plain)
+    total = system.store.size(up.cid)  # the ciphertext's size as the DAG declares it
+    assert phases == [("fetching from peer", total), ("verifying", total), ("decrypting", total)]
+    # the uploader's cache entry is the store's copy where the store is local (not this module's IPFS)
+    assert (n0.cache.get(up.file_id).sha256 is None) == system.store.local
+    assert n1.cache.get(up.file_id).sha256 is not None  # a peer's bytes are kept as a blob of its own
     assert first.plaintext_sha256 == up.plaintext_sha256 and not first.damage_reports
     again = n1.fetch(up.file_id, tmp_path / "b.bin")
     assert again.source == "cache" and sha(tmp_path / "b.bin") == sha(plain)
@@ -86,9 +94,11 @@ def test_tampered_peer_cache_is_reported_and_storage_used(system, plain, tmp_pat
     n0, n1 = system.nodes[0], system.nodes[1]
     n0.serve()
     up = n0.upload(plain)
-    # n0 turns rogue on its own machine: alters its cached blob and fixes up its index to match
+    # n0 turns rogue on its own machine: writes an altered copy as its cached blob (its cache entry
+    # referred to the store's copy) and fixes up its index to match
     blob = n0.cache.root / "blobs" / up.file_id.hex()
-    data = bytearray(blob.read_bytes())
+    with n0.cache.open(up.file_id) as f:
+        data = bytearray(f.read())
     data[1000] ^= 0xFF
     blob.write_bytes(data)
     db = sqlite3.connect(n0.cache.root / "index.sqlite3")

@@ -112,3 +112,34 @@ def test_refresh_announcements_renews_expiring_copies(world, tmp_path):
     lifetime = node.max_cache_lifetime()
     assert node.refresh_announcements(margin=lifetime) == len(node.cache_entries())
     assert tas.fed.cache_expiry(up.file_id, node.address) >= first
+
+
+class _Recorder:
+    """A progress callback with phases, as the CLI's bar is."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int | None]] = []
+        self.done: dict[str, int] = {}
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.phases.append((name, total))
+
+    def __call__(self, done: int) -> None:
+        self.done[self.phases[-1][0]] = done
+
+
+def test_fetch_progress_knows_the_total_and_names_its_phases(world, tmp_path):
+    _, store, _, node, _ = world
+    f = tmp_path / "p.bin"
+    f.write_bytes(b"progress" * 100_000)
+    up = node.upload(f)
+    ct_size = sum(len(p) for p in store.cat(up.cid))
+    for evict, source in ((False, "cache"), (True, "storage")):
+        if evict:
+            assert node.evict(up.file_id)
+        rec = _Recorder()
+        got = node.fetch(up.file_id, tmp_path / f"out-{source}", progress=rec)
+        assert got.source == source and (tmp_path / f"out-{source}").read_bytes() == f.read_bytes()
+        assert rec.phases == [(f"fetching from {source}", ct_size), ("decrypting", ct_size)]
+        assert rec.done == {f"fetching from {source}": ct_size, "decrypting": ct_size}
+    assert node.cache.get(up.file_id).sha256 is None  # the storage fetch cached the store's copy, not a second
