@@ -127,7 +127,9 @@ def _chain(op: str, reversed_children: list[Node]) -> Gate:
 
 
 def _depth(node: Node) -> int:
-    return 0 if isinstance(node, Attr) else 1 + max(_depth(c) for c in node.children)
+    if isinstance(node, Attr):
+        return 0
+    return 1 + max((_depth(c) for c in node.children if isinstance(c, Gate)), default=0)  # leaves add nothing
 
 
 class Policy:
