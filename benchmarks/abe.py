@@ -10,11 +10,21 @@ as a node does; sizes of keys and ciphertexts. Each figure is given in
 milliseconds and in units of one pairing timed round-robin with it in the
 same run, so it can be compared across machines.
 
+Covers (issue 11): an upload's file key under the real policy
+``loc:x and svc:y and (ff:1 and (cover))`` (``federations_policy``), the cover
+of a member tree of N leaves with 16 revoked (N = 16,384 and 100,000 by
+default, ``--cover-n``), against the one-node cover ``ct:1:0:1``, all timed
+round-robin with one pairing in the same run. Decrypt from bytes with a key
+of one covered member, "warm" (the policy text was parsed before: every file
+under one cover repeats it) and "cold" (the parse cache cleared first).
+
 Streaming: encrypt_stream / decrypt_stream / EncryptingReader throughput in
 MB/s over in-memory data, next to raw AES-GCM (AESGCM.encrypt over the same
 bytes in the same chunk size, one thread) measured round-robin in the same run.
 
-The last table checks the targets (issue 9, for the default scheme, in
+The last table checks the targets (issue 11 for covers: decrypt, warm and
+cold, <= 5 pairings, warm decrypt with the large cover within 1.2x of the
+one-node cover, encrypt at N = 16,384 <= 25 ms; issue 9, for the default scheme, in
 pairing units: decrypt <= 5 for AND and OR policies of 1 to 100 leaves,
 encrypt of 10 leaves <= 7, keygen of 5 attributes <= 3.5, each extra OR leaf
 <= 0.5 on encrypt, measured as the slope between 10 and 100 OR leaves; and the
@@ -137,6 +147,58 @@ def bench_scheme(scheme: str, ns: list[int], repeat: int) -> dict:
     return {"setup": setup, "rows": rows, "public key": len(pk.to_bytes())}
 
 
+COVER_NS = (16_384, 100_000)
+COVER_REVOKED = 16
+
+
+def cover_case(pk, msk, n: int, revoked: int) -> dict:
+    """The big and the one-node cover policy for a tree of ``n`` members with ``revoked`` revoked, and a reader key."""
+    import random
+
+    from fogfed.keys.cover import cover
+    from fogfed.protocol.attributes import TREE_HEIGHT, cover_clause, federations_policy, node_attributes
+
+    gone = random.Random(n).sample(range(n), revoked)
+    nodes = cover(TREE_HEIGHT, gone, n)
+    reader = next(x for x in range(n) if x not in gone)
+    key = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, reader))
+    big = federations_policy("riyadh", "health", {1: cover_clause(1, 0, nodes)})
+    small = federations_policy("riyadh", "health", {1: cover_clause(1, 0, [1])})
+    return {"nodes": len(nodes), "key": key, "big": big, "small": small}
+
+
+def bench_cover(ns: list[int], revoked: int, repeat: int, scheme: str = SCHEMES[0]) -> dict:
+    """Encrypt and decrypt of a file key under real cover policies, in ms and pairings, same run."""
+    from fogfed.abe.policy import _parse_text
+
+    pk, msk = abe.setup(scheme)
+    out = {}
+    for n in ns:
+        case = cover_case(pk, msk, n, revoked)
+        key, big, small = case["key"], case["big"], case["small"]
+        ct_big, ct_small = abe.encrypt(pk, big, PAYLOAD), abe.encrypt(pk, small, PAYLOAD)
+        for ct in (ct_big, ct_small):  # a benchmark of a wrong answer is worthless
+            if abe.decrypt(pk, key, ct) != PAYLOAD:
+                raise SystemExit(f"cover benchmark: decrypt at N={n} returned a wrong payload")
+
+        def cold() -> bytes:
+            _parse_text.cache_clear()
+            return abe.decrypt(pk, key, ct_big)
+
+        t = measure_interleaved({
+            "pairing": _pairing_fn(),
+            "decrypt one-node cover": lambda: abe.decrypt(pk, key, ct_small),
+            "decrypt cover (warm)": lambda: abe.decrypt(pk, key, ct_big),
+            "decrypt cover (cold)": cold,
+            "encrypt one-node cover": lambda: abe.encrypt(pk, small, PAYLOAD),
+            "encrypt cover": lambda: abe.encrypt(pk, big, PAYLOAD),
+        }, repeat=repeat, warmup=2)
+        unit = t.pop("pairing")
+        out[n] = {"revoked": revoked, "cover_nodes": case["nodes"], "ct_bytes": len(ct_big),
+                  "ct_one_node_bytes": len(ct_small), "figures": {k: Figure(v, unit) for k, v in t.items()}}
+    return out
+
+
 # Each streaming variant and the raw baseline it is compared with.
 RATIOS = {"stream encrypt": "raw AES-GCM", "stream encrypt + SHA-256": "raw AES-GCM + SHA-256"}
 
@@ -203,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunks", type=parse_ints, default=None, help="chunk sizes in KiB to compare (default 64,256,1024)"
     )
+    parser.add_argument("--cover-n", type=parse_ints, default=None,
+                        help=f"member-tree sizes N for the cover figures (default {','.join(map(str, COVER_NS))})")
+    parser.add_argument("--cover-revoked", type=int, default=COVER_REVOKED, help="revoked members per tree (default 16)")
     # --no-fail comes from base_parser (every benchmark has it)
     args = parser.parse_args(argv)
     ns = args.n or ([1, 2, 5] if args.quick else [1, 10, 50, 100])
@@ -253,6 +318,21 @@ def main(argv: list[str] | None = None) -> int:
         for scheme, res in results.items()
     }
 
+    cover_ns = sorted({*(args.cover_n or COVER_NS), COVER_NS[0]})  # the encrypt target is at 16,384
+    covers = bench_cover(cover_ns, args.cover_revoked, max(repeat, 5))
+    report.table("cover", f"{SCHEMES[0]}, file key under loc, svc, ff and a complete-subtree cover "
+                          f"(N members, {args.cover_revoked} revoked) vs the one-node cover; best of "
+                          f"{max(repeat, 5)} in ms and in pairings (best over best), same run",
+                 ["N", "cover nodes", "operation", "ms", "pairings", "x one-node"])
+    for n, c in covers.items():
+        f = c["figures"]
+        for op, fig in f.items():
+            base = f[("decrypt" if op.startswith("decrypt") else "encrypt") + " one-node cover"]
+            report.row("cover", n, c["cover_nodes"], op, fig.op.best * 1e3, fig.best_pairings, fig.op.best / base.op.best)
+    report.data["cover"] = {str(n): {**{k: v for k, v in c.items() if k != "figures"},
+                                     "figures": {op: fig.to_dict() for op, fig in c["figures"].items()}}
+                            for n, c in covers.items()}
+
     st = bench_stream(total, chunks, repeat=max(3, repeat))
     report.data["stream"] = {**st, "mb_s": {str(c): v for c, v in st["mb_s"].items()},
                              "ratio": {str(c): v for c, v in st["ratio"].items()}}
@@ -268,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             report.row("stream", f"  ratio to {RATIOS[name]}", *(st["ratio"][c][name] for c in sizes))
 
     add_targets(report, results, st, repeat)
+    add_cover_targets(report, covers)
     report.finish()
     if args.plot:
         plot(args.plot, results, st, pairing.ms)
@@ -316,6 +397,20 @@ def add_targets(report: Report, results: dict, st: dict, repeat: int) -> None:
             0.8,
             "x",
         )
+
+
+def add_cover_targets(report: Report, covers: dict) -> None:
+    """Issue 11's targets for covers (best over best, as add_targets explains)."""
+    for n, c in covers.items():
+        f = c["figures"]
+        for which in ("warm", "cold"):
+            report.target(f"decrypt, N={n} cover of {c['cover_nodes']} nodes ({which})",
+                          f[f"decrypt cover ({which})"].best_pairings, "<=", 5.0, "pairings")
+        report.target(f"decrypt, N={n} cover of {c['cover_nodes']} nodes (warm) / one-node cover",
+                      f["decrypt cover (warm)"].op.best / f["decrypt one-node cover"].op.best, "<=", 1.2, "x")
+    enc = covers[COVER_NS[0]]
+    report.target(f"encrypt of the file key, N={COVER_NS[0]}, {enc['revoked']} revoked ({enc['cover_nodes']} nodes)",
+                  enc["figures"]["encrypt cover"].op.best * 1e3, "<=", 25.0, "ms")
 
 
 def plot(path: Path, results: dict, st: dict, pairing_ms: float) -> None:

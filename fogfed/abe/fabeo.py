@@ -52,6 +52,7 @@ H(p + 1)).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -132,7 +133,7 @@ class FabeoCiphertext:
     policy: Policy
     h_s0: bytes
     h_s: tuple[bytes, ...]
-    ct: tuple[bytes, ...]
+    ct: Sequence[bytes]  # a tuple when encrypted here, Rows when read
 
     def write(self, w: Writer) -> None:
         w.text(str(self.policy))
@@ -141,8 +142,11 @@ class FabeoCiphertext:
         for part in self.h_s:
             w.raw(part)
         w.count(len(self.ct))
-        for row in self.ct:
-            w.raw(row)
+        if isinstance(self.ct, Rows):
+            w.raw(self.ct.data)
+        else:
+            for row in self.ct:
+                w.raw(row)
 
     @classmethod
     def read(cls, r: Reader) -> FabeoCiphertext:
@@ -157,8 +161,34 @@ class FabeoCiphertext:
         n = r.count("ct_i", MAX_LEAVES)
         if n != rows:
             raise MalformedError(f"{r.what} has {n} rows but its policy has {rows} leaves")
-        ct = tuple(r.take(ROW_SIZE, f"ct_{i + 1}") for i in range(n))
-        return cls(policy, h_s0, h_s, ct)
+        return cls(policy, h_s0, h_s, Rows(r.take(ROW_SIZE * n, f"ct_1..ct_{n}")))
+
+
+class Rows(Sequence[bytes]):
+    """The rows ct_1..ct_n1 as read: one buffer, a row sliced out only when decryption uses it
+    (so reading a ciphertext costs no Python work per row)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data) // ROW_SIZE
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        if not -len(self) <= i < len(self):
+            raise IndexError("row index out of range")
+        i %= len(self)
+        return self.data[i * ROW_SIZE : (i + 1) * ROW_SIZE]
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
 
 
 @lru_cache(maxsize=512)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fogfed.abe.errors import PolicySyntaxError
 from fogfed.errors import InputError
@@ -108,27 +109,39 @@ def _gate(k: int, children: list[Node]) -> Node:
     return Gate(len(flat) if is_and else k, tuple(flat))
 
 
-def _child_depth(parent: Node, part: Node, depth: int) -> int:
-    """The depth ``part`` contributes below ``parent``: one less if _gate merged its children into parent."""
-    if isinstance(part, Gate) and isinstance(parent, Gate):
-        same = (parent.is_and and part.is_and) or (parent.is_or and part.is_or)  # _gate's merge rule
-        return depth - 1 if same else depth
+def _merge_into(op: str, part: Node, depth: int, reversed_children: list[Node]) -> int:
+    """Add ``part`` to an ``op`` gate's children (right to left), its children if it is an ``op`` gate itself.
+
+    Returns the depth ``part`` contributes below the gate: one less if its children were merged.
+    """
+    if isinstance(part, Gate) and (part.is_and if op == "and" else part.is_or):
+        reversed_children.extend(reversed(part.children))
+        return depth - 1
+    reversed_children.append(part)
     return depth
 
 
+def _chain(op: str, reversed_children: list[Node]) -> Gate:
+    children = tuple(reversed(reversed_children))
+    return Gate(len(children) if op == "and" else 1, children)
+
+
 def _depth(node: Node) -> int:
-    return 0 if isinstance(node, Attr) else 1 + max(_depth(c) for c in node.children)
+    if isinstance(node, Attr):
+        return 0
+    return 1 + max((_depth(c) for c in node.children if isinstance(c, Gate)), default=0)  # leaves add nothing
 
 
 class Policy:
     """A parsed, canonical access policy. Build with ``parse_policy``."""
 
-    __slots__ = ("root", "_leaves", "_text")
+    __slots__ = ("root", "_leaves", "_text", "_hash")
 
     def __init__(self, root: Node) -> None:
         self.root = root
         self._leaves = tuple(_leaves(root))
         self._text = str(root)
+        self._hash = hash(root)  # once: the schemes' per-policy caches look policies up on every call
 
     def __str__(self) -> str:
         return self._text
@@ -140,7 +153,7 @@ class Policy:
         return isinstance(other, Policy) and other.root == self.root
 
     def __hash__(self) -> int:
-        return hash(self.root)
+        return self._hash
 
     def leaves(self) -> tuple[str, ...]:
         """The attribute of every leaf, left to right (repeats kept): the LSSS row labels."""
@@ -233,6 +246,14 @@ def parse_policy(text: str | Policy) -> Policy:
             text, bad.start(), bad.group(),
             "policies use ASCII only: attributes of letters, digits and ': _ - . /', and spaces, tabs or line breaks",
         )
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=256)
+def _parse_text(text: str) -> Policy:
+    """The parse of a checked text, cached by the text: a Policy is immutable, and every ciphertext
+    under one cover repeats the same text (parsing a 150-leaf cover policy costs about one pairing).
+    Errors are not cached (lru_cache stores only returned values)."""
     return Policy(_Parser(text).parse())
 
 
@@ -293,16 +314,22 @@ class _Parser:
             self.take()
             ops.append((tok[1].lower(), tok[2]))
             items.append(self.atom(depth))
+        # Right-grouping, as in Charm: a run of one operator is one n-ary gate (what _gate's merging
+        # of binary gates gives), built once, so a long AND/OR chain costs O(n), not O(n^2).
         node = items[-1]
         depth_of_node = _depth(node)
-        for (op, pos), left in zip(reversed(ops), reversed(items[:-1])):  # right-grouping, as in Charm
-            merged = _gate(2 if op == "and" else 1, [left, node])
-            # the depth from the parts (no walk over the whole chain: long AND/OR chains stay linear)
-            depth_of_node = 1 + max(_child_depth(merged, left, _depth(left)), _child_depth(merged, node, depth_of_node))
-            node = merged
+        kind, reversed_children, inner = "", [], 0
+        for (op, pos), left in zip(reversed(ops), reversed(items[:-1])):
+            if op != kind:
+                if kind:
+                    node = _chain(kind, reversed_children)
+                kind, reversed_children = op, []
+                inner = _merge_into(op, node, depth_of_node, reversed_children)
+            inner = max(inner, _merge_into(op, left, _depth(left), reversed_children))
+            depth_of_node = 1 + inner
             if depth_of_node > MAX_DEPTH:
                 self.fail(pos, op, f"policy nests deeper than {MAX_DEPTH} levels", "flatten it or add parentheses")
-        return node
+        return _chain(kind, reversed_children) if kind else node
 
     def atom(self, depth: int) -> Node:
         kind, value, pos = tok = self.take()

@@ -50,6 +50,8 @@ _RECEIPT_TIMEOUT = 120.0
 _NONCE_RETRIES = 4
 MAX_FEE_ENV = "FOGFED_MAX_FEE_PER_GAS"
 STUCK_ENV = "FOGFED_STUCK_AFTER"
+#: values of a tx_journal setting that mean "no journal" (FOGFED_TX_JOURNAL=off, --tx-journal off)
+JOURNAL_OFF = ("off", "none", "no", "0")
 _STUCK_AFTER = 60.0  # seconds in the mempool before a transaction is re-sent with bumped fees
 
 
@@ -144,7 +146,9 @@ class Chain:
         self._embedded = embedded  # fogfed.chain.embedded.EmbeddedChain for embedded:<dir>
         self.chain_id: int = int(w3.eth.chain_id)
         #: directory of the per-sender transaction journals (None: no journal); see fogfed.chain.nonces
-        journal = tx_journal if tx_journal is not None else os.environ.get(JOURNAL_ENV) or None
+        journal = str(tx_journal) if tx_journal is not None else os.environ.get(JOURNAL_ENV) or None
+        if journal is not None and journal.strip().lower() in JOURNAL_OFF:
+            journal = None
         self.tx_journal_dir: Path | None = Path(journal).expanduser() if journal and not is_embedded else None
         #: seconds a transaction may wait in the mempool before it is replaced with bumped fees (None: never)
         self.stuck_after: float | None = _env_number(STUCK_ENV, float, stuck_after, _STUCK_AFTER)
@@ -170,7 +174,7 @@ class Chain:
         keys = self._dev_keys
         if keys is None:
             keys = _mnemonic_keys()
-            if not env_key and self.w3.eth.get_balance(Account.from_key(keys[0]).address) == 0:
+            if not env_key and self.balance(Account.from_key(keys[0]).address) == 0:
                 raise ChainError(f"{self.label} has no funded dev accounts",
                                  f"set {PRIVATE_KEY_ENV} to the private key of a funded account")
         accounts.extend(Account.from_key(k) for k in keys)
@@ -178,7 +182,8 @@ class Chain:
 
     def balance(self, address: str) -> int:
         """Balance of ``address`` in wei."""
-        return int(self.w3.eth.get_balance(checksum(address, "address")))
+        who = checksum(address, "address")
+        return int(self._read("eth_getBalance", lambda: self.w3.eth.get_balance(who)))
 
     def fund(self, to_address: str, wei: int, sender: LocalAccount | None = None) -> Any:
         """Send ``wei`` to ``to_address`` from ``sender`` (default: the first dev account); returns the receipt."""
@@ -572,7 +577,7 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
     node's (WrongChain otherwise). Unreachable nodes raise ChainUnreachable.
     ``confirmations`` (default ``$FOGFED_CONFIRMATIONS`` or 0): see :mod:`fogfed.chain.finality`.
     On a JSON-RPC node: ``tx_journal`` (default ``$FOGFED_TX_JOURNAL``), a directory for the
-    per-sender transaction journals that survive restarts; ``stuck_after`` (``$FOGFED_STUCK_AFTER``,
+    per-sender transaction journals that survive restarts (``"off"``: none); ``stuck_after`` (``$FOGFED_STUCK_AFTER``,
     default 60 s), mempool seconds before a fee bump; ``max_fee_per_gas`` (``$FOGFED_MAX_FEE_PER_GAS``,
     wei), a fee cap. See :mod:`fogfed.chain.nonces`.
     """

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     common.JSON_MODE.clear()
     common._PASSPHRASE_FROM_FILE.clear()
+    common._NETWORK_FLAGS.clear()
     try:
         rc: Any = cli.main(args=args, prog_name="fogfed", standalone_mode=False)
     except FogfedError as exc:

@@ -39,7 +39,17 @@ def fogfed_home() -> Path:
 #: The settings a home remembers, and the environment variable that overrides each.
 SETTINGS_FILE = "settings.toml"
 SETTINGS_ENV = {"rpc": "FOGFED_RPC", "ipfs": "FOGFED_IPFS", "contract": "FOGFED_CONTRACT",
-                "mobility": "FOGFED_MOBILITY", "label": "FOGFED_LABEL"}
+                "mobility": "FOGFED_MOBILITY", "label": "FOGFED_LABEL",
+                "confirmations": "FOGFED_CONFIRMATIONS", "tx_journal": "FOGFED_TX_JOURNAL",
+                "stuck_after": "FOGFED_STUCK_AFTER", "ipfs_replicas": "FOGFED_IPFS_REPLICAS"}
+#: Settings a hand-written settings.toml may give as a TOML number (``confirmations = 12``).
+NUMERIC_SETTINGS = {"confirmations", "stuck_after", "ipfs_replicas"}
+#: The network settings every tas/node command takes as a flag (see network_options()).
+NETWORK_SETTINGS = ("confirmations", "tx_journal", "stuck_after", "ipfs_replicas")
+TX_JOURNAL_DIR = "tx-journal"
+_OFF = ("off", "none", "no", "0")  # a tx_journal value meaning "no journal" (as fogfed.chain.connection.JOURNAL_OFF)
+DEFAULT_STUCK_AFTER = "60"
+DEFAULT_IPFS_REPLICAS = 2
 
 
 def read_settings(home: Path) -> dict[str, str]:
@@ -58,11 +68,15 @@ def read_settings(home: Path) -> dict[str, str]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path} is damaged: {exc}", f"fix it by hand, or delete it and pass the options "
                          "again (it only remembers --rpc/--ipfs/...)") from None
-    bad = [k for k, v in data.items() if k not in SETTINGS_ENV or not isinstance(v, str)]
+    def fits(k: str, v: Any) -> bool:
+        number = isinstance(v, (int, float)) and not isinstance(v, bool) and k in NUMERIC_SETTINGS
+        return k in SETTINGS_ENV and (isinstance(v, str) or number)
+    bad = [k for k, v in data.items() if not fits(k, v)]
     if bad:
         raise InputError(f"{path} is damaged: unknown or non-text setting(s) {', '.join(sorted(bad))}",
-                         f"known settings (all text): {', '.join(SETTINGS_ENV)}")
-    return data
+                         f"known settings (text; {', '.join(sorted(NUMERIC_SETTINGS))} may be numbers): "
+                         f"{', '.join(SETTINGS_ENV)}")
+    return {k: str(v) for k, v in data.items()}
 
 
 def write_settings(home: Path, values: dict[str, str | None]) -> Path:
@@ -97,6 +111,112 @@ def setting(name: str, flag: str | None, home: Path | None) -> tuple[str | None,
     return None, "default"
 
 
+#: The network flags given in this run (--confirmations, ...); filled by their option callbacks.
+_NETWORK_FLAGS: dict[str, str] = {}
+
+
+def _note_network_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    assert param.name is not None
+    if value is None:
+        _NETWORK_FLAGS.pop(param.name, None)
+    else:
+        _NETWORK_FLAGS[param.name] = str(value)
+
+
+def network_options() -> list[Callable[[F], F]]:
+    """``--confirmations``, ``--tx-journal``, ``--stuck-after``, ``--ipfs-replicas`` (part of common_options).
+
+    The command does not see them: connect_chain() and open_content_store() read them (flag > env >
+    settings.toml > default, like --rpc), and `config` shows them.
+    """
+    def opt(flag: str, name: str, metavar: str, help: str) -> Callable[[F], F]:
+        return click.option(flag, name, metavar=metavar, expose_value=False, callback=_note_network_flag,
+                            help=help)
+    return [
+        opt("--confirmations", "confirmations", "N|safe|finalized",
+            "Blocks on top of a block before it counts (writes wait, reads stop there): 0 on devnets and "
+            "QBFT chains, e.g. 12 or 'finalized' on Ethereum. Default: $FOGFED_CONFIRMATIONS, settings.toml, 0."),
+        opt("--tx-journal", "tx_journal", "DIR|off",
+            "Journal of sent, not yet mined transactions (nonces survive a restart; processes sharing an "
+            "account never collide). Default with --rpc: <home>/tx-journal; off for the embedded chain."),
+        opt("--stuck-after", "stuck_after", "SECONDS",
+            "Re-send a transaction with fees raised by 12.5% after this long in the mempool. "
+            "Default: $FOGFED_STUCK_AFTER, settings.toml, 60."),
+        opt("--ipfs-replicas", "ipfs_replicas", "N",
+            "With several --ipfs URLs: pin every file on N of them. Default: $FOGFED_IPFS_REPLICAS, "
+            "settings.toml, 2 (at most the number of URLs)."),
+    ]
+
+
+def _checked(name: str, value: str, source: str, check: Callable[[str], Any]) -> Any:
+    try:
+        return check(value)
+    except InputError as exc:
+        where = {"flag": f"--{name.replace('_', '-')}", "default": "the default"}.get(source, source)
+        raise InputError(f"{exc.message} (from {where})", exc.hint) from None
+
+
+def _positive(kind: Any, what: str) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value != value or value == float("inf"):
+            raise InputError(f"{what} must be a positive {'whole ' if kind is int else ''}number, got {text!r}")
+        return value
+    return check
+
+
+def network_settings(home: Path | None, rpc_target: str | None = None) -> dict[str, dict[str, Any]]:
+    """The effective confirmations, tx_journal, stuck_after and ipfs_replicas with their sources.
+
+    Each entry: ``{"value": ..., "source": ...}``, values checked (InputError naming the source).
+    ``tx_journal`` is a Path or None (off); its default is ``<home>/tx-journal`` on a JSON-RPC chain
+    (``rpc_target`` not ``embedded:``) and off on the embedded chain, whose own lock orders senders.
+    """
+    from fogfed.chain.finality import parse_confirmations
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in NETWORK_SETTINGS:
+        value, source = setting(name, _NETWORK_FLAGS.get(name), home)
+        out[name] = {"value": value, "source": source}
+    c = out["confirmations"]
+    c["value"] = _checked("confirmations", c["value"] or "0", c["source"], parse_confirmations)
+    s = out["stuck_after"]
+    s["value"] = _checked("stuck_after", s["value"] or DEFAULT_STUCK_AFTER, s["source"],
+                          _positive(float, "stuck-after (seconds)"))
+    r = out["ipfs_replicas"]
+    r["value"] = (None if r["value"] is None else
+                  _checked("ipfs_replicas", r["value"], r["source"], _positive(int, "ipfs-replicas")))
+    j = out["tx_journal"]
+    embedded = rpc_target is None or rpc_target.startswith("embedded:")
+    if j["value"] is None:
+        j["value"] = None if embedded or home is None else home / TX_JOURNAL_DIR
+    elif j["value"].strip().lower() in _OFF:
+        j["value"] = None
+    else:
+        path = Path(j["value"]).expanduser()
+        if not path.is_absolute() and home is not None and j["source"] == str(home / SETTINGS_FILE):
+            path = home / path  # a relative path in settings.toml is relative to the home
+        j["value"] = None if embedded else path.absolute()
+    return out
+
+
+def network_settings_to_remember() -> dict[str, str]:
+    """What `init` writes to settings.toml of the network settings: those given by flag or variable."""
+    out = {}
+    for name in NETWORK_SETTINGS:
+        value, source = setting(name, _NETWORK_FLAGS.get(name), None)
+        if value is not None and source != "default":
+            if name == "tx_journal" and value.strip().lower() not in _OFF:
+                value = str(Path(value).expanduser().absolute())
+            out[name] = value
+    if out:
+        network_settings(None, "http://check")  # refuse a bad value before it is remembered
+    return out
+
+
 def read_labels_file(path: Path, missing_ok: bool = True) -> dict[str, str]:
     """A labels file (``{"0xAddress": "label"}``, as `fogfed tas label` writes it); InputError if damaged."""
     try:
@@ -114,17 +234,32 @@ def read_labels_file(path: Path, missing_ok: bool = True) -> dict[str, str]:
 
 def show_settings(home: Path, flags: dict[str, str | None], as_json: bool) -> None:
     """Print every setting with its effective value and source (the ``config`` commands)."""
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name in SETTINGS_ENV:
+        if name in NETWORK_SETTINGS:
+            continue
         value, source = setting(name, flags.get(name), home)
         if name == "rpc" and value is None:
             value = f"embedded:{fogfed_home() / 'chain'}"
         if name == "ipfs" and value is None:
             value = f"embedded:{fogfed_home() / 'store'}"
         rows[name] = {"value": value, "source": source}
+    rows.update(network_settings(home, rows["rpc"]["value"]))
+    urls = [u for u in (resolve_ipfs(flags.get("ipfs"), home) or "").split(",") if u.strip()]
+    replicas = rows["ipfs_replicas"]
+    if len(urls) < 2:
+        replicas["note"] = "not used: one IPFS node" if urls else "not used: the embedded store"
+    elif replicas["value"] is None:
+        replicas["value"] = min(DEFAULT_IPFS_REPLICAS, len(urls))
+    if rows["tx_journal"]["value"] is None:
+        rows["tx_journal"]["note"] = ("off" if not str(rows["rpc"]["value"]).startswith("embedded:")
+                                      else "not used: the embedded chain orders senders itself")
+    if str(rows["rpc"]["value"]).startswith("embedded:"):
+        rows["stuck_after"]["note"] = "not used: the embedded chain mines at once"
     emit(as_json, {"home": home, "file": home / SETTINGS_FILE, "settings": rows}, lambda: "\n".join(
         [f"settings of {home} (flag > env > {home / SETTINGS_FILE} > default)"]
-        + [f"  {name:<9}{r['value'] if r['value'] is not None else '-'}   [{r['source']}]" for name, r in rows.items()]))
+        + [f"  {name:<15}{r['value'] if r['value'] is not None else '-'}   [{r['source']}]"
+           + (f"  ({r['note']})" if r.get("note") else "") for name, r in rows.items()]))
 
 
 def resolve_rpc(rpc: str | None, home: Path | None = None) -> str:
@@ -151,6 +286,7 @@ def common_options(role: str) -> Callable[[F], F]:
                          help=f"This {role}'s files. Default: $FOGFED_HOME/{role}."),
             click.option("--rpc", metavar="URL", help=RPC_HELP),
             click.option("--ipfs", metavar="URL", help=IPFS_HELP),
+            *network_options(),
             json_option(),
             passphrase_file_option(),
         ]):
@@ -259,9 +395,12 @@ def connect_chain(rpc: str | None, home: Path | None = None, create: bool = Fals
     from fogfed.chain.connection import connect
 
     target = resolve_rpc(rpc, home)
+    net = network_settings(home, target)
     _refuse_new_default(target.removeprefix("embedded:"), "chain", "--rpc", create,
                         target == f"embedded:{fogfed_home() / 'chain'}")
-    return connect(target)
+    journal = net["tx_journal"]["value"]
+    return connect(target, confirmations=net["confirmations"]["value"], stuck_after=net["stuck_after"]["value"],
+                   tx_journal=journal if journal is not None else "off")
 
 
 def open_content_store(ipfs: str | None, home: Path | None = None, create: bool = False) -> Any:
@@ -270,7 +409,7 @@ def open_content_store(ipfs: str | None, home: Path | None = None, create: bool 
 
     addr = resolve_ipfs(ipfs, home)
     if addr:
-        return open_store(addr)
+        return open_store(addr, replicas=network_settings(home)["ipfs_replicas"]["value"])
     _refuse_new_default(str(fogfed_home() / "store"), "content store", "--ipfs", create, True)
     return open_store(root=fogfed_home() / "store")
 

@@ -13,7 +13,7 @@ import click
 from fogfed.cli import cli
 from fogfed.cli.common import (common_options, connect_chain, emit, examples, guarded, next_hint,
                                open_content_store, passphrase, resolve_rpc, role_home, setting, to_plain,
-                               transfer_progress, write_settings)
+                               transfer_progress, network_settings_to_remember, write_settings)
 from fogfed.errors import FogfedError, InputError
 
 
@@ -100,7 +100,7 @@ def node_init(contract: str, cache_size: int, label: str | None, account_keystor
                       cache_bytes=cache_size << 20) as n:
         pass
     write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
-                           "contract": address, "label": label})
+                           "contract": address, "label": label, **network_settings_to_remember()})
     info = {"home": role_home(home, "node"), "address": n.address, "contract": address}
     emit(as_json, info, lambda: (
         f"node {n.address} created in {info['home']}\n"

@@ -14,7 +14,7 @@ from fogfed.cli import cli
 from fogfed.errors import InputError
 from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
                                next_hint, open_content_store, passphrase, read_input_file, resolve_rpc,
-                               role_home, setting, to_plain, write_settings)
+                               role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
             "devnet's first default account (funded on the embedded chain, Anvil and Ganache); `tas init` "
@@ -97,7 +97,7 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
                    "anyone can act as this TAS. Use it on a throw-away devnet only.", err=True)
     t = TrustedAuthority.init(where, chain, secret, fed=contract, account=account, scheme=scheme)
     write_settings(where, {"rpc": resolve_rpc(rpc), "ipfs": setting("ipfs", ipfs, None)[0],
-                           "contract": t.contract_address})
+                           "contract": t.contract_address, **network_settings_to_remember()})
     info = {"home": role_home(home, "tas"), "contract": t.contract_address, "tas": t.address,
             "chain_id": t.chain_id, "scheme": scheme}
     emit(as_json, info, lambda: (

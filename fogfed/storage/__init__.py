@@ -30,15 +30,16 @@ def default_store_root() -> Path:
     return (Path(home).expanduser() if home else Path.home() / ".fogfed") / "store"
 
 
-def open_store(ipfs: str | None = None, root: Path | None = None) -> ContentStore:
+def open_store(ipfs: str | None = None, root: Path | None = None, *, replicas: int | None = None) -> ContentStore:
     """The IPFS node at ``ipfs`` if given, else the embedded store at ``root`` (default: default_store_root()).
 
     ``ipfs`` may list several daemons of one swarm, comma-separated, own daemon first: files are then
-    pinned on ``$FOGFED_IPFS_REPLICAS`` of them (default 2) and fetches fail over (ReplicatedStore).
+    pinned on ``replicas`` of them (default ``$FOGFED_IPFS_REPLICAS``, else 2) and fetches fail over
+    (ReplicatedStore).
     """
     if ipfs is not None and "," in ipfs:
         urls = [u.strip() for u in ipfs.split(",") if u.strip()]
-        raw = os.environ.get("FOGFED_IPFS_REPLICAS", str(min(2, len(urls))))
+        raw = str(replicas) if replicas is not None else os.environ.get("FOGFED_IPFS_REPLICAS") or str(min(2, len(urls)))
         try:
             replicas = int(raw)
         except ValueError:

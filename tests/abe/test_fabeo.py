@@ -92,3 +92,17 @@ def test_existing_fame_material_keeps_working():
     new_key = abe.keygen(pk, msk, ["ff:9", "loc:riyadh"])
     assert abe.decrypt(pk, new_key, bytes.fromhex(data["ct"]), aad=b"f1") == b"old file key"
     assert abe.decrypt(pk, sk, abe.encrypt(pk, "ff:3 and svc:health", b"new")) == b"new"
+
+
+def test_rows_are_read_as_one_buffer_and_sliced_when_used(material):
+    from fogfed.abe.fabeo import Rows
+
+    pk, _, sk, ct = material
+    read = abe.Ciphertext.from_bytes(ct)
+    rows = read.value.ct
+    assert isinstance(rows, Rows) and len(rows) == 3
+    assert [rows[i] for i in range(3)] == list(rows) == list(rows[0:3]) and rows[-1] == rows[2]
+    assert all(len(r) == ROW_SIZE for r in rows) and b"".join(rows) == rows.data
+    with pytest.raises(IndexError):
+        rows[3]
+    assert read.to_bytes() == ct and abe.decrypt(pk, sk, read.to_bytes(), aad=b"file") == b"k" * 32

@@ -194,3 +194,38 @@ def test_non_ascii_and_control_characters_are_refused_before_normalisation(text)
             abe.parse_policy(f"svc:health and {text}")
         assert info.value.position >= len("svc:health and ")
     assert str(abe.parse_policy("svc:health and\n\t(loc:riyadh or ff:1)")) == "svc:health and (loc:riyadh or ff:1)"
+
+
+def _binary_fold(items: list[str], ops: list[str]):
+    """The grouping by definition: right to left, binary gates, same-kind children merged (policy._gate)."""
+    from fogfed.abe.policy import Attr, _gate
+
+    node = Attr(items[-1])
+    for op, left in zip(reversed(ops), reversed(items[:-1])):
+        node = _gate(2 if op == "and" else 1, [Attr(left), node])
+    return node
+
+
+def test_long_and_or_chains_group_as_binary_gates_to_the_right():
+    rng = random.Random(11)
+    for _ in range(200):
+        n = rng.randint(2, 60)
+        items = [rng.choice(UNIVERSE) for _ in range(n)]
+        ops = [rng.choice(["and", "or"]) if rng.random() < 0.2 else "or" for _ in range(n - 1)]
+        text = items[0] + "".join(f" {op} {item}" for op, item in zip(ops, items[1:]))
+        assert parse_policy(text).root == _binary_fold(items, ops), text
+
+
+def test_parses_are_cached_by_text_and_errors_are_not():
+    from fogfed.abe.policy import _parse_text
+
+    text = " or ".join(f"ct:1:0:{i}" for i in range(1, 200))
+    assert parse_policy(text) is parse_policy(text)  # one immutable Policy per text
+    _parse_text.cache_clear()
+    fresh = parse_policy(text)
+    assert fresh is not None and fresh == parse_policy(text) and hash(fresh) == hash(parse_policy(text))
+    for _ in range(2):  # a bad text fails every time, not only the first
+        with pytest.raises(PolicySyntaxError):
+            parse_policy("a and (b or")
+    assert parse_policy("A and B") is parse_policy("A and B")
+    assert str(parse_policy("A and B")) == "a and b"
