@@ -66,5 +66,5 @@ def test_item8_the_published_devnet_key_is_refused_outside_the_embedded_chain(an
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
     code, out, err = run_inproc(capsys, "tas", "init", "--home", str(tmp_path / "t"), "--rpc", anvil_url, "--json",
                                 "--allow-devnet-key")
-    assert code == 0 and "WARNING" in err and "PUBLISHED default account" in err
+    assert code == 0 and "WARNING" in err and "PUBLISHED default account" in err, (out, err)
     assert json.loads(out)["tas"] == connect(anvil_url).dev_accounts()[0].address
