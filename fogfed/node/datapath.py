@@ -102,16 +102,7 @@ class _CiphertextSource:
         return True
 
     def read(self, n: int = -1) -> bytes:
-        n = READ_SIZE if n is None or n < 0 else n
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:
-            k = self._reader.readinto(view[got:])
-            if not k:
-                break
-            got += k
-        data = bytes(view[:got])
-        view.release()
+        data = bytes(_read_full(self._reader, n))
         if data:
             self._worker.submit(self._copy_and_hash, data)
         return data
@@ -143,17 +134,22 @@ class _WholeReads:
         return True
 
     def read(self, n: int = -1) -> bytes:
-        n = READ_SIZE if n is None or n < 0 else n
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:
-            k = self._reader.readinto(view[got:])
-            if not k:
-                break
-            got += k
-        view.release()
-        del buf[got:]
-        return buf  # type: ignore[return-value]  # never touched again: no copy into bytes
+        return _read_full(self._reader, n)  # type: ignore[return-value]  # never touched again: no copy
+
+
+def _read_full(reader: EncryptingReader, n: int | None) -> bytearray:
+    """Up to ``n`` bytes (READ_SIZE when unsized) of ciphertext: short only at the end of the stream."""
+    n = READ_SIZE if n is None or n < 0 else n
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = reader.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    view.release()
+    del buf[got:]
+    return buf
 
 
 def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertext_copy: BinaryIO | None,

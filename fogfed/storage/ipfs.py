@@ -223,13 +223,7 @@ class IpfsStore(ContentStore):
     def _read(self, root: Cid, first: bytes, progress: Progress | None) -> Iterator[bytes]:
         # A node that lacks the blocks asks its swarm for each one (one Bitswap round trip per
         # block/get): PREFETCH calls in flight keep the round trips overlapping.
-        ahead = Prefetcher(self._get_block, PREFETCH)
-        try:
-            def get_block(c: Cid) -> bytes:
-                return first if c == root else ahead.get(c)
-            yield from read_file(root, get_block, progress, ahead.upcoming)
-        finally:
-            ahead.close()
+        return read_prefetched(root, first, self._get_block, PREFETCH, progress)
 
     def size(self, cid: str) -> int:
         root = parse_cid(cid)
@@ -336,3 +330,16 @@ def _source_error(exc: Exception) -> Exception:
     if isinstance(exc, InputError):
         return exc
     return InputError(f"cannot read the file being added: {exc}", "check the source file and retry")
+
+
+def read_prefetched(root: Cid, first: bytes, fetch: Callable[[Cid], bytes], window: int,
+                    progress: Progress | None) -> Iterator[bytes]:
+    """The file ``root`` (its root block ``first`` already read), with up to ``window`` block reads
+    by ``fetch`` in flight ahead of the one being consumed."""
+    ahead = Prefetcher(fetch, window)
+    try:
+        def get_block(c: Cid) -> bytes:
+            return first if c == root else ahead.get(c)
+        yield from read_file(root, get_block, progress, ahead.upcoming)
+    finally:
+        ahead.close()

@@ -24,8 +24,8 @@ from fogfed.errors import InputError
 from fogfed.storage.base import ContentStore, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
-from fogfed.storage.ipfs import PREFETCH, IpfsStore, Prefetcher
-from fogfed.storage.reader import declared_size, read_file
+from fogfed.storage.ipfs import PREFETCH, IpfsStore, read_prefetched
+from fogfed.storage.reader import declared_size
 
 #: What makes a fetch move on to the next daemon (a missing, dead or lying node).
 _FAILOVER = (StorageUnavailable, ContentNotFound, ContentCorrupted)
@@ -132,13 +132,7 @@ class ReplicatedStore(ContentStore):
         return self._read(root, first, current, progress)
 
     def _read(self, root: Cid, first: bytes, current: list[int], progress: Progress | None) -> Iterator[bytes]:
-        ahead = Prefetcher(lambda c: self._get_block(c, current), PREFETCH)
-        try:
-            def get_block(c: Cid) -> bytes:
-                return first if c == root else ahead.get(c)
-            yield from read_file(root, get_block, progress, ahead.upcoming)
-        finally:
-            ahead.close()
+        return read_prefetched(root, first, lambda c: self._get_block(c, current), PREFETCH, progress)
 
     def _get_block(self, cid: Cid, current: list[int]) -> bytes:
         """``cid`` from the daemon in use, else from the next ones in turn (each block checked)."""
