@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,18 @@ def upload(world, monkeypatch, capsys):
 def registrations(tas: TrustedAuthority, uploader: str) -> list[str]:
     return ["0x" + bytes(e.args["fileId"]).hex()
             for e in tas.fed.events(names=["FileRegistered"], where={"uploader": uploader})]
+
+
+def _mined_registrations(tas: TrustedAuthority, uploader: str, before: list[str], relay: RpcRelay) -> list[str]:
+    """The registrations after ``before``, once Anvil has mined the one it accepted: automine runs just
+    after eth_sendRawTransaction answers, which on a loaded machine can be after the node gave up."""
+    deadline = time.monotonic() + 20
+    while True:
+        new = registrations(tas, uploader)[len(before):]
+        if new or time.monotonic() > deadline:
+            assert new, f"nothing registered; the relay saw {relay.calls[-12:]}"
+            return new
+        time.sleep(0.2)
 
 
 def check_after(world, src: Path, before: list[str], out: str) -> dict:
@@ -127,7 +140,7 @@ def test_chain_lost_after_register_file_was_sent(world, upload, deliver: bool) -
     relay.down_after("eth_sendRawTransaction", 1, deliver=deliver)
     code, out, err = upload(src)
     assert_chain_down(code, out, err, relay)
-    [registered] = registrations(tas, address)[len(before):]
+    [registered] = _mined_registrations(tas, address, before, relay)
     relay.up()
     code, out, err = upload(src)
     assert code == 0, err
