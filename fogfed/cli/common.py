@@ -414,6 +414,14 @@ def open_content_store(ipfs: str | None, home: Path | None = None, create: bool 
     return open_store(root=fogfed_home() / "store")
 
 
+def optional_content_store(ipfs: str | None, home: Path | None = None) -> Any:
+    """:func:`open_content_store`, or None where no IPFS node is configured and no embedded store exists
+    (for commands that work without one); a configured store that cannot be opened is still an error."""
+    if not resolve_ipfs(ipfs, home) and not (fogfed_home() / "store").exists():
+        return None
+    return open_content_store(ipfs, home)
+
+
 def _refuse_new_default(path: str, what: str, option: str, create: bool, is_default: bool) -> None:
     if create or not is_default or Path(path).exists():
         return

@@ -13,7 +13,7 @@ import click
 from fogfed.cli import cli
 from fogfed.errors import InputError
 from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
-                               next_hint, open_content_store, passphrase, read_input_file, resolve_rpc,
+                               next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
@@ -40,10 +40,9 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
 
     where = role_home(home, "tas")
     tas = TrustedAuthority.open(where, connect_chain(rpc, where), passphrase())
-    try:  # keys go to the content store, a 36-byte reference on chain (inline without a store)
-        tas.use_store(open_content_store(ipfs, where))
-    except InputError:
-        pass
+    store = optional_content_store(ipfs, where)
+    if store is not None:  # keys go to the content store, a 36-byte reference on chain (inline without one)
+        tas.use_store(store)
     return tas
 
 
