@@ -296,7 +296,8 @@ BAD_HEADERS = {  # id: (make the bad stream, expected message)
     "chunk-huge": (lambda: with_header_field(9, struct.pack(">I", 2**32 - 1)), "declares chunk size 4294967295"),
     "chunk-17": (lambda: with_header_field(9, struct.pack(">I", 17)), "stream key check failed"),
     "salt": (lambda: with_header_field(20, b"\x00" * 8), "stream key check failed"),
-    "prefix": (lambda: with_header_field(50, b"\x00"), "stream key check failed"),
+    # flipped, not set: a set byte equal to the random one there would change nothing (1 run in 256)
+    "prefix": (lambda: with_header_field(50, bytes([TAMPER_CT[50] ^ 0x01])), "stream key check failed"),
     "commitment": (lambda: with_header_field(60, b"\x00" * 4), "stream key check failed"),
     "empty": (lambda: b"", "stream header truncated: got 0 of 84 bytes"),
     "short": (lambda: TAMPER_CT[:83], "stream header truncated: got 83 of 84 bytes"),
