@@ -47,6 +47,8 @@ PRIVATE_KEY_ENV = "FOGFED_PRIVATE_KEY"
 DEV_ACCOUNTS = 10
 _PRIORITY_FEE = 10**9  # 1 gwei: enough on devnets; real networks set their own via max_priority_fee
 _RECEIPT_TIMEOUT = 120.0
+#: How long a used nonce without our receipt is watched before it counts as replaced.
+_REPLACED_GRACE = 3.0
 _NONCE_RETRIES = 4
 MAX_FEE_ENV = "FOGFED_MAX_FEE_PER_GAS"
 STUCK_ENV = "FOGFED_STUCK_AFTER"
@@ -403,6 +405,7 @@ class Chain:
         start = time.monotonic()
         deadline, poll = start + _RECEIPT_TIMEOUT, 0.05
         next_bump = start + self.stuck_after if self.stuck_after else float("inf")
+        taken_since = None  # when the nonce was first seen used with none of our hashes mined
         try:
             while time.monotonic() < deadline:
                 receipt = self._first_receipt(hashes)
@@ -416,6 +419,12 @@ class Chain:
                 if int(self.w3.eth.get_transaction_count(account.address, "latest")) > nonce:
                     receipt = self._first_receipt(hashes)  # mined between the two reads?
                     if receipt is not None:
+                        continue
+                    # A loaded node can count the nonce used a moment before it serves the receipt:
+                    # only a nonce still taken by someone else after the grace period is a replacement.
+                    taken_since = taken_since if taken_since is not None else time.monotonic()
+                    if time.monotonic() - taken_since < _REPLACED_GRACE:
+                        time.sleep(poll)
                         continue
                     if journal is not None:
                         with journal.locked():
