@@ -41,6 +41,7 @@ from fogfed.chain.errors import (
 from fogfed.chain.finality import Confirmations, default_confirmations, final_block, parse_confirmations
 from fogfed.chain.nonces import JOURNAL_ENV, Pending, Reconciled, TxJournal, bump_fees, fee_cap
 from fogfed.chain.reverts import decode_revert, is_revert, revert_data
+from fogfed._faults import step
 from fogfed.errors import FogfedError, InputError
 
 PRIVATE_KEY_ENV = "FOGFED_PRIVATE_KEY"
@@ -309,6 +310,7 @@ class Chain:
         self._check_cap(fees, function)
         if self.is_embedded:
             tx_hash, _ = self._sign_and_send(account, {**tx, **fees}, function)
+            step(f"sent:{function}")
             try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT,
                                                                    poll_latency=0.05)
@@ -318,6 +320,7 @@ class Chain:
                     "check that the node is mining") from None
         else:
             tx_hash, nonce = self._sign_and_send(account, tx, function, fees)
+            step(f"sent:{function}")  # fault tests: killed with the transaction sent, its receipt not yet read
             receipt = self._wait_mined(account, tx, nonce, fees, tx_hash, function)
             tx_hash = receipt["transactionHash"]
         if receipt["status"] != 1:
@@ -344,6 +347,41 @@ class Chain:
             return Reconciled()
         with journal.locked():
             return self._reconcile(account, journal)
+
+    def settle(self, account: LocalAccount, timeout: float = _RECEIPT_TIMEOUT) -> Reconciled:
+        """:meth:`recover`, then wait until no transaction of ``account``'s journal is left in the mempool.
+
+        An operation resumed after a kill calls this before reading the chain to decide what is left:
+        a transaction the killed run sent may still be waiting to be mined, and sending it again would
+        duplicate it. Returns at once without a journal (embedded chain: nothing is ever in flight);
+        TransactionFailed when one is still not mined after ``timeout`` seconds.
+        """
+        journal = self._journal(account.address)
+        if journal is None:
+            return Reconciled()
+        deadline, poll = time.monotonic() + timeout, 0.05
+        try:
+            with journal.locked():
+                result = self._reconcile(account, journal)
+            while result.waiting or result.resent:
+                with journal.locked():
+                    left = journal.reconcile(self.w3, self._fees(),
+                                             lambda t: account.sign_transaction(t).raw_transaction)
+                if not left.waiting and not left.resent:
+                    break
+                if time.monotonic() > deadline:
+                    names = ", ".join(f"{p.function or 'transaction'} (nonce {n})"
+                                      for n, p in sorted(journal.pending().items()))
+                    raise TransactionFailed(f"{names} sent earlier by {account.address} still not mined after "
+                                            f"{timeout:.0f} s", "check that the node is mining, then run the "
+                                            "command again: it waits for them before deciding what is left to do")
+                time.sleep(poll)
+                poll = min(poll * 1.5, 0.5)
+        except FogfedError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the node may vanish at any step
+            raise self._translate(exc, "waiting for earlier transactions", account.address) from None
+        return result
 
     def _reconcile(self, account: LocalAccount, journal: TxJournal) -> Reconciled:
         result = journal.reconcile(self.w3, self._fees(), lambda t: account.sign_transaction(t).raw_transaction)

@@ -73,14 +73,26 @@ def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as
 )
 def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | None, ipfs: str | None,
              as_json: bool) -> None:
-    """Hand a node over to another federation after checking its on-chain record (fogfed node move)."""
+    """Hand a node over to another federation after checking its on-chain record (fogfed node move).
+
+    Safe to run again: the same request finishes a move that a kill or an
+    unreachable chain interrupted (`fogfed tas sync` does too), sends nothing
+    twice, and only reports a move that already completed.
+    """
     from fogfed.protocol.move import MoveRequest
 
     req = MoveRequest.from_json(read_input_file(request, "move request", MAX_MOVE_REQUEST))
     res = _authority(open_tas(home, rpc, ipfs), mobility).move(req)
-    emit(as_json, res, lambda: (
-        f"moved {res.node}: federation {res.from_federation} -> {res.to_federation} "
-        f"(record found {res.level} level(s) up), one key delivered; its old leaf is revoked, nobody re-keyed"))
+
+    def text() -> str:
+        where = f"{res.node}: federation {res.from_federation} -> {res.to_federation}"
+        if res.status == "already moved":
+            return f"already moved {where} by this request; nothing sent"
+        head = "finished the interrupted move of" if res.status == "finished" else "moved"
+        sent = "one key delivered" if "deliverKey" in res.gas else "its key was already delivered"
+        return (f"{head} {where} (record found {res.level} level(s) up), {sent}; "
+                "its old leaf is revoked, nobody re-keyed")
+    emit(as_json, res, text)
 
 
 @tas.command("secrecy")

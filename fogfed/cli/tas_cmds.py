@@ -210,6 +210,11 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     files uploaded after this leave that leaf out of their cover, so they are
     unreadable with any key the node held.
 
+    Safe to run again: after a kill or an unreachable chain it finishes the
+    removal (waiting first for a removal still in the mempool), never sends a
+    second one, and exits 0 saying so when the chain shows the node removed.
+    An address that is no member of this TAS's federations is an error (2).
+
     \b
     Example:
       fogfed tas remove 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --reason "served tampered copies"
@@ -221,9 +226,18 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     address = check_address(node_address, "node address")
     note(reason, "--reason", MAX_REMOVAL_NOTE)  # bad input: exit 2 before the TAS is even opened
     r = _open(home, rpc, ipfs).remove(address, reason=reason)
-    emit(as_json, r, lambda: (
-        f"removed {r.node} from federation {r.federation_id} in one transaction "
-        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
+
+    def text() -> str:
+        if "removeMember" in r.gas:
+            head = "finished the interrupted removal of" if r.status == "finished" else "removed"
+            return (f"{head} {r.node} from federation {r.federation_id} in one transaction "
+                    f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, "
+                    "nobody re-keyed")
+        what = ("the removal sent by an earlier, interrupted run is on chain" if r.status == "finished"
+                else "already removed")
+        return (f"{r.node}: {what} (federation {r.federation_id}, block {r.block}, by {r.removed_by}, "
+                f"note {r.reason!r}); its leaf is revoked from epoch {r.new_epoch} on; nothing sent")
+    emit(as_json, r, text)
 
 
 def _rekey_lines(results: list[Any]) -> str:

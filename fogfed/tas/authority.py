@@ -391,11 +391,42 @@ class TrustedAuthority:
         with self._db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce.hex(), time.time()))
 
-    def record_move(self, node_address: str, federation_id: int, nonce: bytes) -> None:
-        """Spend a move request's nonce (the node's new federation is read from chain from now on)."""
-        if self.created_federation(federation_id) is None or self.enrolled_member(node_address) is None:
-            raise TasError(f"{node_address} or federation {federation_id} is not known to this TAS")
-        self._spend_nonce(nonce)
+    def locked(self):
+        """The TAS lock (``tas.lock``, re-entrant): for operations of other TAS modules (moves)."""
+        return self._lock.held()
+
+    def finish_move(self, entry: Entry) -> tuple[dict[str, int], int]:
+        """Run a journalled move's remaining steps, each checked on chain first; mark the entry done.
+
+        ``moveMember`` (one transaction: the old leaf revoked, the node added to the destination with the
+        same X25519 key) unless the chain shows the node already there in a newer membership, then the
+        one key for the destination unless delivered since that join. Returns the gas per step and the
+        destination epoch. A handover the contract now refuses (e.g. the node was removed meanwhile)
+        closes the entry with the reason and raises TasError: nothing is sent.
+        """
+        d = entry.data
+        node, to, enc = d["address"], d["to_federation"], bytes.fromhex(d["enc_public_key"])
+        gas: dict[str, int] = {}
+        member = self.fed.member(node)
+        if not (member.active and member.federation_id == to and member.encryption_key == enc
+                and member.generation > d["generation"]):
+            mobility = self.mobility
+            if mobility is None or mobility.address != d["mobility"]:
+                raise TasError(f"the move of {node} was accepted through mobility contract {d['mobility']}, "
+                               f"this TAS now uses {mobility.address if mobility else 'none'}")
+            check = mobility.check_handover(node, to, enc)
+            if not check.ok:
+                self.journal.update(entry, done=True, refused=check.reason)
+                raise TasError(f"the move of {node} to federation {to} cannot be finished: {check.reason}; "
+                               "nothing was sent", "check the node with `fogfed tas status`")
+            self.trees.check_room(to)
+            gas["moveMember"] = mobility.move_member(self.account, node, to, enc).gas_used
+        step("move:moveMember")
+        if node in missing_keys(self.fed, self.trees.get(to)):  # no key delivered since it joined `to`
+            gas["deliverKey"] = self.deliver_keys(to, self.fed.federation(to).epoch, [node])
+        step("move:deliverKey")
+        self.journal.update(entry, done=True, gas={**d.get("gas", {}), **gas})
+        return gas, self.fed.federation(to).epoch
 
     def issue_key(self, attributes: list[str]) -> abe.SecretKey:
         """Paper Algorithm 3 (KeyGen): a CP-ABE key for ``attributes`` under the system master key."""
@@ -437,17 +468,75 @@ class TrustedAuthority:
         UTF-8). The contract marks the member removed (its leaf is revoked from the
         next epoch on, which the removal advances); every later upload's cover
         leaves that leaf out, so the removed node's keys match no later file.
+
+        Idempotent and resumable: a journal entry (keyed by the node and its
+        membership's generation) is written before the transaction; running it
+        again after a kill or an outage at any step first waits for a removal
+        still in the mempool, then sends nothing if the chain shows the member
+        removed (``status`` "finished" or "already removed", with the removal
+        found on chain) and sends the one transaction otherwise. An address
+        that was never a member of this TAS's federations is an InputError.
         """
         node = check_address(node_address, "node address")
         note(reason, "removal reason", MAX_REMOVAL_NOTE)  # before any lock, read or gas
         with self._lock.held():
+            self.fed.chain.settle(self.account)  # a removal sent by a killed run is mined (or dropped) first
             member = self.fed.member(node)
+            if member.federation_id == 0 or self.created_federation(member.federation_id) is None:
+                raise InputError(f"{node} is not a member of any federation of this TAS",
+                                 "check the address with `fogfed tas status`")
+            key = f"remove:{node}:{member.generation}"
+            entry = self.journal.get(key)
             if not member.active:
-                raise TasError(f"{node} is not an active member", "check the address with `fogfed tas status`")
-            fid = member.federation_id
+                return self._removed_already(member, entry)
+            status = "removed" if entry is None else "finished"  # finished: an earlier run was interrupted
+            if entry is None:
+                entry = self.journal.begin(key, "remove", {"address": node, "federation_id": member.federation_id,
+                                                           "generation": member.generation, "reason": reason},
+                                           spend=False)
+            else:
+                self.journal.update(entry, reason=reason)
+            step("remove:journal")
             tx = self.fed.remove_member(self.account, node, reason)
             step("remove:removeMember")
-        return RemovalResult(node, fid, tx.value, reason, None, {"removeMember": tx.gas_used})
+            self.journal.update(entry, done=True, epoch=tx.value, tx=tx.tx_hash)
+            step("remove:done")
+        return RemovalResult(node, member.federation_id, tx.value, reason, None, {"removeMember": tx.gas_used},
+                             status, tx.tx_hash, self.address, tx.block_number)
+
+    def _removed_already(self, member: Any, entry: Entry | None) -> RemovalResult:
+        """The removal of an inactive member as the chain shows it; its journal entry marked done."""
+        fid = member.federation_id
+        removals = [e for e in self.fed.events(names=["MemberRemoved"], where={"node": member.address})
+                    if e.args["federationId"] == fid]
+        if not removals:  # an inactive member of a known federation always has its removal event
+            raise TasError(f"{member.address} is inactive in federation {fid} but the chain shows no removal",
+                           "check the RPC endpoint: it may serve an incomplete event log")
+        last = removals[-1]
+        same_tx = [e for e in self.fed.events(last.block_number, last.block_number, ["EpochAdvanced", "RemovalNoted"])
+                   if e.tx_hash == last.tx_hash]
+        epochs = [e.args["epoch"] for e in same_tx if e.name == "EpochAdvanced" and e.args["federationId"] == fid]
+        notes = [e.args["note"] for e in same_tx if e.name == "RemovalNoted"]
+        if entry is not None and not entry.done:
+            status = "finished"  # the interrupted run's transaction reached the chain: nothing is left
+        else:
+            status = "already removed"
+        if entry is not None:
+            self.journal.update(entry, done=True, tx=last.tx_hash)
+        by = last.args["by"] if last.args["reason"] == 1 else "the contract (false claims)"
+        return RemovalResult(member.address, fid, epochs[0] if epochs else self.fed.federation(fid).epoch,
+                             notes[0] if notes else "", None, {}, status, last.tx_hash, by, last.block_number)
+
+    def _finish_removal(self, entry: Entry) -> None:
+        """``tas sync``: send an interrupted removal the chain does not show yet (with its recorded reason)."""
+        d = entry.data
+        member = self.fed.member(d["address"])
+        if member.active and member.generation == d["generation"]:
+            tx = self.fed.remove_member(self.account, d["address"], d["reason"])
+            step("remove:removeMember")
+            self.journal.update(entry, done=True, epoch=tx.value, tx=tx.tx_hash)
+        else:
+            self.journal.update(entry, done=True)
 
     def refresh(self, federation_id: int, progress=None) -> RefreshResult:
         """A new member-tree generation for the federation: one transaction, no gas per member.
@@ -491,13 +580,26 @@ class TrustedAuthority:
         return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
-        """Finish what the chain shows undone: enrollments interrupted (journal), then the key of every
-        active member whose latest join has no delivery after it. Removals (by the TAS or automatic
-        after false claims) need nothing: the chain's event log revokes the leaf by itself."""
+        """Finish what the chain shows undone: enrollments, removals and moves interrupted (journal,
+        each step checked on chain first), then the key of every active member whose latest join has
+        no delivery after it. A completed removal needs nothing more: the chain's event log revokes
+        the leaf by itself."""
         out = []
         with self._lock.held():
-            for entry in self.journal.unfinished("enroll"):
-                self._finish_enroll(entry)
+            self.fed.chain.settle(self.account)  # what a killed run left in the mempool is mined first
+            for entry in self.journal.unfinished():
+                if entry.kind == "enroll":
+                    self._finish_enroll(entry)
+                elif entry.kind == "remove":
+                    self._finish_removal(entry)
+                elif entry.kind == "move":
+                    try:
+                        gas, epoch = self.finish_move(entry)
+                    except TasError:  # refused now: closed in the journal, nothing sent
+                        continue
+                    if "deliverKey" in gas:
+                        out.append(RekeyResult(entry.data["to_federation"], epoch, (entry.data["address"],),
+                                               gas["deliverKey"]))
             self.cache.refresh()
             for fid in self.cache.federations():
                 nodes = missing_keys(self.fed, self.trees.get(fid))

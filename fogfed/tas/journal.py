@@ -40,14 +40,16 @@ class Journal:
         k, kind, data, done = rows[0]
         return Entry(k, kind, json.loads(data), bool(done))
 
-    def begin(self, key: str, kind: str, data: dict[str, Any]) -> Entry:
-        """Record a new operation and spend its nonce, atomically; the existing entry if there is one."""
+    def begin(self, key: str, kind: str, data: dict[str, Any], *, spend: bool = True) -> Entry:
+        """Record a new operation and (``spend``: its key is a request nonce) spend its nonce, atomically;
+        the existing entry if there is one."""
         with self.db.transaction() as c:
             rows = c.execute("SELECT 1 FROM journal WHERE key = ?", (key,)).fetchall()
             if not rows:
                 now = time.time()
                 c.execute("INSERT INTO journal VALUES (?, ?, ?, 0, ?)", (key, kind, json.dumps(data), now))
-                c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (key, now))
+                if spend:
+                    c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (key, now))
         entry = self.get(key)
         assert entry is not None
         return entry

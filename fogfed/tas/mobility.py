@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fogfed._faults import step
 from fogfed.chain.mobility import FogFedMobility
 from fogfed.errors import InputError
 from fogfed.protocol.enrollment import EnrollmentRequest
@@ -52,6 +53,7 @@ class MoveResult:
     newcomer_rekey: RekeyResult | None  # None: backward secrecy needs no re-key with covers
     history_epochs: tuple[int, int] | None  # None (no history keys with covers)
     gas: dict[str, int] = field(default_factory=dict)
+    status: str = "moved"  # "finished": an interrupted earlier run completed now; "already moved": nothing sent
 
 
 class MobilityAuthority:
@@ -66,9 +68,43 @@ class MobilityAuthority:
         self.tas, self.mobility = tas, mobility
 
     def move(self, request: MoveRequest) -> MoveResult:
-        """Hand a node over to another federation, verified by its on-chain record (no device re-key)."""
+        """Hand a node over to another federation, verified by its on-chain record (no device re-key).
+
+        Idempotent and resumable: the accepted request is journalled (keyed by its nonce, spent in the
+        same SQLite transaction) before the first transaction; the same request again, or ``tas sync``,
+        finishes a move interrupted at any step (:meth:`TrustedAuthority.finish_move`: each step checked
+        on chain first, nothing sent twice), and a completed one is reported ("already moved") while
+        the node is still where it moved. Any other reuse of a nonce is a replay.
+        """
         if not isinstance(request, MoveRequest):
             raise InputError("move needs a MoveRequest", "parse it with MoveRequest.from_json")
+        tas = self.tas
+        key = request.nonce.hex()
+        with tas.locked():
+            tas.fed.chain.settle(tas.account)  # a moveMember a killed run left in the mempool is mined first
+            entry = tas.journal.get(key)
+            if entry is None:
+                entry = self._accept(request)
+                status = "moved"
+            elif entry.kind != "move" or entry.data.get("request") != request.to_json():
+                raise MoveRejected("this move request was already used (replay)", "create a fresh request")
+            elif entry.done:
+                return self._completed(request, entry)
+            else:
+                status = "finished"  # an earlier run accepted it and was interrupted
+            step("move:journal")
+            try:
+                gas, epoch = tas.finish_move(entry)
+            except TasError:
+                if "refused" in entry.data:
+                    raise HandoverRefused(request.address, entry.data["refused"]) from None
+                raise
+        d = entry.data
+        return MoveResult(request.address, d["from_federation"], request.to_federation, d["level"], epoch,
+                          None, None, None, gas, status)
+
+    def _accept(self, request: MoveRequest):
+        """Check a new request (signature, freshness, replay, the contract's handover view) and journal it."""
         tas = self.tas
         request.verify(chain_id=tas.chain_id, contract=tas.contract_address, mobility=self.mobility.address)
         if tas.nonce_used(request.nonce):
@@ -82,16 +118,26 @@ class MobilityAuthority:
         if tas.enrolled_member(request.address) is None:
             raise HandoverRefused(request.address, "the record was not made by this TAS")
         tas.use_mobility(self.mobility)
-        gas: dict[str, int] = {}
         tas.trees.check_room(request.to_federation)
-        moved = self.mobility.move_member(tas.account, request.address, request.to_federation,
-                                          request.enc_public_key)
-        gas["moveMember"] = moved.gas_used
-        tas.record_move(request.address, request.to_federation, request.nonce)
-        epoch = self.mobility.fed.federation(request.to_federation).epoch
-        gas["deliverKey"] = tas.deliver_keys(request.to_federation, epoch, [request.address])
-        return MoveResult(request.address, check.from_federation, request.to_federation, check.level, epoch,
-                          None, None, None, gas)
+        member = tas.fed.member(request.address)
+        return tas.journal.begin(request.nonce.hex(), "move", {
+            "address": request.address, "from_federation": check.from_federation,
+            "to_federation": request.to_federation, "level": check.level,
+            "enc_public_key": request.enc_public_key.hex(), "generation": member.generation,
+            "mobility": self.mobility.address, "request": request.to_json()})
+
+    def _completed(self, request: MoveRequest, entry) -> MoveResult:
+        """A finished move asked for again: reported while the node is still the member it made, else a replay."""
+        d = entry.data
+        if "refused" in d:
+            raise HandoverRefused(request.address, d["refused"])
+        member = self.tas.fed.member(request.address)
+        if not (member.active and member.federation_id == request.to_federation
+                and member.generation == d["generation"] + 1):
+            raise MoveRejected("this move request was already used (replay)", "create a fresh request")
+        epoch = self.tas.fed.federation(request.to_federation).epoch
+        return MoveResult(request.address, d["from_federation"], request.to_federation, d["level"], epoch,
+                          None, None, None, {}, "already moved")
 
     def enroll(self, request: EnrollmentRequest, **kwargs) -> EnrollmentResult:
         """``tas.enroll`` with this mobility contract recorded, so the destination's setting applies."""

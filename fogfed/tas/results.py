@@ -47,7 +47,11 @@ class RekeyResult:
 
 @dataclass(frozen=True)
 class RemovalResult:
-    """A node removed (paper Algorithm 10): one transaction, its leaf revoked; ``rekey`` is None (nobody re-keyed)."""
+    """A node removed (paper Algorithm 10): one transaction, its leaf revoked; ``rekey`` is None (nobody re-keyed).
+
+    ``status``: "removed" (sent now), "finished" (an interrupted earlier run of this TAS: its transaction
+    sent now, or found on chain) or "already removed" (nothing sent; ``reason`` is then the note on chain).
+    """
 
     node: str
     federation_id: int
@@ -55,6 +59,10 @@ class RemovalResult:
     reason: str
     rekey: RekeyResult | None
     gas: dict[str, int] = field(default_factory=dict)
+    status: str = "removed"
+    tx_hash: str | None = None
+    removed_by: str | None = None  # the account that removed it (this TAS, another operator) or the contract
+    block: int | None = None
 
 
 @dataclass(frozen=True)

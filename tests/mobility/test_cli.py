@@ -34,7 +34,11 @@ def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, 
     moved = _ok(capsys, "tas", "move", "move.json")
     assert (moved["from_federation"], moved["to_federation"], moved["level"]) == (2, 3, 1)
     assert _ok(capsys, "node", "move", "--home", "n1", "--finish")["keys"] == 1
-    code, _, err = run_inproc(capsys, "tas", "move", "move.json")
+    again = _ok(capsys, "tas", "move", "move.json")  # the same request again: reported, nothing sent
+    assert (again["status"], again["gas"], again["to_federation"]) == ("already moved", {}, 3)
+    _ok(capsys, "node", "move", "--home", "n1", "--to", "2", "-o", "back.json")
+    _ok(capsys, "tas", "move", "back.json")
+    code, _, err = run_inproc(capsys, "tas", "move", "move.json")  # the node moved on: now a replay
     assert_one_line_error(code, err, code or 1, "replay")
 
     n2 = json.loads((tmp_path / "n2.json").read_text())["address"]

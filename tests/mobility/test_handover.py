@@ -88,8 +88,11 @@ def test_forged_replayed_and_foreign_requests_are_refused(world):
     with pytest.raises(MoveRejected, match="not this deployment"):
         world.authority.move(foreign)
     world.authority.move(MoveRequest.from_json(req.to_json()))
+    head = world.chain.block_number()
+    assert world.authority.move(req).status == "already moved" and world.chain.block_number() == head
+    other = MoveRequest(**{**req.__dict__, "to_federation": world.feds["B"]})  # its nonce, another body
     with pytest.raises(MoveRejected, match="replay"):
-        world.authority.move(req)
+        world.authority.move(other)
     stale = MoveRequest.create(b0.identity, world.feds["B"], chain_id=world.chain.chain_id,
                                contract=world.tas.contract_address, mobility=world.mobility.address, now=1_000_000)
     with pytest.raises(MoveRejected, match="not within"):

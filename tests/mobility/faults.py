@@ -1,0 +1,55 @@
+"""What a finished move must look like on chain, shared by the move fault tests (kills and outages).
+
+Checked against the chain, not the TAS's records: one MemberMoved, one removal from the source, two
+MemberAdded (enrollment and move), exactly one key delivered for the destination (the node
+opens it), nothing unfinished or owed; then from the node's side: it reads a file uploaded in the
+destination after the move and cannot read one uploaded in the source after the move.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fogfed.node import FogNode
+from fogfed.node.client import AccessDenied
+from fogfed.tas import TrustedAuthority
+
+#: the named steps of a move (fogfed._faults): request journalled; moveMember sent (receipt not read)
+#: and mined (the old leaf revoked and the destination's addMember: one transaction); the key
+#: delivery sent, mined (inside deliver_keys) and recorded
+MOVE_STEPS = ["move:journal", "sent:moveMember", "move:moveMember", "sent:deliverKey", "deliverKey",
+              "move:deliverKey"]
+
+
+def check_moved(tas: TrustedAuthority, mobility, mover: FogNode, source: int, dest: int, stayers: dict[int, FogNode],
+                tmp: Path) -> None:
+    fed = tas.fed
+    member = fed.member(mover.address)
+    assert member.active and member.federation_id == dest
+    assert member.encryption_key == mover.identity.enc_public_key
+    moved = mobility.events(["MemberMoved"], node=mover.address)
+    assert [(e.args["fromFederation"], e.args["toFederation"]) for e in moved] == [(source, dest)]
+    assert [e.args["federationId"] for e in fed.events(names=["MemberRemoved"], where={"node": mover.address})] \
+        == [source]
+    assert [e.args["federationId"] for e in fed.events(names=["MemberAdded"], where={"node": mover.address})] \
+        == [source, dest]
+    keys = [e for e in fed.events(names=["KeyDelivered"], where={"node": mover.address})
+            if e.args["federationId"] == dest]
+    assert len(keys) == 1
+    status = tas.status()
+    assert status["unfinished"] == [] and status["pending_keys"] == []
+    assert mover.address in tas.active_members(dest) and mover.address not in tas.active_members(source)
+    # the node's side: new files of the destination open, new files of the source do not
+    assert mover.refresh_keys() == 1  # the one key for the destination, opened by the node
+    src = tmp / f"dest-{mover.address}.txt"
+    src.write_bytes(b"uploaded in the destination after the move " * 50)
+    up = stayers[dest].upload(src)
+    got = mover.fetch(up.file_id, tmp / f"got-{mover.address}")
+    assert got.plaintext_sha256 == up.plaintext_sha256
+    src.write_bytes(b"uploaded in the source after the move " * 50)
+    later = stayers[source].upload(src)
+    with pytest.raises(AccessDenied):
+        mover.fetch(later.file_id, tmp / f"no-{mover.address}")
+    assert not (tmp / f"no-{mover.address}").exists()
