@@ -101,23 +101,54 @@ def test_enrollment_killed_at_any_step_is_finished_once(world, kill_at: str, fin
     assert chain.block_number() == block
 
 
-@pytest.mark.parametrize("kill_at", ["remove:removeMember"])
-def test_removal_killed_after_its_transaction_needs_nothing_more(world, kill_at: str) -> None:
-    root, chain, tas = world
-    location = f"removal{kill_at.split(':')[0].lower()}"
-    members = [new_request(root, tas, location) for _ in range(3)]
-    for ident, req in members:
-        assert fogfed(root, "tas", "enroll", str(req), "--approve", "--fund", "0.01").returncode == 0
-    (gone, _), *rest = members
-    killed = fogfed(root, "tas", "remove", gone.address, kill_at=kill_at)
-    assert killed.returncode == -signal.SIGKILL
+REMOVE_STEPS = ["remove:journal", "sent:removeMember", "remove:removeMember", "remove:done"]
+
+
+def check_removed(tas: TrustedAuthority, gone: NodeIdentity, reason: str) -> None:
+    """On chain: exactly one removal of the node (by this TAS, with the reason), nothing unfinished or owed."""
+    removals = tas.fed.events(names=["MemberRemoved"], where={"node": gone.address})
+    assert [(e.args["reason"], e.args["by"]) for e in removals] == [(1, tas.address)]
+    assert [e.args["note"] for e in tas.fed.events(names=["RemovalNoted"], where={"node": gone.address})] == [reason]
     assert not tas.fed.member(gone.address).active
-    assert tas.pending() == []  # the one transaction was the whole removal: no re-key to finish
-    synced = fogfed(root, "tas", "sync", "--json")
-    assert synced.returncode == 0, synced.stderr
-    for ident, _ in rest:
-        check_member(tas, ident, location)
-    assert tas.pending() == []
+    assert tas.status()["unfinished"] == [] and tas.pending() == []
+
+
+@pytest.mark.parametrize("kill_at, finish", [(s, "retry") for s in REMOVE_STEPS]
+                         + [("remove:journal", "sync"), ("remove:removeMember", "sync")])
+def test_removal_killed_at_any_step_is_finished_once(world, kill_at: str, finish: str) -> None:
+    root, chain, tas = world
+    location = f"removal{kill_at.replace(':', '').replace('-', '')}{finish}".lower()
+    members = [new_request(root, tas, location) for _ in range(2)]
+    for ident, req in members:
+        tas.enroll(EnrollmentRequest.from_json(req.read_text()), approve=True, fund_wei=FUND)
+    (gone, _), (stays, _) = members
+    killed = fogfed(root, "tas", "remove", gone.address, "--reason", "rogue", kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if finish == "retry":
+        again = fogfed(root, "tas", "remove", gone.address, "--reason", "rogue", "--json")
+        assert again.returncode == 0, again.stderr
+        # the removal was sent by the killed run from sent:removeMember on; before that, by this one
+        assert json.loads(again.stdout)["status"] == ("already removed" if kill_at == "remove:done"
+                                                      else "finished")
+        assert ("removeMember" in json.loads(again.stdout)["gas"]) == (kill_at == "remove:journal")
+    else:
+        synced = fogfed(root, "tas", "sync", "--json")
+        assert synced.returncode == 0, synced.stderr
+    check_removed(tas, gone, "rogue")
+    check_member(tas, stays, location)
+    block = chain.block_number()
+    third = fogfed(root, "tas", "remove", gone.address)  # and again: said, nothing sent
+    assert third.returncode == 0 and "already removed" in third.stdout and "nothing sent" in third.stdout, third
+    assert tas.sync() == [] and chain.block_number() == block
+
+
+def test_removal_of_a_non_member_is_bad_input_and_sends_nothing(world) -> None:
+    root, chain, tas = world
+    block = chain.block_number()
+    stranger = NodeIdentity.generate().address
+    proc = fogfed(root, "tas", "remove", stranger)
+    assert proc.returncode == 2 and "not a member of any federation of this TAS" in proc.stderr, proc.stderr
+    assert chain.block_number() == block and tas.status()["unfinished"] == []
 
 
 def test_concurrent_tas_processes_lose_no_member(world) -> None:

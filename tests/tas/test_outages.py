@@ -113,24 +113,93 @@ def test_reply_to_a_sent_transaction_lost_with_the_chain(world, cli, nth: int) -
     assert relay.count("eth_sendRawTransaction") == before + 4  # each of the four sent once
 
 
-def test_chain_lost_with_the_removal_reply(world, cli) -> None:
-    """A removal is one transaction (member trees: no re-key); its reply lost with the chain, the
-    retry says the node is already removed, and nothing else is owed."""
+def _two_members(world, cli, location: str):
     root, relay, tas = world
-    members = [new_request(root, tas, "downremoval") for _ in range(2)]
+    members = [new_request(root, tas, location) for _ in range(2)]
     for _, req in members:
         assert cli("tas", "enroll", str(req), "--approve", "--fund", "0.01")[0] == 0
-    (gone, _), (stays, _) = members
+    return members
+
+
+def _removal_finished(world, cli, gone, stays, location: str, finish: str, sent_before: int) -> None:
+    """The retry (or sync) exits 0, the chain shows one removal with its note, nothing more is sent."""
+    root, relay, tas = world
+    if finish == "retry":
+        code, out, err = cli("tas", "remove", gone.address, "--reason", "rogue", "--json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "finished"
+    else:
+        code, out, err = cli("tas", "sync", "--json")
+        assert code == 0, err
+    removals = tas.fed.events(names=["MemberRemoved"], where={"node": gone.address})
+    assert [(e.args["reason"], e.args["by"]) for e in removals] == [(1, tas.address)]
+    assert [e.args["note"] for e in tas.fed.events(names=["RemovalNoted"], where={"node": gone.address})] == ["rogue"]
+    assert relay.count("eth_sendRawTransaction") <= sent_before + 1  # at most the one removal, ever
+    sent = relay.count("eth_sendRawTransaction")
+    code, out, err = cli("tas", "remove", gone.address)
+    assert code == 0 and "already removed" in out and "nothing sent" in out, err
+    assert cli("tas", "sync")[0] == 0
+    assert relay.count("eth_sendRawTransaction") == sent and tas.pending() == []
+    assert tas.status()["unfinished"] == []
+    check_member(tas, stays, location)
+    assert gone.address not in tas.active_members(tas.fed.member(stays.address).federation_id)
+
+
+def test_chain_lost_with_the_removal_reply(world, cli) -> None:
+    """A removal is one transaction (member trees: no re-key); its reply lost with the chain, the
+    retry finds it on chain, says so and exits 0; nothing else is owed."""
+    root, relay, tas = world
+    (gone, _), (stays, _) = _two_members(world, cli, "downremoval")
+    sent = relay.count("eth_sendRawTransaction")
     relay.down_after("eth_sendRawTransaction", 1, deliver=False)
-    code, _, err = cli("tas", "remove", gone.address)
+    code, _, err = cli("tas", "remove", gone.address, "--reason", "rogue")
     assert_unreachable(code, err, relay)
     relay.up()
     assert not tas.fed.member(gone.address).active  # it reached the chain
-    code, _, err = cli("tas", "remove", gone.address)
-    assert_one_line_error(code, err, 1, "is not an active member")
+    _removal_finished(world, cli, gone, stays, "downremoval", "retry", sent)
+
+
+#: after remove:removeMember nothing needs the chain (the kill tests cover that step)
+@pytest.mark.parametrize("stop_at, finish", [("remove:journal", "retry"), ("remove:journal", "sync"),
+                                             ("sent:removeMember", "retry")])
+def test_chain_stopped_at_any_step_of_removal(world, cli, stop_at: str, finish: str) -> None:
+    root, relay, tas = world
+    location = f"downrm{stop_at.replace(':', '').replace('-', '')}{finish}".lower()
+    (gone, _), (stays, _) = _two_members(world, cli, location)
     sent = relay.count("eth_sendRawTransaction")
-    code, out, err = cli("tas", "sync", "--json")
+    with at_step(stop_at, relay.down):
+        code, _, err = cli("tas", "remove", gone.address, "--reason", "rogue")
+    assert_unreachable(code, err, relay)
+    relay.up()
+    _removal_finished(world, cli, gone, stays, location, finish, sent)
+
+
+def test_removal_in_the_mempool_when_the_chain_went_away_is_not_sent_twice(world, cli, anvil_url: str) -> None:
+    """Anvil not mining: the removal waits in its mempool when the chain goes away. The retry waits for
+    it (the transaction journal lists it) instead of sending a second removal, and finishes."""
+    import threading
+
+    import requests
+
+    root, relay, tas = world
+    (gone, _), (stays, _) = _two_members(world, cli, "mempoolrm")
+    rpc = lambda method, *params: requests.post(anvil_url, json={"jsonrpc": "2.0", "id": 1, "method": method,  # noqa: E731
+                                                                 "params": list(params)}, timeout=10).json()
+    sent = relay.count("eth_sendRawTransaction")
+    rpc("evm_setAutomine", False)
+    try:
+        with at_step("sent:removeMember", relay.down):
+            code, _, err = cli("tas", "remove", gone.address, "--reason", "rogue")
+        assert_unreachable(code, err, relay)
+        assert tas.fed.member(gone.address).active  # sent, not mined
+        relay.up()
+        miner = threading.Timer(2.0, lambda: rpc("evm_mine"))
+        miner.start()
+        code, out, err = cli("tas", "remove", gone.address, "--reason", "rogue", "--json")
+        miner.join()
+    finally:
+        rpc("evm_setAutomine", True)
     assert code == 0, err
-    assert relay.count("eth_sendRawTransaction") == sent and tas.pending() == []
-    check_member(tas, stays, "downremoval")
-    assert gone.address not in tas.active_members(tas.fed.member(stays.address).federation_id)
+    assert json.loads(out)["status"] == "finished" and json.loads(out)["gas"] == {}
+    assert relay.count("eth_sendRawTransaction") == sent + 1
+    _removal_finished(world, cli, gone, stays, "mempoolrm", "sync", sent)
