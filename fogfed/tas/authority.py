@@ -425,8 +425,9 @@ class TrustedAuthority:
         if node in missing_keys(self.fed, self.trees.get(to)):  # no key delivered since it joined `to`
             gas["deliverKey"] = self.deliver_keys(to, self.fed.federation(to).epoch, [node])
         step("move:deliverKey")
+        epoch = self.fed.federation(to).epoch  # read before the entry is closed: a failed read leaves it open
         self.journal.update(entry, done=True, gas={**d.get("gas", {}), **gas})
-        return gas, self.fed.federation(to).epoch
+        return gas, epoch
 
     def issue_key(self, attributes: list[str]) -> abe.SecretKey:
         """Paper Algorithm 3 (KeyGen): a CP-ABE key for ``attributes`` under the system master key."""

@@ -1,0 +1,137 @@
+"""The chain goes away in the middle of `fogfed tas move` (Anvil behind a relay, tests/fixtures/outage.py).
+
+The TAS runs `tas move` in-process through fogfed.cli.main; the relay is taken down at each named
+step of the move (the FOGFED_KILL_AT names) or right after a transaction reached Anvil with its reply
+lost. While it is down the command fails with one line naming the node; once it is back the same
+request again, or `tas sync`, finishes the move exactly once (tests/mobility/faults.py: checked
+against the chain and from the node's side: it reads new files of the destination and not those of
+the source), and nothing is sent on a third run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from eth_account import Account
+
+from fogfed._faults import at_step
+from fogfed.chain import connect
+from fogfed.chain.mobility import deploy_mobility
+from fogfed.node import FogNode
+from fogfed.node.mobility import move_request
+from fogfed.storage import EmbeddedStore
+from fogfed.tas import TrustedAuthority
+from tests.cli.helpers import PASSPHRASE, run_inproc
+from tests.fixtures.outage import RpcRelay
+from tests.mobility.faults import check_moved
+from tests.tas.test_faults import LIGHT
+from tests.tas.test_outages import assert_unreachable
+
+FUND = 10**17
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, anvil_url: str):
+    root = tmp_path_factory.mktemp("moveoutages")
+    direct = connect(anvil_url)
+    key = Account.create()
+    direct.fund(key.address, 100 * 10**18, sender=direct.dev_accounts()[5])
+    tas = TrustedAuthority.init(root / "tas", direct, PASSPHRASE, account=key, kdf=LIGHT)
+    store = EmbeddedStore(root / "store")  # $FOGFED_HOME/store: the CLI's TAS delivers keys through it too
+    tas.use_store(store)
+    mobility = tas.use_mobility(deploy_mobility(direct, tas.account, tas.fed))
+    region = tas.create_federation("region", "health").federation_id
+    a = tas.create_federation("riyadh", "health", region).federation_id
+    b = tas.create_federation("jeddah", "health", region).federation_id
+    nodes = []
+
+    def node(name: str, location: str) -> FogNode:
+        n = FogNode.init(root / name, direct, tas.contract_address, store, PASSPHRASE, kdf=LIGHT)
+        nodes.append(n)
+        tas.enroll(n.enrollment_request(location, "health"), approve=True, fund_wei=FUND)
+        assert n.refresh_keys() == 1
+        return n
+
+    stayers = {a: node("a0", "riyadh"), b: node("b0", "jeddah")}
+    relay = RpcRelay(anvil_url).start()
+    try:
+        yield root, relay, tas, mobility, a, b, stayers, node
+    finally:
+        relay.down()
+        for n in nodes:
+            n.close()
+
+
+@pytest.fixture()
+def cli(world, monkeypatch, capsys):
+    root, relay = world[0], world[1]
+    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("FOGFED_HOME", str(root))
+    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("FOGFED_RPC", relay.url)
+    monkeypatch.chdir(root)
+    return lambda *args: run_inproc(capsys, *args)
+
+
+def _mover(world, name: str):
+    root, _, _, mobility, _, b, _, node = world
+    mover = node(name, "riyadh")
+    req = root / f"move-{mover.address}.json"
+    req.write_text(move_request(mover, mobility, b).to_json())
+    return mover, req
+
+
+def _finish(world, cli, mover, req, finish: str, tmp_path) -> None:
+    root, relay, tas, mobility, a, b, stayers, _ = world
+    relay.up()
+    if finish == "retry":
+        code, out, err = cli("tas", "move", str(req), "--json")
+        assert code == 0, err
+        assert json.loads(out)["status"] == "finished"
+    else:
+        code, _, err = cli("tas", "sync", "--json")
+        assert code == 0, err
+    check_moved(tas, mobility, mover, a, b, stayers, tmp_path)
+    sent = relay.count("eth_sendRawTransaction")
+    code, out, err = cli("tas", "move", str(req))
+    assert code == 0 and "already moved" in out and "nothing sent" in out, err
+    assert cli("tas", "sync")[0] == 0
+    assert relay.count("eth_sendRawTransaction") == sent  # nothing sent twice
+    assert json.loads((root / "tas" / "tx-journal").joinpath(
+        f"31337-{tas.address.lower()}.json").read_text())["pending"] == {}
+
+
+#: every step followed by a chain call; after move:deliverKey only local work is left
+CASES = [("move:journal", "retry"), ("move:journal", "sync"), ("sent:moveMember", "retry"),
+         ("move:moveMember", "retry"), ("move:moveMember", "sync"), ("sent:deliverKey", "retry"),
+         ("deliverKey", "retry")]
+
+
+@pytest.mark.parametrize("stop_at, finish", CASES)
+def test_chain_stopped_at_any_step_of_a_move(world, cli, tmp_path, stop_at: str, finish: str) -> None:
+    relay = world[1]
+    mover, req = _mover(world, f"down-{stop_at.replace(':', '-')}-{finish}")
+    with at_step(stop_at, relay.down):
+        code, _, err = cli("tas", "move", str(req))
+    assert_unreachable(code, err, relay)
+    code, _, err = cli("tas", "status")  # still down: says so too
+    assert_unreachable(code, err, relay)
+    _finish(world, cli, mover, req, finish, tmp_path)
+
+
+@pytest.mark.parametrize("nth", [1, 2])  # moveMember, deliverKey
+def test_reply_to_a_move_transaction_lost_with_the_chain(world, cli, tmp_path, nth: int) -> None:
+    """The transaction reached Anvil (and was mined), its answer did not come back: the retry finds it
+    done on chain and does not send it again."""
+    relay = world[1]
+    mover, req = _mover(world, f"lost-{nth}")
+    before = relay.count("eth_sendRawTransaction")
+    relay.down_after("eth_sendRawTransaction", nth, deliver=False)
+    code, _, err = cli("tas", "move", str(req))
+    assert_unreachable(code, err, relay)
+    assert relay.count("eth_sendRawTransaction") == before + nth
+    _finish(world, cli, mover, req, "retry", tmp_path)
+    assert relay.count("eth_sendRawTransaction") == before + 2  # each of the two sent once
