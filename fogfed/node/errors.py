@@ -1,0 +1,22 @@
+"""The node API's errors (a CLI maps each to its exit code through FogfedError)."""
+
+from __future__ import annotations
+
+from fogfed.errors import FogfedError
+
+
+class NodeError(FogfedError):
+    """A node operation could not be done."""
+
+
+class NotMember(NodeError):
+    """This node is not an active member of any federation."""
+
+
+class AccessDenied(NodeError):
+    """The contract refused this node access to the file."""
+
+
+class FetchFailed(NodeError):
+    """No source gave an intact copy; nothing was written at the destination."""
+
