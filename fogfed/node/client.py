@@ -23,7 +23,7 @@ from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams
 from fogfed.node.cache import BlobCache
 from fogfed.node.datapath import clean_temp
-from fogfed.node.errors import AccessDenied, FetchFailed, NodeError, NotMember
+from fogfed.node.errors import AccessDenied, FetchFailed, NodeError, NotMember, UntrustedFile
 from fogfed.node.fetch import Fetching
 from fogfed.node.home import CACHE, CONFIG, IDENTITY, KEYS, TMP, check_config, read_json, write_json
 from fogfed.node.keyring import Keyring
@@ -108,5 +108,5 @@ class FogNode(Uploading, Fetching):
         self.close()
 
 
-__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "NotMember", "UploadResult",
-           "KeyDeliveryError", "parse_file_id"]
+__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "NotMember", "UntrustedFile",
+           "UploadResult", "KeyDeliveryError", "parse_file_id"]

@@ -20,3 +20,6 @@ class AccessDenied(NodeError):
 class FetchFailed(NodeError):
     """No source gave an intact copy; nothing was written at the destination."""
 
+
+class UntrustedFile(FetchFailed):
+    """The file's registration or encrypted key breaks its own policy (its uploader's doing): refused, unread."""

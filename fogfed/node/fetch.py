@@ -1,5 +1,6 @@
 """Fetch (paper Algorithm 9): the free hasAccess view first (an honest node never spends gas on a strike),
-the recorded access, the file record and its encrypted key, then each source in turn (own cache, fresh
+the file's registration checked against the member trees as they were then, the recorded access, the
+encrypted key (refused unless under the registered policy), then each source in turn (own cache, fresh
 peer caches with damage-reported holders last, storage): verified against the CID, decrypted to a temp
 file, the plaintext hash checked, renamed into place; a bad copy is reported on chain and the next tried.
 """
@@ -8,16 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eth_utils import keccak
+
 from fogfed import abe
+from fogfed.abe.policy import Policy
 from fogfed.chain import ChainError, ContractRevert
+from fogfed.chain.types import DecodedEvent
 from fogfed.errors import InputError
 from fogfed.node.cache import CacheError
 from fogfed.node.datapath import PlaintextMismatch, decrypt_checked, matches_cid, phase, read_blob, temp_file, write_pieces
-from fogfed.node.errors import AccessDenied, FetchFailed
+from fogfed.node.errors import AccessDenied, FetchFailed, UntrustedFile
 from fogfed.node.home import TMP, Progress
 from fogfed.node.peer import PeerError
 from fogfed.node.results import FetchResult, parse_file_id
 from fogfed.node.serving import Serving
+from fogfed.protocol.filepolicy import registered_policy
 from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_for
 from fogfed.storage.errors import ContentCorrupted, StorageError
 
@@ -38,7 +44,10 @@ class Fetching(Serving):
 
         A copy that fails any check is reported on chain, discarded, and the
         next source is tried; if none works FetchFailed is raised and nothing
-        is written at ``dest``.
+        is written at ``dest``. A file whose registered covers were not its
+        federations' at registration is refused (UntrustedFile) before any
+        transaction; one whose encrypted key is under another policy than its
+        registration stands for, before anything is decrypted (fogfed.protocol.filepolicy).
         """
         file_id = parse_file_id(file_id)
         dest = Path(dest)
@@ -49,6 +58,11 @@ class Fetching(Serving):
         fid = self._require_member("fetch files")
         self._check_access(file_id)
         self._ensure_key(fid)
+        record = self.fed.file(file_id)
+        plain_sha = record.plaintext_hash
+        registration = self._registration(file_id, record)
+        digest = bytes(registration.args["contentDigest"])
+        expected = self._registered_policy(file_id, record, registration)
         gas: dict[str, int] = {}
         tx = self.fed.record_access(self.account, file_id)
         gas["recordAccess"] = tx.gas_used
@@ -57,16 +71,10 @@ class Fetching(Serving):
             raise AccessDenied(f"access to file 0x{file_id.hex()} denied by the contract: "
                                f"{ACCESS_DENIED_REASONS.get(reason, 'refused')}",
                                "only active members of the file's federation (or one it is shared with) may fetch")
-        record = self.fed.file(file_id)
-        plain_sha = record.plaintext_hash
-        digest = bytes(self.fed.file_registration(file_id)["contentDigest"])
-        if file_id_for(record.uploader, digest) != file_id:
-            raise FetchFailed(f"the chain's registration of file 0x{file_id.hex()} does not name it",
-                              "the RPC endpoint is not trustworthy; use another")
         reports: list[str] = []
         unavailable: list[str] = []  # why a source gave nothing (IPFS down, peer gone): kept for the error
         try:
-            file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id)
+            file_key = self._file_key(file_id, record.enc_sk_ref, record.federation_id, expected, record.uploader)
         except StorageError as exc:
             if not _is_damage(exc):
                 raise
@@ -120,8 +128,48 @@ class Fetching(Serving):
                           "nothing was written; the damage was reported on chain" if reports else
                           "check that the content store is reachable and try again")
 
-    def _file_key(self, file_id: bytes, encsk_ref: bytes, file_fid: int) -> bytes:
+    def _registration(self, file_id: bytes, record) -> DecodedEvent:
+        """The file's FileRegistered event, checked against the file's record (id, policy text)."""
+        found = self.fed.events(self.fed.deploy_block, names=["FileRegistered"], where={"fileId": file_id})
+        if not found or file_id_for(record.uploader, bytes(found[-1].args["contentDigest"])) != file_id \
+                or keccak(found[-1].args["policy"].encode("utf-8", "surrogateescape")) != record.policy_ref:
+            raise FetchFailed(f"the chain's registration of file 0x{file_id.hex()} does not name it",
+                              "the RPC endpoint is not trustworthy; use another")
+        return found[-1]
+
+    def _registered_policy(self, file_id: bytes, record, registration: DecodedEvent) -> Policy:
+        """The policy the file key must be encrypted under, from the registered text and the member
+        trees as they were at registration; UntrustedFile if a cover is not the one the chain had then
+        (fogfed.protocol.filepolicy). Free reads only: nothing is spent on a file that is refused."""
+        text = registration.args["policy"]
+        trees, problems = self._covers_at(registration)
+        if not problems:
+            try:
+                return registered_policy(text, trees)
+            except InputError as exc:
+                problems = [str(exc.message)]
+        raise UntrustedFile(f"file 0x{file_id.hex()} is refused: {'; '.join(problems)}",
+                            f"its uploader {record.uploader} registered it so; nothing was written and nothing "
+                            f"reported as damage (storage holds what was registered): tell the TAS operator")
+
+    def _file_key(self, file_id: bytes, encsk_ref: bytes, file_fid: int, expected: Policy | None = None,
+                  uploader: str = "") -> bytes:
+        """The file key from the encrypted key in storage (verified against its CID); with ``expected``,
+        only if the CP-ABE ciphertext is under exactly that policy (UntrustedFile otherwise)."""
         encsk = read_blob(self.store, cid_of_file_id(encsk_ref))
+        if expected is not None:
+            try:
+                actual = abe.Ciphertext.from_bytes(encsk).policy
+            except InputError as exc:
+                actual, why = None, f"its encrypted key is not a CP-ABE ciphertext ({exc.message})"
+            else:
+                why = (f"its encrypted key is under the policy {str(actual)!r:.300}, not the "
+                       f"{str(expected)!r:.300} its registration stands for")
+            if actual != expected:
+                raise UntrustedFile(f"file 0x{file_id.hex()} is refused: {why}",
+                                    f"its uploader {uploader} registered that key; nothing was decrypted or written, and "
+                                    "nothing reported as damage (storage holds what was registered): tell the "
+                                    "TAS operator")
         pk = self.public_key(file_fid) if self.membership()[1] else self.public_key()
         aad = encsk_aad(self.chain_id, self.fed.address, file_id)
         for sk in self.keyring.candidates():

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from fogfed import abe
 from fogfed.chain import public_key_commitment
+from fogfed.chain.types import DecodedEvent
+from fogfed.errors import InputError
 from fogfed.node.datapath import read_blob
 from fogfed.node.errors import NotMember
 from fogfed.node.home import NodeHome
 from fogfed.protocol.enrollment import EnrollmentRequest
+from fogfed.protocol.filepolicy import cover_problems, trees_at
 from fogfed.protocol.files import cid_of_file_id
 from fogfed.protocol.keydelivery import MAX_SEALED_BYTES, KeyDeliveryError, open_node_key, referenced_digest
-from fogfed.protocol.membertree import MemberTree
+from fogfed.protocol.membertree import TREE_EVENTS, MemberTree, parse_descriptor
 from fogfed.protocol.refresh import Bundle
 
 
@@ -132,3 +135,18 @@ class Membership(NodeHome):
         tree = self._trees.setdefault(federation_id, MemberTree(federation_id))
         return tree.sync(self.fed)
 
+    def _covers_at(self, registration: DecodedEvent) -> tuple[dict[int, MemberTree], list[str]]:
+        """The member trees of every federation a file's registered policy names, as they were just
+        before its FileRegistered event, and what is wrong with its covers then (fogfed.protocol.filepolicy)."""
+        text = registration.args["policy"]
+        try:
+            named = parse_descriptor(text)[1]
+        except InputError:
+            named = {}
+        block = registration.block_number
+        # an upload's own look at the trees was just before its registration: replay only what came since
+        base = {f: self._trees[f] for f in named if f in self._trees and self._trees[f].block < block}
+        start = min(t.block for t in base.values()) + 1 if base and len(base) == len(named) else None
+        events = self.fed.events(self.fed.deploy_block if start is None else start, block, TREE_EVENTS)
+        trees = trees_at(events, named, (block, registration.log_index), base=None if start is None else base)
+        return trees, cover_problems(text, trees)

@@ -16,6 +16,7 @@ from fogfed._faults import step
 from fogfed.chain import ContractRevert
 from fogfed.errors import InputError
 from fogfed.node.datapath import encrypt_and_store, store_blob, temp_file
+from fogfed.node.errors import NodeError
 from fogfed.node.home import TMP, Progress
 from fogfed.node.records import source_key
 from fogfed.node.results import UploadResult
@@ -46,9 +47,9 @@ class Uploading(Sharing, Serving):
         earlier_id = self.uploads.pending(source)
         if earlier_id is not None:  # an upload of this very file was interrupted: registered, or not at all?
             earlier = self.uploads.registration(earlier_id)
-            if earlier is not None:  # registered, its answer lost (a kill, the chain away): finish that one
-                return self._finish_earlier(earlier, source, path, shares)
-            self.uploads.finish(source)
+            if earlier is not None and not self._stale_registration(bytes.fromhex(earlier["file_id"][2:])):
+                return self._finish_earlier(earlier, source, path, shares)  # registered, its answer lost
+            self.uploads.finish(source)  # never registered, or registered with a cover a removal had outdated
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy):
             # a local store's copy is the cache's: the ciphertext is written once (datapath.py)
@@ -60,9 +61,12 @@ class Uploading(Sharing, Serving):
             step("upload:stored")
             gas: dict[str, int] = {}
             for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
+                # covers as the chain has them now, not before the file was encrypted (which may take long)
+                policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
                 encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
                                                                             file_id))
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
+                step("upload:key-stored")
                 try:
                     tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
                                                 descriptor, epoch)
@@ -70,9 +74,14 @@ class Uploading(Sharing, Serving):
                 except ContractRevert as exc:
                     if exc.error_name != "StaleEpoch" or attempt == 2:
                         raise
-                    policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
             gas["registerFile"] = tx.gas_used
             step("upload:registered")
+            problems = self._covers_at(tx.event("FileRegistered"))[1]
+            if problems:  # a removal in a federation shared with was mined between our look and the registration
+                self.uploads.finish(source)
+                raise NodeError(f"file 0x{file_id.hex()} was registered, but {'; '.join(problems)}; it is not "
+                                f"shared, and fetchers refuse it",
+                                "upload it again: the retry encrypts under a fresh key and the current covers")
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas, cid=cid)
@@ -80,6 +89,11 @@ class Uploading(Sharing, Serving):
         self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
+
+    def _stale_registration(self, file_id: bytes) -> bool:
+        """Whether this node's registration of ``file_id`` names a cover a removal had outdated by then."""
+        found = self.fed.events(self.fed.deploy_block, names=["FileRegistered"], where={"fileId": file_id})
+        return bool(found) and bool(self._covers_at(found[-1])[1])
 
     def _finish_earlier(self, earlier: dict, source: str, path: Path, shares: dict[int, int]) -> UploadResult:
         """The steps an interrupted upload of the same source left undone: its shares, its record."""
