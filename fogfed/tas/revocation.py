@@ -47,7 +47,9 @@ class RefreshPolicy:
             raise InputError(f"max revoked fraction must be a number in (0, 1], got {f!r:.40}")
 
     def reason(self, tree: MemberTree) -> str | None:
-        """Why ``tree`` needs a refresh now, or None."""
+        """Why ``tree`` needs a refresh now, or None (never for a federation without active members)."""
+        if not (tree.leaves or tree.waiting):
+            return None
         if tree.waiting:
             return f"{len(tree.waiting)} member(s) added while the tree was full hold no leaf"
         if tree.full:
@@ -55,10 +57,9 @@ class RefreshPolicy:
         if tree.assigned and len(tree.revoked) > self.max_revoked_fraction * tree.assigned:
             return (f"{len(tree.revoked)} of {tree.assigned} leaves revoked "
                     f"(more than {self.max_revoked_fraction:g})")
-        if tree.leaves:
-            nodes = len(tree.cover())
-            if nodes > self.max_cover_nodes:
-                return f"the cover has {nodes} nodes (more than {self.max_cover_nodes})"
+        nodes = len(tree.cover())
+        if nodes > self.max_cover_nodes:
+            return f"the cover has {nodes} nodes (more than {self.max_cover_nodes})"
         return None
 
     def to_json(self) -> str:
