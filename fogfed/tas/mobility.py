@@ -118,7 +118,6 @@ class MobilityAuthority:
         if tas.enrolled_member(request.address) is None:
             raise HandoverRefused(request.address, "the record was not made by this TAS")
         tas.use_mobility(self.mobility)
-        tas.trees.check_room(request.to_federation)
         member = tas.fed.member(request.address)
         return tas.journal.begin(request.nonce.hex(), "move", {
             "address": request.address, "from_federation": check.from_federation,
