@@ -183,8 +183,10 @@ def test_removal_in_the_mempool_when_the_chain_went_away_is_not_sent_twice(world
 
     root, relay, tas = world
     (gone, _), (stays, _) = _two_members(world, cli, "mempoolrm")
-    rpc = lambda method, *params: requests.post(anvil_url, json={"jsonrpc": "2.0", "id": 1, "method": method,  # noqa: E731
-                                                                 "params": list(params)}, timeout=10).json()
+    def rpc(method: str, *params: object) -> dict:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        return requests.post(anvil_url, json=body, timeout=10).json()
+
     sent = relay.count("eth_sendRawTransaction")
     rpc("evm_setAutomine", False)
     try:
