@@ -51,8 +51,10 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
     assert code == 0, err
     removal = json.loads(out)
     assert removal["new_epoch"] == 1 and removal["rekey"] is None and list(removal["gas"]) == ["removeMember"]
-    code, _, err = run_inproc(capsys, "tas", "remove", address)
-    assert_one_line_error(code, err, 1, "not an active member")
+    code, out, err = run_inproc(capsys, "tas", "remove", address)  # again: said so, exit 0, nothing sent
+    assert code == 0 and "already removed" in out and "nothing sent" in out, err
+    code, _, err = run_inproc(capsys, "tas", "remove", "0x" + "12" * 20)
+    assert_one_line_error(code, err, 2, "not a member of any federation of this TAS")
     code, _, err = run_inproc(capsys, "tas", "enroll", req, "--approve")  # removed: the old request is a replay
     assert_one_line_error(code, err, 2, "replay")
     code, out, _ = run_inproc(capsys, "tas", "sync", "--json")

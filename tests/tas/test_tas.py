@@ -207,8 +207,12 @@ def test_remove_is_one_transaction_with_no_delivery_and_refuses_unknown(world):
     assert tas.fed.peer_blocks(ib.address)[0] == delivered
     tree = tas.trees.get(fid)
     assert tree.leaves == {ib.address: 1} and tree.revoked_at(1) == [0] and tree.cover() == [(1 << FIRST_HEIGHT) + 1]
-    with pytest.raises(TasError, match="not an active member"):
-        tas.remove(ia.address)
+    again = tas.remove(ia.address)  # removed already: said so, nothing sent
+    assert (again.status, again.gas, again.reason, again.removed_by) == ("already removed", {},
+                                                                         "served <b>tampered</b> copies", tas.address)
+    assert tas.fed.chain.block_number() == head + 1
+    with pytest.raises(InputError, match="not a member of any federation of this TAS"):
+        tas.remove("0x" + "12" * 20)
     with pytest.raises(Exception, match="not an Ethereum address"):
         tas.remove("0x1234")
     assert tas.sync() == []
