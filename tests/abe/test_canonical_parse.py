@@ -176,3 +176,40 @@ def test_one_edit_of_a_canonical_text_is_either_canonical_or_declined(text, data
     fast = _parse_canonical(mutated)
     if fast is not None:
         assert_same(fast, mutated)
+
+
+def test_a_revoked_member_rewriting_the_policy_text_of_a_ciphertext_gains_nothing():
+    """The attacker's side: the policy field of a real cover ciphertext, edited to name the attacker's own tree node."""
+    from fogfed import abe
+
+    pk, msk = abe.setup()
+    n, gone = 1024, [5, 700]
+    attacker = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 5))
+    member = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 6))
+    policy = federations_policy("riyadh", "health", {1: cover_clause(1, 0, cover(TREE_HEIGHT, gone, n))})
+    ct = abe.encrypt(pk, policy, b"file key", aad=b"file")
+    assert abe.decrypt(pk, member, ct, aad=b"file") == b"file key"
+    at = 7 + 16  # header, system fingerprint, then the policy text (2-byte length)
+    size = int.from_bytes(ct[at : at + 2], "big")
+    text = ct[at + 2 : at + 2 + size].decode()
+
+    def with_policy(new: str) -> bytes:
+        data = new.encode()
+        return ct[:at] + len(data).to_bytes(2, "big") + data + ct[at + 2 + size :]
+
+    covering = [a for a in parse_policy(text).leaves() if a.startswith("ct:")]
+    mine = next(f"ct:1:0:{v}" for v in path(5, TREE_HEIGHT) if f"ct:1:0:{v}" not in covering)
+    forged = text.replace(covering[0], mine, 1)  # canonical, same leaf count: the fast path parses it
+    assert _parse_canonical(forged) is not None
+    with pytest.raises(abe.DecryptionError):  # the rows were made for the real policy; the header is bound
+        abe.decrypt(pk, attacker, with_policy(forged), aad=b"file")
+    with pytest.raises(abe.PolicyNotSatisfied):
+        abe.decrypt(pk, attacker, ct, aad=b"file")
+    # Non-canonical spellings of the same policy (what the fast path declines) are refused when read.
+    for edited in (text.upper(), text.replace(" or ", "  or ", 1), text.replace(" or ", " OR ", 1),
+                   f"({text})", text.replace(covering[0], f"({covering[0]})", 1),
+                   text.replace(f"{covering[0]} or ", f"({covering[0]} or {covering[1]}) or ", 1).replace(
+                       f" or {covering[1]} or", " or", 1)):
+        assert _parse_canonical(edited) is None
+        with pytest.raises(abe.MalformedError, match="canonical|not a valid policy"):
+            abe.Ciphertext.from_bytes(with_policy(edited))
