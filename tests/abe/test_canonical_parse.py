@@ -18,8 +18,14 @@ from hypothesis import strategies as st
 from fogfed.abe import PolicySyntaxError, parse_policy
 from fogfed.abe.lsss import LEWKO_WATERS, THRESHOLD, lsss_matrix, reconstruction
 from fogfed.abe.policy import MAX_DEPTH, Policy, _parse_canonical, _Parser, _parse_text
-from fogfed.keys.cover import cover, path
-from fogfed.protocol.attributes import TREE_HEIGHT, cover_clause, federations_policy, node_attributes, scoped_policy
+from fogfed.keys.cover import cover, key_path
+from fogfed.protocol.attributes import (
+    cover_clause,
+    federations_policy,
+    generation_height,
+    node_attributes,
+    scoped_policy,
+)
 
 
 def full(text: str) -> Policy:
@@ -61,11 +67,12 @@ def _cover_policies():
     rng = random.Random(2026)
     for n in (1, 2, 5, 100, 1000, 16_384, 100_000):
         for revoked in (0, 1, 16, 64):
+            height = generation_height(n)
             gone = rng.sample(range(n), min(revoked, n - 1))
-            nodes = cover(TREE_HEIGHT, gone, n)
+            nodes = cover(height, gone, n, root=False)
             if len(nodes) > 220:  # past the 256-leaf limit with the second federation's cover
                 continue
-            clauses = {1: cover_clause(1, 0, nodes), 7: cover_clause(7, 2, cover(TREE_HEIGHT, gone[:3], n))}
+            clauses = {1: cover_clause(1, 1, nodes), 7: cover_clause(7, 2, cover(height, gone[:3], n, root=False))}
             yield federations_policy("riyadh", "health", {1: clauses[1]})
             yield federations_policy("jeddah", "health", clauses)
             yield scoped_policy("loc:riyadh and (svc:health or svc:lab)", clauses)
@@ -80,19 +87,21 @@ def test_real_cover_policies_read_from_ciphertexts_take_the_fast_path(written):
 
 
 def test_reconstruction_on_a_fast_parse_picks_the_covered_members_row():
-    gone = random.Random(5).sample(range(16_384), 16)
-    nodes = cover(TREE_HEIGHT, gone, 16_384)
-    text = str(full(federations_policy("riyadh", "health", {1: cover_clause(1, 0, nodes)})))
+    n = 16_384
+    height = generation_height(n)
+    gone = random.Random(5).sample(range(n), 16)
+    nodes = cover(height, gone, n, root=False)
+    text = str(full(federations_policy("riyadh", "health", {1: cover_clause(1, 1, nodes)})))
     fast, ref = _parse_canonical(text), full(text)
-    for leaf in [0, 1, 8191, 16_383, *gone]:
-        key = node_attributes("riyadh", "health", 1, leaf)
+    for leaf in [0, 1, 8191, n - 1, *gone]:
+        key = node_attributes("riyadh", "health", 1, leaf, 1, height)
         got = reconstruction(fast, key)
         assert got == reconstruction(ref, key)
         assert (got is None) == (leaf in gone)
         if got is not None:  # loc, svc, ff and exactly one cover node on the member's path
             used = [fast.leaves()[i] for i, _ in got]
             assert len(used) == 4 and sum(a.startswith("ct:") for a in used) == 1
-            assert {a for a in used if a.startswith("ct:")} <= {f"ct:1:0:{v}" for v in path(leaf, TREE_HEIGHT)}
+            assert {a for a in used if a.startswith("ct:")} <= {f"ct:1:1:{v}" for v in key_path(leaf, height)}
 
 
 @pytest.mark.parametrize("text", [
@@ -184,9 +193,10 @@ def test_a_revoked_member_rewriting_the_policy_text_of_a_ciphertext_gains_nothin
 
     pk, msk = abe.setup()
     n, gone = 1024, [5, 700]
-    attacker = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 5))
-    member = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 6))
-    policy = federations_policy("riyadh", "health", {1: cover_clause(1, 0, cover(TREE_HEIGHT, gone, n))})
+    height = generation_height(n)
+    attacker = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 5, 1, height))
+    member = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, 6, 1, height))
+    policy = federations_policy("riyadh", "health", {1: cover_clause(1, 1, cover(height, gone, n, root=False))})
     ct = abe.encrypt(pk, policy, b"file key", aad=b"file")
     assert abe.decrypt(pk, member, ct, aad=b"file") == b"file key"
     at = 7 + 16  # header, system fingerprint, then the policy text (2-byte length)
@@ -198,7 +208,7 @@ def test_a_revoked_member_rewriting_the_policy_text_of_a_ciphertext_gains_nothin
         return ct[:at] + len(data).to_bytes(2, "big") + data + ct[at + 2 + size :]
 
     covering = [a for a in parse_policy(text).leaves() if a.startswith("ct:")]
-    mine = next(f"ct:1:0:{v}" for v in path(5, TREE_HEIGHT) if f"ct:1:0:{v}" not in covering)
+    mine = next(f"ct:1:1:{v}" for v in key_path(5, height) if f"ct:1:1:{v}" not in covering)
     forged = text.replace(covering[0], mine, 1)  # canonical, same leaf count: the fast path parses it
     assert _parse_canonical(forged) is not None
     with pytest.raises(abe.DecryptionError):  # the rows were made for the real policy; the header is bound
