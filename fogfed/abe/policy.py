@@ -174,7 +174,7 @@ class Policy:
         return self._leaves
 
     def occurrences(self) -> tuple[int, ...]:
-        """For every leaf, its attribute's occurrence number so far: 1 for the first leaf of an attribute, 2 for its second, ..."""
+        """For every leaf, its attribute's occurrence number so far (1 for an attribute's first leaf, 2 for its second, ...)."""
         if self._occurrences is None:
             leaves = self._leaves
             if len(set(leaves)) == len(leaves):  # no repeats, the usual case: C work only
@@ -291,9 +291,8 @@ def _parse_text(text: str) -> Policy:
 # " and ", " or " (one space each side) and lower-case attributes that end at a non-attribute
 # character, so each run between separators is exactly one attribute (at most 128 characters, not a keyword).
 _NAME_CHAR = r"[a-z0-9:_\-./]"
-_CANONICAL_TOKENS = re.compile(
-    rf"(?:[()]| and | or |(?!(?:and|or|of)(?!{_NAME_CHAR}))[a-z]{_NAME_CHAR}{{0,{MAX_ATTRIBUTE_LENGTH - 1}}}(?!{_NAME_CHAR}))*"
-)
+_CANONICAL_NAME = rf"(?!(?:and|or|of)(?!{_NAME_CHAR}))[a-z]{_NAME_CHAR}{{0,{MAX_ATTRIBUTE_LENGTH - 1}}}(?!{_NAME_CHAR})"
+_CANONICAL_TOKENS = re.compile(rf"(?:[()]| and | or |{_CANONICAL_NAME})*")
 _PARENTHESES = re.compile(r"([()])")
 _AND, _OR = " and ", " or "
 
@@ -302,13 +301,13 @@ def _parse_canonical(text: str) -> Policy | None:
     """The Policy of a canonical AND/OR text, or None to leave the text to the full parser.
 
     The same tree as ``_Parser`` (tests/abe/test_canonical_parse.py compares them on random trees,
-    real cover policies and edited texts), built from C-level scans: one regex match over the text, a split at the parentheses,
-    and ``str.split`` of each run between them on its one operator (a cover's 200-leaf OR is one
-    run). Returns None for anything the canonical printer would not have written: upper case,
-    other spacing, thresholds, a run mixing ``and`` and ``or`` (the full parser would group it),
-    redundant parentheses, a parenthesised gate of its parent's kind (the full parser would
-    merge it), and texts past the leaf limit or at the depth limit, so the full parser's checks
-    and positioned errors stay the only ones.
+    real cover policies and edited texts), built from C-level scans: one regex match over the
+    text, a split at the parentheses, and ``str.split`` of each run between them on its one
+    operator (a cover's 200-leaf OR is one run). Returns None for anything the canonical printer
+    would not have written: upper case, other spacing, thresholds, a run mixing ``and`` and ``or``
+    (the full parser would group it), redundant parentheses, a parenthesised gate of its parent's
+    kind (the full parser would merge it), and texts past the leaf limit or at the depth limit,
+    so the full parser's checks and positioned errors stay the only ones.
     """
     if not _CANONICAL_TOKENS.fullmatch(text):
         return None
