@@ -220,10 +220,14 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
 
     address = check_address(node_address, "node address")
     note(reason, "--reason", MAX_REMOVAL_NOTE)  # bad input: exit 2 before the TAS is even opened
-    r = _open(home, rpc, ipfs).remove(address, reason=reason)
-    emit(as_json, r, lambda: (
+    t = _open(home, rpc, ipfs)
+    r = t.remove(address, reason=reason)
+    due = t.refreshes_due().get(r.federation_id)
+    emit(as_json, {**to_plain(r), "refresh_due": due}, lambda: (
         f"removed {r.node} from federation {r.federation_id} in one transaction "
-        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
+        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"
+        + (f"\nhint: federation {r.federation_id} is due for a refresh ({due}): `fogfed tas refresh "
+           f"{r.federation_id}`, or let `fogfed tas sync`/`watch` do it" if due else "")))
 
 
 def _rekey_lines(results: list[Any]) -> str:
@@ -231,6 +235,25 @@ def _rekey_lines(results: list[Any]) -> str:
         return "every active member holds its key"
     return "\n".join(f"federation {r.federation_id}: delivered the missing key to {len(r.nodes)} member(s)"
                      for r in results)
+
+
+def _refresh_line(r: Any) -> str:
+    return (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
+            f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, one transaction ({r.gas_used:,} gas)")
+
+
+def _maintain(t: Any) -> dict[str, Any]:
+    """The refreshes the policy calls for: run them with a content store, else report them as due."""
+    if t.store is None:
+        return {"refreshed": [], "refresh_due": t.refreshes_due()}
+    return {"refreshed": t.refresh_due(), "refresh_due": {}}
+
+
+def _maintain_lines(m: dict[str, Any]) -> list[str]:
+    lines = [_refresh_line(r) for r in m["refreshed"]]
+    lines += [f"hint: federation {fid} is due for a refresh ({why}); give a content store (--ipfs) to run it"
+              for fid, why in m["refresh_due"].items()]
+    return lines
 
 
 @tas.command("refresh")
@@ -252,9 +275,46 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
       fogfed tas refresh 1
     """
     r = _open(home, rpc, ipfs).refresh(federation)
-    emit(as_json, r, lambda: (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
-                              f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, "
-                              f"one transaction ({r.gas_used:,} gas)"))
+    emit(as_json, r, lambda: _refresh_line(r))
+
+
+@tas.command("refresh-policy")
+@click.option("--max-cover", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Refresh when the next upload's cover would have more than N nodes (default 64).")
+@click.option("--max-revoked", type=click.FloatRange(min=0, max=1, min_open=True), default=None, metavar="F",
+              help="Refresh when more than this fraction of the assigned leaves is revoked (default 0.5).")
+@click.option("--reset", is_flag=True, help="Back to the defaults.")
+@common_options("tas")
+@guarded
+@examples(
+    'fogfed tas refresh-policy',
+    'fogfed tas refresh-policy --max-cover 32 --max-revoked 0.25',
+    'fogfed tas refresh-policy --reset --json',
+)
+def tas_refresh_policy(max_cover: int | None, max_revoked: float | None, reset: bool, home: Path | None,
+                       rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show or set when `tas sync`/`tas watch` start a new tree generation, and list the federations due.
+
+    A join into a full tree always refreshes first (it never fails). Besides
+    that, a federation is refreshed when its cover grew past --max-cover
+    nodes (every file carries one ciphertext row per node) or more than
+    --max-revoked of its leaves are revoked. A refresh is one transaction and
+    one keygen per member; the setting lives in this TAS home (tas.sqlite).
+    """
+    from fogfed.tas.revocation import RefreshPolicy
+
+    t = _open(home, rpc, ipfs)
+    policy = RefreshPolicy() if reset else t.refresh_policy()
+    if reset or max_cover is not None or max_revoked is not None:
+        policy = RefreshPolicy(policy.max_cover_nodes if max_cover is None else max_cover,
+                               policy.max_revoked_fraction if max_revoked is None else max_revoked)
+        t.set_refresh_policy(policy)
+    due = t.refreshes_due()
+    emit(as_json, {"max_cover_nodes": policy.max_cover_nodes, "max_revoked_fraction": policy.max_revoked_fraction,
+                   "due": due}, lambda: "\n".join(
+        [f"refresh when the cover exceeds {policy.max_cover_nodes} nodes or more than "
+         f"{policy.max_revoked_fraction:g} of the leaves are revoked (and always before a join into a full tree)"]
+        + ([f"federation {fid} is due: {why}" for fid, why in due.items()] or ["no federation is due"])))
 
 
 @tas.command("sync")
@@ -268,18 +328,22 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
     'fogfed tas sync --home ./tas --json',
 )
 def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Finish what the chain shows undone: interrupted enrollments, missing keys.
+    """Finish what the chain shows undone: interrupted enrollments and refreshes, missing keys; due refreshes.
 
-    Enrollments interrupted after their journal entry are completed, and every
-    active member whose latest join has no key delivery after it gets its one
-    key, once. Removals (by the TAS or automatic after false claims) need
-    nothing: the revoked leaf is read from the chain's events by every uploader.
+    Enrollments and refreshes interrupted after their journal entry are
+    completed, and every active member whose latest join has no key for its
+    leaf gets its one key, once. Removals (by the TAS or automatic after
+    false claims) need nothing: the revoked leaf is read from the chain's
+    events by every uploader. Then every federation the refresh policy
+    (`fogfed tas refresh-policy`) calls due gets a new tree generation (with a
+    content store; without one they are listed as hints).
     """
     t = _open(home, rpc, ipfs)
     if rebuild:
         t.cache.rebuild()
     results = t.sync()
-    emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
+    m = _maintain(t)
+    emit(as_json, {"rekeyed": results, **m}, lambda: "\n".join([_rekey_lines(results), *_maintain_lines(m)]))
 
 
 @tas.command("watch")
@@ -304,9 +368,11 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
               home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C); optionally top members up.
 
-    Text mode prints a line per re-keyed federation and per top-up. --json
-    prints JSON Lines: one document per check, {"check": N, "time": UNIX,
-    "rekeyed": [...], "topped_up": [...]} (and "busy": MESSAGE when another
+    Text mode prints a line per re-keyed or refreshed federation and per
+    top-up (refreshes follow `fogfed tas refresh-policy`). --json prints JSON
+    Lines: one document per check, {"check": N, "time": UNIX, "rekeyed":
+    [...], "refreshed": [...], "refresh_due": {FID: REASON}, "topped_up":
+    [...]} (and "busy": MESSAGE when another
     TAS command held the lock), flushed at once, so `jq` or a log shipper
     sees every check as it happens. The last example keeps every member able
     to pay for its transactions, sending at most 1 ETH per check.
@@ -321,12 +387,16 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     t = _open(home, rpc, ipfs)
     done = 0
     while count is None or done < count:
-        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": []}
+        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": [],
+                                 "refreshed": [], "refresh_due": {}}
         try:
             check["rekeyed"] = t.sync()
+            check.update(_maintain(t))
             if not as_json:
                 for r in check["rekeyed"]:
                     click.echo(_rekey_lines([r]))
+                for line in _maintain_lines(check):
+                    click.echo(line)
             if policy is not None:
                 from fogfed.tas.funding import top_up
 
