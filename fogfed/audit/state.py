@@ -316,6 +316,14 @@ class Rebuild:
                              f"file {a['fileId']} names cover {fid}:{gen}:{epoch}:{assigned} that federation "
                              f"{fid}'s tree did not have at registration")
                 continue
+            # registerFile checks only the own federation's epoch: a cover of one the file is shared
+            # with may predate a removal there, and then the removed node's leaf is in it
+            late = sorted(leaf for leaf, since in tree["revoked"] if epoch < since <= fed["epoch"])
+            if late:
+                self._signal("stale_cover", e, a["uploader"], [e.tx],
+                             f"file {a['fileId']} names cover {fid}:{gen}:{epoch}:{assigned}, but federation {fid} "
+                             f"had revoked leaves {', '.join(map(str, late))} since (epoch {fed['epoch']} at "
+                             f"registration): those removed nodes may read it, and fetchers refuse it")
             revoked = [leaf for leaf, since in tree["revoked"] if since <= epoch]
             height = tree.get("height", FIRST_HEIGHT)
             record["covers"][str(fid)] = {"generation": gen, "height": height, "epoch": epoch, "assigned": assigned,
