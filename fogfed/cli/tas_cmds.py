@@ -222,7 +222,7 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
     note(reason, "--reason", MAX_REMOVAL_NOTE)  # bad input: exit 2 before the TAS is even opened
     t = _open(home, rpc, ipfs)
     r = t.remove(address, reason=reason)
-    due = t.refreshes_due().get(r.federation_id)
+    due = t.refreshes_due(r.federation_id).get(r.federation_id)
     emit(as_json, {**to_plain(r), "refresh_due": due}, lambda: (
         f"removed {r.node} from federation {r.federation_id} in one transaction "
         f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"

@@ -578,12 +578,14 @@ class TrustedAuthority:
         with self._db.transaction() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('refresh_policy', ?)", (policy.to_json(),))
 
-    def refreshes_due(self) -> dict[int, str]:
-        """Federations whose tree the refresh policy says to refresh now, with the reason (free view calls)."""
+    def refreshes_due(self, federation_id: int | None = None) -> dict[int, str]:
+        """Federations (all of this TAS's, or the one given) whose tree the refresh policy says to refresh
+        now, with the reason (free view calls)."""
         policy = self.refresh_policy()
-        self.cache.refresh()
+        if federation_id is None:
+            self.cache.refresh()
         out = {}
-        for fid in self.cache.federations():
+        for fid in self.cache.federations() if federation_id is None else [federation_id]:
             reason = policy.reason(self.trees.get(fid))
             if reason is not None:
                 out[fid] = reason
