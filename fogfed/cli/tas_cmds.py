@@ -385,7 +385,7 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     if top_up_below is not None:
         policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
     t = _open(home, rpc, ipfs)
-    done = 0
+    done, hinted = 0, {}
     while count is None or done < count:
         check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": [],
                                  "refreshed": [], "refresh_due": {}}
@@ -395,8 +395,10 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
             if not as_json:
                 for r in check["rekeyed"]:
                     click.echo(_rekey_lines([r]))
-                for line in _maintain_lines(check):
-                    click.echo(line)
+                for line in _maintain_lines({**check, "refresh_due": {} if check["refresh_due"] == hinted
+                                             else check["refresh_due"]}):
+                    click.echo(line)  # a hint once, not on every check
+            hinted = check["refresh_due"]
             if policy is not None:
                 from fogfed.tas.funding import top_up
 
