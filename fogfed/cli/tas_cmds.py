@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,16 +268,37 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
     Every active member gets a fresh key for its leaf of the new generation;
     the sealed keys go into one bundle in the content store and the chain
     commits to its digest (no gas per member). Covers shrink back to a few
-    nodes. Members pick their entry up by themselves on their next upload or
-    fetch (`fogfed node join` also does). Refused if a removal happened while
-    the bundle was being built; run it again.
+    nodes, and the new generation's tree is sized to the federation (room for
+    2 to 4 times its members). Members pick their entry up by themselves on
+    their next upload or fetch (`fogfed node join` also does). A removal while
+    the bundle is built makes the TAS build it again. Interrupted (a kill, the
+    chain away), running it again, or `fogfed tas sync`, finishes the same
+    refresh: never two generations. `fogfed tas refresh-policy` sets when
+    `tas sync`/`watch` refresh by themselves.
 
     \b
     Example:
       fogfed tas refresh 1
     """
-    r = _open(home, rpc, ipfs).refresh(federation)
+    t = _open(home, rpc, ipfs)
+    with _key_progress(len(t.trees.get(federation).refresh_order()), not as_json) as bar:
+        r = t.refresh(federation, bar)
     emit(as_json, r, lambda: _refresh_line(r))
+
+
+@contextlib.contextmanager
+def _key_progress(total: int, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr counting the keys a refresh generates (None when disabled or not a TTY)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("member keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("keys", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 @tas.command("refresh-policy")
