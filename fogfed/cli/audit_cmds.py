@@ -25,6 +25,11 @@ RPC_HELP = ("JSON-RPC URL of the Ethereum node, or embedded:<dir>. "
 ADDRESS_HELP = "The FogFed contract's address. Default: $FOGFED_CONTRACT."
 
 
+CONFIRMATIONS_HELP = ("Replay only blocks with this many blocks on top (or up to the node's 'safe' or "
+                     "'finalized' block), the setting the writers use: 0 on devnets, e.g. 12 or 'finalized' "
+                     "on Ethereum. Default: $FOGFED_CONFIRMATIONS, else 0.")
+
+
 MOBILITY_HELP = ("Also replay this FogFedMobility contract's events: moves shown as moves, backward-secrecy "
                  "settings. A checkpoint keeps the choice it was made with.")
 
@@ -35,8 +40,22 @@ def _console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def _confirmations(raw: str | None) -> int | str | None:
+    """--confirmations checked like every other command's (None: the replay's default, $FOGFED_CONFIRMATIONS)."""
+    if raw is None:
+        return None
+    from fogfed.chain.finality import parse_confirmations
+    from fogfed.errors import InputError
+
+    try:
+        return parse_confirmations(raw)
+    except InputError as exc:
+        raise InputError(f"{exc.message} (from --confirmations)", exc.hint) from None
+
+
 def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_block: int | None,
-                near: int, quiet: bool, mobility: str | None) -> audit.ReplayResult:
+                near: int, quiet: bool, mobility: str | None,
+                confirmations: int | str | None = None) -> audit.ReplayResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fogfed import audit
@@ -44,7 +63,7 @@ def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_blo
     config = audit.RebuildConfig(near_removal_blocks=near)
     if quiet:
         return audit.replay(w3, address, db, from_block=from_block, to_block=to_block, config=config,
-                            mobility=mobility)
+                            mobility=mobility, confirmations=confirmations)
     columns = (TextColumn("replaying blocks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[events]} events"), TimeElapsedColumn())
     with Progress(*columns, console=_console(), transient=True) as bar:
@@ -54,7 +73,7 @@ def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_blo
             bar.update(task, total=head - start + 1, completed=done - start + 1, events=events)
 
         return audit.replay(w3, address, db, from_block=from_block, to_block=to_block, config=config,
-                            progress=progress, mobility=mobility)
+                            progress=progress, mobility=mobility, confirmations=confirmations)
 
 
 def default_db(address: str) -> Path:
@@ -82,6 +101,7 @@ def _common(fn):  # type: ignore[no-untyped-def]
     fn = click.option("--address", envvar="FOGFED_CONTRACT", required=True, metavar="0x...", help=ADDRESS_HELP)(fn)
     fn = click.option("--rpc", envvar="FOGFED_RPC", metavar="URL", help=RPC_HELP)(fn)
     fn = click.option("--mobility", metavar="0x...", help=MOBILITY_HELP)(fn)
+    fn = click.option("--confirmations", metavar="N|safe|finalized", help=CONFIRMATIONS_HELP)(fn)
     return fn
 
 
@@ -107,16 +127,20 @@ def audit_group() -> None:
 @examples(
     "fogfed audit replay --rpc http://127.0.0.1:8545 --address 0x5FbDB2315678afecb367f032d93F642f64180aa3",
     "FOGFED_CONTRACT=0x5FbD... fogfed audit replay --db audit.sqlite --to-block 1000",
+    "fogfed audit replay --rpc https://rpc.example --confirmations finalized",
     "fogfed audit replay --json | jq .new_events",
 )
 @guarded
-def replay_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | None, as_json: bool,
-               from_block: int | None, to_block: int | None, near_removal_blocks: int, quiet: bool) -> None:
+def replay_cmd(confirmations: str | None, mobility: str | None, rpc: str | None, address: str, db: Path | None,
+               as_json: bool, from_block: int | None, to_block: int | None, near_removal_blocks: int,
+               quiet: bool) -> None:
     """Replay every event into the checkpoint (resumes where the last run stopped)."""
     from fogfed import audit
 
+    depth = _confirmations(confirmations)
     db = _db_for(db, address)
-    r = _run_replay(audit.connect(rpc), address, db, from_block, to_block, near_removal_blocks, quiet, mobility)
+    r = _run_replay(audit.connect(rpc), address, db, from_block, to_block, near_removal_blocks, quiet, mobility,
+                    depth)
     where = f"resumed after block {r.resumed_from}" if r.resumed_from is not None else f"from block {r.start_block}"
     emit(as_json, {"contract": address, "db": db, "start_block": r.start_block, "resumed_from": r.resumed_from,
                    "head": r.head, "new_events": r.new_events, "total_events": r.total_events},
@@ -136,12 +160,13 @@ class VerifyFailed(ReportedFailure):
     "fogfed audit verify --json | jq '.mismatches[]'",
 )
 @guarded
-def verify_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | None, as_json: bool,
-               no_replay: bool) -> None:
+def verify_cmd(confirmations: str | None, mobility: str | None, rpc: str | None, address: str, db: Path | None,
+               as_json: bool, no_replay: bool) -> None:
     """Replay up to the head, then compare the rebuilt state with the contract's views at that block
     (with --mobility, also the backward-secrecy settings with the mobility contract's)."""
     from fogfed import audit
 
+    depth = _confirmations(confirmations)
     db = _db_for(db, address)
     w3 = audit.connect(rpc)
     if no_replay:
@@ -149,7 +174,7 @@ def verify_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | N
             audit.check_mobility(cp, mobility)
             state, head = audit.restore(cp).data, cp.last_block or 0
     else:
-        r = _run_replay(w3, address, db, None, None, 10, True, mobility)
+        r = _run_replay(w3, address, db, None, None, 10, True, mobility, depth)
         state, head = r.state, r.head
     mismatches = audit.verify(w3, address, state, head)
     counts = {"federations": len(state["federations"]), "members": len(state["members"]),

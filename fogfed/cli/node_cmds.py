@@ -291,7 +291,10 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
     """List the files this node uploaded (local record), or with --readable those it may read.
 
     --readable asks the chain: files registered in the node's federation or
-    shared with it, each with whether the node holds the key for its epoch.
+    shared with it, each with whether one of the node's keys satisfies the
+    file's policy (key_held in --json). A file uploaded before the node
+    joined, or after its removal, is listed but not readable: the policy's
+    member-tree cover leaves the node out.
     """
     from fogfed.cli.common import read_settings
 
@@ -305,7 +308,8 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
             from fogfed.node.listing import files_for_federation
 
             fid, active = n.membership()
-            files = files_for_federation(n.fed, fid, set(n.keyring.held())) if fid else []
+            keys = [k.attributes for k in n.keyring.candidates()]
+            files = files_for_federation(n.fed, fid, keys, n.member_tree) if fid else []
             doc = {"address": n.address, "label": label, "federation": fid or None, "active": active,
                    "files": files}
             empty = ("no files in this node's federation yet" if fid else
@@ -319,8 +323,9 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
             return f"uploaded by {who}:\n" + _rows(files, empty)
         lines = [f"readable by {who} in federation {doc['federation']}" + ("" if active else " (REMOVED)") + ":"]
         for f in files:
-            key = {True: "key held", False: "NO KEY for its epoch", None: "shared with us"}[f["key_held"]]
-            lines.append(f"  {f['file_id']}  epoch {f['epoch']}  from {f['uploader']}  block {f['block']}  {key}")
+            key = "readable" if f["key_held"] else "NOT readable with this node's keys"
+            shared = "  shared with us" if f["shared"] else ""
+            lines.append(f"  {f['file_id']}  from {f['uploader']}  block {f['block']}{shared}  {key}")
         return "\n".join(lines)
 
     emit(as_json, doc, text)

@@ -381,8 +381,13 @@ def _status_text(status: dict) -> str:
     pending = status.get("pending_keys") or []
     lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
                                     if pending else "nothing to re-key"))
+    unfinished = status.get("unfinished") or []
+    lines.append("unfinished   " + ("none" if not unfinished else
+                                    f"{len(unfinished)} operation(s) (run: fogfed tas sync)"))
+    lines += [f"         {u.get('kind')} {u.get('node') or ''}  request {u.get('request')}" for u in unfinished]
     for key, value in status.items():  # whatever newer TAS versions add
-        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels"}:
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels",
+                       "unfinished"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
 
