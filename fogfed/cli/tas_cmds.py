@@ -103,7 +103,8 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
         f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)\n"
-        + next_hint("fogfed tas federation create LOCATION SERVICE", home)))
+        + next_hint("fogfed tas enroll REQUEST.json", home)
+        + "   (creates the federation the request names, or: fogfed tas federation create LOCATION SERVICE)"))
 
 
 tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
@@ -190,9 +191,18 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     emit(as_json, r, lambda: (
         f"enrolled {r.node} in federation {r.federation_id}"
         + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
-        f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
+        f"attributes: {_attributes_text(r.attributes)}\nverified: {r.verdict}\n"
         + f"leaf {r.leaf} of the federation's member tree\n"
         + "next (on the node): fogfed node join"))
+
+
+def _attributes_text(attributes: list[str]) -> str:
+    """The key's attributes, its member-tree path summed up (``--json`` lists every one)."""
+    path = [a for a in attributes if a.startswith("ct:")]
+    text = ", ".join(a for a in attributes if not a.startswith("ct:"))
+    prefixes = sorted({a.rsplit(":", 1)[0] for a in path})
+    return text + (f" and the {len(path)} tree nodes of its leaf's path ({', '.join(p + ':*' for p in prefixes)})"
+                   if path else "")
 
 
 @tas.command("remove")

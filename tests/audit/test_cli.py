@@ -104,3 +104,20 @@ def test_bad_confirmations_flag_is_bad_input(tmp_path: Path, capsys: pytest.Capt
                  "--db", str(tmp_path / "x.sqlite"), "--confirmations", "soon"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: confirmations must be") and "(from --confirmations)" in err
+
+
+def test_without_rpc_the_auditor_follows_the_tas_home(anvil_url: str, w3: Web3, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fogfed tas init --rpc URL` remembers the chain; `fogfed audit` with no --rpc reads it there (and its
+    confirmations), not the embedded chain."""
+    s = Script(w3)
+    base(s)
+    monkeypatch.delenv("FOGFED_RPC", raising=False)
+    monkeypatch.delenv("FOGFED_CONFIRMATIONS", raising=False)
+    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
+    (tmp_path / "tas").mkdir()
+    (tmp_path / "tas" / "settings.toml").write_text(f'rpc = "{anvil_url}"\nconfirmations = "1"\n')
+    assert main(["audit", "verify", "--address", s.address, "--json"]) == 0
+    verified = json.loads(capsys.readouterr().out)
+    assert verified["verified"] is True and verified["block"] == w3.eth.block_number - 1
