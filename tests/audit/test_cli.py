@@ -50,7 +50,7 @@ def test_unreachable_node_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     code = main(["audit", "verify", "--rpc", "http://127.0.0.1:9", "--address", "0x" + "34" * 20,
                  "--db", str(tmp_path / "x.sqlite")])
     err = capsys.readouterr().err
-    assert code != 0 and "did not answer" in err and "Traceback" not in err
+    assert code == 1 and "cannot reach the Ethereum node at http://127.0.0.1:9" in err and "Traceback" not in err
 
 
 def test_report_without_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
