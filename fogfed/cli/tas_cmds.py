@@ -12,7 +12,7 @@ import click
 
 from fogfed.cli import cli
 from fogfed.errors import InputError
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
+from fogfed.cli.common import (add_config_command, common_options, connect_chain, emit, ether_to_wei, examples, guarded,
                                next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
@@ -402,22 +402,11 @@ def _status_text(status: dict) -> str:
     return "\n".join(lines)
 
 
-@tas.command("config")
-@common_options("tas")
-@examples(
+add_config_command(
+    tas, "tas",
     "fogfed tas config",
     "fogfed tas config --home ./tas --json | jq .settings.rpc",
 )
-@guarded
-def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the settings in effect for this TAS home and where each comes from.
-
-    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
-    (written by `fogfed tas init`), which beats the default.
-    """
-    from fogfed.cli.common import show_settings
-
-    show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)
 
 
 LABELS_FILE = "labels.json"

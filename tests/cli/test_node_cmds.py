@@ -64,6 +64,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out["upload_after_removal"] = ok_json(run_bytes(root, "node", "upload", "-", "--name", "late.bin", "--home",
                                                     "n1", "--json", data=b"after the removal"))
     out["readable_after_removal"] = ok_json(run_proc(root, "node", "ls", "--readable", "--home", "n2", "--json"))
+    out["live_after_removal"] = run_proc(root, "node", "status", "--live", "--home", "n1")
     return out
 
 
@@ -150,7 +151,15 @@ def test_node_status_local_and_live(flow: dict) -> None:
     assert local["chain"].startswith("embedded:") and "federation" not in local  # local only, no chain
     assert live["federation"] == flow["n1_enroll"]["federation_id"] and live["active"] is True
     assert {"federation": live["federation"], "epoch": live["epoch"]} in live["keys"]
+    assert (live["generation"], live["current_key"]) == (0, True)
     assert live["balance_wei"] > 0
+
+
+def test_a_removal_elsewhere_does_not_ask_the_others_to_join_again(flow: dict) -> None:
+    """The removal advanced the epoch; n1's key still serves its tree generation (nobody is re-keyed)."""
+    proc = flow["live_after_removal"]
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1, tree generation 0" in proc.stdout and "node join" not in proc.stdout
 
 
 def test_removed_node_is_refused_in_one_line(flow: dict) -> None:
