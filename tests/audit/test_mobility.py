@@ -148,7 +148,7 @@ def test_cli_replay_and_verify_with_mobility(moved: Moved, tmp_path: Path, capsy
     assert main(["audit", "verify", *args]) == 0
     assert "rebuilt state equals the contract's views" in capsys.readouterr().out
     assert main(["audit", "report", "--db", db]) == 0
-    assert "1 moves" in capsys.readouterr().out
+    assert "1 move, " in capsys.readouterr().out
     code = main(["audit", "replay", "--rpc", moved.rpc, "--address", moved.s.address, "--db",
                  str(tmp_path / "bad.sqlite"), "--mobility", moved.s.address, "--quiet"])
     err = capsys.readouterr().err
