@@ -32,7 +32,8 @@ from fogfed.keys.keystore import KdfParams, write_private_file
 from fogfed.node.cache import BlobCache, CacheEntry, CacheError, check_file_id
 from fogfed._faults import step
 from fogfed.node.datapath import (
-    PlaintextMismatch, clean_temp, decrypt_checked, encrypt_and_store, matches_cid, phase, read_blob, store_blob,
+    PlaintextMismatch, UploadLeftovers, clean_temp, decrypt_checked, encrypt_and_store, matches_cid, phase, read_blob,
+    reclaim_leftovers, store_blob,
     temp_file, write_pieces,
 )
 from fogfed.node.keyring import Keyring
@@ -400,25 +401,30 @@ class FogNode:
         pk = self.public_key(fid)
         source = source_key(path, policy)
         earlier_id = self.uploads.pending(source)
-        if earlier_id is not None:  # an upload of this very file was interrupted: registered, or not at all?
-            earlier = self.uploads.registration(earlier_id)
-            if earlier is not None:  # registered, its answer lost (a kill, the chain away): finish that one
-                return self._finish_earlier(earlier, source, path, shares)
+        # an upload of this very file was interrupted: registered, or not at all?
+        earlier = self.uploads.registration(earlier_id) if earlier_id is not None else None
+        given_up = {earlier_id} if earlier_id is not None and earlier is None else set()
+        reclaim_leftovers(self.home / TMP, self.store, self._registered_key, given_up)  # what failed uploads stored
+        if earlier is not None:  # registered, its answer lost (a kill, the chain away): finish that one
+            return self._finish_earlier(earlier, source, path, shares)
+        if earlier_id is not None:
             self.uploads.finish(source)
         file_key = os.urandom(32)
-        with temp_file(self.home / TMP) as (ct_path, ct_copy):
+        with temp_file(self.home / TMP) as (ct_path, ct_copy), UploadLeftovers(self.home / TMP, self.store) as left:
             # a local store's copy is the cache's: the ciphertext is written once (datapath.py)
             cid, info, ct_sha = encrypt_and_store(self.store, path, file_key,
                                                   None if getattr(self.store, "local", False) else ct_copy, progress)
             digest = file_id_of_cid(cid)
             file_id = file_id_for(self.address, digest)
+            left.stored(cid, "0x" + file_id.hex())
             self.uploads.begin(source, "0x" + file_id.hex())
             step("upload:stored")
             gas: dict[str, int] = {}
             for attempt in range(3):  # a removal between reading the epoch and registering makes it stale
                 encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
                                                                             file_id))
-                encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
+                encsk_ref = file_id_of_cid(store_blob(self.store, encsk, left))
+                left.sending("0x" + file_id.hex())
                 try:
                     tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
                                                 descriptor, epoch)
@@ -432,10 +438,19 @@ class FogNode:
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas, cid=cid)
+            left.finish({cid, cid_of_file_id(encsk_ref)})  # unpins the keys of attempts that went stale
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
+
+    def _registered_key(self, file_id_hex: str) -> str | None:
+        """The encrypted key's CID if this node registered ``file_id_hex``; None if not (or unknown now)."""
+        try:
+            record = self.fed.file(bytes.fromhex(file_id_hex[2:]))
+        except (ChainError, ValueError):
+            return None
+        return cid_of_file_id(record.enc_sk_ref) if record.uploader.lower() == self.address.lower() else None
 
     def _finish_earlier(self, earlier: dict, source: str, path: Path, shares: dict[int, int]) -> UploadResult:
         """The steps an interrupted upload of the same source left undone: its shares, its record."""
