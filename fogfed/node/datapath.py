@@ -16,6 +16,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,10 +47,12 @@ class _Worker:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._pending: collections.deque[Future] = collections.deque()
 
-    def submit(self, job: Callable[[bytes], object], data: bytes) -> None:
-        self._pending.append(self._pool.submit(job, data))
+    def submit(self, job: Callable[[bytes], object], data: bytes | memoryview) -> Future:
+        future = self._pool.submit(job, data)
+        self._pending.append(future)
         while len(self._pending) > AHEAD or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()  # a failed job (disk full) fails the caller here
+        return future
 
     def drain(self) -> None:
         while self._pending:
@@ -59,28 +62,64 @@ class _Worker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Buffers:
+    """READ_SIZE buffers kept between uploads: a fresh megabyte costs 256 page faults on first touch."""
+
+    def __init__(self, keep: int) -> None:
+        self._free: list[memoryview] = []
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def get(self) -> memoryview:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return memoryview(bytearray(READ_SIZE))
+
+    def put(self, bufs: list[memoryview]) -> None:
+        with self._lock:
+            self._free.extend(bufs[:max(0, self._keep - len(self._free))])
+
+
+_BUFFERS = _Buffers(keep=AHEAD + 1)  # one upload's ring; concurrent uploads allocate their own
+
+
 class _PlaintextSource:
     """``src`` read in whole ``READ_SIZE`` pieces, each SHA-256-hashed on a worker while the cipher encrypts it.
 
-    The pieces are immutable ``bytes``, so the worker never races the
-    cipher's reused buffer; the cipher gets them by ``readinto`` (one copy).
+    The pieces are read (``readinto``) into a ring of ``AHEAD + 1`` buffers,
+    allocated as needed and reused: a buffer is read into again only once its
+    hash is done (the cipher is then long past it), so the worker never races
+    a read and no fresh memory is faulted in per piece. The cipher gets each
+    piece by ``readinto`` (one copy).
     """
 
     def __init__(self, src: BinaryIO, worker: _Worker) -> None:
         self._src, self._worker = src, worker
         self._sha256 = hashlib.sha256()
         self._piece = memoryview(b"")
+        self._ring: list[memoryview] = []
+        self._hashed: list[Future | None] = []
+        self._next = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: memoryview) -> int:
         if not self._piece:
-            data = self._src.read(READ_SIZE)
-            if not data:
+            slot = self._next
+            if slot == len(self._ring):
+                self._ring.append(_BUFFERS.get())
+                self._hashed.append(None)
+            elif (pending := self._hashed[slot]) is not None:
+                pending.result()
+            self._next = (slot + 1) % (AHEAD + 1)
+            n = self._src.readinto(self._ring[slot])
+            if not n:
                 return 0
-            self._worker.submit(self._sha256.update, data)
-            self._piece = memoryview(data)
+            piece = self._ring[slot][:n]
+            self._hashed[slot] = self._worker.submit(self._sha256.update, piece)
+            self._piece = piece
         n = min(len(buf), len(self._piece))
         buf[:n] = self._piece[:n]
         self._piece = self._piece[n:]
@@ -89,6 +128,11 @@ class _PlaintextSource:
     def digest(self) -> bytes:
         self._worker.drain()
         return self._sha256.digest()
+
+    def release(self) -> None:
+        """Give the ring back (call once no hash job can still read it)."""
+        ring, self._ring = self._ring, []
+        _BUFFERS.put(ring)
 
 
 class _CiphertextSource:
@@ -193,6 +237,7 @@ def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertex
         plain_worker.close()
         if copy_worker is not None:
             copy_worker.close()
+    plain.release()  # only on success: after a failure a cancelled job's buffer is simply dropped
     assert reader.info is not None  # the store read to the end
     return cid, dataclasses.replace(reader.info, plaintext_sha256=plain_sha), ct_sha
 
