@@ -349,8 +349,10 @@ def reclaim_leftovers(directory: Path, store: ContentStore, registered_key: Call
     found it unregistered), so should the old transaction still be mined, its
     plaintext is registered anyway. A damaged record (a torn last line) counts
     as far as it can be read. The store being down leaves the record for later.
+    Once a dead upload's record was seen, the store frees what crashed adds left
+    (``ContentStore.collect_garbage``: an embedded store's unreferenced packs).
     """
-    settled = 0
+    settled = dead = 0
     try:
         paths = sorted(directory.glob(f"*{LEFTOVERS_SUFFIX}"))
     except OSError:
@@ -365,6 +367,7 @@ def reclaim_leftovers(directory: Path, store: ContentStore, registered_key: Call
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # a live upload's
+            dead += 1
             cids, sent = _read_record(f.read())
             if sent is not None and sent not in given_up:
                 key = registered_key(sent)
@@ -376,6 +379,9 @@ def reclaim_leftovers(directory: Path, store: ContentStore, registered_key: Call
             if _unpin(store, cids):
                 path.unlink(missing_ok=True)
                 settled += 1
+    if dead:  # an upload died: an add it was making may have left partial data (an embedded store's pack)
+        with contextlib.suppress(StorageError):
+            store.collect_garbage()
     return settled
 
 

@@ -269,13 +269,33 @@ class EmbeddedStore(ContentStore):
                     db.execute("DELETE FROM pin_blocks WHERE root = ?", (key,))
                     db.execute("DELETE FROM pins WHERE root = ?", (key,))
                     db.execute("DELETE FROM blocks WHERE key NOT IN (SELECT key FROM pin_blocks)")
-                live = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
-                # no add runs under the exclusive lock: an unlisted pack is garbage or a crashed add's
-                for path in self._packs.iterdir():
-                    if path.name not in live:
-                        path.unlink()
+                self._sweep(db)
         except OSError as exc:
             raise self._unavailable(exc) from None
+
+    def collect_garbage(self) -> int:
+        """Delete the packs no index row names (crashed adds'), unless an add or a removal is running
+        right now (then nothing: never waits); how many were deleted."""
+        try:
+            with open(self.root / "lock", "a+b") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return 0
+                with self._db() as db:
+                    return self._sweep(db)
+        except OSError as exc:
+            raise self._unavailable(exc) from None
+
+    def _sweep(self, db: sqlite3.Connection) -> int:
+        """Under the exclusive lock no add runs: a pack the index does not name is garbage or a crashed add's."""
+        live = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
+        removed = 0
+        for path in self._packs.iterdir():
+            if path.name not in live:
+                path.unlink()
+                removed += 1
+        return removed
 
 
 def _groups(blocks: Iterator[Block], n: int) -> Iterator[list[Block]]:

@@ -175,3 +175,38 @@ def test_blob_cid_is_noted_before_the_store_sees_it(store: EmbeddedStore, tmp_pa
         assert store_blob(store, data, left) == cid and left.cids == [cid]
         assert cid in left.path.read_text()
         left.finish({cid})
+
+
+def test_an_upload_killed_inside_the_add_leaves_no_pack(store: EmbeddedStore, tmp_path: Path) -> None:
+    """SIGKILL while the ciphertext streams into the embedded store: a partial pack, no pin, no CID noted.
+    The next reclaim sees the dead record and the store deletes the pack no index row names."""
+    tmp, src = tmp_path / "tmp", tmp_path / "plain"
+    src.write_bytes(os.urandom(3 << 20))
+    code = textwrap.dedent(f"""
+        import os, pathlib
+        from fogfed.node.datapath import UploadLeftovers, encrypt_and_store
+        from fogfed.storage import EmbeddedStore
+        store = EmbeddedStore({str(store.root)!r})
+        left = UploadLeftovers(pathlib.Path({str(tmp)!r}), store)
+        def die(done):
+            if done >= 2 << 20:
+                os.kill(os.getpid(), 9)
+        encrypt_and_store(store, pathlib.Path({str(src)!r}), os.urandom(32), None, die)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ | {
+        "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == -9, out.stderr
+    packs = list((store.root / "packs").iterdir())
+    assert len(packs) == 1 and packs[0].stat().st_size > 1 << 20 and len(records(tmp)) == 1
+    kept = blob(store)  # another file, stored meanwhile, stays
+    assert reclaim_leftovers(tmp, store, never) == 1
+    assert records(tmp) == [] and not packs[0].exists() and store.has(kept)
+
+
+def test_garbage_collection_never_waits_for_a_running_add(store: EmbeddedStore) -> None:
+    orphan = store.root / "packs" / "0123456789abcdef.pack"
+    orphan.write_bytes(b"x" * 100)
+    with open(store.root / "lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # as an add in progress holds it
+        assert store.collect_garbage() == 0 and orphan.exists()
+    assert store.collect_garbage() == 1 and not orphan.exists()
