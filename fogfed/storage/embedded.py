@@ -32,7 +32,7 @@ from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnav
 from fogfed.storage.importer import Block, import_file
 from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
-LOOKUP_BATCH = 8  # blocks looked up in the index by one query (2 MiB held at most)
+LOOKUP_BATCH = 8  # blocks looked up in the index by one query (2 MiB of blocks held meanwhile)
 WRITEBACK_EVERY = 4 << 20  # bytes after which the pack's write-back to disk is started (A/B: 1 to 8 MiB alike)
 PACK_NAME = re.compile(r"[0-9a-f]{16}\.pack")  # the index is storage too: never follow other names
 _SCHEMA = """
@@ -95,7 +95,7 @@ class EmbeddedStore(ContentStore):
         """This thread's connection, kept open between operations; SQLite errors become StorageUnavailable.
 
         Kept because closing the last connection to the index checkpoints the
-        WAL into the database file and deletes it (two more fsyncs, ~10 ms per
+        WAL into the database file and deletes it (two more fsyncs, 10 to 15 ms per
         add here); kept open, SQLite checkpoints every 1,000 pages instead.
         A connection is never shared by two threads, nor inherited by a forked
         child (the pid is checked); one that raised is closed and not reused.
