@@ -32,7 +32,7 @@ from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnav
 from fogfed.storage.importer import Block, import_file
 from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
 
-LOOKUP_BATCH = 8  # blocks looked up in the index by one query (2 MiB of blocks held meanwhile)
+LOOKUP_BATCH = 4  # blocks looked up in the index by one query: one importer read (1 MiB) of leaves
 WRITEBACK_EVERY = 4 << 20  # bytes after which the pack's write-back to disk is started (A/B: 1 to 8 MiB alike)
 PACK_NAME = re.compile(r"[0-9a-f]{16}\.pack")  # the index is storage too: never follow other names
 _SCHEMA = """
