@@ -12,7 +12,7 @@ import click
 
 from fogfed.cli import cli
 from fogfed.errors import InputError
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
+from fogfed.cli.common import (add_config_command, common_options, connect_chain, emit, ether_to_wei, examples, guarded,
                                next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
@@ -103,7 +103,8 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
         f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)\n"
-        + next_hint("fogfed tas federation create LOCATION SERVICE", home)))
+        + next_hint("fogfed tas enroll REQUEST.json", home)
+        + "   (creates the federation the request names, or: fogfed tas federation create LOCATION SERVICE)"))
 
 
 tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
@@ -190,9 +191,18 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     emit(as_json, r, lambda: (
         f"enrolled {r.node} in federation {r.federation_id}"
         + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
-        f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
+        f"attributes: {_attributes_text(r.attributes)}\nverified: {r.verdict}\n"
         + f"leaf {r.leaf} of the federation's member tree\n"
         + "next (on the node): fogfed node join"))
+
+
+def _attributes_text(attributes: list[str]) -> str:
+    """The key's attributes, its member-tree path summed up (``--json`` lists every one)."""
+    path = [a for a in attributes if a.startswith("ct:")]
+    text = ", ".join(a for a in attributes if not a.startswith("ct:"))
+    prefixes = sorted({a.rsplit(":", 1)[0] for a in path})
+    return text + (f" and the {len(path)} tree nodes of its leaf's path ({', '.join(p + ':*' for p in prefixes)})"
+                   if path else "")
 
 
 @tas.command("remove")
@@ -381,28 +391,22 @@ def _status_text(status: dict) -> str:
     pending = status.get("pending_keys") or []
     lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
                                     if pending else "nothing to re-key"))
+    unfinished = status.get("unfinished") or []
+    lines.append("unfinished   " + ("none" if not unfinished else
+                                    f"{len(unfinished)} operation(s) (run: fogfed tas sync)"))
+    lines += [f"         {u.get('kind')} {u.get('node') or ''}  request {u.get('request')}" for u in unfinished]
     for key, value in status.items():  # whatever newer TAS versions add
-        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels"}:
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels",
+                       "unfinished"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
 
 
-@tas.command("config")
-@common_options("tas")
-@examples(
+add_config_command(
+    tas, "tas",
     "fogfed tas config",
     "fogfed tas config --home ./tas --json | jq .settings.rpc",
 )
-@guarded
-def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the settings in effect for this TAS home and where each comes from.
-
-    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
-    (written by `fogfed tas init`), which beats the default.
-    """
-    from fogfed.cli.common import show_settings
-
-    show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)
 
 
 LABELS_FILE = "labels.json"

@@ -131,7 +131,7 @@ def assert_error(code: int, out: str, err: str, message: str, hint: str) -> None
 
 
 def assert_chain_down(code: int, out: str, err: str, relay: RpcRelay) -> None:
-    assert_error(code, out, err, f"{relay.url} is unreachable", "is the node still running")
+    assert_error(code, out, err, f"cannot reach the Ethereum node at {relay.url}", "is it running")
 
 
 def assert_ipfs_down(code: int, out: str, err: str, ipfs: JsIpfsNode) -> None:
