@@ -40,12 +40,12 @@ from fogfed._faults import step
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore
 from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
-from fogfed.protocol.files import file_id_of_cid
+from fogfed.protocol.files import cid_of_file_id, file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.protocol.refresh import Bundle
 from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
-from fogfed.tas.revocation import MemberTrees, missing_keys
+from fogfed.tas.revocation import BundleIndex, MemberTrees, missing_keys
 from fogfed.tas.state import (MAC_SECRET, STATE, ChainCache, LocalDb, TasLock, TasStateError, conversion_key,
                               load_settings, save_settings)
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
@@ -73,6 +73,7 @@ class TrustedAuthority:
         self._lock = TasLock(self.home)
         self.trees = MemberTrees(fed)
         self.store = None  # a ContentStore: keys are then delivered by reference (use_store)
+        self._bundles: dict[bytes, BundleIndex] = {}  # refresh bundles read (content-addressed: never stale)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -371,7 +372,7 @@ class TrustedAuthority:
             self.journal.update(entry, funded=True)
         step("enroll:fund")
         epoch = self.fed.federation(fid).epoch
-        if node in missing_keys(self.fed, self.trees.get(fid)):  # not delivered since this join
+        if node in self.missing(fid):  # not delivered since this join
             gas["deliverKey"] = self.deliver_keys(fid, epoch, [node])
         step("enroll:deliverKey")
         self.journal.update(entry, done=True, federation_id=fid)
@@ -467,15 +468,59 @@ class TrustedAuthority:
         if fed is None:
             raise TasError(f"federation {fid} is not one of this TAS's")
         with self._lock.held():
-            tree = self.trees.get(fid)
-            epoch = self.fed.federation(fid).epoch
-            order = sorted(tree.leaves, key=tree.leaves.get)
-            members = [(n, fed["location"], fed["service"], self.fed.member(n).encryption_key) for n in order]
-            bundle = self.build_bundle(fid, epoch + 1, tree.generation + 1, members, progress)
-            data = bundle.to_bytes()
-            digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
-            tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
-        return RefreshResult(fid, tree.generation + 1, tx.value, len(members), len(data), digest, tx.gas_used)
+            return self._refresh(fid, fed, progress)
+
+    def _refresh(self, fid: int, fed: dict[str, Any], progress=None) -> RefreshResult:
+        """The refresh with the lock held: build, store, commit, then deliver to members the bundle missed.
+
+        A second TAS process (another home of the same account, or another
+        operator) may enroll a node between the building of the bundle and its
+        commit; the contract does not refuse that (a join does not move the
+        epoch). The new generation then gives the newcomer a leaf the bundle has
+        no entry for: it is found right after the commit (and by any later
+        ``tas sync``) and gets its one key delivered.
+        """
+        tree = self.trees.get(fid)
+        epoch, generation = self.fed.federation(fid).epoch, tree.generation + 1
+        order = sorted(tree.leaves, key=tree.leaves.get)
+        members = [(n, fed["location"], fed["service"], self.fed.member(n).encryption_key) for n in order]
+        bundle = self.build_bundle(fid, epoch + 1, generation, members, progress)
+        data = bundle.to_bytes()
+        digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
+        self._bundles[digest] = BundleIndex(bundle.epoch, tuple(n for n, _ in bundle.entries))
+        step("refresh:bundle-stored")
+        tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
+        step("refresh:bumpEpoch")
+        late = self.missing(fid)
+        gas = self.deliver_keys(fid, tx.value, late) if late else 0
+        return RefreshResult(fid, generation, tx.value, len(members), len(data), digest, tx.gas_used,
+                             tuple(late), gas)
+
+    def missing(self, federation_id: int) -> list[str]:
+        """Active members of the federation who hold no key of its current tree generation (from chain)."""
+        tree = self.trees.get(federation_id)
+        return missing_keys(self.fed, tree, self.bundle_index(tree))
+
+    def bundle_index(self, tree) -> BundleIndex | None:
+        """Epoch and members (leaf order) of the bundle the tree's current generation was refreshed with.
+
+        Read once from the content store by the digest on chain (the store checks
+        the bytes against it), then kept: content-addressed data never changes.
+        """
+        if tree.bundle is None:
+            return None
+        index = self._bundles.get(tree.bundle)
+        if index is None:
+            if self.store is None:
+                raise TasError(f"federation {tree.federation_id} was refreshed; its key bundle is in the content "
+                               "store, and none is configured", "pass --ipfs (the store the refresh used)")
+            bundle = Bundle.from_bytes(b"".join(self.store.cat(cid_of_file_id(tree.bundle))))
+            if (bundle.chain_id, bundle.contract, bundle.federation_id, bundle.generation) != (
+                    self.chain_id, self.contract_address, tree.federation_id, tree.generation):
+                raise TasError(f"the key bundle of federation {tree.federation_id}'s generation {tree.generation} "
+                               "is not for it")
+            index = self._bundles[tree.bundle] = BundleIndex(bundle.epoch, tuple(n for n, _ in bundle.entries))
+        return index
 
     def build_bundle(self, federation_id: int, epoch: int, generation: int,
                      members: list[tuple[str, str, str, bytes]], progress=None) -> Bundle:
@@ -500,7 +545,7 @@ class TrustedAuthority:
                 self._finish_enroll(entry)
             self.cache.refresh()
             for fid in self.cache.federations():
-                nodes = missing_keys(self.fed, self.trees.get(fid))
+                nodes = self.missing(fid)
                 if nodes:
                     epoch = self.fed.federation(fid).epoch
                     out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
@@ -521,7 +566,7 @@ class TrustedAuthority:
     def pending(self) -> list[int]:
         """Federations with an active member whose latest join has no key delivery after it."""
         self.cache.refresh()
-        return [fid for fid in self.cache.federations() if missing_keys(self.fed, self.trees.get(fid))]
+        return [fid for fid in self.cache.federations() if self.missing(fid)]
 
     def status(self) -> dict:
         """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""
