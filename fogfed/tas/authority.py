@@ -43,6 +43,7 @@ from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.protocol.refresh import Bundle
+from fogfed.tas import batch
 from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.revocation import BundleIndex, MemberTrees, missing_keys
@@ -328,6 +329,20 @@ class TrustedAuthority:
             step("enroll:journal")
             return self._finish_enroll(entry)
 
+    def enroll_batch(self, requests: list[EnrollmentRequest], *, labels: list[str] | None = None,
+                     verifier: AttributeVerifier | None = None, approve: bool = False, fund_wei: int = 0,
+                     chunk: int = batch.CHUNK, skip_rejected: bool = False, progress=None
+                     ) -> batch.BatchEnrollmentResult:
+        """Paper Algorithms 2, 7 and 3 for many requests: every check first, ``addMembers`` per federation,
+        one refresh commitment per federation delivering all their keys (fogfed.tas.batch). Idempotent."""
+        return batch.enroll_batch(self, requests, labels=labels,
+                                  verifier=verifier or OperatorApproval(approved=approve), fund_wei=fund_wei,
+                                  chunk=chunk, skip_rejected=skip_rejected, progress=progress)
+
+    def locked(self):
+        """Hold ``tas.lock`` (re-entrant): one TAS operation at a time across the processes of this home."""
+        return self._lock.held()
+
     def _completed(self, entry: Entry) -> EnrollmentResult | None:
         """The result of a finished enrollment if the node is still the member it made, else None."""
         d = entry.data
@@ -536,13 +551,15 @@ class TrustedAuthority:
         return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
-        """Finish what the chain shows undone: enrollments interrupted (journal), then the key of every
+        """Finish what the chain shows undone: enrollments and batches interrupted (journal), then the key of every
         active member whose latest join has no delivery after it. Removals (by the TAS or automatic
         after false claims) need nothing: the chain's event log revokes the leaf by itself."""
         out = []
         with self._lock.held():
             for entry in self.journal.unfinished("enroll"):
                 self._finish_enroll(entry)
+            for entry in self.journal.unfinished(batch.KIND):
+                batch.finish_batch(self, entry)
             self.cache.refresh()
             for fid in self.cache.federations():
                 nodes = self.missing(fid)
