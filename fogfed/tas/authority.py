@@ -387,7 +387,7 @@ class TrustedAuthority:
             self.journal.update(entry, funded=True)
         step("enroll:fund")
         epoch = self.fed.federation(fid).epoch
-        if node in self.missing(fid):  # not delivered since this join
+        if self.missing(fid, [node]):  # not delivered since this join
             gas["deliverKey"] = self.deliver_keys(fid, epoch, [node])
         step("enroll:deliverKey")
         self.journal.update(entry, done=True, federation_id=fid)
@@ -498,7 +498,9 @@ class TrustedAuthority:
         tree = self.trees.get(fid)
         epoch, generation = self.fed.federation(fid).epoch, tree.generation + 1
         order = sorted(tree.leaves, key=tree.leaves.get)
-        members = [(n, fed["location"], fed["service"], self.fed.member(n).encryption_key) for n in order]
+        keys = self._encryption_keys(fid)
+        members = [(n, fed["location"], fed["service"], keys.get(n) or self.fed.member(n).encryption_key)
+                   for n in order]
         bundle = self.build_bundle(fid, epoch + 1, generation, members, progress)
         data = bundle.to_bytes()
         digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
@@ -511,10 +513,22 @@ class TrustedAuthority:
         return RefreshResult(fid, generation, tx.value, len(members), len(data), digest, tx.gas_used,
                              tuple(late), gas)
 
-    def missing(self, federation_id: int) -> list[str]:
-        """Active members of the federation who hold no key of its current tree generation (from chain)."""
+    def _encryption_keys(self, federation_id: int) -> dict[str, bytes]:
+        """Each node's X25519 key from its latest MemberAdded in the federation (one log query, not N views).
+
+        The contract sets a node's key only when it enrols it, in the same call
+        that emits MemberAdded with that key, so the latest event holds the key
+        the ``member`` view returns.
+        """
+        keys = {}
+        for e in self.fed.events(names=["MemberAdded"], where={"federationId": federation_id}):
+            keys[e.args["node"]] = bytes(e.args["encryptionKey"])
+        return keys
+
+    def missing(self, federation_id: int, only: list[str] | set[str] | None = None) -> list[str]:
+        """Active members of the federation (or of ``only``) who hold no key of its current tree generation."""
         tree = self.trees.get(federation_id)
-        return missing_keys(self.fed, tree, self.bundle_index(tree))
+        return missing_keys(self.fed, tree, self.bundle_index(tree), only)
 
     def bundle_index(self, tree) -> BundleIndex | None:
         """Epoch and members (leaf order) of the bundle the tree's current generation was refreshed with.

@@ -258,7 +258,7 @@ def _deliver(tas, fid: int, ours: set[str], gas, progress):
     """One refresh of the federation when a member of the batch holds no key of its current generation."""
     fed = tas.created_federation(fid)
     for attempt in range(REFRESH_ATTEMPTS):
-        if not ours.intersection(tas.missing(fid)):
+        if not tas.missing(fid, ours):
             return None
         sealed = [0]
 

@@ -11,6 +11,7 @@ one key).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from fogfed.chain import FogFed
@@ -52,7 +53,8 @@ class MemberTrees:
                 "leaves_revoked": len(tree.revoked), "cover_nodes": len(tree.cover())}
 
 
-def missing_keys(fed: FogFed, tree: MemberTree, bundle: BundleIndex | None = None) -> list[str]:
+def missing_keys(fed: FogFed, tree: MemberTree, bundle: BundleIndex | None = None,
+                 only: Collection[str] | None = None) -> list[str]:
     """Active members of the tree who hold no key for its current generation.
 
     Generation 0: a member lacks its key while its latest key delivery is older
@@ -62,6 +64,7 @@ def missing_keys(fed: FogFed, tree: MemberTree, bundle: BundleIndex | None = Non
     is its own. Any other member (joined after the refresh, or between the
     building of the bundle and its commit, e.g. by a second TAS process) needs a
     delivery of the new generation: after its join and after the refresh.
+    ``only``: look at these members only (one view call each).
     """
     if tree.bundle is not None and bundle is None:
         raise FogfedError(f"federation {tree.federation_id} was refreshed: its key bundle is needed to tell "
@@ -69,7 +72,7 @@ def missing_keys(fed: FogFed, tree: MemberTree, bundle: BundleIndex | None = Non
     out = []
     for node, block in sorted(tree.joined_block.items()):
         leaf = tree.leaves.get(node)
-        if leaf is None:
+        if leaf is None or (only is not None and node not in only):
             continue
         if bundle is not None and leaf < len(bundle.nodes) and bundle.nodes[leaf] == node:
             continue
