@@ -155,15 +155,17 @@ def cover_case(pk, msk, n: int, revoked: int) -> dict:
     """The big and the one-node cover policy for a tree of ``n`` members with ``revoked`` revoked, and a reader key."""
     import random
 
-    from fogfed.keys.cover import cover
-    from fogfed.protocol.attributes import TREE_HEIGHT, cover_clause, federations_policy, node_attributes
+    from fogfed.keys.cover import cover, key_path
+    from fogfed.protocol.attributes import cover_clause, federations_policy, generation_height, node_attributes
 
+    height = generation_height(n)  # a generation refreshed with n members
     gone = random.Random(n).sample(range(n), revoked)
-    nodes = cover(TREE_HEIGHT, gone, n)
+    nodes = cover(height, gone, n, root=False)
     reader = next(x for x in range(n) if x not in gone)
-    key = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, reader))
-    big = federations_policy("riyadh", "health", {1: cover_clause(1, 0, nodes)})
-    small = federations_policy("riyadh", "health", {1: cover_clause(1, 0, [1])})
+    key = abe.keygen(pk, msk, node_attributes("riyadh", "health", 1, reader, 1, height))
+    big = federations_policy("riyadh", "health", {1: cover_clause(1, 1, nodes)})
+    # one node the reader holds (the top of its key path: half the tree)
+    small = federations_policy("riyadh", "health", {1: cover_clause(1, 1, key_path(reader, height)[-1:])})
     return {"nodes": len(nodes), "key": key, "big": big, "small": small}
 
 

@@ -13,6 +13,8 @@ KINDS = {
     "damage_cluster_holder": "damage reports clustered on one cache holder",
     "stale_epoch": "a file registered under a key epoch that was being (or had been) retired",
     "uncovered_file": "a file registered without a member-tree cover, or naming leaves that did not exist then",
+    "stale_cover": "a file whose cover of a federation predates a removal there (removed nodes may read it)",
+    "tree_full_join": "a member was added while its federation's member tree was full (no leaf until a refresh)",
     "cache_never_withdrawn": "a cache announcement expired (or its holder left) and was never withdrawn",
     "state_mismatch": "the rebuilt state differs from the contract's view at the same block",
     "unhandled_event": "the contract emitted an event the auditor does not understand",

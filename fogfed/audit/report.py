@@ -20,6 +20,7 @@ from typing import Any
 from fogfed.audit.checkpoint import Checkpoint
 from fogfed.audit.findings import KINDS, Thresholds, anomalies
 from fogfed.audit.replay import restore
+from fogfed.protocol.attributes import FIRST_HEIGHT
 
 TIMELINE_LIMIT = 2_000
 
@@ -281,8 +282,12 @@ def _secrecy(value: bool | None) -> str:
 def _tree_html(tree: dict[str, Any] | None) -> str:
     if not tree:
         return ""
-    return (f"<p>member tree generation {_e(tree['generation'])}: {_e(tree['assigned'])} leaves assigned, "
-            f"{_e(len(tree['revoked']))} revoked (removals are one transaction each; nobody is re-keyed)</p>")
+    height = tree.get("height", FIRST_HEIGHT)
+    waiting = len(tree.get("waiting", []))
+    return (f"<p>member tree generation {_e(tree['generation'])} (height {_e(height)}, {_e(1 << height)} leaves): "
+            f"{_e(tree['assigned'])} leaves assigned, {_e(len(tree['revoked']))} revoked"
+            + (f", {_e(waiting)} member(s) waiting for a leaf" if waiting else "")
+            + " (removals are one transaction each; nobody is re-keyed)</p>")
 
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

@@ -19,7 +19,7 @@ from eth_utils import keccak
 from fogfed.audit.abi import Event
 from fogfed.errors import InputError
 from fogfed.keys.cover import cover
-from fogfed.protocol.attributes import TREE_HEIGHT
+from fogfed.protocol.attributes import FIRST_HEIGHT, generation_height
 from fogfed.protocol.membertree import GENERATION, descriptor_covers
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -44,6 +44,12 @@ class RebuildConfig:
     near_removal_blocks: int = 10
     #: The FogFedMobility contract replayed along (None: FogFed alone, no backward-secrecy setting on chain).
     mobility: str | None = None
+
+
+def _new_tree() -> dict[str, Any]:
+    """A federation's member tree before its first member: generation 0 of FIRST_HEIGHT."""
+    return {"generation": GENERATION, "height": FIRST_HEIGHT, "heights": {str(GENERATION): FIRST_HEIGHT},
+            "assigned": 0, "leaves": {}, "revoked": [], "waiting": []}
 
 
 def _where(e: Event) -> dict[str, Any]:
@@ -125,7 +131,7 @@ class Rebuild:
             "epoch": 0, "epochs": [], "created_at": e.timestamp, "created": _where(e),
             "joined": [], "left": [], "keys_delivered": 0,
             # The member tree (revocation inside the policy): leaves in MemberAdded order, never reused.
-            "tree": {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []},
+            "tree": _new_tree(),
             # On chain only with a mobility contract (default on); without one, unknown (None).
             "backward_secrecy": True if self.config.mobility else None, "secrecy_changes": [], "history_keys": 0,
         }
@@ -147,12 +153,16 @@ class Rebuild:
     def _tree_refreshed(self, e: Event) -> None:
         """A new member-tree generation: active members keep their order, leaves 0..m-1, nothing revoked."""
         f = self.data["federations"][str(e.args["federationId"])]
-        tree = f.setdefault("tree", {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []})
-        order = sorted(tree["leaves"], key=tree["leaves"].get)
+        tree = f.setdefault("tree", _new_tree())
+        order = sorted(tree["leaves"], key=tree["leaves"].get) + tree.get("waiting", [])
+        height = generation_height(len(order))
         f.setdefault("refreshes", []).append({"generation": tree["generation"] + 1, "epoch": f["epoch"],
-                                              "bundle": e.args["bundle"], "members": len(order),
+                                              "bundle": e.args["bundle"], "members": len(order), "height": height,
+                                              "waiting_before": len(tree.get("waiting", [])),
                                               "revoked_before": len(tree["revoked"]), **_where(e)})
-        tree.update(generation=tree["generation"] + 1, assigned=len(order), revoked=[],
+        # earlier generations' heights: the covers of files registered under them are checked against these
+        tree.setdefault("heights", {str(GENERATION): FIRST_HEIGHT})[str(tree["generation"] + 1)] = height
+        tree.update(generation=tree["generation"] + 1, assigned=len(order), revoked=[], waiting=[], height=height,
                     leaves={node: i for i, node in enumerate(order)})
 
     # -- members -----------------------------------------------------------
@@ -174,8 +184,18 @@ class Rebuild:
             "endpoint_block": old["endpoint_block"] if old else 0,
             "key_block": old["key_block"] if old else 0,
         }
-        tree = self.data["federations"][str(fid)].setdefault(
-            "tree", {"generation": GENERATION, "assigned": 0, "leaves": {}, "revoked": []})
+        tree = self.data["federations"][str(fid)].setdefault("tree", _new_tree())
+        if tree["assigned"] >= 1 << tree.get("height", FIRST_HEIGHT):
+            # the tree was full: no leaf until the next refresh (the TAS refreshes before a join; another
+            # operator or a raw transaction did not)
+            tree.setdefault("waiting", []).append(node)
+            self.data["members"][node]["leaf"] = None
+            self.data["federations"][str(fid)]["joined"].append({"node": node, "leaf": None, **_where(e)})
+            self._signal("tree_full_join", e, node, [e.tx],
+                         f"{node} was added to federation {fid} while its member tree (generation "
+                         f"{tree['generation']}, {1 << tree.get('height', FIRST_HEIGHT)} leaves) was full: it "
+                         f"holds no leaf and reads nothing new until the next refresh")
+            return
         leaf = tree["assigned"]
         tree["leaves"][node], tree["assigned"] = leaf, leaf + 1
         self.data["members"][node]["leaf"] = leaf
@@ -199,6 +219,8 @@ class Rebuild:
                 record["trigger"] = {"file_id": claim["evidence"], "count": claim["count"], "account": a["by"]}
         fed = self.data["federations"][str(a["federationId"])]
         tree = fed.get("tree")
+        if tree is not None and a["node"] in tree.get("waiting", []):
+            tree["waiting"].remove(a["node"])
         if tree is not None and a["node"] in tree["leaves"]:
             # revoked from the epoch this removal's own EpochAdvanced sets
             record["leaf"] = tree["leaves"].pop(a["node"])
@@ -294,9 +316,19 @@ class Rebuild:
                              f"file {a['fileId']} names cover {fid}:{gen}:{epoch}:{assigned} that federation "
                              f"{fid}'s tree did not have at registration")
                 continue
+            # registerFile checks only the own federation's epoch: a cover of one the file is shared
+            # with may predate a removal there, and then the removed node's leaf is in it
+            late = sorted(leaf for leaf, since in tree["revoked"] if epoch < since <= fed["epoch"])
+            if late:
+                self._signal("stale_cover", e, a["uploader"], [e.tx],
+                             f"file {a['fileId']} names cover {fid}:{gen}:{epoch}:{assigned}, but federation {fid} "
+                             f"had revoked leaves {', '.join(map(str, late))} since (epoch {fed['epoch']} at "
+                             f"registration): those removed nodes may read it, and fetchers refuse it")
             revoked = [leaf for leaf, since in tree["revoked"] if since <= epoch]
-            record["covers"][str(fid)] = {"epoch": epoch, "assigned": assigned, "revoked": len(revoked),
-                                          "nodes": len(cover(TREE_HEIGHT, revoked, assigned))}
+            height = tree.get("height", FIRST_HEIGHT)
+            record["covers"][str(fid)] = {"generation": gen, "height": height, "epoch": epoch, "assigned": assigned,
+                                          "revoked": len(revoked),
+                                          "nodes": len(cover(height, revoked, assigned, root=False))}
 
     def _note_write(self, e: Event, node: str, kind: str) -> None:
         m = self._member(node)

@@ -12,6 +12,11 @@ excluded members. With r excluded leaves out of N the cover has at most
 r * log2(N / r) nodes (NNL Lemma 1); excluding a suffix of leaves (the
 unassigned ones) adds at most ``height`` more.
 
+fogfed drops the root (``root=False``, :func:`key_path`): the root stands for
+"every leaf", which a cover needs only when the whole tree may read; its two
+children then do the same job (one more ciphertext row in that rare case),
+and every key is one attribute (about 60 bytes) smaller.
+
 Nodes are numbered as in a binary heap: the root is 1, the children of k are
 2k and 2k + 1, and leaf x is 2**height + x. Pure math: no chain, no keys.
 """
@@ -49,6 +54,13 @@ def path(leaf: int, height: int) -> list[int]:
     return out
 
 
+def key_path(leaf: int, height: int) -> list[int]:
+    """The nodes a member key holds: :func:`path` without the root (``height`` >= 1)."""
+    if _check_height(height) < 1:
+        raise InputError("a tree whose keys leave out the root needs height >= 1")
+    return path(leaf, height)[:-1]
+
+
 def leaves_of(node: int, height: int) -> range:
     """The leaves below heap node ``node``."""
     _check_height(height)
@@ -59,11 +71,12 @@ def leaves_of(node: int, height: int) -> range:
     return range(first, first + (1 << level))
 
 
-def cover(height: int, revoked: Iterable[int], assigned: int | None = None) -> list[int]:
+def cover(height: int, revoked: Iterable[int], assigned: int | None = None, *, root: bool = True) -> list[int]:
     """Complete-subtree cover of the allowed leaves, as sorted heap numbers.
 
     Allowed: leaves below ``assigned`` (all 2**height leaves when None) that
-    are not in ``revoked``. Empty when nothing is allowed.
+    are not in ``revoked``. Empty when nothing is allowed. ``root=False``: for
+    keys of :func:`key_path`, the root is replaced by its two children.
     """
     _check_height(height)
     size = 1 << height
@@ -86,6 +99,8 @@ def cover(height: int, revoked: Iterable[int], assigned: int | None = None) -> l
             half = width >> 1
             stack.append((2 * node + 1, first + half, half))
             stack.append((2 * node, first, half))
+    if out == [1] and not root and height >= 1:
+        return [2, 3]
     return sorted(out)
 
 
@@ -94,4 +109,4 @@ def covered(nodes: Iterable[int], leaf: int, height: int) -> bool:
     return not set(path(leaf, height)).isdisjoint(nodes)
 
 
-__all__ = ["MAX_HEIGHT", "cover", "covered", "leaves_of", "path"]
+__all__ = ["MAX_HEIGHT", "cover", "covered", "key_path", "leaves_of", "path"]

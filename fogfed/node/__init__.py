@@ -5,6 +5,6 @@ report, eviction hook); the node command assembles it with the chain and
 storage layers.
 """
 
-from fogfed.node.client import AccessDenied, FetchFailed, FetchResult, FogNode, NodeError, UploadResult
+from fogfed.node.client import AccessDenied, FetchFailed, FetchResult, FogNode, NodeError, UntrustedFile, UploadResult
 
-__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "UploadResult"]
+__all__ = ["AccessDenied", "FetchFailed", "FetchResult", "FogNode", "NodeError", "UntrustedFile", "UploadResult"]

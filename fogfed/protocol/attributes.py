@@ -2,8 +2,10 @@
 
 A node key (paper Algorithm 3, FNSK) holds ``loc:<location>``, ``svc:<service>``,
 ``ff:<federationId>`` and one tree attribute ``ct:<federationId>:<generation>:<node>``
-per node on the path from its leaf of the federation's member tree to the root
-(fogfed.keys.cover). Every upload policy requires the OR of the current cover
+per node on the path from its leaf of the federation's member tree up to (not
+including) the root (fogfed.keys.cover.key_path). Each tree generation has its
+own height, sized to the federation (:func:`generation_height`), so a key holds
+about log2(members) + 2 tree attributes. Every upload policy requires the OR of the current cover
 nodes, which is what makes a removal revoke: the removed node's leaf is outside
 every later cover, and no key is delivered to anyone (docs/architecture.md).
 """
@@ -20,7 +22,24 @@ from fogfed.keys import cover
 MAX_VALUE_BYTES = 64  # the contract's bound on a federation attribute
 # Attributes a custom policy may name; ct: is reserved for the cover clause fogfed adds.
 USER_PREFIXES = ("loc:", "svc:", "ff:")
-TREE_HEIGHT = 17  # 131,072 leaves per federation and tree generation; a key holds 18 tree attributes
+#: Height of a federation's first tree generation (16 leaves; a key holds 4 tree attributes).
+FIRST_HEIGHT = 4
+#: Smallest height a refresh gives a generation.
+MIN_HEIGHT = 4
+MAX_TREE_HEIGHT = cover.MAX_HEIGHT
+
+
+def generation_height(members: int) -> int:
+    """The height of a tree generation a refresh starts with ``members`` active members.
+
+    ``max(MIN_HEIGHT, bit_length(members) + 1)``, at most MAX_TREE_HEIGHT: room
+    for at least twice as many members (2 to 4 times), so joins refresh again
+    only after the federation doubled. Every role derives it from the chain's
+    events (fogfed.protocol.membertree), nothing records it.
+    """
+    if type(members) is not int or members < 0:
+        raise InputError(f"member count must be an integer >= 0, got {members!r:.40}")
+    return min(MAX_TREE_HEIGHT, max(MIN_HEIGHT, members.bit_length() + 1))
 
 
 def _value(kind: str, prefix: str, value: object) -> str:
@@ -73,16 +92,25 @@ def epoch_attribute(federation_id: int, epoch: int) -> str:
 def tree_attribute(federation_id: int, generation: int, node: int) -> str:
     """``ct:<federationId>:<generation>:<heap node>``: held by the keys of the leaves below ``node``."""
     _check_id(federation_id, generation)
-    if type(node) is not int or not 1 <= node < 2 << TREE_HEIGHT:
-        raise InputError(f"tree node must be in 1..{(2 << TREE_HEIGHT) - 1}, got {node!r:.40}")
+    if type(node) is not int or not 1 <= node < 2 << MAX_TREE_HEIGHT:
+        raise InputError(f"tree node must be in 1..{(2 << MAX_TREE_HEIGHT) - 1}, got {node!r:.40}")
     return f"ct:{federation_id}:{generation}:{node}"
 
 
-def node_attributes(location: str, service: str, federation_id: int, leaf: int, generation: int = 0) -> list[str]:
-    """The attribute set of a node key (paper Algorithm 3, FNSK): base attributes and its leaf's path."""
+def node_attributes(location: str, service: str, federation_id: int, leaf: int, generation: int = 0,
+                    height: int | None = None) -> list[str]:
+    """The attribute set of a node key (paper Algorithm 3, FNSK): base attributes and its leaf's path.
+
+    ``height``: the generation's tree height (MemberTree.height); only
+    generation 0 may leave it out (it is FIRST_HEIGHT).
+    """
+    if height is None:
+        if generation != 0:
+            raise InputError(f"tree generation {generation!r:.20} needs its height (MemberTree.height)")
+        height = FIRST_HEIGHT
     return sorted([f"loc:{normalise_location(location)}", f"svc:{normalise_service(service)}",
                    federation_attribute(federation_id)]
-                  + [tree_attribute(federation_id, generation, n) for n in cover.path(leaf, TREE_HEIGHT)])
+                  + [tree_attribute(federation_id, generation, n) for n in cover.key_path(leaf, height)])
 
 
 def cover_clause(federation_id: int, generation: int, nodes: list[int]) -> str:

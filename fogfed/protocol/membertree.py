@@ -1,9 +1,14 @@
 """A federation's member tree, replayed from FogFed's event log (the chain is the source of truth).
 
 Leaves are assigned by the contract's own order of events: the k-th
-``MemberAdded`` of a federation (an enrolment, a re-enrolment or a move in)
-takes leaf k of the federation's tree (fogfed.keys.cover, height
-``TREE_HEIGHT``). A ``MemberRemoved`` (by the TAS, for false claims, or a move
+``MemberAdded`` of a federation's current tree generation (an enrolment, a
+re-enrolment or a move in) takes leaf k (fogfed.keys.cover). Each generation
+has its own height, derived from the events alone: generation 0 has
+``FIRST_HEIGHT``; a ``TreeRefreshed`` starting a generation with m active
+members gives it ``generation_height(m)`` (room for 2m to 4m). A member added
+while every leaf is taken (only another operator or a raw transaction can do
+that: the TAS refreshes first) gets no leaf: it *waits*, reads nothing new,
+and the next refresh places it after the others. A ``MemberRemoved`` (by the TAS, for false claims, or a move
 out) revokes the member's current leaf; leaves are never reused, so a node that
 returns gets a fresh leaf and its old one stays revoked. Each removal advances
 the federation's epoch by one in the same transaction, so "the revocations in
@@ -23,14 +28,10 @@ from dataclasses import dataclass, field
 
 from fogfed.errors import InputError
 from fogfed.keys import cover as cs
-from fogfed.protocol.attributes import TREE_HEIGHT, check_user_policy, cover_clause
+from fogfed.protocol.attributes import FIRST_HEIGHT, check_user_policy, cover_clause, generation_height
 
 TREE_EVENTS = ("MemberAdded", "MemberRemoved", "EpochAdvanced", "TreeRefreshed")
 GENERATION = 0  # the first tree generation; each TreeRefreshed starts the next
-
-
-class TreeFull(InputError):
-    """Every leaf of the federation's tree has been assigned."""
 
 
 @dataclass
@@ -48,16 +49,34 @@ class MemberTree:
     bundle: bytes | None = None  # digest of the current generation's key bundle (None for the first)
     refreshed_block: int = -1  # block of the refresh that started the current generation
     past: dict[int, "MemberTree"] = field(default_factory=dict)  # earlier generations as they ended
+    height: int = FIRST_HEIGHT  # of the current generation (2**height leaves)
+    waiting: list[str] = field(default_factory=list)  # active members added while the tree was full
+
+    @property
+    def capacity(self) -> int:
+        """Leaves of the current generation."""
+        return 1 << self.height
+
+    @property
+    def full(self) -> bool:
+        """No free leaf: the next join needs a refresh first (TrustedAuthority.ensure_room)."""
+        return self.assigned >= self.capacity
+
+    def refresh_order(self) -> list[str]:
+        """The active members in the order a refresh now would give them leaves 0..m-1."""
+        return sorted(self.leaves, key=self.leaves.get) + list(self.waiting)
 
     def _refresh(self, bundle: bytes, block: int) -> None:
-        """A new generation: the active members keep their order and take leaves 0..m-1; nothing revoked."""
+        """A new generation: the active members keep their order (waiting ones last) and take leaves
+        0..m-1 of a tree of ``generation_height(m)``; nothing revoked."""
         import copy
 
         self.past[self.generation] = copy.copy(self)
         self.past[self.generation].past = {}
-        order = sorted(self.leaves, key=self.leaves.get)
+        order = self.refresh_order()
         self.leaves = {node: i for i, node in enumerate(order)}
-        self.assigned, self.revoked = len(order), {}
+        self.assigned, self.revoked, self.waiting = len(order), {}, []
+        self.height = generation_height(len(order))
         self.generation, self.bundle, self.refreshed_block = self.generation + 1, bundle, block
 
     def apply(self, events: Iterable) -> "MemberTree":
@@ -66,13 +85,16 @@ class MemberTree:
             if e.args.get("federationId") != self.federation_id:
                 continue
             if e.name == "MemberAdded":
-                if self.assigned >= 1 << TREE_HEIGHT:
-                    raise TreeFull(f"federation {self.federation_id}'s member tree is full")
-                self.leaves[e.args["node"]] = self.assigned
                 self.joined_block[e.args["node"]] = e.block_number
+                if self.full:
+                    self.waiting.append(e.args["node"])
+                    continue
+                self.leaves[e.args["node"]] = self.assigned
                 self.assigned += 1
             elif e.name == "MemberRemoved":
                 self.joined_block.pop(e.args["node"], None)
+                if e.args["node"] in self.waiting:
+                    self.waiting.remove(e.args["node"])
                 leaf = self.leaves.pop(e.args["node"], None)
                 if leaf is not None:
                     self.revoked[leaf] = self.epoch + 1  # the removal's own EpochAdvanced follows
@@ -103,7 +125,7 @@ class MemberTree:
         """
         epoch = self.epoch if epoch is None else epoch
         n = None if open_ else (self.assigned if assigned is None else assigned)
-        return cs.cover(TREE_HEIGHT, self.revoked_at(epoch), n)
+        return cs.cover(self.height, self.revoked_at(epoch), n, root=False)
 
     def clause(self, epoch: int | None = None, assigned: int | None = None, *, open_: bool = False) -> str:
         """The policy clause (OR of the cover's tree attributes)."""
@@ -160,5 +182,5 @@ def expand_descriptor(text: str, trees: dict[int, MemberTree]) -> str:
     return f"({policy}) and ({' or '.join(clauses)})"
 
 
-__all__ = ["GENERATION", "MemberTree", "TREE_EVENTS", "TreeFull", "descriptor_covers", "expand_descriptor",
+__all__ = ["GENERATION", "MemberTree", "TREE_EVENTS", "descriptor_covers", "expand_descriptor",
            "parse_descriptor"]

@@ -31,14 +31,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fogfed import abe
-from fogfed.chain import Chain, FogFed, deploy
+from fogfed.chain import Chain, ContractRevert, FogFed, deploy
 from fogfed.chain.args import note
 from fogfed.chain.contract import MAX_REMOVAL_NOTE
 from fogfed.chain.mobility import FogFedMobility
 from fogfed.errors import FogfedError, InputError
 from fogfed._faults import step
 from fogfed.keys.keystore import KdfParams, MalformedKeystore, load_keystore, save_keystore
-from fogfed.protocol.attributes import node_attributes, normalise_location, normalise_service
+from fogfed.protocol.attributes import generation_height, node_attributes, normalise_location, normalise_service
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
@@ -46,7 +46,7 @@ from fogfed.protocol.refresh import Bundle
 from fogfed.tas import batch
 from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
-from fogfed.tas.revocation import BundleIndex, MemberTrees, missing_keys
+from fogfed.tas.revocation import MemberTrees, RefreshPolicy
 from fogfed.tas.state import (MAC_SECRET, STATE, ChainCache, LocalDb, TasLock, TasStateError, conversion_key,
                               load_settings, save_settings)
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval
@@ -72,9 +72,8 @@ class TrustedAuthority:
         self.journal = Journal(self._db)
         self.cache = ChainCache(self._db, fed, pk.to_bytes(), settings.get("deploy_block"))
         self._lock = TasLock(self.home)
-        self.trees = MemberTrees(fed)
+        self.trees = MemberTrees(fed, self._bundle_nodes)
         self.store = None  # a ContentStore: keys are then delivered by reference (use_store)
-        self._bundles: dict[bytes, BundleIndex] = {}  # refresh bundles read (content-addressed: never stale)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -353,9 +352,13 @@ class TrustedAuthority:
         epoch = self.fed.federation(fid).epoch
         leaf = self.trees.leaf(fid, d["address"])
         return EnrollmentResult(d["address"], fid, bool(d.get("created")), epoch,
-                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
-                                                      self.trees.get(fid).generation)),
+                                tuple(self._attributes(d["location"], d["service"], fid, leaf)),
                                 f"already enrolled ({d['verdict']})", {}, None, None, leaf)
+
+    def _attributes(self, location: str, service: str, fid: int, leaf: int) -> list[str]:
+        """The key attributes of ``leaf`` in the federation's current tree generation (its height replayed)."""
+        tree = self.trees.get(fid)
+        return node_attributes(location, service, fid, leaf, tree.generation, tree.height)
 
     def _finish_enroll(self, entry: Entry) -> EnrollmentResult:
         """Run the enrollment's remaining steps, each checked on chain first; mark the entry done."""
@@ -373,7 +376,9 @@ class TrustedAuthority:
             if member.active:
                 raise TasError(f"{node} became a member of federation {member.federation_id} meanwhile",
                                "check it with `fogfed tas status`")
-            self.trees.check_room(fid)
+            refreshed = self.ensure_room(fid)
+            if refreshed is not None:
+                gas["bumpEpoch"] = refreshed.gas_used
             gas["addMember"] = self.fed.add_member(self.account, fid, node, enc).gas_used
         step("enroll:addMember")
         if d["fund_wei"] and not d.get("funded"):
@@ -387,14 +392,13 @@ class TrustedAuthority:
             self.journal.update(entry, funded=True)
         step("enroll:fund")
         epoch = self.fed.federation(fid).epoch
-        if self.missing(fid, [node]):  # not delivered since this join
+        if self.trees.missing_keys(fid, only=[node]):  # not delivered since this join
             gas["deliverKey"] = self.deliver_keys(fid, epoch, [node])
         step("enroll:deliverKey")
         self.journal.update(entry, done=True, federation_id=fid)
         leaf = self.trees.leaf(fid, node)
         return EnrollmentResult(node, fid, bool(d.get("created")), epoch,
-                                tuple(node_attributes(d["location"], d["service"], fid, leaf,
-                                                      self.trees.get(fid).generation)),
+                                tuple(self._attributes(d["location"], d["service"], fid, leaf)),
                                 d["verdict"], gas, None, None, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
@@ -433,8 +437,7 @@ class TrustedAuthority:
             if not (member.active and member.federation_id == federation_id):
                 raise TasError(f"{node} is not an active member of federation {federation_id}; it gets no keys")
             leaf = self.trees.leaf(federation_id, member.address)
-            sk = self.issue_key(node_attributes(fed["location"], fed["service"], federation_id, leaf,
-                                                self.trees.get(federation_id).generation))
+            sk = self.issue_key(self._attributes(fed["location"], fed["service"], federation_id, leaf))
             sealed = seal_node_key(self.account, member.encryption_key, sk,
                                    chain_id=self.chain_id, contract=self.contract_address,
                                    node=member.address, federation_id=federation_id, epoch=epoch)
@@ -470,93 +473,189 @@ class TrustedAuthority:
 
         Every active member gets a fresh key for its leaf of the new generation
         (members keep their order: leaves 0..m-1, nothing revoked, so covers
-        shrink to a few nodes); the sealed keys go into one bundle in the
+        shrink to a few nodes; the height is ``generation_height(m)``, which
+        every replayer derives too); the sealed keys go into one bundle in the
         content store and ``bumpEpoch`` commits to its digest. The contract
         refuses the commit if the epoch moved meanwhile (a removal), so a
-        removed node never gets a new key; run it again then. Members keep
-        their older keys for older files.
+        removed node never gets a new key; the bundle is then built again.
+        Members keep their older keys for older files.
+
+        Resumable: the journal records the bundle's digest before the
+        transaction, so after a kill at any step, running it again (or
+        ``sync``) finishes this refresh instead of starting another; the
+        contract's epoch check makes two commits for one epoch impossible.
         """
         if self.store is None:
             raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
         fid = federation_id
-        fed = self.created_federation(fid)
-        if fed is None:
+        if self.created_federation(fid) is None:
             raise TasError(f"federation {fid} is not one of this TAS's")
         with self._lock.held():
-            return self._refresh(fid, fed, progress)
+            entry = next((e for e in self.journal.unfinished("refresh") if e.data["federation_id"] == fid), None)
+            if entry is None:
+                entry = self._begin_refresh(fid)
+            return self._finish_refresh(entry, progress)
 
-    def _refresh(self, fid: int, fed: dict[str, Any], progress=None) -> RefreshResult:
-        """The refresh with the lock held: build, store, commit, then deliver to members the bundle missed.
-
-        A second TAS process (another home of the same account, or another
-        operator) may enroll a node between the building of the bundle and its
-        commit; the contract does not refuse that (a join does not move the
-        epoch). The new generation then gives the newcomer a leaf the bundle has
-        no entry for: it is found right after the commit (and by any later
-        ``tas sync``) and gets its one key delivered.
-        """
+    def _begin_refresh(self, fid: int) -> Entry:
         tree = self.trees.get(fid)
-        epoch, generation = self.fed.federation(fid).epoch, tree.generation + 1
-        order = sorted(tree.leaves, key=tree.leaves.get)
+        epoch = self.fed.federation(fid).epoch
+        return self.journal.begin(f"refresh:{fid}:{tree.generation}:{epoch}", "refresh",
+                                  {"federation_id": fid, "generation": tree.generation, "epoch": epoch})
+
+    def _finish_refresh(self, entry: Entry, progress=None) -> RefreshResult:
+        """Build and store the bundle (once), commit to it, check the generation the chain replays."""
+        for _ in range(4):  # a removal (stale epoch) or a join that changed the height: build again
+            d, fid = entry.data, entry.data["federation_id"]
+            tree = self.trees.get(fid)
+            ours = tree.past.get(d["generation"] + 1, tree) if tree.generation > d["generation"] else None
+            if ours is not None and d.get("digest") and ours.bundle == bytes.fromhex(d["digest"]):
+                if ours.height == d["height"]:
+                    return self._refresh_done(entry, d.get("gas", 0))  # mined (before a kill, or just now)
+                # a member joined while the bundle was built: the keys are for the wrong height
+                self.journal.update(entry, done=True, abandoned="a join changed the new generation's height")
+                entry = self._begin_refresh(fid)
+                continue
+            if tree.generation > d["generation"] or self.fed.federation(fid).epoch != d["epoch"]:
+                self.journal.update(entry, done=True, abandoned="the tree changed before the commit")
+                entry = self._begin_refresh(fid)
+                continue
+            digest = bytes.fromhex(d["digest"]) if d.get("digest") else None
+            if digest is None or not self._bundle_stored(digest):
+                digest = self._store_bundle(entry, tree, progress)
+            step("refresh:stored")
+            try:
+                tx = self.fed.bump_epoch(self.account, fid, d["epoch"], digest)
+            except ContractRevert as exc:
+                if exc.error_name != "StaleEpoch":
+                    raise
+                continue  # an earlier send of this commit was mined, or a removal came first: look again
+            step("refresh:mined")
+            self.journal.update(entry, gas=tx.gas_used)
+        raise TasError(f"the member tree of federation {entry.data['federation_id']} kept changing during refresh",
+                       "run `fogfed tas refresh` again when removals and joins have settled")
+
+    def _store_bundle(self, entry: Entry, tree, progress=None) -> bytes:
+        d, fid = entry.data, entry.data["federation_id"]
+        fed = self.created_federation(fid)
+        order = tree.refresh_order()
+        height = generation_height(len(order))
         keys = self._encryption_keys(fid)
         members = [(n, fed["location"], fed["service"], keys.get(n) or self.fed.member(n).encryption_key)
                    for n in order]
-        bundle = self.build_bundle(fid, epoch + 1, generation, members, progress)
+        bundle = self.build_bundle(fid, d["epoch"] + 1, d["generation"] + 1, members, progress, height=height)
         data = bundle.to_bytes()
         digest = file_id_of_cid(self.store.add(io.BytesIO(data)))
-        self._bundles[digest] = BundleIndex(bundle.epoch, tuple(n for n, _ in bundle.entries))
-        step("refresh:bundle-stored")
-        tx = self.fed.bump_epoch(self.account, fid, epoch, digest)
-        step("refresh:bumpEpoch")
-        late = self.missing(fid)
-        gas = self.deliver_keys(fid, tx.value, late) if late else 0
-        return RefreshResult(fid, generation, tx.value, len(members), len(data), digest, tx.gas_used,
-                             tuple(late), gas)
+        self.journal.update(entry, digest=digest.hex(), height=height, members=len(order), bundle_bytes=len(data))
+        return digest
 
     def _encryption_keys(self, federation_id: int) -> dict[str, bytes]:
         """Each node's X25519 key from its latest MemberAdded in the federation (one log query, not N views).
 
         The contract sets a node's key only when it enrols it, in the same call
         that emits MemberAdded with that key, so the latest event holds the key
-        the ``member`` view returns.
+        the ``member`` view returns (314 s of N views for N = 10,000 on a loaded Anvil).
         """
         keys = {}
         for e in self.fed.events(names=["MemberAdded"], where={"federationId": federation_id}):
             keys[e.args["node"]] = bytes(e.args["encryptionKey"])
         return keys
 
-    def missing(self, federation_id: int, only: list[str] | set[str] | None = None) -> list[str]:
-        """Active members of the federation (or of ``only``) who hold no key of its current tree generation."""
-        tree = self.trees.get(federation_id)
-        return missing_keys(self.fed, tree, self.bundle_index(tree), only)
+    def _bundle_stored(self, digest: bytes) -> bool:
+        try:
+            return self._bundle_nodes(digest) is not None
+        except FogfedError:
+            return False
 
-    def bundle_index(self, tree) -> BundleIndex | None:
-        """Epoch and members (leaf order) of the bundle the tree's current generation was refreshed with.
-
-        Read once from the content store by the digest on chain (the store checks
-        the bytes against it), then kept: content-addressed data never changes.
-        """
-        if tree.bundle is None:
+    def _bundle_nodes(self, digest: bytes) -> set[str] | None:
+        """The nodes of the bundle ``digest`` names (None without a content store)."""
+        if self.store is None:
             return None
-        index = self._bundles.get(tree.bundle)
-        if index is None:
-            if self.store is None:
-                raise TasError(f"federation {tree.federation_id} was refreshed; its key bundle is in the content "
-                               "store, and none is configured", "pass --ipfs (the store the refresh used)")
-            bundle = Bundle.from_bytes(b"".join(self.store.cat(cid_of_file_id(tree.bundle))))
-            if (bundle.chain_id, bundle.contract, bundle.federation_id, bundle.generation) != (
-                    self.chain_id, self.contract_address, tree.federation_id, tree.generation):
-                raise TasError(f"the key bundle of federation {tree.federation_id}'s generation {tree.generation} "
-                               "is not for it")
-            index = self._bundles[tree.bundle] = BundleIndex(bundle.epoch, tuple(n for n, _ in bundle.entries))
-        return index
+        data = b"".join(self.store.cat(cid_of_file_id(digest)))
+        return {node for node, _ in Bundle.from_bytes(data).entries}
+
+    def _refresh_done(self, entry: Entry, gas: int) -> RefreshResult:
+        """Mark the refresh done, after delivering the key of every member its bundle missed.
+
+        A second TAS process (another home of the same account, or another
+        operator) may enroll a node between the building of the bundle and its
+        commit; the contract does not refuse that (a join does not move the
+        epoch), and the new generation gives the newcomer a leaf with no entry.
+        Found from the chain right after the commit (and by any later ``sync``),
+        it gets its one key here.
+        """
+        d, fid = entry.data, entry.data["federation_id"]
+        late = self.trees.missing_keys(fid)
+        late_gas = self.deliver_keys(fid, self.fed.federation(fid).epoch, late) if late else 0
+        step("refresh:late")
+        self.journal.update(entry, done=True)
+        return RefreshResult(fid, d["generation"] + 1, d["epoch"] + 1, d["members"],
+                             d["bundle_bytes"], bytes.fromhex(d["digest"]), gas, tuple(late), late_gas)
+
+    def ensure_room(self, federation_id: int) -> RefreshResult | None:
+        """Refresh the federation first when its tree has no free leaf (so a join never fails); else None.
+
+        The new generation has room for at least twice its members, so over a
+        federation's growth this costs O(1) extra keys per join (amortised;
+        docs/mobility.md gives the measured figure).
+        """
+        tree = self.trees.get(federation_id)
+        if not (tree.full or tree.waiting):
+            return None
+        if self.store is None:
+            raise TasError(f"federation {federation_id}'s member tree is full ({tree.capacity} leaves): a join needs "
+                           "a refresh first, and a refresh needs a content store", "give --ipfs (or a store)")
+        return self.refresh(federation_id)
+
+    def refresh_policy(self) -> RefreshPolicy:
+        """When ``sync`` refreshes a federation (``tas.sqlite``; defaults until set)."""
+        rows = self._db.query("SELECT v FROM meta WHERE k = 'refresh_policy'")
+        try:
+            return RefreshPolicy.from_json(rows[0][0]) if rows else RefreshPolicy()
+        except (ValueError, KeyError, TypeError, InputError):
+            raise TasStateError(f"the refresh policy in {self.home / 'tas.sqlite'} is damaged",
+                                "set it again with `fogfed tas refresh-policy`") from None
+
+    def set_refresh_policy(self, policy: RefreshPolicy) -> None:
+        with self._db.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('refresh_policy', ?)", (policy.to_json(),))
+
+    def refreshes_due(self) -> dict[int, str]:
+        """Federations whose tree the refresh policy says to refresh now, with the reason (free view calls)."""
+        policy = self.refresh_policy()
+        self.cache.refresh()
+        out = {}
+        for fid in self.cache.federations():
+            reason = policy.reason(self.trees.get(fid))
+            if reason is not None:
+                out[fid] = reason
+        return out
+
+    def refresh_due(self, progress=None) -> list[RefreshResult]:
+        """Finish interrupted refreshes, then refresh every federation the policy says is due."""
+        if self.store is None:
+            raise TasError("refreshes need a content store for their key bundles", "give --ipfs (or a store)")
+        out = []
+        with self._lock.held():
+            for entry in self.journal.unfinished("refresh"):
+                out.append(self._finish_refresh(entry, progress))
+            done = {r.federation_id for r in out}
+            for fid in self.refreshes_due():
+                if fid not in done:
+                    out.append(self.refresh(fid, progress))
+        return out
 
     def build_bundle(self, federation_id: int, epoch: int, generation: int,
-                     members: list[tuple[str, str, str, bytes]], progress=None) -> Bundle:
-        """Keygen + seal for each (node, location, service, X25519 key) at leaves 0..m-1 of ``generation``."""
+                     members: list[tuple[str, str, str, bytes]], progress=None, *,
+                     height: int | None = None) -> Bundle:
+        """Keygen + seal for each (node, location, service, X25519 key) at leaves 0..m-1 of ``generation``.
+
+        ``height``: the new generation's (default ``generation_height(len(members))``, what the chain's
+        replay gives it when the commit carries exactly these members).
+        """
+        height = generation_height(len(members)) if height is None else height
         entries = []
         for leaf, (node, location, service, enc_key) in enumerate(members):
-            sk = self.issue_key(node_attributes(location, service, federation_id, leaf, generation))
+            sk = self.issue_key(node_attributes(location, service, federation_id, leaf, generation, height))
             entries.append((node, seal_node_key(self.account, enc_key, sk, chain_id=self.chain_id,
                                                 contract=self.contract_address, node=node,
                                                 federation_id=federation_id, epoch=epoch)))
@@ -565,18 +664,21 @@ class TrustedAuthority:
         return Bundle(self.chain_id, self.contract_address, federation_id, epoch, generation, tuple(entries))
 
     def sync(self) -> list[RekeyResult]:
-        """Finish what the chain shows undone: enrollments and batches interrupted (journal), then the key of every
+        """Finish what the chain shows undone: enrollments interrupted (journal), then the key of every
         active member whose latest join has no delivery after it. Removals (by the TAS or automatic
         after false claims) need nothing: the chain's event log revokes the leaf by itself."""
         out = []
         with self._lock.held():
+            if self.store is not None:  # a refresh cut short: finish it before keys are looked for
+                for entry in self.journal.unfinished("refresh"):
+                    self._finish_refresh(entry)
             for entry in self.journal.unfinished("enroll"):
                 self._finish_enroll(entry)
             for entry in self.journal.unfinished(batch.KIND):
                 batch.finish_batch(self, entry)
             self.cache.refresh()
             for fid in self.cache.federations():
-                nodes = self.missing(fid)
+                nodes = self.trees.missing_keys(fid)
                 if nodes:
                     epoch = self.fed.federation(fid).epoch
                     out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
@@ -597,7 +699,7 @@ class TrustedAuthority:
     def pending(self) -> list[int]:
         """Federations with an active member whose latest join has no key delivery after it."""
         self.cache.refresh()
-        return [fid for fid in self.cache.federations() if self.missing(fid)]
+        return [fid for fid in self.cache.federations() if self.trees.missing_keys(fid)]
 
     def status(self) -> dict:
         """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""

@@ -33,9 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fogfed._faults import step
-from fogfed.chain import ContractRevert
 from fogfed.errors import FogfedError, InputError
-from fogfed.protocol.attributes import TREE_HEIGHT
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.tas.journal import Entry
 from fogfed.tas.verifier import AttributeVerifier
@@ -43,7 +41,6 @@ from fogfed.tas.verifier import AttributeVerifier
 KIND = "enroll-batch"
 CHUNK = 200  # addMembers entries per transaction (about 6.6 M gas at the measured ~33,000 each)
 GAS_PER_MEMBER = 60_000  # an upper bound of one addMembers entry, to keep a chunk under the block gas limit
-REFRESH_ATTEMPTS = 3  # a removal racing the commit makes the contract refuse it; rebuilt this many times
 
 #: progress(phase, done, total): "checking", "registering", "funding", "sealing keys"
 Progress = Callable[[str, int, int], None]
@@ -145,15 +142,6 @@ def _check(tas, requests, labels, verifier, progress) -> tuple[list[dict], list[
         seen_node.add(r.address)
         if progress is not None:
             progress("checking", i + 1, len(requests))
-    counts = Counter((m["location"], m["service"]) for m in accepted)
-    for (loc, svc), n in counts.items():
-        fid = tas.fed.federation_by_attributes(loc, svc)
-        free = (1 << TREE_HEIGHT) - (tas.trees.get(fid).assigned if fid else 0)
-        if n > free:
-            rejected += [(m["label"], f"federation ({loc}, {svc}) has {free} free leaves for {n} newcomers; "
-                                      "refresh it first (fogfed tas refresh)")
-                         for m in accepted if (m["location"], m["service"]) == (loc, svc)]
-            accepted = [m for m in accepted if (m["location"], m["service"]) != (loc, svc)]
     return accepted, rejected
 
 
@@ -255,28 +243,23 @@ def _fund(tas, entry, gas, progress) -> int:
 
 
 def _deliver(tas, fid: int, ours: set[str], gas, progress):
-    """One refresh of the federation when a member of the batch holds no key of its current generation."""
-    fed = tas.created_federation(fid)
-    for attempt in range(REFRESH_ATTEMPTS):
-        if not tas.missing(fid, ours):
-            return None
-        sealed = [0]
+    """One refresh of the federation when a member of the batch holds no key of its current generation
+    (or a refresh of it was cut short: finished first)."""
+    tree = tas.trees.get(fid)
+    unfinished = any(e.data["federation_id"] == fid for e in tas.journal.unfinished("refresh"))
+    if not (unfinished or ours.intersection(tree.waiting) or tas.trees.missing_keys(fid, only=ours)):
+        return None
+    total, sealed = len(tree.refresh_order()), [0]
 
-        def counted(n: int) -> None:
-            sealed[0] += n
-            if progress is not None:
-                progress("sealing keys", sealed[0], len(tas.trees.get(fid).leaves))
+    def counted(n: int) -> None:
+        sealed[0] += n
+        if progress is not None:
+            progress("sealing keys", sealed[0], total)
 
-        try:
-            res = tas.refresh(fid, counted)
-        except ContractRevert as exc:
-            if "StaleEpoch" not in str(exc) or attempt == REFRESH_ATTEMPTS - 1:
-                raise
-            continue  # a removal raced the commit: rebuild from the chain
-        gas["bumpEpoch"] += res.gas_used
-        gas["deliverKey"] += res.late_gas
-        return res
-    raise FogfedError(f"federation {fid} kept changing during the refresh", "run `fogfed tas sync` later")
+    res = tas.refresh(fid, counted)  # journaled; built again by itself when a removal races its commit
+    gas["bumpEpoch"] += res.gas_used
+    gas["deliverKey"] += res.late_gas  # members the bundle missed (joined meanwhile through another process)
+    return res
 
 
 def _result(tas, entry, groups, fids, created, refreshes, gas, txs, resumed) -> BatchEnrollmentResult:

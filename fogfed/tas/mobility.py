@@ -83,7 +83,9 @@ class MobilityAuthority:
             raise HandoverRefused(request.address, "the record was not made by this TAS")
         tas.use_mobility(self.mobility)
         gas: dict[str, int] = {}
-        tas.trees.check_room(request.to_federation)
+        refreshed = tas.ensure_room(request.to_federation)  # a full tree: one refresh first, the move never fails
+        if refreshed is not None:
+            gas["bumpEpoch"] = refreshed.gas_used
         moved = self.mobility.move_member(tas.account, request.address, request.to_federation,
                                           request.enc_public_key)
         gas["moveMember"] = moved.gas_used

@@ -94,7 +94,7 @@ def open_node(root: Path, chain) -> FogNode:
     return FogNode.open(root / "node", chain, EmbeddedStore(root / "store"), PASS)
 
 
-@pytest.mark.parametrize("kill_at", ["upload:stored", "upload:registered"])
+@pytest.mark.parametrize("kill_at", ["upload:stored", "upload:key-stored", "upload:registered"])
 def test_upload_killed_then_retried_registers_once_and_is_listed(world, kill_at: str) -> None:
     root, chain, tas = world
     src = root / f"{kill_at.replace(':', '-')}.bin"

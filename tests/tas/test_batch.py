@@ -94,7 +94,7 @@ def test_every_request_is_checked_before_any_gas(system):
 # -- killed at every step (real processes, persistent chain) ------------------------------------------
 
 STEPS = ["batch:journal", "batch:federation", "batch:addMembers", "batch:fund-recorded", "batch:fund-sent",
-         "batch:fund", "refresh:bundle-stored", "refresh:bumpEpoch", "batch:deliver"]
+         "batch:fund", "refresh:stored", "refresh:mined", "refresh:late", "batch:deliver"]
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,10 @@ def join_during_refresh(root, system, after_commit=None):
     def enroll_elsewhere():
         second_tas(root, "tas", "enroll", str(root / "late.json"), "--approve", "--fund", "0")
 
-    with at_step("refresh:bundle-stored", enroll_elsewhere):
+    with at_step("refresh:stored", enroll_elsewhere):
         if after_commit is None:
             return late, system.tas.refresh(1)
-        with at_step("refresh:bumpEpoch", after_commit), pytest.raises(Killed):
+        with at_step("refresh:mined", after_commit), pytest.raises(Killed):
             system.tas.refresh(1)
     return late, None
 

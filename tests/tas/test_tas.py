@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fogfed.chain import ContractRevert, FogFed, connect
 from fogfed.errors import FogfedError, InputError
 from fogfed.keys import NodeIdentity, WrongPassphrase
-from fogfed.keys.cover import path
+from fogfed.keys.cover import key_path
 from fogfed.keys.keystore import KdfParams
-from fogfed.protocol.attributes import TREE_HEIGHT
+from fogfed.protocol.attributes import FIRST_HEIGHT
 from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id
 from fogfed.protocol.keydelivery import KeyDeliveryError, open_node_key, referenced_digest
@@ -63,7 +63,7 @@ def test_enrollment_creates_federation_and_delivers_a_sealed_key(world):
     fid = res.federation_id
     assert res.federation_created and res.leaf == 0
     assert res.attributes == tuple(sorted([f"ff:{fid}", "loc:medina", "svc:traffic"]
-                                          + [f"ct:{fid}:0:{n}" for n in path(0, TREE_HEIGHT)]))
+                                          + [f"ct:{fid}:0:{n}" for n in key_path(0, FIRST_HEIGHT)]))
     block = tas.fed.peer_blocks(ident.address)[0]
     [delivery] = [e.args for e in tas.fed.events(block, block, ["KeyDelivered"], where={"node": ident.address})]
     sk = open_node_key(ident, delivery["sealedKey"], tas.public_key, chain_id=tas.chain_id,
@@ -206,7 +206,7 @@ def test_remove_is_one_transaction_with_no_delivery_and_refuses_unknown(world):
     assert tas.fed.events(head + 1, names=["KeyDelivered"]) == []  # nobody re-keyed
     assert tas.fed.peer_blocks(ib.address)[0] == delivered
     tree = tas.trees.get(fid)
-    assert tree.leaves == {ib.address: 1} and tree.revoked_at(1) == [0] and tree.cover() == [(1 << TREE_HEIGHT) + 1]
+    assert tree.leaves == {ib.address: 1} and tree.revoked_at(1) == [0] and tree.cover() == [(1 << FIRST_HEIGHT) + 1]
     with pytest.raises(TasError, match="not an active member"):
         tas.remove(ia.address)
     with pytest.raises(Exception, match="not an Ethereum address"):
