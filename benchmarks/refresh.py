@@ -64,7 +64,9 @@ def measure(n: int, chain_kind: str, setup_batch: int) -> dict:
                 part = ["0x" + os.urandom(20).hex() for _ in range(min(setup_batch, n - 1 - i))]
                 setup_gas += tas.fed.add_members(tas.account, fid, part, [PLACEHOLDER_KEY] * len(part)).gas_used
                 step(i + len(part))
-        assert len(tas.trees.get(fid).leaves) == n
+        tree = tas.trees.get(fid)  # members beyond generation 0's leaves wait for a leaf of the next one
+        assert len(tree.leaves) + len(tree.waiting) == n
+        before = {"height": tree.height, "leaves": len(tree.leaves), "waiting": len(tree.waiting)}
 
         marks: dict[str, float] = {}
 
@@ -82,6 +84,7 @@ def measure(n: int, chain_kind: str, setup_batch: int) -> dict:
         found = node.pull_refreshes(fid)
         lookup = time.perf_counter() - t1
         key = node.keyring.get(fid, res.epoch)
+        after = tas.trees.get(fid)
         node.close()
         tas.close()
         return {
@@ -92,7 +95,9 @@ def measure(n: int, chain_kind: str, setup_batch: int) -> dict:
             "store_commit_check_s": t0 + total - marks["last_key"],
             "lookup_s": lookup, "lookup_found": found,
             "lookup_key_ok": key is not None and any(a.startswith(f"ct:{fid}:{res.generation}:") for a in key.attributes),
-            "setup_gas_per_member": setup_gas / max(1, n - 1),
+            "setup_gas_per_member": setup_gas / max(1, n - 1), "tree_before": before,
+            "tree_after": {"generation": after.generation, "height": after.height, "leaves": len(after.leaves),
+                           "waiting": len(after.waiting)},
         }
 
 
