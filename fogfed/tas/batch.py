@@ -2,15 +2,16 @@
 
 Paper Algorithms 2, 7 and 3 for many nodes at once. Every request is checked
 before any gas is spent (signature, chain, contract, age, replay, already a
-member by the free ``member`` view, the attribute verifier, room in the
-member tree). Then, per federation (created if none has the requests'
+member by the free ``member`` view, the attribute verifier; a full member
+tree needs no check: members beyond its leaves wait for one, and the batch's
+refresh gives them leaves of a generation sized to the federation). Then, per federation (created if none has the requests'
 location and service): ``addMembers`` in chunks under the block gas limit,
 the per-node funding of a single enrollment (one plain transfer each), and
 one ``bumpEpoch`` committing to a bundle of sealed keys in the content store
 (the refresh path, fogfed.tas.authority): the only FogFed function that
 commits to a bundle is the one that starts a new tree generation, so the
 bundle holds every active member's key (the newcomers' and fresh keys for
-the others), at a constant ~34,000 gas whatever the batch size. The cost is
+the others), at a constant 33,573 gas whatever the batch size. The cost is
 the TAS's computation: one keygen per member of the federation, not per
 newcomer (docs/mobility.md, "Batch enrollment").
 
@@ -39,8 +40,8 @@ from fogfed.tas.journal import Entry
 from fogfed.tas.verifier import AttributeVerifier
 
 KIND = "enroll-batch"
-CHUNK = 200  # addMembers entries per transaction (about 6.6 M gas at the measured ~33,000 each)
-GAS_PER_MEMBER = 60_000  # an upper bound of one addMembers entry, to keep a chunk under the block gas limit
+CHUNK = 200  # addMembers entries per transaction (about 9.9 M gas at the measured 49,283 each)
+GAS_PER_MEMBER = 60_000  # above one addMembers entry (49,283 measured), to keep a chunk under the block gas limit
 
 #: progress(phase, done, total): "checking", "registering", "funding", "sealing keys"
 Progress = Callable[[str, int, int], None]
