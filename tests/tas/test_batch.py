@@ -91,6 +91,19 @@ def test_every_request_is_checked_before_any_gas(system):
     assert s.chain.block_number() - head == 3  # createFederation, addMembers, bumpEpoch (no funding)
 
 
+def test_a_batch_larger_than_the_tree_gets_leaves_from_its_refresh(system):
+    s = system
+    idents = [NodeIdentity.generate() for _ in range(20)]
+    reqs = [EnrollmentRequest.create(i, "tabuk", "health", chain_id=s.tas.chain_id, contract=s.tas.contract_address)
+            for i in idents]
+    res = s.tas.enroll_batch(reqs, approve=True)
+    (fed,) = res.federations
+    tree = s.tas.trees.get(fed["federation_id"])
+    assert tree.past[0].capacity < 20 and tree.past[0].waiting  # generation 0 was too small for the batch
+    assert tree.waiting == [] and sorted(tree.leaves.values()) == list(range(20)) and tree.capacity >= 20
+    assert fed["refresh"]["members"] == 20 and s.tas.pending() == []
+
+
 # -- killed at every step (real processes, persistent chain) ------------------------------------------
 
 STEPS = ["batch:journal", "batch:federation", "batch:addMembers", "batch:fund-recorded", "batch:fund-sent",
