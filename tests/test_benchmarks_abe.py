@@ -62,7 +62,7 @@ def test_json_has_streaming_and_targets(run) -> None:
         assert all(v > 0 for v in mb.values())
     assert 0 < st["peak_memory_bytes"] < 8 * 262144
     names = [t["name"] for t in data["targets"]]
-    assert len(names) == 6 + 7 and any("10-leaf" in n for n in names) and any("5 attributes" in n for n in names)
+    assert len(names) == 6 + 9 and any("10-leaf" in n for n in names) and any("5 attributes" in n for n in names)
     assert any("per extra OR leaf" in n for n in names) and any("n=1..100" in n for n in names)
     assert all(t["unit"] == "pairings" for t in data["targets"][:4])
     assert sorted(data["target_rows"], key=int) == ["1", "3", "5", "10", "100"]  # measured for the default scheme
@@ -78,8 +78,9 @@ def test_json_has_the_cover_figures_and_targets(run) -> None:
         assert c["revoked"] == 16 and 100 < c["cover_nodes"] < 260 and c["ct_bytes"] > c["ct_one_node_bytes"]
         assert set(c["figures"]) == ops and all(f["samples"] == 5 and f["min_s"] > 0 for f in c["figures"].values())
     cover_targets = [t for t in data["targets"] if "cover" in t["name"] or "file key" in t["name"]]
-    assert len(cover_targets) == 7
+    assert len(cover_targets) == 9  # per N: warm and cold in pairings and x one-node; encrypt at 16,384
     assert sum(t["unit"] == "pairings" for t in cover_targets) == 4 and cover_targets[-1]["unit"] == "ms"
+    assert sum(t["unit"] == "x" and "/ one-node cover" in t["name"] for t in cover_targets) == 4
     rows = data["tables"]["cover"]["rows"]
     assert len(rows) == 10 and rows[0]["operation"] == "decrypt one-node cover" and rows[0]["x one-node"] == 1
 

@@ -51,10 +51,8 @@ H(p + 1)).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from fogfed.abe import mcl
 from fogfed.abe.encoding import Reader, Writer, read_attributes, read_policy
@@ -191,15 +189,9 @@ class Rows(Sequence[bytes]):
         return hash(tuple(self))
 
 
-@lru_cache(maxsize=512)
 def occurrences(policy: Policy) -> tuple[int, ...]:
-    """pi(i) for every row i: 1 for an attribute's first leaf, 2 for its second, ..."""
-    seen: Counter[str] = Counter()
-    out = []
-    for y in policy.leaves():
-        seen[y] += 1
-        out.append(seen[y])
-    return tuple(out)
+    """pi(i) for every row i: 1 for an attribute's first leaf, 2 for its second, ... (kept on the policy)."""
+    return policy.occurrences()
 
 
 class FABEO:

@@ -93,45 +93,49 @@ def reconstruction(policy: Policy, attributes: Iterable[str], and_gates: str = L
 
     Picks a cheapest satisfying set (fewest rows) so decryption touches as
     few ciphertext rows as possible. For AND/OR-only policies with
-    Lewko-Waters ANDs every coefficient is 1.
+    Lewko-Waters ANDs every coefficient is 1. Builds no matrix: one walk
+    over the tree, visiting each node once.
     """
     have = frozenset(attributes)
-    found = _solve(policy.root, have, 0, and_gates)
+    found = _solve(policy.root, have, 0, and_gates)[1]
     if found is None:
         return None
     return [(row, coeff % ORDER) for row, coeff in found[1]]
 
 
-def _count(node: Node) -> int:
-    return 1 if isinstance(node, Attr) else sum(_count(c) for c in node.children)
-
-
-def _solve(node: Node, have: frozenset[str], first_row: int, and_gates: str) -> tuple[int, list[tuple[int, int]]] | None:
-    """(cost, [(row, coefficient)]) for a cheapest satisfying subset of this subtree."""
+def _solve(node: Node, have: frozenset[str], first_row: int, and_gates: str
+           ) -> tuple[int, tuple[int, list[tuple[int, int]]] | None]:
+    """(leaves of the subtree, (cost, [(row, coefficient)]) for a cheapest satisfying subset, or None)."""
     if isinstance(node, Attr):
-        return (1, [(first_row, 1)]) if node.name in have else None
+        return 1, ((1, [(first_row, 1)]) if node.name in have else None)
     options: list[tuple[int, int, list[tuple[int, int]]]] = []  # (cost, x, rows)
     row = first_row
     for x, child in enumerate(node.children, start=1):
-        got = _solve(child, have, row, and_gates)
+        if isinstance(child, Attr):  # inline: a cover's OR has hundreds of leaf children
+            if child.name in have:
+                options.append((1, x, [(row, 1)]))
+            row += 1
+            continue
+        count, got = _solve(child, have, row, and_gates)
         if got is not None:
             options.append((got[0], x, got[1]))
-        row += _count(child)
+        row += count
+    count = row - first_row
     n, k = len(node.children), node.k
     if len(options) < k:
-        return None
+        return count, None
     if k == 1:
         cost, _, rows = min(options, key=lambda o: o[0])
-        return cost, rows
+        return count, (cost, rows)
     if k == n and and_gates == LEWKO_WATERS:
-        return sum(o[0] for o in options), [r for o in options for r in o[2]]
+        return count, (sum(o[0] for o in options), [r for o in options for r in o[2]])
     chosen = sorted(options, key=lambda o: o[0])[:k]
     xs = [o[1] for o in chosen]
     out: list[tuple[int, int]] = []
     for cost, x, rows in chosen:
         lam = _lagrange_at_zero(x, xs)
         out.extend((r, c * lam % ORDER) for r, c in rows)
-    return sum(o[0] for o in chosen), out
+    return count, (sum(o[0] for o in chosen), out)
 
 
 def _lagrange_at_zero(x: int, xs: list[int]) -> int:

@@ -135,13 +135,26 @@ def _depth(node: Node) -> int:
 class Policy:
     """A parsed, canonical access policy. Build with ``parse_policy``."""
 
-    __slots__ = ("root", "_leaves", "_text", "_hash")
+    __slots__ = ("root", "_leaves", "_text", "_hash", "_occurrences")
 
     def __init__(self, root: Node) -> None:
+        self._set(root, tuple(_leaves(root)), str(root))
+
+    @classmethod
+    def _of_canonical(cls, root: Node, leaves: tuple[str, ...], text: str) -> Policy:
+        """A Policy whose leaves and canonical text the caller already has (``_parse_canonical``)."""
+        policy = cls.__new__(cls)
+        policy._set(root, leaves, text)
+        return policy
+
+    def _set(self, root: Node, leaves: tuple[str, ...], text: str) -> None:
         self.root = root
-        self._leaves = tuple(_leaves(root))
-        self._text = str(root)
-        self._hash = hash(root)  # once: the schemes' per-policy caches look policies up on every call
+        self._leaves = leaves
+        self._text = text
+        # Hash of the canonical text: equal trees print equal texts, and hashing a string is
+        # C work, where hashing the tree costs a Python call per node.
+        self._hash = hash(text)
+        self._occurrences: tuple[int, ...] | None = None
 
     def __str__(self) -> str:
         return self._text
@@ -150,7 +163,8 @@ class Policy:
         return f"Policy({self._text!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Policy) and other.root == self.root
+        # Texts first: unequal texts mean unequal trees, decided in C.
+        return self is other or (isinstance(other, Policy) and other._text == self._text and other.root == self.root)
 
     def __hash__(self) -> int:
         return self._hash
@@ -158,6 +172,21 @@ class Policy:
     def leaves(self) -> tuple[str, ...]:
         """The attribute of every leaf, left to right (repeats kept): the LSSS row labels."""
         return self._leaves
+
+    def occurrences(self) -> tuple[int, ...]:
+        """For every leaf, its attribute's occurrence number so far (1 for an attribute's first leaf, 2 for its second, ...)."""
+        if self._occurrences is None:
+            leaves = self._leaves
+            if len(set(leaves)) == len(leaves):  # no repeats, the usual case: C work only
+                self._occurrences = (1,) * len(leaves)
+            else:
+                seen: dict[str, int] = {}
+                out = []
+                for y in leaves:
+                    seen[y] = seen.get(y, 0) + 1
+                    out.append(seen[y])
+                self._occurrences = tuple(out)
+        return self._occurrences
 
     def attributes(self) -> frozenset[str]:
         """The distinct attributes the policy mentions."""
@@ -252,9 +281,96 @@ def parse_policy(text: str | Policy) -> Policy:
 @lru_cache(maxsize=256)
 def _parse_text(text: str) -> Policy:
     """The parse of a checked text, cached by the text: a Policy is immutable, and every ciphertext
-    under one cover repeats the same text (parsing a 150-leaf cover policy costs about one pairing).
+    under one cover repeats the same text. A canonical AND/OR text (what every ciphertext carries)
+    takes the fast path; anything else, and anything at a limit, the full parser.
     Errors are not cached (lru_cache stores only returned values)."""
-    return Policy(_Parser(text).parse())
+    return _parse_canonical(text) or Policy(_Parser(text).parse())
+
+
+# The canonical text of an AND/OR policy (what str(Policy) prints) has only these tokens: parentheses,
+# " and ", " or " (one space each side) and lower-case attributes that end at a non-attribute
+# character, so each run between separators is exactly one attribute (at most 128 characters, not a keyword).
+_NAME_CHAR = r"[a-z0-9:_\-./]"
+_CANONICAL_NAME = rf"(?!(?:and|or|of)(?!{_NAME_CHAR}))[a-z]{_NAME_CHAR}{{0,{MAX_ATTRIBUTE_LENGTH - 1}}}(?!{_NAME_CHAR})"
+_CANONICAL_TOKENS = re.compile(rf"(?:[()]| and | or |{_CANONICAL_NAME})*")
+_PARENTHESES = re.compile(r"([()])")
+_AND, _OR = " and ", " or "
+
+
+def _parse_canonical(text: str) -> Policy | None:
+    """The Policy of a canonical AND/OR text, or None to leave the text to the full parser.
+
+    The same tree as ``_Parser`` (tests/abe/test_canonical_parse.py compares them on random trees,
+    real cover policies and edited texts), built from C-level scans: one regex match over the
+    text, a split at the parentheses, and ``str.split`` of each run between them on its one
+    operator (a cover's 200-leaf OR is one run). Returns None for anything the canonical printer
+    would not have written: upper case, other spacing, thresholds, a run mixing ``and`` and ``or``
+    (the full parser would group it), redundant parentheses, a parenthesised gate of its parent's
+    kind (the full parser would merge it), and texts past the leaf limit or at the depth limit,
+    so the full parser's checks and positioned errors stay the only ones.
+    """
+    if not _CANONICAL_TOKENS.fullmatch(text):
+        return None
+    parts = _PARENTHESES.split(text)  # run, "(" or ")", run, ..., run
+    stack: list[tuple[str | None, list[Node], list[str]]] = []
+    op: str | None = None  # the operator of the gate being read, once seen
+    children: list[Node] = []
+    kinds: list[str] = []  # the operators of its parenthesised children
+    leaves: list[str] = []
+    after_close = False  # the run follows a ")", i.e. a parenthesised child
+    last = len(parts) - 1
+    for i in range(0, last + 1, 2):
+        run = parts[i]
+        opens = i < last and parts[i + 1] == "("
+        if _AND in run:
+            if op is _OR or _OR in run:
+                return None
+            op, pieces = _AND, run.split(_AND)
+        elif _OR in run:
+            if op is _AND:
+                return None
+            op, pieces = _OR, run.split(_OR)
+        elif run:  # one attribute, alone between parentheses or the ends
+            if after_close or opens:
+                return None
+            pieces = [run]
+        elif after_close == opens:  # "()", ")(", or an empty text
+            return None
+        else:
+            pieces = []
+        if pieces:
+            # An operator stands between every two children, so a run starts with an empty piece
+            # exactly after a parenthesised child and ends with one exactly before the next.
+            if (pieces[0] == "") != after_close or (pieces[-1] == "") != opens:
+                return None
+            names = pieces[1 if after_close else 0 : len(pieces) - 1 if opens else len(pieces)]
+            if "" in names:
+                return None
+            leaves += names
+            children += map(Attr, names)
+        if opens:
+            if len(stack) >= MAX_DEPTH - 2:  # the tree would reach MAX_DEPTH gates: the full parser checks
+                return None
+            stack.append((op, children, kinds))
+            op, children, kinds = None, [], []
+            after_close = False
+        elif i < last:  # ")"
+            if op is None or not stack or op in kinds:
+                return None
+            gate = Gate(len(children) if op is _AND else 1, tuple(children))
+            inner, (op, children, kinds) = op, stack.pop()
+            children.append(gate)
+            kinds.append(inner)
+            after_close = True
+    if stack or len(leaves) > MAX_LEAVES or op in kinds:
+        return None
+    if op is None:
+        if kinds:  # the whole text in parentheses
+            return None
+        root = children[0]
+    else:
+        root = Gate(len(children) if op is _AND else 1, tuple(children))
+    return Policy._of_canonical(root, tuple(leaves), text)
 
 
 class _Parser:

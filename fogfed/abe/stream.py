@@ -63,6 +63,7 @@ COMMIT_SIZE = 32
 TAG_SIZE = 16
 _FIELDS = struct.Struct(f">8sBI{SALT_SIZE}s{PREFIX_SIZE}s")
 HEADER_SIZE = _FIELDS.size + COMMIT_SIZE  # 84 bytes
+_NONCE = struct.Struct(f">{PREFIX_SIZE}sI?")
 MIN_CHUNK = 16
 MAX_CHUNK = 16 * 1024 * 1024  # a crafted header must not make us allocate gigabytes
 DEFAULT_CHUNK = 256 * 1024  # see docs/benchmarks.md: fastest of 64 KiB..1 MiB here
@@ -145,19 +146,23 @@ class _Cipher:
         self.index = 0
 
     def nonce(self, last: bool) -> bytes:
-        if self.index >= MAX_CHUNKS:
+        index = self.index
+        if index >= MAX_CHUNKS:
             raise StreamError(
                 f"stream has more than {MAX_CHUNKS} chunks, the most the format can count",
                 "encrypt with a larger chunk size",
             )
-        n = self.prefix + self.index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
-        self.index += 1
-        return n
+        self.index = index + 1
+        return _NONCE.pack(self.prefix, index, last)  # prefix (7) | index (4, big-endian) | last flag (1)
 
 
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """Read until ``view`` is full or the source ends; returns the byte count."""
-    got = 0
+def _fill(src: BinaryIO, view: memoryview, got: int | None = 0) -> int:
+    """Read until ``view`` is full or the source ends; returns the byte count.
+
+    ``got``: what the caller's own first ``readinto`` returned (bytes already in ``view``).
+    """
+    if got is None:
+        raise InputError("source is non-blocking and had no data ready", "pass a blocking binary file")
     size = len(view)
     readinto = getattr(src, "readinto", None)
     while got < size:
@@ -197,23 +202,30 @@ def _seal(
     """Yield the header, then each ciphertext chunk; returns the StreamInfo.
 
     Chunks are views into one reused buffer: consume each before asking for
-    the next.
+    the next. A source that fills a chunk in one ``readinto`` (a regular
+    file, BytesIO) costs one call and one ``encrypt_into`` per chunk, full
+    chunks need no slicing, so what the stream adds to AES-GCM is mostly the
+    copy out of the source.
     """
     yield header
     inbuf = memoryview(bytearray(chunk_size))
     outbuf = memoryview(bytearray(chunk_size + TAG_SIZE))
     sha = hashlib.sha256() if hash_plaintext else None
+    encrypt_into = cipher.aead.encrypt_into
+    readinto = getattr(src, "readinto", None)
     total = 0
     while True:
-        have = _fill(src, inbuf)
-        plain = inbuf[:have]
-        if sha is not None:
-            sha.update(plain)
+        have = readinto(inbuf) if readinto is not None else 0
+        if have != chunk_size:  # short read, end of file, no readinto, or no data ready: the careful loop
+            have = _fill(src, inbuf, have)
         # A full chunk is never the last one (an empty final chunk follows it
         # at EOF), so the reader tells the last chunk by its size alone.
         last = have < chunk_size
-        out = outbuf[: have + TAG_SIZE]
-        cipher.aead.encrypt_into(cipher.nonce(last), plain, None, out)
+        plain = inbuf[:have] if last else inbuf
+        if sha is not None:
+            sha.update(plain)
+        out = outbuf[: have + TAG_SIZE] if last else outbuf
+        encrypt_into(cipher.nonce(last), plain, None, out)
         total += have
         yield out
         if progress is not None:

@@ -27,8 +27,9 @@ EXAMPLES = [
     ("a and (b or a)", ["b"]),
     ("2 of (a, a, b)", ["b"]),
     ("a and b and (a or c)", ["b", "c"]),
-    (scoped_policy("loc:riyadh and svc:health and (loc:riyadh or ff:3)", {3: cover_clause(3, 0, [1])}),
-     node_attributes("jeddah", "health", 3, 0)),  # a current member of federation 3 elsewhere (root cover)
+    (scoped_policy("loc:riyadh and svc:health and (loc:riyadh or ff:3)", {3: cover_clause(3, 0, [2])}),
+     node_attributes("jeddah", "health", 3, 0)),  # a current member of federation 3 elsewhere (the cover node of
+    # its tree's left half: keys hold their path without the root)
 ]
 
 

@@ -362,6 +362,28 @@ def test_text_mode_source_is_refused(tmp_path) -> None:
         stream.encrypt_stream(SK, text, io.BytesIO(), aad=AAD, chunk_size=C)
 
 
+def test_short_reads_from_readinto_fill_a_chunk_before_it_is_sealed() -> None:
+    class Trickle(io.RawIOBase):  # a pipe or socket: readinto returns what is there, not a full chunk
+        def __init__(self, data: bytes, most: int) -> None:
+            self._io, self._most, self.calls = io.BytesIO(data), most, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            self.calls += 1
+            view = memoryview(buffer)
+            return self._io.readinto(view[: self._most])
+
+    data = os.urandom(3 * C + 5)
+    for most in (1, 7, C - 1, C, C + 1):
+        src, out = Trickle(data, most), io.BytesIO()
+        info = stream.encrypt_stream(SK, src, out, aad=AAD, chunk_size=C)
+        assert info.chunks == 4 and info.plaintext_size == len(data)  # full chunks, whatever the reads returned
+        assert len(out.getvalue()) == stream.ciphertext_size(len(data), C)
+        assert open_(out.getvalue()) == data
+
+
 def test_non_blocking_source_with_no_data_is_refused_not_sealed_short() -> None:
     class NotReady(io.RawIOBase):
         def readable(self) -> bool:
@@ -372,6 +394,20 @@ def test_non_blocking_source_with_no_data_is_refused_not_sealed_short() -> None:
 
     with pytest.raises(InputError, match="non-blocking"):
         stream.encrypt_stream(SK, NotReady(), io.BytesIO(), aad=AAD, chunk_size=C)
+
+    class ReadyThenNot(NotReady):  # some data, then nothing ready in the middle of a chunk
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readinto(self, buffer):
+            self.calls += 1
+            if self.calls > 1:
+                return None
+            memoryview(buffer)[:5] = b"12345"
+            return 5
+
+    with pytest.raises(InputError, match="non-blocking"):
+        stream.encrypt_stream(SK, ReadyThenNot(), io.BytesIO(), aad=AAD, chunk_size=C)
 
 
 def test_chunk_counter_overflow_is_refused(monkeypatch) -> None:
