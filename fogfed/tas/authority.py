@@ -678,11 +678,24 @@ class TrustedAuthority:
                 batch.finish_batch(self, entry)
             self.cache.refresh()
             for fid in self.cache.federations():
+                if self._bundle_for_another_height(fid):
+                    self.refresh(fid)
                 nodes = self.trees.missing_keys(fid)
                 if nodes:
                     epoch = self.fed.federation(fid).epoch
                     out.append(RekeyResult(fid, epoch, tuple(nodes), self.deliver_keys(fid, epoch, nodes)))
         return out
+
+    def _bundle_for_another_height(self, federation_id: int) -> bool:
+        """Whether the current generation's bundle was built for a tree of another height than the chain's.
+
+        A join mined while another process built the bundle can change the new
+        generation's height (derived from its member count): every key in the
+        bundle is then for another tree, and the generation needs a refresh of its own.
+        """
+        tree = self.trees.get(federation_id)
+        bundled = self.trees.bundle_nodes(tree)
+        return bundled is not None and generation_height(len(bundled)) != tree.height
 
     def reissue(self, node_address: str) -> int:
         """Deliver the current key to one active member again (e.g. it lost its keyring); gas used."""
@@ -699,7 +712,8 @@ class TrustedAuthority:
     def pending(self) -> list[int]:
         """Federations with an active member whose latest join has no key delivery after it."""
         self.cache.refresh()
-        return [fid for fid in self.cache.federations() if self.trees.missing_keys(fid)]
+        return [fid for fid in self.cache.federations()
+                if self.trees.missing_keys(fid) or self._bundle_for_another_height(fid)]
 
     def status(self) -> dict:
         """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""

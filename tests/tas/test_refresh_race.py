@@ -49,7 +49,7 @@ def second_tas(root, *args: str) -> subprocess.CompletedProcess:
 
 def join_during_refresh(root, system, after_commit=None):
     """Refresh federation 1 in this process; a newcomer is enrolled by the second home meanwhile."""
-    late = system.new_node("late", system.accounts[5])
+    late = system.new_node("late", system.accounts[len(system.nodes) + 1])
     (root / "late.json").write_text(late.enrollment_request("riyadh", "health").to_json())
 
     def enroll_elsewhere():
@@ -99,3 +99,34 @@ def test_tas_sync_from_the_other_home_delivers_it_when_the_refresher_died(race, 
     assert_reads_after_refresh(system, late, tmp_path)
     second_tas(root, "tas", "sync")  # nothing twice
     assert len(system.tas.fed.events(names=["KeyDelivered"], where={"node": late.address})) == 2
+
+
+def test_a_join_that_changes_the_new_generations_height_is_refreshed_again_by_tas_sync(tmp_path):
+    """7 members: the bundle is built for a height-4 tree; the 8th, enrolled meanwhile, makes the chain's
+    new generation height 5, so every key in the bundle is for the wrong tree. The refresher dies after
+    its commit; `tas sync` from the other home sees the bundle's size and the generation's height disagree."""
+    root = tmp_path
+    system = build_system(connect(f"embedded:{root / 'chain'}"), EmbeddedStore(root / "store"), root,
+                          layout=("A",) * 7)
+    shutil.copytree(root / "tas", root / "tas2")
+    try:
+        def die():
+            raise Killed()
+
+        late, _ = join_during_refresh(root, system, after_commit=die)
+        tree = system.tas.trees.get(1)
+        assert tree.generation == 1 and tree.height == 5 and len(tree.leaves) == 8
+        assert system.tas.pending() == [1]  # seen from chain: the bundle's keys are for a height-4 tree
+        second_tas(root, "tas", "sync")
+        tree = system.tas.trees.get(1)
+        assert tree.generation == 2 and tree.height == 5
+        bundle = Bundle.from_bytes(b"".join(system.store.cat(cid_of_file_id(tree.bundle))))
+        assert late.address in [n for n, _ in bundle.entries] and len(bundle.entries) == 8
+        plain = tmp_path / "after.bin"
+        plain.write_bytes(b"uploaded after the second refresh" * 40)
+        up = system.nodes[0].upload(plain)
+        for reader in (late, system.nodes[6]):
+            assert reader.fetch(up.file_id, tmp_path / f"got-{reader.address}").plaintext_sha256 == up.plaintext_sha256
+        assert system.tas.pending() == []
+    finally:
+        system.close()
