@@ -13,7 +13,8 @@ same run, so it can be compared across machines.
 Covers (issue 11): an upload's file key under the real policy
 ``loc:x and svc:y and (ff:1 and (cover))`` (``federations_policy``), the cover
 of a member tree of N leaves with 16 revoked (N = 16,384 and 100,000 by
-default, ``--cover-n``), against the one-node cover ``ct:1:0:1``, all timed
+default, ``--cover-n``, in a generation of ``generation_height(N)``), against a
+one-node cover (the top node of the reader's key path), all timed
 round-robin with one pairing in the same run. Decrypt from bytes with a key
 of one covered member, "warm" (the policy text was parsed before: every file
 under one cover repeats it) and "cold" (the parse cache cleared first).

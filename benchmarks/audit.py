@@ -17,6 +17,12 @@ checkpoint), and a second replay under tracemalloc giving the peak Python
 memory and the memory still held by the rebuilt state afterwards. Their
 difference is the replay's own working memory: about one batch of logs
 (ranges aim at 2,000 logs), which must not grow with the number of events. Exit code 1 when a target fails (--no-fail: 0 anyway).
+
+State per file (``--files N``): N ``FileRegistered`` events (cover descriptor
+policies, as fogfed registers them) applied to the auditor's real rebuild
+(fogfed.audit.state.Rebuild) without a chain; the memory the state gains per
+file under tracemalloc, and one file entry's size as JSON (what the checkpoint
+stores). This is what grows without bound at scale (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -132,6 +138,43 @@ def measure_replay(w3: Web3, address: str) -> dict:
             "peak_mb": peak / MB, "state_mb": held / MB, "working_mb": (peak - held) / MB}
 
 
+def measure_file_state(n: int) -> dict:
+    """Bytes of rebuilt state per registered file (synthetic events into the real Rebuild)."""
+    import json
+
+    from fogfed.audit.abi import Event
+    from fogfed.audit.state import Rebuild
+
+    def word(i: int, tag: str) -> str:
+        return "0x" + (tag * 4 + f"{i:060x}")[:64]
+
+    def event(block: int, name: str, **args: object) -> Event:
+        return Event(block, 0, "0x" + f"{block:064x}", 1_700_000_000 + block, name, args)
+
+    uploader = "0x" + "22" * 20
+    r = Rebuild()
+    r.apply(event(1, "FederationCreated", federationId=1, location="riyadh", service="health",
+                  attrsHash=word(1, "a"), parent=0, publicKeyCommitment="0x" + "cd" * 24,
+                  publicKey="0x" + "ab" * 700, operator="0x" + "11" * 20))
+    r.apply(event(2, "MemberAdded", federationId=1, node=uploader, generation=1, encryptionKey=word(2, "e")))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            r.apply(event(10 + i, "FileRegistered", fileId=word(i, "f"), federationId=1, uploader=uploader,
+                          contentDigest=word(i, "c"), plaintextHash=word(i, "b"), encSkRef=word(i, "d"), epoch=0,
+                          cidCodec=0, policy="(loc:riyadh and svc:health) and cover(1:0:0:1)"))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    if len(r.data["files"]) != n:
+        raise RuntimeError(f"rebuilt {len(r.data['files'])} files, expected {n}")
+    entry = json.dumps(r.data["files"][word(0, "f")])
+    return {"files": n, "bytes_per_file": grown / n, "json_bytes_per_file": len(entry)}
+
+
 def run(workload: str, sizes: list[int], report: Report) -> list[dict]:
     gen = {"members": generate_members, "accesses": generate_accesses}[workload]
     rows = []
@@ -157,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sizes of the members workload (default 10000,100000; quick 600)")
     parser.add_argument("--accesses", type=parse_ints, default=None,
                         help="sizes of the accesses workload (default 10000,40000; quick 300,600)")
+    parser.add_argument("--files", type=int, default=None,
+                        help="files for the state-per-file measurement (default 20000; quick 2000)")
     args = parser.parse_args(argv)
     members = args.events or ([600] if args.quick else [10_000, 100_000])
     accesses = args.accesses or ([300, 600] if args.quick else [10_000, 40_000])
@@ -168,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     report.table("replay", "audit replay from Anvil: full replay into a fresh SQLite checkpoint",
                  ["workload", "events", "generate s", "replay s", "events/s", "peak MB", "state MB",
                   "working MB"])
+    files = args.files or (2_000 if args.quick else 20_000)
+    report.table("state", "rebuilt state per registered file (real Rebuild, synthetic events, tracemalloc)",
+                 ["files", "bytes per file in memory", "bytes per file as JSON"])
+    state = measure_file_state(files)
+    report.row("state", state["files"], round(state["bytes_per_file"]), state["json_bytes_per_file"])
+    report.data["file_state"] = state
     rows = run("members", members, report) + run("accesses", accesses, report)
     report.data["runs"] = rows
     slowest = min(r["events_per_s"] for r in rows)

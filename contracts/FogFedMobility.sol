@@ -17,8 +17,9 @@ interface IFogFedForMobility {
     function addMember(uint32 federationId, address node, bytes32 encryptionKey) external;
 }
 
-/// @title Mobility of fog nodes across the federation tree: handover verified by on-chain records,
-/// per-federation backward-secrecy setting, and history keys for federations that share their past.
+/// @title Mobility of fog nodes across the federation tree: handover verified by on-chain records.
+/// @dev Backward secrecy needs nothing here: an upload's cover holds only the leaves assigned when it
+/// was registered, so the leaf a move opens in the destination is outside every older file's policy.
 /// @notice Deployed on its own with the FogFed address; FogFed's admin must grant this contract the
 /// TAS operator role (setOperator) so that moveMember can call removeMember and addMember.
 /// @dev Kept out of FogFed because FogFed's deployment must stay under 2,000,000 gas.
@@ -37,31 +38,18 @@ contract FogFedMobility {
     uint256 public constant MAX_DEPTH = 16;
 
     IFogFedForMobility public immutable fogfed;
-    mapping(uint32 => bool) private _backwardSecrecyOff; // default (false) = backward secrecy on
 
     /// @notice `node` moved from `fromFederation` to `toFederation`; its record was found `level`
     /// levels above the destination (0: in the destination itself, i.e. a descendant of it).
     event MemberMoved(address indexed node, uint32 indexed fromFederation, uint32 indexed toFederation, uint8 level,
         address operator);
-    /// @notice A federation's backward-secrecy setting changed.
-    event BackwardSecrecySet(uint32 indexed federationId, bool enabled, address operator);
-    /// @notice A key for the epochs `fromEpoch`..`toEpoch` of `federationId` (history of a federation
-    /// without backward secrecy), sealed to `node`'s X25519 key.
-    event HistoryKeyDelivered(address indexed node, uint32 indexed federationId, uint32 fromEpoch, uint32 toEpoch,
-        bytes sealedKey);
 
     /// @notice The caller is not a TAS operator of FogFed.
     error NotTas(address caller);
     /// @notice The zero address was given as the FogFed contract.
     error ZeroAddress();
-    /// @notice No federation has this id.
-    error UnknownFederation(uint32 federationId);
     /// @notice The handover check failed with `status`; the node must re-key and enrol from scratch.
     error HandoverRefused(address node, uint32 toFederation, uint8 status);
-    /// @notice The node is not an active member of this federation.
-    error NotFederationMember(address node, uint32 federationId);
-    /// @notice A history key must cover epochs below the current one, and be 1-8192 bytes.
-    error InvalidHistoryKey();
 
     modifier onlyTas() {
         if (!fogfed.isOperator(msg.sender)) revert NotTas(msg.sender);
@@ -126,44 +114,6 @@ contract FogFedMobility {
         fogfed.removeMember(node, "");
         fogfed.addMember(toFederation, node, expectedKey);
         emit MemberMoved(node, from, toFederation, level, msg.sender);
-    }
-
-    /// @notice Turn backward secrecy of a federation on (newcomers cannot read files from before
-    /// they joined) or off (newcomers receive a history key). Default: on.
-    /// @dev TAS operators only; no event when nothing changes.
-    /// @param federationId The federation.
-    /// @param enabled True for backward secrecy.
-    function setBackwardSecrecy(uint32 federationId, bool enabled) external onlyTas {
-        if (!_exists(federationId)) revert UnknownFederation(federationId);
-        if (_backwardSecrecyOff[federationId] == !enabled) return;
-        _backwardSecrecyOff[federationId] = !enabled;
-        emit BackwardSecrecySet(federationId, enabled, msg.sender);
-    }
-
-    /// @notice Whether a federation keeps newcomers out of its past (default true).
-    /// @param federationId The federation.
-    /// @return True when backward secrecy is on.
-    function backwardSecrecy(uint32 federationId) external view returns (bool) {
-        return !_backwardSecrecyOff[federationId];
-    }
-
-    /// @notice Post a history key (epochs `fromEpoch`..`toEpoch`) for a newcomer of a federation
-    /// whose backward secrecy is off.
-    /// @dev TAS operators only. `node` must be an active member of `federationId`, backward secrecy
-    /// off there, and `toEpoch` below the current epoch (the current one comes with deliverKey).
-    /// @param node The recipient.
-    /// @param federationId Its federation.
-    /// @param fromEpoch First epoch covered.
-    /// @param toEpoch Last epoch covered.
-    /// @param sealedKey The sealed box, 1-8192 bytes.
-    function deliverHistoryKey(address node, uint32 federationId, uint32 fromEpoch, uint32 toEpoch,
-        bytes calldata sealedKey) external onlyTas {
-        (uint32 fid, bool active,,,,) = fogfed.member(node);
-        if (!active || fid != federationId) revert NotFederationMember(node, federationId);
-        (,, uint32 epoch) = fogfed.federation(federationId);
-        if (!_backwardSecrecyOff[federationId] || fromEpoch > toEpoch || toEpoch >= epoch
-            || sealedKey.length == 0 || sealedKey.length > 8192) revert InvalidHistoryKey();
-        emit HistoryKeyDelivered(node, federationId, fromEpoch, toEpoch, sealedKey);
     }
 
     function _exists(uint32 federationId) private view returns (bool) {

@@ -29,4 +29,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 export PATH="$FOGFED_ROOT/node_modules/.bin:$PATH"
-exec python -m pytest -n 2 -p no:cacheprovider "$@"
+# --dist loadfile: a test file runs on one worker, in order, so its module fixtures are built once and
+# tests that build on the state an earlier test of the same file left (tests/tas/test_tree_growth.py) hold.
+exec python -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"

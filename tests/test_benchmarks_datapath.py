@@ -60,7 +60,7 @@ def test_raw_baseline_hashes_the_file(tmp_path: Path) -> None:
     assert raw_sha256_aes_gcm(path, os.urandom(32)) == hashlib.sha256(path.read_bytes()).digest()
 
 
-@pytest.mark.parametrize("size", [0, 1, 262_144 - 84, 262_144, 3 * (1 << 20) + 7])
+@pytest.mark.parametrize("size", [0, 1, 262_144 - 84, 262_144, 3 * (1 << 20) + 7, 7 * (1 << 20) + 3])  # the last wraps the ring
 def test_encrypt_and_store_copy_digest_and_cid_agree(tmp_path: Path, size: int) -> None:
     """The one pass gives the store, the cache copy and both digests the same, decryptable bytes."""
     src = tmp_path / "plain"

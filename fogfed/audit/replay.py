@@ -151,8 +151,7 @@ def replay(
 
     Resumes from the checkpoint at ``db_path`` when it has one for this chain and
     address; otherwise starts at ``from_block`` or the contract's deployment block.
-    ``mobility``: also replay that FogFedMobility contract's events (moves, backward-secrecy
-    settings, history keys); a checkpoint is bound to this choice.
+    ``mobility``: also replay that FogFedMobility contract's events (moves); a checkpoint is bound to this choice.
     ``confirmations``: replay only blocks at that depth (or the node's ``safe``/``finalized`` block);
     default ``$FOGFED_CONFIRMATIONS`` or 0, the setting the writers use.
     A reorganisation of blocks already replayed (seen on resume or between ranges) rewinds the

@@ -70,7 +70,7 @@ def federation_views(state: dict[str, Any]) -> list[dict[str, Any]]:
     handovers = state.get("moves", [])  # absent from checkpoints made before mobility support
     return [{
         "id": f["id"], "location": f["location"], "service": f["service"], "parent": f["parent"],
-        "epoch": f["epoch"], "backward_secrecy": f.get("backward_secrecy"), "tree": f.get("tree"),
+        "epoch": f["epoch"], "tree": f.get("tree"),
         "refreshes": f.get("refreshes", []),
         "members": sorted(members_by_fed.get(f["id"], [])),
         "joined": f["joined"], "left": [r for r in f["left"] if r["reason"] != "moved"],
@@ -168,9 +168,9 @@ def write_csv(report: dict[str, Any], cp: Checkpoint, folder: Path) -> list[Path
     state = report["state"]
     paths = {name: folder / f"{name}.csv" for name in
              ("federations", "members", "membership", "files", "findings", "events")}
-    _csv(paths["federations"], ["id", "location", "service", "parent", "epoch", "backward_secrecy", "members",
+    _csv(paths["federations"], ["id", "location", "service", "parent", "epoch", "members",
                                 "files", "created_tx"],
-         [(f["id"], f["location"], f["service"], f["parent"], f["epoch"], _secrecy(v["backward_secrecy"]),
+         [(f["id"], f["location"], f["service"], f["parent"], f["epoch"],
            len(v["members"]), len(v["files"]), f["created"]["tx"])
           for f, v in zip(state["federations"].values(), report["federations"])])
     _csv(paths["members"], ["address", "federation_id", "active", "generation", "false_claims", "joined_at"],
@@ -275,10 +275,6 @@ def _when(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
-def _secrecy(value: bool | None) -> str:
-    return "unknown (no mobility contract replayed)" if value is None else ("on" if value else "off")
-
-
 def _tree_html(tree: dict[str, Any] | None) -> str:
     if not tree:
         return ""
@@ -352,7 +348,6 @@ def _charts_html(report: dict[str, Any]) -> str:
 def _federation_html(v: dict[str, Any]) -> str:
     parts = [f'<section class="fed"><h3>Federation {_e(v["id"])}: {_e(v["location"])} / {_e(v["service"])}</h3>',
              f"<p>parent {_e(v['parent'] or 'none (root)')}, key epoch {_e(v['epoch'])}, "
-             f"backward secrecy {_e(_secrecy(v['backward_secrecy']))}, "
              f"{len(v['members'])} active member(s), {len(v['files'])} file(s)</p>",
              _tree_html(v.get("tree")),
              "<h4>Tree refreshes (one transaction each; keys in a bundle in the content store)</h4>",

@@ -16,6 +16,7 @@ from web3 import EthereumTesterProvider, Web3
 
 from fogfed.audit.errors import AuditError, BadAuditInput
 from fogfed.chain import embedded
+from fogfed.chain.connection import UNREACHABLE_ERRORS, chain_unreachable
 from fogfed.chain.finality import final_block_number, parse_confirmations
 from fogfed.errors import InputError
 
@@ -58,6 +59,9 @@ def call(w3: Web3, method: str, params: list[Any]) -> Any:
         if isinstance(w3.provider, EthereumTesterProvider):
             return _TESTER_CALLS[method](w3, params)
         reply = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    except UNREACHABLE_ERRORS as exc:  # the same words as every other command (fogfed.chain.connection)
+        gone = chain_unreachable(getattr(w3.provider, "endpoint_uri", None) or "the --rpc URL", exc)
+        raise AuditError(f"{gone.message} (calling {method})", gone.hint) from exc
     except Exception as exc:  # noqa: BLE001 - transport errors come in many types
         raise AuditError(f"the Ethereum node did not answer {method} ({type(exc).__name__}: {exc})",
                          "check the --rpc URL and that the node is running") from exc

@@ -132,8 +132,6 @@ class Rebuild:
             "joined": [], "left": [], "keys_delivered": 0,
             # The member tree (revocation inside the policy): leaves in MemberAdded order, never reused.
             "tree": _new_tree(),
-            # On chain only with a mobility contract (default on); without one, unknown (None).
-            "backward_secrecy": True if self.config.mobility else None, "secrecy_changes": [], "history_keys": 0,
         }
 
     def _epoch_advanced(self, e: Event) -> None:
@@ -408,18 +406,6 @@ class Rebuild:
             s["kind"] == "write_near_removal" and s["subject"] == node and e.tx in s["txs"])]
         m["last_removal"] = None
 
-    def _backward_secrecy_set(self, e: Event) -> None:
-        f = self.data["federations"][str(e.args["federationId"])]
-        f["backward_secrecy"] = e.args["enabled"]
-        f["secrecy_changes"].append({"enabled": e.args["enabled"], "by": e.args["operator"], **_where(e)})
-
-    def _history_key_delivered(self, e: Event) -> None:
-        a = e.args
-        self._member(a["node"])["history"].append({
-            "kind": "history_key", "federation_id": a["federationId"], "from_epoch": a["fromEpoch"],
-            "to_epoch": a["toEpoch"], "sealed_key_size": (len(a["sealedKey"]) - 2) // 2, **_where(e)})
-        self.data["federations"][str(a["federationId"])]["history_keys"] += 1
-
     def _signal(self, kind: str, e: Event, subject: str, txs: list[str], message: str) -> None:
         self.data["signals"].append({"kind": kind, "subject": subject, "message": message,
                                      "txs": txs, "block": e.block})
@@ -458,8 +444,6 @@ _HANDLERS: dict[str, Callable[[Rebuild, Event], None]] = {
     "CacheWithdrawn": Rebuild._cache_withdrawn,
     # FogFedMobility's events (replayed when a mobility contract is given)
     "MemberMoved": Rebuild._member_moved,
-    "BackwardSecrecySet": Rebuild._backward_secrecy_set,
-    "HistoryKeyDelivered": Rebuild._history_key_delivered,
 }
 
 #: Names of the events the rebuild understands (FogFed's and FogFedMobility's).

@@ -21,8 +21,8 @@ def _hex(value: Any) -> Any:
 def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Finding]:
     """Every difference between ``state`` and the contract's views at ``block``, as findings.
 
-    A state replayed with a mobility contract also has its backward-secrecy settings compared
-    with that contract's ``backwardSecrecy`` view.
+    A state replayed with a mobility contract also has that contract's ``fogfed`` view checked:
+    it must serve this FogFed.
     """
     contract = w3.eth.contract(address=to_checksum_address(address), abi=load_artifact()["abi"])
     out: list[Finding] = []
@@ -54,14 +54,14 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
     for account in {*c["operators"], *(a["admin"] for a in c["admins"])}:
         check(account, "isOperator", account == c["admin"] or c["operators"].get(account, False),
               view("isOperator", account))
+    if mobility is not None:
+        check(f"mobility contract {state['mobility']}", "fogfed (the FogFed it serves)",
+              to_checksum_address(address), view("fogfed", on=mobility))
     for f in feds.values():
         subject = f"federation {f['id']}"
         check(subject, "federation", (f["public_key_commitment"], f["parent"], f["epoch"]),
               view("federation", f["id"]))
         check(subject, "federationByAttributes", f["id"], view("federationByAttributes", f["attrs_hash"]))
-        if mobility is not None:
-            check(subject, "backwardSecrecy (mobility contract)", f["backward_secrecy"],
-                  view("backwardSecrecy", f["id"], on=mobility))
         if not f["public_key_matches"]:
             out.append(Finding("state_mismatch", subject, "the public key in FederationCreated does not hash "
                                "to its commitment", [f["created"]["tx"]], f["created"]["block"]))
@@ -97,4 +97,4 @@ def verify(w3: Web3, address: str, state: dict[str, Any], block: int) -> list[Fi
 VIEWS_READ: tuple[str, ...] = ("settings", "isOperator", "federation", "federationByAttributes", "member",
                                "peerBlocks", "file", "hasAccess", "freshCacheHolders", "cacheExpiry")
 #: The FogFedMobility views it reads.
-MOBILITY_VIEWS_READ: tuple[str, ...] = ("backwardSecrecy",)
+MOBILITY_VIEWS_READ: tuple[str, ...] = ("fogfed",)

@@ -31,7 +31,7 @@ Public API:
   ``CacheHolder``. Helpers: ``attributes_hash``, ``public_key_commitment``.
 - Mobility (``fogfed.chain.mobility``, a second contract next to FogFed): ``deploy_mobility(chain, deployer,
   fed, grant=True)``, ``FogFedMobility.at(chain, address, fed)``; ``check_handover``, ``move_member``,
-  ``set_backward_secrecy``, ``backward_secrecy``, ``deliver_history_key``, ``events``; ``Handover``.
+  ``events``; ``Handover``.
 - Errors (all ``FogfedError``): ``ContractRevert`` (``error_name``, ``error_args``, ``sentence``),
   ``ChainUnreachable``, ``WrongChain``, ``NotFogFedContract``, ``InsufficientFunds``,
   ``TransactionFailed``, ``InvalidArgument``, ``ChainError`` (base).

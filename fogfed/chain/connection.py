@@ -109,7 +109,13 @@ def _is_nonce_error(text: str) -> bool:
     return any(s in text for s in ("nonce", "already known", "underpriced", "known transaction"))
 
 
-_UNREACHABLE = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+UNREACHABLE_ERRORS = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+
+
+def chain_unreachable(where: str, exc: BaseException) -> ChainUnreachable:
+    """The one wording for a chain node that does not answer, at start-up or mid-operation."""
+    return ChainUnreachable(f"cannot reach the Ethereum node at {where} ({type(exc).__name__})",
+                            "is it running? start one (e.g. anvil) or check the --rpc URL")
 
 
 def _is_funds_error(text: str) -> bool:
@@ -228,10 +234,9 @@ class Chain:
     def unreachable(self, exc: BaseException) -> ChainUnreachable | None:
         """ChainUnreachable when ``exc`` means the node stopped answering, else None."""
         text = _message(exc)
-        if isinstance(exc, _UNREACHABLE) or any(s in text for s in ("connection", "timed out", "timeout",
+        if isinstance(exc, UNREACHABLE_ERRORS) or any(s in text for s in ("connection", "timed out", "timeout",
                                                                       "refused")):
-            return ChainUnreachable(f"{self.label} is unreachable ({type(exc).__name__})",
-                                    "is the node still running? check the --rpc URL")
+            return chain_unreachable(self.label, exc)
         return None
 
     # -- sending --------------------------------------------------------------
@@ -626,8 +631,7 @@ def connect(rpc: str | None = None, *, chain_id: int | None = None, timeout: flo
         except FogfedError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection refused, timeout, non-JSON answer...
-            raise ChainUnreachable(f"cannot reach an Ethereum node at {rpc} ({type(exc).__name__})",
-                                   "start one (e.g. anvil) or check the --rpc URL") from None
+            raise chain_unreachable(rpc, exc) from None
     if chain_id is not None and chain.chain_id != chain_id:
         raise WrongChain(f"{chain.label} is chain {chain.chain_id}, not the stated chain {chain_id}",
                          "connect to the right node or drop the chain id")

@@ -1,4 +1,4 @@
-"""A typed wrapper of the FogFedMobility contract (handover, backward-secrecy setting, history keys).
+"""A typed wrapper of the FogFedMobility contract (handover verified by on-chain records).
 
 Same style as :class:`fogfed.chain.FogFed`: transactions take the signing
 account first and return :class:`TxResult` (with FogFed's and this contract's
@@ -20,13 +20,12 @@ from fogfed.chain import args as a
 from fogfed.chain.artifacts import load_artifact
 from fogfed.chain.connection import Chain, checksum
 from fogfed.chain.contract import FogFed
-from fogfed.chain.errors import ChainError, ContractRevert, InvalidArgument, NotFogFedContract
+from fogfed.chain.errors import ChainError, ContractRevert, NotFogFedContract
 from fogfed.chain.events import decode_log, decode_receipt, topics_for
 from fogfed.chain.reverts import decode_revert
 from fogfed.chain.types import DecodedEvent, TxResult
 
 NAME = "FogFedMobility"
-MAX_SEALED_KEY = 8192
 #: checkHandover status codes (the contract's constants) and what each means.
 HANDOVER_STATUS = {
     0: "ok", 1: "no record on chain (never enrolled)", 2: "the record is revoked (removed member)",
@@ -144,25 +143,6 @@ class FogFedMobility:
         moved = result.event("MemberMoved").args
         return TxResult(result.tx_hash, result.receipt, result.gas_used, result.block_number, result.events, moved)
 
-    # -- backward secrecy -----------------------------------------------------------------
-
-    def set_backward_secrecy(self, tas: LocalAccount, federation_id: int, enabled: bool) -> TxResult:
-        """Turn a federation's backward secrecy on or off (BackwardSecrecySet event when it changes)."""
-        if not isinstance(enabled, bool):
-            raise InvalidArgument(f"enabled must be True or False, got {enabled!r}")
-        return self._transact(tas, "setBackwardSecrecy", a.uint(federation_id, 32, "federation id"), enabled)
-
-    def backward_secrecy(self, federation_id: int) -> bool:
-        """Whether newcomers of the federation are kept out of its past (default True)."""
-        return bool(self._call("backwardSecrecy", a.uint(federation_id, 32, "federation id")))
-
-    def deliver_history_key(self, tas: LocalAccount, node_address: str, federation_id: int, from_epoch: int,
-                            to_epoch: int, sealed_key: bytes) -> TxResult:
-        """Post a newcomer's sealed key for past epochs of a federation without backward secrecy."""
-        return self._transact(tas, "deliverHistoryKey", checksum(node_address, "node address"),
-                              a.uint(federation_id, 32, "federation id"), a.uint(from_epoch, 32, "first epoch"),
-                              a.uint(to_epoch, 32, "last epoch"), a.blob(sealed_key, "sealed key", MAX_SEALED_KEY))
-
     # -- events ---------------------------------------------------------------------------
 
     def events(self, names: list[str] | None = None, *, node: str | None = None,
@@ -200,13 +180,9 @@ _SENTENCES = {
     "NotTas": (lambda x: f"{x['caller']} is not a TAS operator of FogFed",
                "send it from a TAS operator account"),
     "ZeroAddress": (lambda x: "the FogFed address is zero", None),
-    "UnknownFederation": (lambda x: f"there is no federation {x['federationId']}", "check the federation id"),
     "HandoverRefused": (lambda x: f"handover of {x['node']} to federation {x['toFederation']} refused: "
                                   f"{HANDOVER_STATUS.get(x['status'], x['status'])}",
                         "the node must create a fresh identity (fogfed node init) and enroll from scratch"),
-    "NotFederationMember": (lambda x: f"{x['node']} is not an active member of federation {x['federationId']}", None),
-    "InvalidHistoryKey": (lambda x: "a history key needs backward secrecy off, past epochs only and 1-8192 bytes",
-                          None),
 }
 
 

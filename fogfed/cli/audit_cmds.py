@@ -20,13 +20,19 @@ from fogfed.cli.common import (ReportedFailure, emit, examples, fogfed_home, gua
 
 DB_HELP = ("SQLite checkpoint file (one per deployment; a replay resumes from it). "
            "Default: $FOGFED_HOME/audit/<contract address>.sqlite.")
-RPC_HELP = ("JSON-RPC URL of the Ethereum node, or embedded:<dir>. "
-            "Default: $FOGFED_RPC, else the embedded chain the other fogfed commands share ($FOGFED_HOME/chain).")
+RPC_HELP = ("JSON-RPC URL of the Ethereum node, or embedded:<dir>. Default: $FOGFED_RPC, else the rpc the TAS "
+            "home remembers ($FOGFED_HOME/tas/settings.toml), else the embedded chain the other fogfed commands "
+            "share ($FOGFED_HOME/chain).")
 ADDRESS_HELP = "The FogFed contract's address. Default: $FOGFED_CONTRACT."
 
 
-MOBILITY_HELP = ("Also replay this FogFedMobility contract's events: moves shown as moves, backward-secrecy "
-                 "settings. A checkpoint keeps the choice it was made with.")
+CONFIRMATIONS_HELP = ("Replay only blocks with this many blocks on top (or up to the node's 'safe' or "
+                     "'finalized' block), the setting the writers use: 0 on devnets, e.g. 12 or 'finalized' "
+                     "on Ethereum. Default: $FOGFED_CONFIRMATIONS, else the TAS home's settings.toml, else 0.")
+
+
+MOBILITY_HELP = ("Also replay this FogFedMobility contract's events: moves shown as moves, not as removals. "
+                 "A checkpoint keeps the choice it was made with.")
 
 
 def _console() -> Console:
@@ -35,8 +41,35 @@ def _console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def _tas_setting(name: str) -> tuple[str | None, str]:
+    """``name`` from $FOGFED_* or the TAS home's settings.toml (the chain the TAS was set up on), with its source."""
+    from fogfed.cli.common import role_home, setting
+
+    return setting(name, None, role_home(None, "tas"))
+
+
+def _rpc(rpc: str | None) -> str | None:
+    """--rpc, else $FOGFED_RPC, else the TAS home's rpc; None: the shared embedded chain."""
+    return rpc or _tas_setting("rpc")[0]
+
+
+def _confirmations(raw: str | None) -> int | str | None:
+    """--confirmations checked like every other command's; without it $FOGFED_CONFIRMATIONS or the TAS home's."""
+    from fogfed.chain.finality import parse_confirmations
+    from fogfed.errors import InputError
+
+    raw, source = (raw, "--confirmations") if raw is not None else _tas_setting("confirmations")
+    if raw is None:
+        return None  # the replay's default: 0
+    try:
+        return parse_confirmations(raw)
+    except InputError as exc:
+        raise InputError(f"{exc.message} (from {source})", exc.hint) from None
+
+
 def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_block: int | None,
-                near: int, quiet: bool, mobility: str | None) -> audit.ReplayResult:
+                near: int, quiet: bool, mobility: str | None,
+                confirmations: int | str | None = None) -> audit.ReplayResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fogfed import audit
@@ -44,7 +77,7 @@ def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_blo
     config = audit.RebuildConfig(near_removal_blocks=near)
     if quiet:
         return audit.replay(w3, address, db, from_block=from_block, to_block=to_block, config=config,
-                            mobility=mobility)
+                            mobility=mobility, confirmations=confirmations)
     columns = (TextColumn("replaying blocks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[events]} events"), TimeElapsedColumn())
     with Progress(*columns, console=_console(), transient=True) as bar:
@@ -54,7 +87,11 @@ def _run_replay(w3: Web3, address: str, db: Path, from_block: int | None, to_blo
             bar.update(task, total=head - start + 1, completed=done - start + 1, events=events)
 
         return audit.replay(w3, address, db, from_block=from_block, to_block=to_block, config=config,
-                            progress=progress, mobility=mobility)
+                            progress=progress, mobility=mobility, confirmations=confirmations)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def default_db(address: str) -> Path:
@@ -82,6 +119,7 @@ def _common(fn):  # type: ignore[no-untyped-def]
     fn = click.option("--address", envvar="FOGFED_CONTRACT", required=True, metavar="0x...", help=ADDRESS_HELP)(fn)
     fn = click.option("--rpc", envvar="FOGFED_RPC", metavar="URL", help=RPC_HELP)(fn)
     fn = click.option("--mobility", metavar="0x...", help=MOBILITY_HELP)(fn)
+    fn = click.option("--confirmations", metavar="N|safe|finalized", help=CONFIRMATIONS_HELP)(fn)
     return fn
 
 
@@ -107,16 +145,20 @@ def audit_group() -> None:
 @examples(
     "fogfed audit replay --rpc http://127.0.0.1:8545 --address 0x5FbDB2315678afecb367f032d93F642f64180aa3",
     "FOGFED_CONTRACT=0x5FbD... fogfed audit replay --db audit.sqlite --to-block 1000",
+    "fogfed audit replay --rpc https://rpc.example --confirmations finalized",
     "fogfed audit replay --json | jq .new_events",
 )
 @guarded
-def replay_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | None, as_json: bool,
-               from_block: int | None, to_block: int | None, near_removal_blocks: int, quiet: bool) -> None:
+def replay_cmd(confirmations: str | None, mobility: str | None, rpc: str | None, address: str, db: Path | None,
+               as_json: bool, from_block: int | None, to_block: int | None, near_removal_blocks: int,
+               quiet: bool) -> None:
     """Replay every event into the checkpoint (resumes where the last run stopped)."""
     from fogfed import audit
 
+    depth = _confirmations(confirmations)
     db = _db_for(db, address)
-    r = _run_replay(audit.connect(rpc), address, db, from_block, to_block, near_removal_blocks, quiet, mobility)
+    r = _run_replay(audit.connect(_rpc(rpc)), address, db, from_block, to_block, near_removal_blocks, quiet, mobility,
+                    depth)
     where = f"resumed after block {r.resumed_from}" if r.resumed_from is not None else f"from block {r.start_block}"
     emit(as_json, {"contract": address, "db": db, "start_block": r.start_block, "resumed_from": r.resumed_from,
                    "head": r.head, "new_events": r.new_events, "total_events": r.total_events},
@@ -136,20 +178,21 @@ class VerifyFailed(ReportedFailure):
     "fogfed audit verify --json | jq '.mismatches[]'",
 )
 @guarded
-def verify_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | None, as_json: bool,
-               no_replay: bool) -> None:
+def verify_cmd(confirmations: str | None, mobility: str | None, rpc: str | None, address: str, db: Path | None,
+               as_json: bool, no_replay: bool) -> None:
     """Replay up to the head, then compare the rebuilt state with the contract's views at that block
-    (with --mobility, also the backward-secrecy settings with the mobility contract's)."""
+    (with --mobility, also that the mobility contract serves this FogFed)."""
     from fogfed import audit
 
+    depth = _confirmations(confirmations)
     db = _db_for(db, address)
-    w3 = audit.connect(rpc)
+    w3 = audit.connect(_rpc(rpc))
     if no_replay:
         with audit.Checkpoint.open(db) as cp:
             audit.check_mobility(cp, mobility)
             state, head = audit.restore(cp).data, cp.last_block or 0
     else:
-        r = _run_replay(w3, address, db, None, None, 10, True, mobility)
+        r = _run_replay(w3, address, db, None, None, 10, True, mobility, depth)
         state, head = r.state, r.head
     mismatches = audit.verify(w3, address, state, head)
     counts = {"federations": len(state["federations"]), "members": len(state["members"]),
@@ -159,7 +202,8 @@ def verify_cmd(mobility: str | None, rpc: str | None, address: str, db: Path | N
     emit(as_json, doc, lambda: "\n".join(
         [f"MISMATCH {f.subject}: {f.message}" for f in mismatches]
         or [f"verified at block {head}: rebuilt state equals the contract's views "
-            f"({counts['federations']} federations, {counts['members']} members, {counts['files']} files)"]))
+            f"({_count(counts['federations'], 'federation')}, {_count(counts['members'], 'member')}, "
+            f"{_count(counts['files'], 'file')})"]))
     if mismatches:
         raise VerifyFailed(f"{len(mismatches)} difference(s) between the rebuilt state and the contract "
                            f"at block {head}", "each MISMATCH line above is a finding; investigate them")
@@ -210,9 +254,10 @@ def report_cmd(db: Path | None, address: str | None, as_json: bool, json_file: P
     s = report["summary"]
 
     def text() -> str:
-        lines = [f"{report['contract']} up to block {report['head_block']}: {report['events']} events, "
-                 f"{s['federations']} federations, {s['members']} members, {s['files']} files, "
-                 f"{s['removals']} removals, {s['moves']} moves, {s['findings']} findings"]
+        counts = ", ".join(_count(s[k + "s"], k) for k in ("federation", "member", "file", "removal", "move",
+                                                           "finding"))
+        lines = [f"{report['contract']} up to block {report['head_block']}: "
+                 f"{_count(report['events'], 'event')}, {counts}"]
         lines += [f"[{f['kind']}] {f['message']} (tx {', '.join(f['txs'][:3]) or '-'})" for f in report["findings"]]
         return "\n".join(lines)
 

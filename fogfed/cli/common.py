@@ -605,3 +605,15 @@ def ether_to_wei(amount: str) -> int:
     if not value.is_finite() or value < 0 or value > 10**9:
         raise InputError(f"{amount!r:.40} is not an amount of ether", "write e.g. 0.1")
     return int(value * 10**18)
+
+
+def add_config_command(group: click.Group, role: str, *example_lines: str) -> click.Command:
+    """``fogfed <role> config``: the settings in effect for the role's home and where each comes from."""
+    def config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+        show_settings(role_home(home, role), {"rpc": rpc, "ipfs": ipfs}, as_json)
+
+    config.__doc__ = (f"Show the settings in effect for this {role.upper() if role == 'tas' else role} home and "
+                      "where each comes from.\n\n"
+                      "Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml\n"
+                      f"(written by `fogfed {role} init`), which beats the default.")
+    return group.command("config")(common_options(role)(examples(*example_lines)(guarded(config))))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +20,8 @@ from fogfed.cli.common import (common_options, emit, examples, guarded, passphra
 from fogfed.cli.node_cmds import node
 from fogfed.cli.tas_cmds import tas
 from fogfed.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 KEYSTORE_PASS_HELP = ("Encrypt the V3 keystore with the passphrase on FILE's first line "
                       "(default: this home's passphrase).")
@@ -72,18 +75,26 @@ def _export(private_key: bytes, output: Path, keystore_pass: Path | None, force:
         f"use it with: cast wallet address --keystore {output}  (Ape: copy it to ~/.ape/accounts/<alias>.json)"))
 
 
-@node.command("export-key")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="PATH",
-              help="Where to write the V3 keystore (mode 0600).")
-@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              metavar="FILE", help=KEYSTORE_PASS_HELP)
-@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-@common_options("node")
-@examples(
+def _export_key_command(group: click.Group, role: str, *example_lines: str) -> Callable[[F], click.Command]:
+    """``fogfed <role> export-key``: -o PATH, --keystore-passphrase-file, --force and the role's common options."""
+    def wrap(fn: F) -> click.Command:
+        fn = guarded(fn)
+        fn = examples(*example_lines)(fn)
+        fn = common_options(role)(fn)
+        fn = click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")(fn)
+        fn = click.option("--keystore-passphrase-file", metavar="FILE", help=KEYSTORE_PASS_HELP,
+                          type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))(fn)
+        fn = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                          metavar="PATH", help="Where to write the V3 keystore (mode 0600).")(fn)
+        return group.command("export-key")(fn)
+    return wrap
+
+
+@_export_key_command(
+    node, "node",
     "fogfed node export-key -o node1.keystore.json",
     "fogfed node export-key --home ./node1 -o k.json --passphrase-file pass.txt && cast wallet address --keystore k.json",
 )
-@guarded
 def node_export_key(output: Path, keystore_passphrase_file: Path | None, force: bool, home: Path | None,
                     rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Write this node's Ethereum account as a V3 keystore (for cast, Ape, geth).
@@ -101,18 +112,11 @@ def node_export_key(output: Path, keystore_passphrase_file: Path | None, force: 
     _export(bytes(identity.account.key), output, keystore_passphrase_file, force, secret, as_json)
 
 
-@tas.command("export-key")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="PATH",
-              help="Where to write the V3 keystore (mode 0600).")
-@click.option("--keystore-passphrase-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              metavar="FILE", help=KEYSTORE_PASS_HELP)
-@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-@common_options("tas")
-@examples(
+@_export_key_command(
+    tas, "tas",
     "fogfed tas export-key -o tas.keystore.json",
     "fogfed tas export-key -o tas.json --keystore-passphrase-file ape-pass.txt",
 )
-@guarded
 def tas_export_key(output: Path, keystore_passphrase_file: Path | None, force: bool, home: Path | None,
                    rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Write the TAS's Ethereum account as a V3 keystore (for cast, Ape, geth).

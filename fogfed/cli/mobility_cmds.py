@@ -1,4 +1,4 @@
-"""Mobility commands on the existing groups: `fogfed tas mobility-deploy/move/secrecy`, `fogfed node move/send/recv`."""
+"""Mobility commands on the existing groups: `fogfed tas mobility-deploy/move`, `fogfed node move/send/recv`."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def _authority(t: Any, address: str | None) -> Any:
 def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Deploy FogFedMobility for this TAS's FogFed and grant it the operator role (admin only).
 
-    The TAS records it: from then on `fogfed tas enroll` applies each
-    federation's backward-secrecy setting (`fogfed tas secrecy`).
+    The TAS records it for `fogfed tas move`. Backward secrecy needs no
+    setting: covers hold only the leaves assigned when a file was uploaded.
     """
     from fogfed.chain.mobility import deploy_mobility
 
@@ -83,34 +83,10 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
         f"(record found {res.level} level(s) up), one key delivered; its old leaf is revoked, nobody re-keyed"))
 
 
-@tas.command("secrecy")
-@click.argument("federation", type=click.IntRange(min=1, max=2**32 - 1))
-@click.argument("setting", type=click.Choice(["on", "off", "show"]))
-@_TAS_MOBILITY
-@common_options("tas")
-@guarded
-@examples(
-    'fogfed tas secrecy 1 show',
-    'fogfed tas secrecy 1 off',
-)
-def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path | None, rpc: str | None,
-                ipfs: str | None, as_json: bool) -> None:
-    """Show or set a federation's backward secrecy (on by default: newcomers cannot read older files).
-
-    Applies to moves and to every `fogfed tas enroll` into the federation.
-    """
-    auth = _authority(open_tas(home, rpc, ipfs), mobility)
-    if setting != "show":
-        auth.set_backward_secrecy(federation, setting == "on")
-    on = auth.mobility.backward_secrecy(federation)
-    emit(as_json, {"federation": federation, "backward_secrecy": on},
-         f"federation {federation}: backward secrecy {'on' if on else 'off'}")
-
-
 @node.command("move")
 @click.option("--to", "to_federation", type=click.IntRange(min=1, max=2**32 - 1), help="Destination federation id.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the request here.")
-@click.option("--finish", is_flag=True, help="After the TAS moved the node: pull the new key and any history key.")
+@click.option("--finish", is_flag=True, help="After the TAS moved the node: pull the key for the destination.")
 @_MOBILITY
 @common_options("node")
 @guarded
@@ -121,22 +97,34 @@ def tas_secrecy(federation: int, setting: str, mobility: str | None, home: Path 
 def node_move(to_federation: int | None, output: Path | None, finish: bool, mobility: str, home: Path | None,
               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Ask to be handed over to another federation with the current device keys (signed request)."""
-    from fogfed.node.mobility import move_request, pull_history_keys
+    from fogfed.node.mobility import move_request
 
     if finish == (to_federation is not None):
         raise InputError("give either --to FEDERATION (make a request) or --finish (pull the keys after the move)")
     with open_node(home, rpc, ipfs) as n:
         mob = _mobility(n.fed, mobility)
         if finish:
-            keys, history = n.refresh_keys(), pull_history_keys(n, mob)
-            emit(as_json, {"keys": keys, "history_keys": history}, f"{keys} new key(s), {history} history key(s)")
+            keys = n.refresh_keys()
+            emit(as_json, {"keys": keys}, f"{keys} new key(s)" + ("" if keys else
+                 " (the TAS has not moved this node yet, or its key is already here)"))
             return
+        _check_destination(n, to_federation)
         text = move_request(n, mob, to_federation).to_json()
     if output is None:
         click.echo(text)
     else:
         output.write_text(text)
         emit(as_json, {"request": str(output)}, f"wrote {output}; give it to the TAS: fogfed tas move {output}")
+
+
+def _check_destination(n: Any, to_federation: int) -> None:
+    """Free view calls before the TAS spends gas: the destination exists and is not the node's own."""
+    if to_federation > n.fed.settings().federation_count:
+        raise InputError(f"there is no federation {to_federation}",
+                         "the TAS operator lists them: fogfed tas status")
+    current, active = n.membership()
+    if active and current == to_federation:
+        raise InputError(f"this node is already a member of federation {to_federation}")
 
 
 @node.command("send")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from fogfed.cli import cli
-from fogfed.cli.common import (common_options, connect_chain, emit, examples, guarded, next_hint,
+from fogfed.cli.common import (add_config_command, common_options, connect_chain, emit, examples, guarded, next_hint,
                                open_content_store, passphrase, resolve_rpc, role_home, setting, to_plain,
                                transfer_progress, network_settings_to_remember, write_settings)
 from fogfed.errors import FogfedError, InputError
@@ -291,7 +291,10 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
     """List the files this node uploaded (local record), or with --readable those it may read.
 
     --readable asks the chain: files registered in the node's federation or
-    shared with it, each with whether the node holds the key for its epoch.
+    shared with it, each with whether one of the node's keys satisfies the
+    file's policy (key_held in --json). A file uploaded before the node
+    joined, or after its removal, is listed but not readable: the policy's
+    member-tree cover leaves the node out.
     """
     from fogfed.cli.common import read_settings
 
@@ -305,7 +308,8 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
             from fogfed.node.listing import files_for_federation
 
             fid, active = n.membership()
-            files = files_for_federation(n.fed, fid, set(n.keyring.held())) if fid else []
+            keys = [k.attributes for k in n.keyring.candidates()]
+            files = files_for_federation(n.fed, fid, keys, n.member_tree) if fid else []
             doc = {"address": n.address, "label": label, "federation": fid or None, "active": active,
                    "files": files}
             empty = ("no files in this node's federation yet" if fid else
@@ -319,8 +323,9 @@ def node_ls(readable: bool, home: Path | None, rpc: str | None, ipfs: str | None
             return f"uploaded by {who}:\n" + _rows(files, empty)
         lines = [f"readable by {who} in federation {doc['federation']}" + ("" if active else " (REMOVED)") + ":"]
         for f in files:
-            key = {True: "key held", False: "NO KEY for its epoch", None: "shared with us"}[f["key_held"]]
-            lines.append(f"  {f['file_id']}  epoch {f['epoch']}  from {f['uploader']}  block {f['block']}  {key}")
+            key = "readable" if f["key_held"] else "NOT readable with this node's keys"
+            shared = "  shared with us" if f["shared"] else ""
+            lines.append(f"  {f['file_id']}  from {f['uploader']}  block {f['block']}{shared}  {key}")
         return "\n".join(lines)
 
     emit(as_json, doc, text)
@@ -489,9 +494,15 @@ def node_status(live: bool, home: Path | None, rpc: str | None, ipfs: str | None
     if live:
         with _open(home, rpc, ipfs) as n:
             fid, active = n.membership()
+            generation = n.member_tree(fid).generation if fid else None
+            tree = f"ct:{fid}:{generation}:"
             status.update({
                 "federation": fid or None, "active": active,
                 "epoch": n.fed.federation(fid).epoch if fid else None,
+                "generation": generation,
+                # epochs advance with every removal; a key serves its tree generation's whole life
+                "current_key": bool(fid) and any(a.startswith(tree) for k in n.keyring.candidates()
+                                                 for a in k.attributes),
                 "balance_wei": n.fed.chain.balance(n.address),
                 "keys": [{"federation": f, "epoch": e} for (f, e) in n.keyring.held()],
             })
@@ -516,34 +527,22 @@ def _status_text(status: dict[str, Any], live: bool) -> str:
             lines.append("member    not enrolled (next: fogfed node request ..., then the TAS runs tas enroll)")
         else:
             state = "active" if status["active"] else "REMOVED"
-            lines.append(f"member    federation {status['federation']}, {state}, epoch {status['epoch']}")
+            lines.append(f"member    federation {status['federation']}, {state}, epoch {status['epoch']}, "
+                         f"tree generation {status['generation']}")
         keys = status["keys"]
         held = ", ".join(f"{k['federation']}/{k['epoch']}" for k in keys) or "none"
-        lines.append(f"keys      {len(keys)} (federation/epoch: {held})")
-        current = status["federation"] and any(k["federation"] == status["federation"] and k["epoch"] == status["epoch"]
-                                               for k in keys)
-        if status.get("active") and not current:
-            lines.append("          no key for the current epoch yet (next: fogfed node join)")
+        lines.append(f"keys      {len(keys)} (federation/epoch received: {held})")
+        if status.get("active") and not status["current_key"]:
+            lines.append("          no key for the federation's current tree generation yet (next: fogfed node join)")
         lines.append(f"balance   {status['balance_wei'] / 10**18:.6f} ether")
     else:
         lines.append("(--live adds federation, epoch, keys held and balance)")
     return "\n".join(lines)
 
 
-@node.command("config")
-@common_options("node")
-@examples(
+add_config_command(
+    node, "node",
     "fogfed node config",
     "fogfed node config --home ./node1 --json",
     "FOGFED_RPC=http://127.0.0.1:8545 fogfed node config   # see the override win",
 )
-@guarded
-def node_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the settings in effect for this home and where each comes from.
-
-    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
-    (written by `fogfed node init`), which beats the default.
-    """
-    from fogfed.cli.common import show_settings
-
-    show_settings(role_home(home, "node"), {"rpc": rpc, "ipfs": ipfs}, as_json)

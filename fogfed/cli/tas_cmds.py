@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,9 @@ import click
 
 from fogfed.cli import cli
 from fogfed.errors import InputError
-from fogfed.cli.common import (common_options, connect_chain, emit, ether_to_wei, examples, guarded,
-                               count_progress, next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
+from fogfed.cli.common import (add_config_command, common_options, connect_chain, count_progress, emit,
+                               ether_to_wei, examples, guarded,
+                               next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
 KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set, otherwise the "
@@ -103,7 +106,8 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
         f"TAS ready in {info['home']}\n"
         f"contract {t.contract_address} on chain {info['chain_id']}, TAS account {t.address}\n"
         f"next: export FOGFED_CONTRACT={t.contract_address}   (nodes need it for `fogfed node init`)\n"
-        + next_hint("fogfed tas federation create LOCATION SERVICE", home)))
+        + next_hint("fogfed tas enroll REQUEST.json", home)
+        + "   (creates the federation the request names, or: fogfed tas federation create LOCATION SERVICE)"))
 
 
 tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
@@ -220,7 +224,7 @@ def tas_enroll(request_files: tuple[Path, ...], batch_dir: Path | None, approve:
         emit(as_json, r, lambda: (
             f"enrolled {r.node} in federation {r.federation_id}"
             + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
-            f"attributes: {', '.join(r.attributes)}\nverified: {r.verdict}\n"
+            f"attributes: {_attributes_text(r.attributes)}\nverified: {r.verdict}\n"
             + f"leaf {r.leaf} of the federation's member tree\n"
             + "next (on the node): fogfed node join"))
         return
@@ -245,6 +249,15 @@ def _batch_text(b: Any) -> str:
     lines.append("gas: " + ", ".join(f"{k} {v:,}" for k, v in sorted(b.gas.items())))
     lines.append("next (on each node): fogfed node join")
     return "\n".join(lines)
+
+
+def _attributes_text(attributes: list[str]) -> str:
+    """The key's attributes, its member-tree path summed up (``--json`` lists every one)."""
+    path = [a for a in attributes if a.startswith("ct:")]
+    text = ", ".join(a for a in attributes if not a.startswith("ct:"))
+    prefixes = sorted({a.rsplit(":", 1)[0] for a in path})
+    return text + (f" and the {len(path)} tree nodes of its leaf's path ({', '.join(p + ':*' for p in prefixes)})"
+                   if path else "")
 
 
 @tas.command("remove")
@@ -272,10 +285,14 @@ def tas_remove(node_address: str, reason: str, home: Path | None, rpc: str | Non
 
     address = check_address(node_address, "node address")
     note(reason, "--reason", MAX_REMOVAL_NOTE)  # bad input: exit 2 before the TAS is even opened
-    r = _open(home, rpc, ipfs).remove(address, reason=reason)
-    emit(as_json, r, lambda: (
+    t = _open(home, rpc, ipfs)
+    r = t.remove(address, reason=reason)
+    due = t.refreshes_due(r.federation_id).get(r.federation_id)
+    emit(as_json, {**to_plain(r), "refresh_due": due}, lambda: (
         f"removed {r.node} from federation {r.federation_id} in one transaction "
-        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"))
+        f"({r.gas['removeMember']:,} gas); its leaf is revoked from epoch {r.new_epoch} on, nobody re-keyed"
+        + (f"\nhint: federation {r.federation_id} is due for a refresh ({due}): `fogfed tas refresh "
+           f"{r.federation_id}`, or let `fogfed tas sync`/`watch` do it" if due else "")))
 
 
 def _rekey_lines(results: list[Any]) -> str:
@@ -283,6 +300,25 @@ def _rekey_lines(results: list[Any]) -> str:
         return "every active member holds its key"
     return "\n".join(f"federation {r.federation_id}: delivered the missing key to {len(r.nodes)} member(s)"
                      for r in results)
+
+
+def _refresh_line(r: Any) -> str:
+    return (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
+            f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, one transaction ({r.gas_used:,} gas)")
+
+
+def _maintain(t: Any) -> dict[str, Any]:
+    """The refreshes the policy calls for: run them with a content store, else report them as due."""
+    if t.store is None:
+        return {"refreshed": [], "refresh_due": t.refreshes_due()}
+    return {"refreshed": t.refresh_due(), "refresh_due": {}}
+
+
+def _maintain_lines(m: dict[str, Any]) -> list[str]:
+    lines = [_refresh_line(r) for r in m["refreshed"]]
+    lines += [f"hint: federation {fid} is due for a refresh ({why}); give a content store (--ipfs) to run it"
+              for fid, why in m["refresh_due"].items()]
+    return lines
 
 
 @tas.command("refresh")
@@ -295,18 +331,76 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
     Every active member gets a fresh key for its leaf of the new generation;
     the sealed keys go into one bundle in the content store and the chain
     commits to its digest (no gas per member). Covers shrink back to a few
-    nodes. Members pick their entry up by themselves on their next upload or
-    fetch (`fogfed node join` also does). Refused if a removal happened while
-    the bundle was being built; run it again.
+    nodes, and the new generation's tree is sized to the federation (room for
+    2 to 4 times its members). Members pick their entry up by themselves on
+    their next upload or fetch (`fogfed node join` also does). A removal while
+    the bundle is built makes the TAS build it again. Interrupted (a kill, the
+    chain away), running it again, or `fogfed tas sync`, finishes the same
+    refresh: never two generations. `fogfed tas refresh-policy` sets when
+    `tas sync`/`watch` refresh by themselves.
 
     \b
     Example:
       fogfed tas refresh 1
     """
-    r = _open(home, rpc, ipfs).refresh(federation)
-    emit(as_json, r, lambda: (f"federation {r.federation_id}: generation {r.generation} from epoch {r.epoch}, "
-                              f"{r.members} member key(s) in a {r.bundle_bytes:,}-byte bundle, "
-                              f"one transaction ({r.gas_used:,} gas)"))
+    t = _open(home, rpc, ipfs)
+    with _key_progress(len(t.trees.get(federation).refresh_order()), not as_json) as bar:
+        r = t.refresh(federation, bar)
+    emit(as_json, r, lambda: _refresh_line(r))
+
+
+@contextlib.contextmanager
+def _key_progress(total: int, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr counting the keys a refresh generates (None when disabled or not a TTY)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("member keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("keys", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@tas.command("refresh-policy")
+@click.option("--max-cover", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Refresh when the next upload's cover would have more than N nodes (default 64).")
+@click.option("--max-revoked", type=click.FloatRange(min=0, max=1, min_open=True), default=None, metavar="F",
+              help="Refresh when more than this fraction of the assigned leaves is revoked (default 0.5).")
+@click.option("--reset", is_flag=True, help="Back to the defaults.")
+@common_options("tas")
+@guarded
+@examples(
+    'fogfed tas refresh-policy',
+    'fogfed tas refresh-policy --max-cover 32 --max-revoked 0.25',
+    'fogfed tas refresh-policy --reset --json',
+)
+def tas_refresh_policy(max_cover: int | None, max_revoked: float | None, reset: bool, home: Path | None,
+                       rpc: str | None, ipfs: str | None, as_json: bool) -> None:
+    """Show or set when `tas sync`/`tas watch` start a new tree generation, and list the federations due.
+
+    A join into a full tree always refreshes first (it never fails). Besides
+    that, a federation is refreshed when its cover grew past --max-cover
+    nodes (every file carries one ciphertext row per node) or more than
+    --max-revoked of its leaves are revoked. A refresh is one transaction and
+    one keygen per member; the setting lives in this TAS home (tas.sqlite).
+    """
+    from fogfed.tas.revocation import RefreshPolicy
+
+    t = _open(home, rpc, ipfs)
+    policy = RefreshPolicy() if reset else t.refresh_policy()
+    if reset or max_cover is not None or max_revoked is not None:
+        policy = RefreshPolicy(policy.max_cover_nodes if max_cover is None else max_cover,
+                               policy.max_revoked_fraction if max_revoked is None else max_revoked)
+        t.set_refresh_policy(policy)
+    due = t.refreshes_due()
+    emit(as_json, {"max_cover_nodes": policy.max_cover_nodes, "max_revoked_fraction": policy.max_revoked_fraction,
+                   "due": due}, lambda: "\n".join(
+        [f"refresh when the cover exceeds {policy.max_cover_nodes} nodes or more than "
+         f"{policy.max_revoked_fraction:g} of the leaves are revoked (and always before a join into a full tree)"]
+        + ([f"federation {fid} is due: {why}" for fid, why in due.items()] or ["no federation is due"])))
 
 
 @tas.command("sync")
@@ -320,18 +414,22 @@ def tas_refresh(federation: int, home: Path | None, rpc: str | None, ipfs: str |
     'fogfed tas sync --home ./tas --json',
 )
 def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Finish what the chain shows undone: interrupted enrollments, missing keys.
+    """Finish what the chain shows undone: interrupted enrollments and refreshes, missing keys; due refreshes.
 
-    Enrollments interrupted after their journal entry are completed, and every
-    active member whose latest join has no key delivery after it gets its one
-    key, once. Removals (by the TAS or automatic after false claims) need
-    nothing: the revoked leaf is read from the chain's events by every uploader.
+    Enrollments and refreshes interrupted after their journal entry are
+    completed, and every active member whose latest join has no key for its
+    leaf gets its one key, once. Removals (by the TAS or automatic after
+    false claims) need nothing: the revoked leaf is read from the chain's
+    events by every uploader. Then every federation the refresh policy
+    (`fogfed tas refresh-policy`) calls due gets a new tree generation (with a
+    content store; without one they are listed as hints).
     """
     t = _open(home, rpc, ipfs)
     if rebuild:
         t.cache.rebuild()
     results = t.sync()
-    emit(as_json, {"rekeyed": results}, lambda: _rekey_lines(results))
+    m = _maintain(t)
+    emit(as_json, {"rekeyed": results, **m}, lambda: "\n".join([_rekey_lines(results), *_maintain_lines(m)]))
 
 
 @tas.command("watch")
@@ -356,9 +454,11 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
               home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
     """Run `fogfed tas sync` every few seconds until stopped (Ctrl-C); optionally top members up.
 
-    Text mode prints a line per re-keyed federation and per top-up. --json
-    prints JSON Lines: one document per check, {"check": N, "time": UNIX,
-    "rekeyed": [...], "topped_up": [...]} (and "busy": MESSAGE when another
+    Text mode prints a line per re-keyed or refreshed federation and per
+    top-up (refreshes follow `fogfed tas refresh-policy`). --json prints JSON
+    Lines: one document per check, {"check": N, "time": UNIX, "rekeyed":
+    [...], "refreshed": [...], "refresh_due": {FID: REASON}, "topped_up":
+    [...]} (and "busy": MESSAGE when another
     TAS command held the lock), flushed at once, so `jq` or a log shipper
     sees every check as it happens. The last example keeps every member able
     to pay for its transactions, sending at most 1 ETH per check.
@@ -371,14 +471,20 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     if top_up_below is not None:
         policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
     t = _open(home, rpc, ipfs)
-    done = 0
+    done, hinted = 0, {}
     while count is None or done < count:
-        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": []}
+        check: dict[str, Any] = {"check": done + 1, "time": round(time.time(), 3), "rekeyed": [], "topped_up": [],
+                                 "refreshed": [], "refresh_due": {}}
         try:
             check["rekeyed"] = t.sync()
+            check.update(_maintain(t))
             if not as_json:
                 for r in check["rekeyed"]:
                     click.echo(_rekey_lines([r]))
+                for line in _maintain_lines({**check, "refresh_due": {} if check["refresh_due"] == hinted
+                                             else check["refresh_due"]}):
+                    click.echo(line)  # a hint once, not on every check
+            hinted = check["refresh_due"]
             if policy is not None:
                 from fogfed.tas.funding import top_up
 
@@ -433,28 +539,22 @@ def _status_text(status: dict) -> str:
     pending = status.get("pending_keys") or []
     lines.append("pending      " + (f"re-keys for federation {', '.join(map(str, pending))} (run: fogfed tas sync)"
                                     if pending else "nothing to re-key"))
+    unfinished = status.get("unfinished") or []
+    lines.append("unfinished   " + ("none" if not unfinished else
+                                    f"{len(unfinished)} operation(s) (run: fogfed tas sync)"))
+    lines += [f"         {u.get('kind')} {u.get('node') or ''}  request {u.get('request')}" for u in unfinished]
     for key, value in status.items():  # whatever newer TAS versions add
-        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels"}:
+        if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels",
+                       "unfinished"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
 
 
-@tas.command("config")
-@common_options("tas")
-@examples(
+add_config_command(
+    tas, "tas",
     "fogfed tas config",
     "fogfed tas config --home ./tas --json | jq .settings.rpc",
 )
-@guarded
-def tas_config(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the settings in effect for this TAS home and where each comes from.
-
-    Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml
-    (written by `fogfed tas init`), which beats the default.
-    """
-    from fogfed.cli.common import show_settings
-
-    show_settings(role_home(home, "tas"), {"rpc": rpc, "ipfs": ipfs}, as_json)
 
 
 LABELS_FILE = "labels.json"

@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fogfed import abe
 from fogfed.chain import Chain, FogFed
+from fogfed.chain.types import DecodedEvent
 from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams
@@ -48,6 +49,8 @@ class FogNode(Uploading, Fetching):
         self._server: PeerServer | None = None
         self._pk: abe.PublicKey | None = None
         self._trees: dict[int, MemberTree] = {}
+        self._tree_log: list[DecodedEvent] = []  # FogFed's tree events up to block _tree_log_block
+        self._tree_log_block = -1
         self.uploads = Uploads(self.home, fed, identity.address)
         clean_temp(self.home / TMP)  # what killed runs left (ciphertext copies), never a live process's
 

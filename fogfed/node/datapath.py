@@ -8,12 +8,16 @@ leaves a partial or unverified file where the caller will look.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
+import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +28,7 @@ from fogfed.abe.stream import EncryptingReader, StreamError, StreamInfo, decrypt
 from fogfed.errors import FogfedError, InputError
 from fogfed.protocol.files import STREAM_AAD
 from fogfed.storage import ContentStore, compute_cid
+from fogfed.storage.errors import ContentNotFound, StorageError
 from fogfed.storage.importer import READ_SIZE
 
 Progress = Callable[[int], object]
@@ -42,10 +47,12 @@ class _Worker:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._pending: collections.deque[Future] = collections.deque()
 
-    def submit(self, job: Callable[[bytes], object], data: bytes) -> None:
-        self._pending.append(self._pool.submit(job, data))
+    def submit(self, job: Callable[[bytes], object], data: bytes | memoryview) -> Future:
+        future = self._pool.submit(job, data)
+        self._pending.append(future)
         while len(self._pending) > AHEAD or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()  # a failed job (disk full) fails the caller here
+        return future
 
     def drain(self) -> None:
         while self._pending:
@@ -55,28 +62,64 @@ class _Worker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Buffers:
+    """READ_SIZE buffers kept between uploads: a fresh megabyte costs 256 page faults on first touch."""
+
+    def __init__(self, keep: int) -> None:
+        self._free: list[memoryview] = []
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def get(self) -> memoryview:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return memoryview(bytearray(READ_SIZE))
+
+    def put(self, bufs: list[memoryview]) -> None:
+        with self._lock:
+            self._free.extend(bufs[:max(0, self._keep - len(self._free))])
+
+
+_BUFFERS = _Buffers(keep=AHEAD + 1)  # one upload's ring; concurrent uploads allocate their own
+
+
 class _PlaintextSource:
     """``src`` read in whole ``READ_SIZE`` pieces, each SHA-256-hashed on a worker while the cipher encrypts it.
 
-    The pieces are immutable ``bytes``, so the worker never races the
-    cipher's reused buffer; the cipher gets them by ``readinto`` (one copy).
+    The pieces are read (``readinto``) into a ring of ``AHEAD + 1`` buffers,
+    allocated as needed and reused: a buffer is read into again only once its
+    hash is done (the cipher is then long past it), so the worker never races
+    a read and no fresh memory is faulted in per piece. The cipher gets each
+    piece by ``readinto`` (one copy).
     """
 
     def __init__(self, src: BinaryIO, worker: _Worker) -> None:
         self._src, self._worker = src, worker
         self._sha256 = hashlib.sha256()
         self._piece = memoryview(b"")
+        self._ring: list[memoryview] = []
+        self._hashed: list[Future | None] = []
+        self._next = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: memoryview) -> int:
         if not self._piece:
-            data = self._src.read(READ_SIZE)
-            if not data:
+            slot = self._next
+            if slot == len(self._ring):
+                self._ring.append(_BUFFERS.get())
+                self._hashed.append(None)
+            elif (pending := self._hashed[slot]) is not None:
+                pending.result()
+            self._next = (slot + 1) % (AHEAD + 1)
+            n = self._src.readinto(self._ring[slot])
+            if not n:
                 return 0
-            self._worker.submit(self._sha256.update, data)
-            self._piece = memoryview(data)
+            piece = self._ring[slot][:n]
+            self._hashed[slot] = self._worker.submit(self._sha256.update, piece)
+            self._piece = piece
         n = min(len(buf), len(self._piece))
         buf[:n] = self._piece[:n]
         self._piece = self._piece[n:]
@@ -85,6 +128,11 @@ class _PlaintextSource:
     def digest(self) -> bytes:
         self._worker.drain()
         return self._sha256.digest()
+
+    def release(self) -> None:
+        """Give the ring back (call once no hash job can still read it)."""
+        ring, self._ring = self._ring, []
+        _BUFFERS.put(ring)
 
 
 class _CiphertextSource:
@@ -189,13 +237,171 @@ def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertex
         plain_worker.close()
         if copy_worker is not None:
             copy_worker.close()
+    plain.release()  # only on success: after a failure a cancelled job's buffer is simply dropped
     assert reader.info is not None  # the store read to the end
     return cid, dataclasses.replace(reader.info, plaintext_sha256=plain_sha), ct_sha
 
 
-def store_blob(store: ContentStore, data: bytes) -> str:
-    """Store a small blob (the encrypted file key); its CIDv0."""
+def store_blob(store: ContentStore, data: bytes, leftovers: "UploadLeftovers | None" = None) -> str:
+    """Store a small blob (the encrypted file key); its CIDv0.
+
+    With ``leftovers``, its CID is noted there before the store sees it, so
+    an upload that dies after the store pinned it never leaves it unknown.
+    """
+    if leftovers is not None:
+        leftovers.stored(compute_cid(io.BytesIO(data)))
     return store.add(io.BytesIO(data))
+
+
+LEFTOVERS_SUFFIX = ".stored"
+
+
+class UploadLeftovers:
+    """What one upload put in the store before its registration, so that whatever it never
+    registered is unpinned: by the upload itself when it fails, or by a later upload.
+
+    A record file ``<pid>-<random>.stored`` in the node's temp folder, one JSON
+    line per event: ``{"cid": ...}`` for each CID stored (the ciphertext with its
+    file id, each encrypted file key), ``{"sent": file_id}`` just before
+    ``registerFile`` is sent. The upload holds an exclusive ``flock`` on it
+    while it runs, so :func:`reclaim_leftovers` in another process (or a later
+    upload in this one) never touches a live upload's content. Lines are
+    flushed, not fsynced: an OS crash may lose a record (a leak, never a loss).
+    """
+
+    def __init__(self, directory: Path, store: ContentStore) -> None:
+        self.store = store
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = f"{os.getpid()}-{os.urandom(6).hex()}"
+        part = directory / f".{stem}.new"
+        self.path = directory / f"{stem}{LEFTOVERS_SUFFIX}"
+        self._file = open(part, "x+b")  # noqa: SIM115 (held, and locked, for the upload's life)
+        fcntl.flock(self._file, fcntl.LOCK_EX)  # locked before reclaim_leftovers can see the name
+        os.replace(part, self.path)
+        self.cids: list[str] = []
+        self.sent = False
+
+    def _note(self, event: dict) -> None:
+        self._file.write(json.dumps(event).encode() + b"\n")
+        self._file.flush()
+
+    def stored(self, cid: str, file_id_hex: str | None = None) -> None:
+        """``cid`` is (or is about to be) pinned by this upload."""
+        self.cids.append(cid)
+        self._note({"cid": cid} if file_id_hex is None else {"cid": cid, "file_id": file_id_hex})
+
+    def sending(self, file_id_hex: str) -> None:
+        """``registerFile`` for ``file_id_hex`` goes out next: from now on the chain decides what is in use."""
+        self.sent = True
+        self._note({"sent": file_id_hex})
+
+    def finish(self, used: set[str]) -> None:
+        """The upload is registered with ``used`` (ciphertext and encrypted key): unpin the rest, forget the record."""
+        if _unpin(self.store, [c for c in self.cids if c not in used]):
+            self.path.unlink(missing_ok=True)
+        self.close()
+
+    def abandon(self) -> None:
+        """The upload failed: if no registration was sent, unpin everything it stored now (the store
+        may be down; then a later upload does it). The record stays until that has happened."""
+        if not self.sent and _unpin(self.store, self.cids):
+            self.path.unlink(missing_ok=True)
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()  # releases the flock: from now on reclaim_leftovers may take the record
+
+    def __enter__(self) -> "UploadLeftovers":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._file.closed:
+            return
+        if exc_type is None:
+            self.close()  # not finished: the record stays for reclaim_leftovers
+        else:
+            self.abandon()
+
+
+def _unpin(store: ContentStore, cids: list[str]) -> bool:
+    """Unpin each of ``cids``; False (the rest left pinned) if the store cannot be reached."""
+    for cid in cids:
+        try:
+            store.remove(cid)
+        except (ContentNotFound, InputError):  # not there, or not a CID (a damaged record): nothing to unpin
+            continue
+        except StorageError:
+            return False
+    return True
+
+
+def reclaim_leftovers(directory: Path, store: ContentStore, registered_key: Callable[[str], str | None],
+                      given_up: Collection[str] = ()) -> int:
+    """Unpin what interrupted uploads stored but never registered; returns how many records were settled.
+
+    A record no live upload holds (its ``flock`` is free) is read: if no
+    registration was sent, every CID it lists is unpinned; if one was, and the
+    chain shows it (``registered_key(file_id)`` gives the registered encrypted
+    key's CID), every CID but the ciphertext and that key is unpinned. A record
+    whose registration was sent but is not (yet) on chain is kept, since the
+    transaction may still be mined, unless its file id is in ``given_up``: the
+    caller uploads the same source again under a new key (the upload journal
+    found it unregistered), so should the old transaction still be mined, its
+    plaintext is registered anyway. A damaged record (a torn last line) counts
+    as far as it can be read. The store being down leaves the record for later.
+    Once a dead upload's record was seen, the store frees what crashed adds left
+    (``ContentStore.collect_garbage``: an embedded store's unreferenced packs).
+    """
+    settled = dead = 0
+    try:
+        paths = sorted(directory.glob(f"*{LEFTOVERS_SUFFIX}"))
+    except OSError:
+        return 0
+    for path in paths:
+        try:
+            f = open(path, "r+b")  # noqa: SIM115
+        except OSError:
+            continue
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live upload's
+            dead += 1
+            cids, sent = _read_record(f.read())
+            if sent is not None and sent not in given_up:
+                key = registered_key(sent)
+                if key is None:
+                    continue
+                cids = [c for c, fid in cids if fid != sent and c != key]
+            else:
+                cids = [c for c, _ in cids]
+            if _unpin(store, cids):
+                path.unlink(missing_ok=True)
+                settled += 1
+    if dead:  # an upload died: an add it was making may have left partial data (an embedded store's pack)
+        with contextlib.suppress(StorageError):
+            store.collect_garbage()
+    return settled
+
+
+def _read_record(data: bytes) -> tuple[list[tuple[str, str | None]], str | None]:
+    """(CID, file id or None) for each CID stored, and the file id whose registration was sent."""
+    cids: list[tuple[str, str | None]] = []
+    sent = None
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            break  # torn by a crash mid-write: nothing after it was written either
+        if not isinstance(event, dict):
+            break
+        if isinstance(event.get("cid"), str):
+            fid = event.get("file_id") if isinstance(event.get("file_id"), str) else None
+            cids.append((event["cid"], fid))
+        elif isinstance(event.get("sent"), str):
+            sent = event["sent"]
+    return cids, sent
 
 
 def read_blob(store: ContentStore, cid: str, limit: int = MAX_ENCSK_BYTES) -> bytes:
@@ -385,4 +591,4 @@ class PlaintextMismatch(InputError):
 
 
 __all__ = ["DestinationError", "PlaintextMismatch", "StreamError", "clean_temp", "decrypt_checked", "encrypt_and_store", "matches_cid",
-           "phase", "read_blob", "store_blob", "temp_file", "write_pieces"]
+           "phase", "read_blob", "reclaim_leftovers", "store_blob", "temp_file", "UploadLeftovers", "write_pieces"]

@@ -15,6 +15,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from fogfed import abe
 from fogfed.chain import FogFed
+from fogfed.chain.types import DecodedEvent
 from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams, write_private_file
@@ -46,6 +47,8 @@ class NodeHome:
     _server: PeerServer | None
     _pk: abe.PublicKey | None
     _trees: dict[int, MemberTree]
+    _tree_log: list[DecodedEvent]
+    _tree_log_block: int
 
     @property
     def address(self) -> str:

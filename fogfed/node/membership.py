@@ -3,6 +3,8 @@ refresh bundles, the system public key, and the federation's member tree (paper 
 
 from __future__ import annotations
 
+import bisect
+
 from fogfed import abe
 from fogfed.chain import public_key_commitment
 from fogfed.chain.types import DecodedEvent
@@ -133,7 +135,21 @@ class Membership(NodeHome):
     def member_tree(self, federation_id: int) -> MemberTree:
         """The federation's member tree replayed from chain events (kept in memory, synced on each call)."""
         tree = self._trees.setdefault(federation_id, MemberTree(federation_id))
-        return tree.sync(self.fed)
+        events = self._tree_events()
+        if tree.block < self._tree_log_block:
+            tree.apply(events[bisect.bisect_right(events, tree.block, key=_block):])
+            tree.block = self._tree_log_block
+        return tree
+
+    def _tree_events(self) -> list[DecodedEvent]:
+        """FogFed's member-tree events from the deployment to the head: read once per process, then
+        only the new blocks (every federation's tree and every look back at a registration share them)."""
+        end = self.fed.chain.block_number()
+        if end > self._tree_log_block:
+            start = self.fed.deploy_block if self._tree_log_block < 0 else self._tree_log_block + 1
+            self._tree_log.extend(self.fed.events(start, end, TREE_EVENTS))
+            self._tree_log_block = end
+        return self._tree_log
 
     def _covers_at(self, registration: DecodedEvent) -> tuple[dict[int, MemberTree], list[str]]:
         """The member trees of every federation a file's registered policy names, as they were just
@@ -143,10 +159,11 @@ class Membership(NodeHome):
             named = parse_descriptor(text)[1]
         except InputError:
             named = {}
-        block = registration.block_number
-        # an upload's own look at the trees was just before its registration: replay only what came since
-        base = {f: self._trees[f] for f in named if f in self._trees and self._trees[f].block < block}
-        start = min(t.block for t in base.values()) + 1 if base and len(base) == len(named) else None
-        events = self.fed.events(self.fed.deploy_block if start is None else start, block, TREE_EVENTS)
-        trees = trees_at(events, named, (block, registration.log_index), base=None if start is None else base)
+        events = self._tree_events()
+        events = events[:bisect.bisect_right(events, registration.block_number, key=_block)]
+        trees = trees_at(events, named, (registration.block_number, registration.log_index))
         return trees, cover_problems(text, trees)
+
+
+def _block(event: DecodedEvent) -> int:
+    return event.block_number

@@ -13,16 +13,16 @@ from pathlib import Path
 
 from fogfed import abe
 from fogfed._faults import step
-from fogfed.chain import ContractRevert
+from fogfed.chain import ChainError, ContractRevert
 from fogfed.errors import InputError
-from fogfed.node.datapath import encrypt_and_store, store_blob, temp_file
+from fogfed.node.datapath import UploadLeftovers, encrypt_and_store, reclaim_leftovers, store_blob, temp_file
 from fogfed.node.errors import NodeError
 from fogfed.node.home import TMP, Progress
 from fogfed.node.records import source_key
 from fogfed.node.results import UploadResult
 from fogfed.node.serving import Serving
 from fogfed.node.sharing import Sharing
-from fogfed.protocol.files import encsk_aad, file_id_for, file_id_of_cid
+from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_for, file_id_of_cid
 
 
 class Uploading(Sharing, Serving):
@@ -45,18 +45,22 @@ class Uploading(Sharing, Serving):
         pk = self.public_key(fid)
         source = source_key(path, policy)
         earlier_id = self.uploads.pending(source)
-        if earlier_id is not None:  # an upload of this very file was interrupted: registered, or not at all?
-            earlier = self.uploads.registration(earlier_id)
+        # an upload of this very file was interrupted: registered, or not at all?
+        earlier = self.uploads.registration(earlier_id) if earlier_id is not None else None
+        given_up = {earlier_id} if earlier_id is not None and earlier is None else set()
+        reclaim_leftovers(self.home / TMP, self.store, self._registered_key, given_up)  # what failed uploads stored
+        if earlier_id is not None:
             if earlier is not None and not self._stale_registration(bytes.fromhex(earlier["file_id"][2:])):
                 return self._finish_earlier(earlier, source, path, shares)  # registered, its answer lost
             self.uploads.finish(source)  # never registered, or registered with a cover a removal had outdated
         file_key = os.urandom(32)
-        with temp_file(self.home / TMP) as (ct_path, ct_copy):
+        with temp_file(self.home / TMP) as (ct_path, ct_copy), UploadLeftovers(self.home / TMP, self.store) as left:
             # a local store's copy is the cache's: the ciphertext is written once (datapath.py)
             cid, info, ct_sha = encrypt_and_store(self.store, path, file_key,
                                                   None if getattr(self.store, "local", False) else ct_copy, progress)
             digest = file_id_of_cid(cid)
             file_id = file_id_for(self.address, digest)
+            left.stored(cid, "0x" + file_id.hex())
             self.uploads.begin(source, "0x" + file_id.hex())
             step("upload:stored")
             gas: dict[str, int] = {}
@@ -65,8 +69,9 @@ class Uploading(Sharing, Serving):
                 policy_text, descriptor, epoch, shares = self._policy_for(policy, fid)
                 encsk = abe.encrypt(pk, policy_text, file_key, aad=encsk_aad(self.chain_id, self.fed.address,
                                                                             file_id))
-                encsk_ref = file_id_of_cid(store_blob(self.store, encsk))
+                encsk_ref = file_id_of_cid(store_blob(self.store, encsk, left))
                 step("upload:key-stored")
+                left.sending("0x" + file_id.hex())
                 try:
                     tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
                                                 descriptor, epoch)
@@ -85,10 +90,19 @@ class Uploading(Sharing, Serving):
             for other in sorted(shares):
                 gas[f"shareFile:{other}"] = self.fed.share_file(self.account, file_id, other).gas_used
             announced = self._cache_and_announce(file_id, ct_path, ct_sha, gas, cid=cid)
+            left.finish({cid, cid_of_file_id(encsk_ref)})  # unpins the keys of attempts that went stale
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
         return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
+
+    def _registered_key(self, file_id_hex: str) -> str | None:
+        """The encrypted key's CID if this node registered ``file_id_hex``; None if not (or unknown now)."""
+        try:
+            record = self.fed.file(bytes.fromhex(file_id_hex[2:]))
+        except (ChainError, ValueError):
+            return None
+        return cid_of_file_id(record.enc_sk_ref) if record.uploader.lower() == self.address.lower() else None
 
     def _stale_registration(self, file_id: bytes) -> bool:
         """Whether this node's registration of ``file_id`` names a cover a removal had outdated by then."""

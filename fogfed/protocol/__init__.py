@@ -8,7 +8,6 @@ never a role, so the TAS and the node can both depend on it.
 from fogfed.protocol.attributes import (
     attributes_hash,
     cover_clause,
-    epoch_attribute,
     federation_attribute,
     node_attributes,
     normalise_location,
@@ -22,7 +21,7 @@ from fogfed.protocol.files import cid_of_file_id, encsk_aad, file_id_of_cid, STR
 
 __all__ = [
     "EnrollmentRejected", "EnrollmentRequest", "KeyDeliveryError", "STREAM_AAD", "attributes_hash", "cid_of_file_id",
-    "cover_clause", "encsk_aad", "epoch_attribute", "federation_attribute", "file_id_of_cid", "key_aad",
+    "cover_clause", "encsk_aad", "federation_attribute", "file_id_of_cid", "key_aad",
     "node_attributes", "normalise_location", "normalise_service", "open_node_key", "scoped_policy",
     "seal_node_key", "tree_attribute",
 ]

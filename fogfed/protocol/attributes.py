@@ -83,12 +83,6 @@ def federation_attribute(federation_id: int) -> str:
     return f"ff:{federation_id}"
 
 
-def epoch_attribute(federation_id: int, epoch: int) -> str:
-    """``ep:<federationId>:<epoch>``: the attribute of history keys (FogFedMobility.deliverHistoryKey)."""
-    _check_id(federation_id, epoch)
-    return f"ep:{federation_id}:{epoch}"
-
-
 def tree_attribute(federation_id: int, generation: int, node: int) -> str:
     """``ct:<federationId>:<generation>:<heap node>``: held by the keys of the leaves below ``node``."""
     _check_id(federation_id, generation)

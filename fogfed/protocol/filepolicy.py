@@ -19,32 +19,20 @@ Both are computed from the member trees replayed up to the registration
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from fogfed.abe.policy import Policy, parse_policy
 from fogfed.errors import InputError
 from fogfed.protocol.membertree import MemberTree, expand_descriptor, parse_descriptor
 
 
-def trees_at(events: Iterable, federations: Iterable[int], position: tuple[int, int], *,
-             base: Mapping[int, MemberTree] | None = None) -> dict[int, MemberTree]:
+def trees_at(events: Iterable, federations: Iterable[int], position: tuple[int, int]) -> dict[int, MemberTree]:
     """Each federation's member tree as the chain had it just before ``position`` (block, log index).
 
-    ``events`` are FogFed's tree events (membertree.TREE_EVENTS) in chain order:
-    from the deployment on, or, when ``base`` gives every federation's tree
-    replayed to some earlier block, from the first block after the earliest of
-    them (the base trees are copied, not changed).
+    ``events`` are FogFed's tree events (membertree.TREE_EVENTS) in chain order, from the deployment on.
     """
-    events = [e for e in events if (e.block_number, e.log_index) < position]
-    out = {}
-    for f in sorted(set(federations)):
-        start = base.get(f) if base else None
-        if start is None:
-            out[f] = MemberTree(f).apply(events)
-        else:
-            out[f] = copy.deepcopy(start).apply(e for e in events if e.block_number > start.block)
-    return out
+    before = [e for e in events if (e.block_number, e.log_index) < position]
+    return {f: MemberTree(f).apply(before) for f in sorted(set(federations))}
 
 
 def cover_problems(text: str, trees: dict[int, MemberTree]) -> list[str]:

@@ -1,29 +1,22 @@
-"""What a moving node and the TAS agree on: the signed move request and the sealed history key.
+"""What a moving node and the TAS agree on: the signed move request.
 
 A ``MoveRequest`` (versioned JSON, EIP-191 signed by the node's account like
 the enrollment request) names the destination federation and repeats the
 node's X25519 key: the TAS passes that key to the contract, which accepts the
-handover only if it equals the key on chain. A history key (federations with
-backward secrecy off) is sealed like a delivered key, with its own domain and
-the epoch range in the associated data.
+handover only if it equals the key on chain.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_account.signers.local import LocalAccount
-from eth_utils import is_hex_address, to_canonical_address, to_checksum_address
+from eth_utils import is_hex_address, to_checksum_address
 
-from fogfed import abe
 from fogfed.errors import InputError
 from fogfed.keys.identity import NodeIdentity
-from fogfed.keys.seal import SealError, open_sealed, seal
 from fogfed.keys.signing import recover_signer, sign
-from fogfed.protocol.attributes import epoch_attribute, federation_attribute
 from fogfed.protocol.enrollment import CLOCK_SKEW
 from fogfed.protocol.signed import SignedRequest, hex_field, load_request
 
@@ -32,7 +25,6 @@ VERSION = 1
 MAX_JSON_BYTES = 4096
 MAX_AGE = 3600  # a move is done at once, not approved later
 _DOMAIN = b"fogfed move request v1\n"
-_HISTORY_DOMAIN = b"fogfed history key v1\x00"
 _FIELDS = {"format", "version", "address", "enc_public_key", "to_federation", "chain_id", "contract",
            "mobility", "nonce", "timestamp", "signature"}
 
@@ -115,49 +107,3 @@ def _address(value: object, what: str) -> str:
     return to_checksum_address(value)
 
 
-# -- history keys (backward secrecy off) ------------------------------------------------------
-
-def history_attributes(base: list[str], federation_id: int, from_epoch: int, to_epoch: int) -> list[str]:
-    """``base`` (loc:, svc:) plus ``ff:<fid>`` and ``ep:<fid>:<e>`` for every epoch in the range."""
-    return sorted(set(base) | {federation_attribute(federation_id)}
-                  | {epoch_attribute(federation_id, e) for e in range(from_epoch, to_epoch + 1)})
-
-
-def history_aad(chain_id: int, mobility: str, node: str, federation_id: int, from_epoch: int, to_epoch: int) -> bytes:
-    """Associated data of a history key: binds chain, mobility contract, node, federation and epochs."""
-    return (_HISTORY_DOMAIN + chain_id.to_bytes(8, "big") + to_canonical_address(mobility)
-            + to_canonical_address(node) + federation_id.to_bytes(4, "big") + from_epoch.to_bytes(4, "big")
-            + to_epoch.to_bytes(4, "big"))
-
-
-def seal_history_key(tas: LocalAccount, node_enc_pub: bytes, sk: abe.SecretKey, *, chain_id: int, mobility: str,
-                     node: str, federation_id: int, from_epoch: int, to_epoch: int) -> bytes:
-    """The sealed box the TAS posts with deliverHistoryKey."""
-    return seal(node_enc_pub, sk.to_bytes(), sender=tas,
-                aad=history_aad(chain_id, mobility, node, federation_id, from_epoch, to_epoch))
-
-
-def open_history_key(identity: NodeIdentity, sealed: bytes, pk: abe.PublicKey, *, chain_id: int, mobility: str,
-                     federation_id: int, from_epoch: int, to_epoch: int,
-                     is_operator: Callable[[str], bool]) -> abe.SecretKey:
-    """Open a history key: sender a TAS operator, same ABE system, exactly the promised ff:/ep: attributes."""
-    if not isinstance(sealed, (bytes, bytearray)) or not 86 <= len(sealed) <= 8192:
-        raise MoveRejected("history key box is malformed")
-    sender = to_checksum_address(bytes(sealed[66:86]))
-    if not is_operator(sender):
-        raise MoveRejected(f"history key was sealed by {sender}, which is not a TAS operator on chain")
-    try:
-        raw = open_sealed(identity, bytes(sealed), expected_sender=sender,
-                          aad=history_aad(chain_id, mobility, identity.address, federation_id, from_epoch, to_epoch))
-        sk = abe.SecretKey.from_bytes(raw)
-    except SealError as exc:
-        raise MoveRejected(f"history key cannot be opened: {exc.message}") from None
-    except InputError as exc:
-        raise MoveRejected(f"history key is malformed: {exc.message}") from None
-    if sk.fingerprint != pk.fingerprint:
-        raise MoveRejected("history key belongs to another ABE system than the one on chain")
-    want = set(history_attributes([], federation_id, from_epoch, to_epoch))
-    have = {x for x in sk.attributes if x.startswith(("ff:", "ep:"))}
-    if have != want:
-        raise MoveRejected(f"history key has attributes {sorted(have)}, expected exactly {sorted(want)}")
-    return sk

@@ -42,6 +42,11 @@ class ContentStore(abc.ABC):
     def remove(self, cid: str) -> None:
         """Unpin ``cid``; blocks nothing else needs are freed (see each store). No-op if absent."""
 
+    def collect_garbage(self) -> int:
+        """Free what crashed adds left in the store, if the store can tell it without waiting; how many
+        pieces were freed. The default does nothing (an IPFS node collects unpinned blocks itself)."""
+        return 0
+
     @abc.abstractmethod
     def describe(self) -> str:
         """One line saying what this store is, for messages and logs."""

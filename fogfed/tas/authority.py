@@ -167,14 +167,14 @@ class TrustedAuthority:
 
     @property
     def mobility(self) -> FogFedMobility | None:
-        """The mobility contract whose backward-secrecy settings apply to every join, or None."""
+        """The mobility contract this TAS moves nodes with (its settings remember it), or None."""
         address = self._settings.get("mobility")
         if address and (self._mobility is None or self._mobility.address != address):
             self._mobility = FogFedMobility.at(self.fed.chain, address, self.fed)
         return self._mobility if address else None
 
     def use_mobility(self, mobility: FogFedMobility | str) -> FogFedMobility:
-        """Record the mobility contract of this TAS: from now on joins apply its backward-secrecy settings."""
+        """Record the mobility contract of this TAS (checked against FogFed), used for every move from now on."""
         if not isinstance(mobility, FogFedMobility):
             mobility = FogFedMobility.at(self.fed.chain, check_address(mobility, "mobility contract"), self.fed)
         self.check_mobility(mobility)
@@ -619,12 +619,14 @@ class TrustedAuthority:
         with self._db.transaction() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('refresh_policy', ?)", (policy.to_json(),))
 
-    def refreshes_due(self) -> dict[int, str]:
-        """Federations whose tree the refresh policy says to refresh now, with the reason (free view calls)."""
+    def refreshes_due(self, federation_id: int | None = None) -> dict[int, str]:
+        """Federations (all of this TAS's, or the one given) whose tree the refresh policy says to refresh
+        now, with the reason (free view calls)."""
         policy = self.refresh_policy()
-        self.cache.refresh()
+        if federation_id is None:
+            self.cache.refresh()
         out = {}
-        for fid in self.cache.federations():
+        for fid in self.cache.federations() if federation_id is None else [federation_id]:
             reason = policy.reason(self.trees.get(fid))
             if reason is not None:
                 out[fid] = reason

@@ -12,7 +12,7 @@ tells the node to make a fresh identity and enroll.
 
 Backward secrecy comes with the covers: the node's new leaf was unassigned
 when the destination's earlier files were uploaded, so no earlier cover holds
-it. Only "on" is supported (see :meth:`MobilityAuthority.set_backward_secrecy`).
+it. There is no switch to turn it off.
 
 This module works through the TAS's public methods only.
 """
@@ -96,22 +96,6 @@ class MobilityAuthority:
                           None, None, None, gas)
 
     def enroll(self, request: EnrollmentRequest, **kwargs) -> EnrollmentResult:
-        """``tas.enroll`` with this mobility contract recorded, so the destination's setting applies."""
+        """``tas.enroll`` with this mobility contract recorded in the TAS's settings."""
         self.tas.use_mobility(self.mobility)
         return self.tas.enroll(request, **kwargs)
-
-    def set_backward_secrecy(self, federation_id: int, enabled: bool) -> int:
-        """Change a federation's setting on chain (auditable event); gas used.
-
-        Only "on" is accepted: uploads' covers hold only the leaves assigned at
-        upload time, so a newcomer can never read older files; an "off" setting
-        on chain would promise what the covers do not do.
-        """
-        if self.tas.created_federation(federation_id) is None:
-            raise TasError(f"federation {federation_id!r} was not created by this TAS")
-        if not enabled:
-            raise TasError("backward secrecy cannot be turned off: covers hold only the leaves assigned when a "
-                           "file is uploaded, so newcomers never read older files",
-                           "share older files with newcomers by uploading them again")
-        self.tas.use_mobility(self.mobility)
-        return self.mobility.set_backward_secrecy(self.tas.account, federation_id, enabled).gas_used

@@ -114,7 +114,10 @@ class MemberTrees:
         if tree.bundle is None or self._read_bundle is None:
             return None
         if tree.bundle not in self._bundles:
-            self._bundles[tree.bundle] = self._read_bundle(tree.bundle)
+            try:
+                self._bundles[tree.bundle] = self._read_bundle(tree.bundle)
+            except FogfedError:  # the store is unreachable: assume every carried member has its entry
+                return None
         return self._bundles[tree.bundle]
 
     def missing_keys(self, federation_id: int, only: Collection[str] | None = None) -> list[str]:

@@ -50,7 +50,7 @@ def test_unreachable_node_is_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     code = main(["audit", "verify", "--rpc", "http://127.0.0.1:9", "--address", "0x" + "34" * 20,
                  "--db", str(tmp_path / "x.sqlite")])
     err = capsys.readouterr().err
-    assert code != 0 and "did not answer" in err and "Traceback" not in err
+    assert code == 1 and "cannot reach the Ethereum node at http://127.0.0.1:9" in err and "Traceback" not in err
 
 
 def test_report_without_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -76,3 +76,48 @@ def test_verify_reports_mismatch_exit_code(anvil_url: str, w3: Web3, tmp_path: P
     assert main(["audit", "verify", *args, "--no-replay"]) == 1
     captured = capsys.readouterr()
     assert "MISMATCH contract" in captured.out and "1 difference(s)" in captured.err
+
+
+def test_confirmations_flag_beats_the_environment(anvil_url: str, w3: Web3, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """--confirmations keeps the newest blocks out, like the writers' flag, and wins over $FOGFED_CONFIRMATIONS."""
+    s = Script(w3)
+    base(s)
+    for _ in range(3):
+        s.send(s.accounts[7], "recordAccess", b"\x00" * 32)
+    monkeypatch.setenv("FOGFED_CONFIRMATIONS", "1")
+    args = ["--rpc", anvil_url, "--address", s.address, "--json"]
+    head = w3.eth.block_number
+    assert main(["audit", "replay", *args, "--db", str(tmp_path / "a.sqlite"), "--quiet",
+                 "--confirmations", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["head"] == head - 2
+    assert main(["audit", "verify", *args, "--db", str(tmp_path / "b.sqlite"), "--confirmations", "0"]) == 0
+    verified = json.loads(capsys.readouterr().out)
+    assert verified["block"] == head and verified["verified"] is True
+    assert main(["audit", "verify", *args, "--db", str(tmp_path / "c.sqlite")]) == 0  # the variable applies
+    assert json.loads(capsys.readouterr().out)["block"] == head - 1
+
+
+def test_bad_confirmations_flag_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["audit", "replay", "--rpc", "http://127.0.0.1:9", "--address", "0x" + "34" * 20,
+                 "--db", str(tmp_path / "x.sqlite"), "--confirmations", "soon"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: confirmations must be") and "(from --confirmations)" in err
+
+
+def test_without_rpc_the_auditor_follows_the_tas_home(anvil_url: str, w3: Web3, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fogfed tas init --rpc URL` remembers the chain; `fogfed audit` with no --rpc reads it there (and its
+    confirmations), not the embedded chain."""
+    s = Script(w3)
+    base(s)
+    monkeypatch.delenv("FOGFED_RPC", raising=False)
+    monkeypatch.delenv("FOGFED_CONFIRMATIONS", raising=False)
+    monkeypatch.setenv("FOGFED_HOME", str(tmp_path))
+    (tmp_path / "tas").mkdir()
+    (tmp_path / "tas" / "settings.toml").write_text(f'rpc = "{anvil_url}"\nconfirmations = "1"\n')
+    assert main(["audit", "verify", "--address", s.address, "--json"]) == 0
+    verified = json.loads(capsys.readouterr().out)
+    assert verified["verified"] is True and verified["block"] == w3.eth.block_number - 1

@@ -45,8 +45,7 @@ class Moved:
 
 @pytest.fixture(scope="module")
 def moved(tmp_path_factory: pytest.TempPathFactory) -> Moved:
-    """a[1] uploads in federation 1, moves to federation 2 (backward secrecy off there, a history key),
-    uploads again at once; a[2] is removed for real."""
+    """a[1] uploads in federation 1, moves to federation 2, uploads again at once; a[2] is removed for real."""
     home = tmp_path_factory.mktemp("mobility")
     rpc = f"embedded:{home / 'chain'}"
     w3 = audit.connect(rpc)
@@ -55,11 +54,9 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Moved:
     a, f1, f2 = s.accounts, ids["f1"], ids["f2"]
     mob = deploy_mobility(s, s.address)
     s.send(s.tas, "setOperator", mob.address, True)
-    send(s, mob, "setBackwardSecrecy", f2, False)
     send(s, mob, "moveMember", a[1], f2, digest("ek" + a[1]))
     s.upload(a[1], f2, "after-move", "lyon and storage")
     s.send(s.tas, "bumpEpoch", f2, s.c.functions.federation(f2).call()[2], b"\x07" * 32)
-    send(s, mob, "deliverHistoryKey", a[1], f2, 0, 0, b"sealed-history-key")
     s.send(s.tas, "removeMember", a[2], "rogue")
     with_mob = audit.replay(w3, s.address, home / "with.sqlite", mobility=mob.address)
     without = audit.replay(w3, s.address, home / "without.sqlite")
@@ -78,16 +75,12 @@ def test_a_move_is_shown_as_a_move(moved: Moved) -> None:
     assert state["unhandled"] == {} and state["mobility"] == moved.mobility.address
     assert [(m["node"], m["from"], m["to"], m["level"]) for m in state["moves"]] == [(a[1], f1, f2, 1)]
     history = state["members"][a[1]]["history"]
-    assert [h["kind"] for h in history] == ["joined", "removed", "joined", "history_key"]
+    assert [h["kind"] for h in history] == ["joined", "removed", "joined"]
     removed, joined = history[1], history[2]
     assert (removed["reason"], removed["to"], removed["level"], removed["fogfed_reason"]) == ("moved", f2, 1, 1)
     assert joined["moved_from"] == f1 and removed["tx"] == joined["tx"] == state["moves"][0]["tx"]
-    assert history[3]["from_epoch"] == history[3]["to_epoch"] == 0
     # A real removal stays a removal.
     assert [r["reason_text"] for r in state["removals"] if r["node"] == a[2]] == ["removed by TAS"]
-    assert state["federations"][str(f1)]["backward_secrecy"] is True
-    assert state["federations"][str(f2)]["backward_secrecy"] is False
-    assert state["federations"][str(f2)]["history_keys"] == 1
     # Uploads right before and after a handover are not "around a removal".
     kinds = [f.kind for f in audit.anomalies(state, moved.with_mob.head_time)]
     assert "write_near_removal" not in kinds
@@ -99,7 +92,6 @@ def test_without_mobility_the_move_looks_like_a_removal(moved: Moved) -> None:
     assert state["mobility"] is None and state["moves"] == []
     assert {r["node"]: r["reason_text"] for r in state["removals"]} == {a[1]: "removed by TAS",
                                                                        a[2]: "removed by TAS"}
-    assert state["federations"][str(f2)]["backward_secrecy"] is None
     near = [f for f in audit.anomalies(state, moved.without.head_time) if f.kind == "write_near_removal"]
     assert {f.subject for f in near} == {a[1]}
     views = {v["id"]: v for v in audit.federation_views(state)}
@@ -108,7 +100,7 @@ def test_without_mobility_the_move_looks_like_a_removal(moved: Moved) -> None:
     assert audit.verify(moved.w3, moved.s.address, state, moved.without.head) == []
 
 
-def test_reports_list_moves_and_backward_secrecy(moved: Moved, tmp_path: Path) -> None:
+def test_reports_list_moves(moved: Moved, tmp_path: Path) -> None:
     a, f1, f2 = moved.s.accounts, moved.ids["f1"], moved.ids["f2"]
     with audit.Checkpoint.open(moved.home / "with.sqlite") as cp:
         report = audit.build_report(cp)
@@ -117,20 +109,19 @@ def test_reports_list_moves_and_backward_secrecy(moved: Moved, tmp_path: Path) -
     assert [(m["node"], m["to"]) for m in views[f1]["moves_out"]] == [(a[1], f2)]
     assert [(m["node"], m["from"]) for m in views[f2]["moves_in"]] == [(a[1], f1)]
     assert views[f1]["moved_out"] == [] and [r["node"] for r in views[f1]["left"]] == [a[2]]
-    assert (views[f1]["backward_secrecy"], views[f2]["backward_secrecy"]) == (True, False)
     assert report["summary"]["moves"] == 1 and report["summary"]["removals"] == 1
     page = (tmp_path / "r.html").read_text()
     assert f"moved to {f2}" in page and f"moved from {f1}" in page
-    assert "backward secrecy on" in page and "backward secrecy off" in page
 
 
-def test_verify_compares_backward_secrecy_with_the_mobility_contract(moved: Moved) -> None:
+def test_verify_checks_the_mobility_contract_serves_this_fogfed(moved: Moved) -> None:
+    """A checkpoint whose mobility contract belongs to another FogFed is a finding (tampered checkpoint)."""
     state = json.loads(json.dumps(moved.with_mob.state))
-    f2 = str(moved.ids["f2"])
-    state["federations"][f2]["backward_secrecy"] = True
-    found = audit.verify(moved.w3, moved.s.address, state, moved.with_mob.head)
-    assert [(f.kind, f.subject) for f in found] == [("state_mismatch", f"federation {f2}")]
-    assert "backwardSecrecy" in found[0].message
+    foreign = deploy_mobility(moved.s, Script(moved.w3).address)
+    state["mobility"] = foreign.address
+    found = audit.verify(moved.w3, moved.s.address, state, moved.w3.eth.block_number)
+    assert [(f.kind, f.subject) for f in found] == [("state_mismatch", f"mobility contract {foreign.address}")]
+    assert "the FogFed it serves" in found[0].message
 
 
 def test_wrong_mobility_addresses_are_clear_errors(moved: Moved, tmp_path: Path) -> None:
@@ -157,7 +148,7 @@ def test_cli_replay_and_verify_with_mobility(moved: Moved, tmp_path: Path, capsy
     assert main(["audit", "verify", *args]) == 0
     assert "rebuilt state equals the contract's views" in capsys.readouterr().out
     assert main(["audit", "report", "--db", db]) == 0
-    assert "1 moves" in capsys.readouterr().out
+    assert "1 move, " in capsys.readouterr().out
     code = main(["audit", "replay", "--rpc", moved.rpc, "--address", moved.s.address, "--db",
                  str(tmp_path / "bad.sqlite"), "--mobility", moved.s.address, "--quiet"])
     err = capsys.readouterr().err

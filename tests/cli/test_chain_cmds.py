@@ -186,7 +186,7 @@ def test_console_script_gas_report(tmp_path: Path) -> None:
 def test_console_script_unreachable_rpc() -> None:
     proc = subprocess.run([str(FOGFED), "deploy", "--rpc", dead_url()], capture_output=True, text=True,
                           timeout=120)
-    assert_one_line_error(proc.returncode, proc.stderr, 1, "cannot reach an Ethereum node")
+    assert_one_line_error(proc.returncode, proc.stderr, 1, "cannot reach the Ethereum node at")
     assert proc.stdout == ""
 
 

@@ -61,6 +61,10 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out["remove"] = ok_json(run_proc(root, "tas", "remove", node["address"], "--home", "tas", "--json"))
     out["after_removal"] = run_proc(root, "node", "fetch", out["upload"]["file_id"], "-o", "again.bin",
                                     "--home", "n2")
+    out["upload_after_removal"] = ok_json(run_bytes(root, "node", "upload", "-", "--name", "late.bin", "--home",
+                                                    "n1", "--json", data=b"after the removal"))
+    out["readable_after_removal"] = ok_json(run_proc(root, "node", "ls", "--readable", "--home", "n2", "--json"))
+    out["live_after_removal"] = run_proc(root, "node", "status", "--live", "--home", "n1")
     return out
 
 
@@ -120,6 +124,7 @@ def test_tas_status_is_readable_and_shows_labels(flow: dict) -> None:
     assert text.returncode == 0 and "{" not in text.stdout  # no Python dict reprs
     assert f"{flow['n1']['address']}  gateway one" in text.stdout
     assert "riyadh/health  epoch 0  2 members" in text.stdout
+    assert "unfinished   none" in text.stdout and "[]" not in text.stdout
 
 
 def test_member_lists_what_it_may_read_from_chain_events(flow: dict) -> None:
@@ -131,13 +136,30 @@ def test_member_lists_what_it_may_read_from_chain_events(flow: dict) -> None:
     assert all(r["uploader"] == flow["n1"]["address"] and r["key_held"] is True for r in rows.values())
 
 
+def test_removed_member_sees_a_later_upload_as_not_readable(flow: dict) -> None:
+    """key_held is the file's policy (with its member-tree cover) checked against the node's keys."""
+    listed = flow["readable_after_removal"]
+    rows = {f["file_id"]: f["key_held"] for f in listed["files"]}
+    assert listed["active"] is False
+    assert rows == {flow["upload"]["file_id"]: True, flow["stdin_upload"]["file_id"]: True,
+                    flow["upload_after_removal"]["file_id"]: False}
+
+
 def test_node_status_local_and_live(flow: dict) -> None:
     local, live = flow["node_status"], flow["node_live"]
     assert local["address"] == flow["n1"]["address"] and local["contract"] == flow["tas"]["contract"]
     assert local["chain"].startswith("embedded:") and "federation" not in local  # local only, no chain
     assert live["federation"] == flow["n1_enroll"]["federation_id"] and live["active"] is True
     assert {"federation": live["federation"], "epoch": live["epoch"]} in live["keys"]
+    assert (live["generation"], live["current_key"]) == (0, True)
     assert live["balance_wei"] > 0
+
+
+def test_a_removal_elsewhere_does_not_ask_the_others_to_join_again(flow: dict) -> None:
+    """The removal advanced the epoch; n1's key still serves its tree generation (nobody is re-keyed)."""
+    proc = flow["live_after_removal"]
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1, tree generation 0" in proc.stdout and "node join" not in proc.stdout
 
 
 def test_removed_node_is_refused_in_one_line(flow: dict) -> None:

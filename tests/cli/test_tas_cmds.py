@@ -139,3 +139,28 @@ def test_batch_enroll_checks_all_then_enrolls_all_and_nodes_take_their_keys(home
     assert code == 0 and "finished a batch begun earlier" in out and "0 transaction(s)" in out, err
     code, out, _ = run_inproc(capsys, "tas", "enroll", "--help")
     assert "--batch" in out and "fogfed tas enroll --batch ./requests" in out
+
+
+def test_refresh_policy_remove_hint_and_sync_refresh(home: Path, capsys) -> None:
+    reqs = [_request(capsys, f"p{i}", "tabuk", "health") for i in range(2)]
+    for req in reqs:
+        assert run_inproc(capsys, "tas", "enroll", req, "--approve")[0] == 0
+    code, out, err = run_inproc(capsys, "tas", "refresh-policy", "--json")
+    assert code == 0 and json.loads(out) == {"max_cover_nodes": 64, "max_revoked_fraction": 0.5, "due": {}}, err
+    code, out, err = run_inproc(capsys, "tas", "refresh-policy", "--max-revoked", "0.25")
+    assert code == 0 and "more than 0.25 of the leaves" in out and "no federation is due" in out, err
+    code, _, err = run_inproc(capsys, "tas", "refresh-policy", "--max-revoked", "2")
+    assert code == 2, err
+    address = json.loads((home / reqs[0]).read_text())["address"]
+    code, out, err = run_inproc(capsys, "tas", "remove", address)
+    assert code == 0 and "hint: federation 1 is due for a refresh (1 of 2 leaves revoked" in out, err
+    code, out, err = run_inproc(capsys, "tas", "sync", "--json")
+    synced = json.loads(out)
+    assert code == 0 and [r["generation"] for r in synced["refreshed"]] == [1] and synced["refresh_due"] == {}, err
+    code, out, _ = run_inproc(capsys, "tas", "sync", "--json")  # done: nothing due any more
+    assert code == 0 and json.loads(out)["refreshed"] == []
+    code, out, _ = run_inproc(capsys, "tas", "refresh-policy", "--reset", "--json")
+    assert code == 0 and json.loads(out)["max_revoked_fraction"] == 0.5
+    code, out, _ = run_inproc(capsys, "tas", "status", "--json")
+    fed = json.loads(out)["federations"][0]
+    assert (fed["tree_generation"], fed["tree_height"], fed["leaves_assigned"], fed["leaves_revoked"]) == (1, 4, 1, 0)

@@ -52,3 +52,39 @@ def test_path_and_bad_input():
         cover(3, [], 9)
     with pytest.raises(InputError):
         cover(-1, [])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_cover_without_the_root_matches_keys_without_it(seed):
+    """fogfed's keys leave the root out (key_path); covers with root=False never need it, and still
+    reach exactly the allowed leaves: each allowed key shares a node with the cover, no excluded one does."""
+    from fogfed.keys.cover import key_path
+
+    rnd = random.Random(seed)
+    height = rnd.randint(1, 7)
+    size = 1 << height
+    revoked = set(rnd.sample(range(size), rnd.randint(0, 2))) if seed % 3 else set()
+    assigned = None if seed % 2 else rnd.randint(0, size)
+    nodes = cover(height, revoked, assigned, root=False)
+    assert 1 not in nodes
+    end = size if assigned is None else assigned
+    for leaf in range(size):
+        holds = set(key_path(leaf, height))
+        assert 1 not in holds and len(holds) == height
+        assert bool(holds & set(nodes)) == (leaf < end and leaf not in revoked)
+    assert cover(height, [], None, root=False) == [2, 3] and cover(height, [], None) == [1]
+    with pytest.raises(InputError):
+        key_path(0, 0)
+
+
+def test_generation_height_rule():
+    from fogfed.protocol.attributes import FIRST_HEIGHT, MIN_HEIGHT, generation_height
+
+    assert FIRST_HEIGHT == MIN_HEIGHT == 4
+    assert [generation_height(m) for m in (0, 1, 7, 8, 15, 16, 100, 1000, 10_000, 100_000)] == \
+        [4, 4, 4, 5, 5, 6, 8, 11, 15, 18]
+    for m in range(0, 5000, 7):  # room for at least twice the members (and one more)
+        assert 1 << generation_height(m) >= max(2 * m, m + 1)
+    assert generation_height(2**40) == 32
+    with pytest.raises(InputError):
+        generation_height(-1)

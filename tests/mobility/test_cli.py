@@ -1,4 +1,4 @@
-"""`fogfed tas mobility-deploy/move/secrecy` and `fogfed node move/send/recv` in-process on the persistent chain."""
+"""`fogfed tas mobility-deploy/move` and `fogfed node move/send/recv` in-process on the persistent chain."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _ok(capsys, *args):
     return json.loads(out)
 
 
-def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, capsys):
+def test_move_and_messages_from_the_command_line(tmp_path, monkeypatch, capsys):
     tas_home(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("FOGFED_MOBILITY", _ok(capsys, "tas", "mobility-deploy")["mobility"])
     region = _ok(capsys, "tas", "federation", "create", "region", "health")
@@ -26,9 +26,11 @@ def test_move_secrecy_and_messages_from_the_command_line(tmp_path, monkeypatch, 
         _ok(capsys, "node", "request", "--home", name, "--location", loc, "--service", "health", "-o", f"{name}.json")
         _ok(capsys, "tas", "enroll", f"{name}.json", "--approve")
         _ok(capsys, "node", "join", "--home", name)
-    assert _ok(capsys, "tas", "secrecy", "3", "show") == {"federation": 3, "backward_secrecy": True}
-    code, _, err = run_inproc(capsys, "tas", "secrecy", "3", "off")
-    assert_one_line_error(code, err, code or 1, "cannot be turned off")
+    code, _, err = run_inproc(capsys, "node", "move", "--home", "n1", "--to", "9", "-o", "move.json")
+    assert_one_line_error(code, err, 2, "there is no federation 9", "tas status")  # a free view, before any gas
+    code, _, err = run_inproc(capsys, "node", "move", "--home", "n1", "--to", "2", "-o", "move.json")
+    assert_one_line_error(code, err, 2, "already a member of federation 2")
+    assert not (tmp_path / "move.json").exists()
 
     _ok(capsys, "node", "move", "--home", "n1", "--to", "3", "-o", "move.json")
     moved = _ok(capsys, "tas", "move", "move.json")
@@ -66,8 +68,6 @@ def _join(capsys, name, loc):
 
 def test_plain_enroll_rekeys_nobody_with_or_without_a_mobility_contract(tmp_path, monkeypatch, capsys):
     tas_home(tmp_path, monkeypatch, capsys)
-    code, _, err = run_inproc(capsys, "tas", "secrecy", "1", "show")
-    assert_one_line_error(code, err, code or 1, "no mobility contract", "mobility-deploy")
     _join(capsys, "n1", "riyadh")
     second = _join(capsys, "n2", "riyadh")
     assert (second["epoch"], second["newcomer_rekey"], second["history_epochs"], second["leaf"]) == (0, None, None, 1)

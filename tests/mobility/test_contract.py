@@ -50,15 +50,13 @@ def test_refusals_name_the_reason(world):
     assert err.value.error_name == "HandoverRefused" and "enroll from scratch" in err.value.hint
 
 
-def test_only_tas_operators_move_and_set(world):
+def test_only_tas_operators_move(world):
     chain, fed, mob, ids, keys, (tas, n1, n2, n3, outsider) = world
     with pytest.raises(ContractRevert) as err:
         mob.move_member(n1, n1.address, ids["B"], keys[n1.address])
     assert err.value.error_name == "NotTas"
     with pytest.raises(ContractRevert, match="not a TAS operator"):
-        mob.set_backward_secrecy(outsider, ids["A"], False)
-    with pytest.raises(ContractRevert, match="no federation 77"):
-        mob.set_backward_secrecy(tas, 77, False)
+        mob.move_member(outsider, n1.address, ids["B"], keys[n1.address])
 
 
 def test_move_closes_the_old_membership_and_keeps_the_device_key(world):
@@ -100,15 +98,16 @@ def test_move_needs_the_operator_role_in_fogfed(world):
     assert fed.member(n.address).federation_id == ids["A"]
 
 
-def test_backward_secrecy_defaults_on_and_changes_are_events(world):
-    chain, fed, mob, ids, keys, (tas, *_ ) = world
-    assert mob.backward_secrecy(ids["B"]) is True
-    mob.set_backward_secrecy(tas, ids["B"], False)
-    assert mob.backward_secrecy(ids["B"]) is False
-    assert mob.set_backward_secrecy(tas, ids["B"], False).events == []  # no change, no event
-    mob.set_backward_secrecy(tas, ids["B"], True)
-    changes = [e.args["enabled"] for e in mob.events(["BackwardSecrecySet"]) if e.args["federationId"] == ids["B"]]
-    assert changes == [False, True]
+def test_the_contract_has_no_backward_secrecy_switch_and_no_history_keys():
+    """Covers give backward secrecy always: nothing on chain can promise otherwise or hand out the past."""
+    from fogfed.chain.artifacts import load_artifact
+
+    abi = load_artifact("FogFedMobility")["abi"]
+    names = {(x["type"], x.get("name")) for x in abi if x["type"] in ("function", "event", "error")}
+    assert {n for t, n in names if t == "function" and n[0].islower()} == {"checkHandover", "moveMember", "fogfed"}
+    assert {n for t, n in names if t == "event"} == {"MemberMoved"}
+    assert not {n for _, n in names} & {"setBackwardSecrecy", "backwardSecrecy", "deliverHistoryKey",
+                                        "BackwardSecrecySet", "HistoryKeyDelivered", "InvalidHistoryKey"}
 
 
 def test_at_checks_code_and_the_fogfed_it_serves(world):

@@ -45,16 +45,6 @@ def test_moved_node_cannot_read_what_its_old_federation_uploads_afterwards(world
     assert world.named["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_sha256 == later.plaintext_sha256
 
 
-def test_backward_secrecy_cannot_be_turned_off(world):
-    """Covers hold only the leaves assigned at upload time: an "off" on chain would promise what they do not do."""
-    fid = world.feds["C"]
-    head = world.chain.block_number()
-    with pytest.raises(TasError, match="cannot be turned off"):
-        world.authority.set_backward_secrecy(fid, False)
-    assert world.chain.block_number() == head and world.mobility.backward_secrecy(fid)
-    assert world.authority.set_backward_secrecy(fid, True) >= 0  # "on" stays accepted (no change, no event)
-
-
 def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plain, tmp_path):
     a0 = world.named["a0"]
     before = world.tas.fed.member(a0.address)

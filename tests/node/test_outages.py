@@ -6,6 +6,9 @@ against a real js-ipfs daemon that is stopped (SIGTERM) at a step or in the midd
 While a service is down the command fails with one line naming it; once it is back the same command
 finishes the upload: one FileRegistered per file, the node's list equal to the chain, the registered
 ciphertext readable from IPFS, and no transaction sent when IPFS was down before anything was stored.
+The daemon's pins afterwards are those of the registered files and nothing else: what an interrupted
+attempt pinned (its ciphertext, its wrapped key) is unpinned by the attempt or by the retry
+(fogfed.node.datapath.UploadLeftovers).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from fogfed._faults import at_step
 from fogfed.chain import connect
 from fogfed.node import FogNode
+from fogfed.protocol.files import cid_of_file_id
 from fogfed.storage import IpfsStore
+from fogfed.storage.cids import parse_cid
 from fogfed.storage.jsipfs import JsIpfsNode
 from fogfed.tas import TrustedAuthority
 from tests.cli.helpers import PASSPHRASE, run_inproc
@@ -83,12 +89,27 @@ def _mined_registrations(tas: TrustedAuthority, uploader: str, before: list[str]
         time.sleep(0.2)
 
 
-def check_after(world, src: Path, before: list[str], out: str) -> dict:
-    """One new registration, the file the retry printed; the node's list equals the chain; IPFS has it."""
+def pins(ipfs: JsIpfsNode) -> set[str]:
+    """The daemon's recursive pins, asked over its HTTP API (CIDv0)."""
+    reply = requests.post(f"{ipfs.api_url}/api/v0/pin/ls", params={"type": "recursive"}, timeout=30)
+    reply.raise_for_status()
+    return {parse_cid(k).key for k in reply.json()["Keys"]}
+
+
+def leftover_records(root: Path) -> list[Path]:
+    return sorted((root / "node" / "tmp").glob("*.stored"))
+
+
+def check_after(world, src: Path, before: list[str], out: str, pinned_before: set[str]) -> dict:
+    """One new registration, the file the retry printed; the node's list equals the chain; IPFS has it,
+    and pins exactly what it pinned before plus that file's ciphertext and wrapped key."""
     root, relay, ipfs, tas, address = world
     result = json.loads(out)
     regs = registrations(tas, address)
     assert regs == before + [result["file_id"]]
+    key = cid_of_file_id(tas.fed.file(bytes.fromhex(result["file_id"][2:])).enc_sk_ref)
+    assert pins(ipfs) == pinned_before | {result["cid"], key}
+    assert leftover_records(root) == []
     with FogNode.open(root / "node", connect(relay.url), IpfsStore(ipfs.api_url), PASSPHRASE) as node:
         assert [f["file_id"] for f in node.files()] == regs
         assert node.files()[-1]["name"] == src.name
@@ -110,7 +131,7 @@ def assert_error(code: int, out: str, err: str, message: str, hint: str) -> None
 
 
 def assert_chain_down(code: int, out: str, err: str, relay: RpcRelay) -> None:
-    assert_error(code, out, err, f"{relay.url} is unreachable", "is the node still running")
+    assert_error(code, out, err, f"cannot reach the Ethereum node at {relay.url}", "is it running")
 
 
 def assert_ipfs_down(code: int, out: str, err: str, ipfs: JsIpfsNode) -> None:
@@ -121,6 +142,7 @@ def assert_ipfs_down(code: int, out: str, err: str, ipfs: JsIpfsNode) -> None:
 def test_chain_stopped_mid_upload(world, upload, stop_at: str) -> None:
     root, relay, ipfs, tas, address = world
     src, before = source(world, f"chain-{stop_at.replace(':', '-')}.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
     with at_step(stop_at, relay.down):
         code, out, err = upload(src)
     assert_chain_down(code, out, err, relay)
@@ -128,7 +150,7 @@ def test_chain_stopped_mid_upload(world, upload, stop_at: str) -> None:
     relay.up()
     code, out, err = upload(src)
     assert code == 0, err
-    assert check_after(world, src, before, out)["resumed"] is (stop_at == "upload:registered")
+    assert check_after(world, src, before, out, pinned)["resumed"] is (stop_at == "upload:registered")
 
 
 @pytest.mark.parametrize("deliver", [False, True], ids=["reply-lost", "receipt-lost"])
@@ -137,6 +159,7 @@ def test_chain_lost_after_register_file_was_sent(world, upload, deliver: bool) -
     node waited for the receipt). The retry finishes that registration instead of making a second file."""
     root, relay, ipfs, tas, address = world
     src, before = source(world, f"sent-{deliver}.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
     relay.down_after("eth_sendRawTransaction", 1, deliver=deliver)
     code, out, err = upload(src)
     assert_chain_down(code, out, err, relay)
@@ -144,27 +167,33 @@ def test_chain_lost_after_register_file_was_sent(world, upload, deliver: bool) -
     relay.up()
     code, out, err = upload(src)
     assert code == 0, err
-    result = check_after(world, src, before, out)
+    result = check_after(world, src, before, out, pinned)
     assert result["resumed"] is True and result["file_id"] == registered
 
 
 def test_ipfs_stopped_after_the_ciphertext_was_stored(world, upload) -> None:
     root, relay, ipfs, tas, address = world
     src, before = source(world, "ipfs-stored.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
     sent = relay.count("eth_sendRawTransaction")
     with at_step("upload:stored", ipfs.stop):  # the wrapped file key goes to IPFS next
         code, out, err = upload(src)
     assert_ipfs_down(code, out, err, ipfs)
     assert relay.count("eth_sendRawTransaction") == sent and registrations(tas, address) == before
+    [record] = leftover_records(root)  # the daemon was down: the attempt could not unpin its ciphertext
+    first = json.loads(record.read_text().splitlines()[0])["cid"]
     ipfs.start()
+    assert IpfsStore(ipfs.api_url).has(first) and pins(ipfs) == pinned | {first}  # a real leftover
     code, out, err = upload(src)
     assert code == 0, err
-    assert check_after(world, src, before, out)["resumed"] is False
+    assert check_after(world, src, before, out, pinned)["resumed"] is False
+    assert not IpfsStore(ipfs.api_url).has(first)
 
 
 def test_ipfs_down_before_the_upload_costs_no_gas(world, upload) -> None:
     root, relay, ipfs, tas, address = world
     src, before = source(world, "ipfs-before.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
     sent = relay.count("eth_sendRawTransaction")
     ipfs.stop()
     try:
@@ -175,7 +204,7 @@ def test_ipfs_down_before_the_upload_costs_no_gas(world, upload) -> None:
         ipfs.start()
     code, out, err = upload(src)
     assert code == 0, err
-    check_after(world, src, before, out)
+    check_after(world, src, before, out, pinned)
 
 
 def test_ipfs_stopped_in_the_middle_of_the_transfer(world) -> None:
@@ -186,6 +215,7 @@ def test_ipfs_stopped_in_the_middle_of_the_transfer(world) -> None:
     src = world[0] / "ipfs-midway.bin"
     src.write_bytes(os.urandom(3 << 20))
     before = registrations(tas, address)
+    pinned = pins(ipfs)
     chain = connect(relay.url)
 
     def stop_midway(done: int) -> None:
@@ -200,3 +230,5 @@ def test_ipfs_stopped_in_the_middle_of_the_transfer(world) -> None:
         result = node.upload(src)
     assert registrations(tas, address) == before + [result.file_id_hex]
     assert sum(len(b) for b in IpfsStore(ipfs.api_url).cat(result.cid)) >= src.stat().st_size
+    key = cid_of_file_id(tas.fed.file(result.file_id).enc_sk_ref)
+    assert pins(ipfs) == pinned | {result.cid, key} and leftover_records(root) == []
