@@ -1,7 +1,7 @@
 """Membership change at scale: fogfed (revocation inside the policy) against an LKH key tree, all measured.
 
     python -m benchmarks.mobility [--sizes 10,100,1000,10000,100000] [--chain 10,100,1000] [--json F]
-                                  [--refresh 10000] [--plot F.png] [--quick] [--no-fail]
+                                  [--refresh 10000] [--batch 100] [--plot F.png] [--quick] [--no-fail]
 
 Every figure is measured in this run; nothing is extrapolated from small N.
 
@@ -21,6 +21,9 @@ Every figure is measured in this run; nothing is extrapolated from small N.
   ciphertext overhead per file that the cover adds.
 * The encrypt target: N = 16,384 with 16 revoked, encrypt of the file key with
   the cover, and decrypt against the same key with a one-node cover.
+* Batch enrollment (``--batch`` B, default 100): B enrollments one by one
+  (addMember + deliverKey each) against one batch (addMembers + one
+  bumpEpoch committing to the bundle of keys), gas per member from receipts.
 * Growth: for every ``--sizes`` N, the member tree is replayed (fogfed.protocol.membertree, the
   code every role runs) through N joins with the TAS's refresh-when-full rule:
   the height it ends at (what a key's size follows), the refreshes it took and
@@ -171,6 +174,54 @@ def measure_chain(n: int) -> dict:
     }
 
 
+def measure_batch(n: int) -> dict:
+    """``n`` enrollments one by one against one batch of ``n`` (fresh deployment, embedded chain, no funding).
+
+    Both into a federation created beforehand (creation not counted), keys by
+    reference to the content store. One by one: ``addMember`` + ``deliverKey``
+    each. The batch: ``addMembers`` (chunks of 200) + one ``bumpEpoch``
+    committing to the bundle. Funding is the same plain transfer per node
+    either way (21,000 gas each) and is left out of both.
+    """
+    from fogfed.chain import connect
+    from fogfed.keys import KdfParams, NodeIdentity
+    from fogfed.protocol.enrollment import EnrollmentRequest
+    from fogfed.storage import EmbeddedStore
+    from fogfed.tas import TrustedAuthority
+
+    light = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
+    chain = connect(None)
+    home = Path(tempfile.mkdtemp(prefix="fogfed-batch-bench-"))
+    tas = TrustedAuthority.init(home / "tas", chain, "benchmark passphrase", account=chain.dev_accounts()[0],
+                                kdf=light)
+    tas.use_store(EmbeddedStore(home / "store"))
+    for loc in ("single", "batch"):
+        tas.create_federation(loc, "health")
+
+    def requests(loc):
+        return [EnrollmentRequest.create(NodeIdentity.generate(), loc, "health", chain_id=tas.chain_id,
+                                         contract=tas.contract_address) for _ in range(n)]
+
+    singles, batch = requests("single"), requests("batch")
+    head = chain.block_number()
+    t0 = time.perf_counter()
+    one_by_one = [tas.enroll(r, approve=True) for r in singles]
+    single_s, single_txs = time.perf_counter() - t0, chain.block_number() - head
+    single_gas = sum(sum(r.gas.values()) for r in one_by_one)
+    head = chain.block_number()
+    t0 = time.perf_counter()
+    res = tas.enroll_batch(batch, approve=True)
+    batch_s, batch_txs = time.perf_counter() - t0, chain.block_number() - head
+    deliveries = len(tas.fed.events(head + 1, names=["KeyDelivered"]))
+    tas.close()
+    return {"n": n, "single": {"txs": single_txs, "gas": single_gas, "gas_per_member": single_gas / n,
+                               "tas_s": single_s, "detail": {k: sum(r.gas.get(k, 0) for r in one_by_one)
+                                                             for k in ("addMember", "deliverKey")}},
+            "batch": {"txs": batch_txs, "gas": sum(res.gas.values()), "gas_per_member": sum(res.gas.values()) / n,
+                      "tas_s": batch_s, "detail": res.gas, "deliveries": deliveries,
+                      "bundle_bytes": res.federations[0]["refresh"]["bundle_bytes"]}}
+
+
 def moved_key_bytes(tas, node: str) -> int:
     """Size of the sealed key the move delivered (the box in the content store its reference names)."""
     from fogfed.protocol.files import cid_of_file_id
@@ -305,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", type=parse_ints, default=None, help="N measured on the chain (default 10,100,1000)")
     parser.add_argument("--refresh", type=int, default=None,
                         help="members of the refresh whose TAS computation is measured off chain (default 10000)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="enrollments measured one by one and as one batch (default 100)")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([4, 32] if args.quick else [10, 100, 1000, 10_000, 100_000])
     chain_ns = args.chain or ([4] if args.quick else [10, 100, 1000])
@@ -323,6 +376,15 @@ def main(argv: list[str] | None = None) -> int:
                    m["join"]["deliveries"], m["join"]["gas"], m["move"]["deliveries"], m["move"]["gas"],
                    m["move_key_bytes"], m["dst_height"], m["growth_refreshes"], m["register"]["gas"], m["register"]["descriptor_bytes"], m["register"]["policy_bytes"],
                    r["txs"], r["deliveries"], r["gas"], round(r["tas_s"], 2), r["bundle_bytes"], r["cover_after"])
+
+    batch = measure_batch(args.batch or (4 if args.quick else 100))
+    report.table("batch", "enrollment of B nodes: one by one against one batch (on the chain; funding left out)",
+                 ["B", "how", "txs", "key deliveries", "gas", "gas/member", "TAS s", "gas by function"])
+    for how in ("single", "batch"):
+        b = batch[how]
+        report.row("batch", batch["n"], how, b["txs"], b.get("deliveries", batch["n"]), b["gas"],
+                   round(b["gas_per_member"]), round(b["tas_s"], 2),
+                   ", ".join(f"{k} {v:,}" for k, v in b["detail"].items()))
 
     off = OffChain()
     rows, series = [], {}
@@ -361,8 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                  ["N", "TAS s", "bundle B", "on-chain gas (one commit, measured above; no member storage)"])
     report.row("refresh", refresh["n"], round(refresh["tas_s"], 1), refresh["bundle_bytes"],
                max(m["refresh"]["gas"] for m in chain))
-    report.data.update(chain=chain, rows=rows, encrypt=enc, refresh=refresh, sizes=sizes, chain_sizes=chain_ns)
+    report.data.update(chain=chain, rows=rows, encrypt=enc, refresh=refresh, sizes=sizes, chain_sizes=chain_ns,
+                       batch=batch)
     _targets(report, chain, rows, enc)
+    report.target(f"batch enrollment of {batch['n']}: gas per member / one by one",
+                  batch["batch"]["gas_per_member"] / batch["single"]["gas_per_member"], "<", 1, "x")
+    report.target("batch enrollment: key deliveries", batch["batch"]["deliveries"], "<=", 0, "")
     report.finish()
     if args.plot:
         panels = [{"title": f"{op}: bytes sent", "xlabel": "N", "ylabel": "bytes", "logx": True, "logy": True,

@@ -520,6 +520,28 @@ def transfer_progress(label: str, total: int | None, enabled: bool) -> Iterator[
         yield PhasedBar(bar, bar.add_task(label, total=total), label)
 
 
+@contextlib.contextmanager
+def count_progress(label: str, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr fed with (phase, done, total) counts; None when disabled or not a TTY."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task, current = bar.add_task(label, total=None), [None]
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase != current[0]:
+                current[0] = phase
+                bar.reset(task, total=total, description=f"{label}: {phase}")
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 class PhasedBar:
     """A progress callback (bytes done) over one rich task; ``phase`` starts a named phase with its total
     (node fetch: fetching, verifying, decrypting; see fogfed.node.datapath.phase)."""

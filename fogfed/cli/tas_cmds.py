@@ -14,7 +14,8 @@ import click
 
 from fogfed.cli import cli
 from fogfed.errors import InputError
-from fogfed.cli.common import (add_config_command, common_options, connect_chain, emit, ether_to_wei, examples, guarded,
+from fogfed.cli.common import (add_config_command, common_options, connect_chain, count_progress, emit,
+                               ether_to_wei, examples, guarded,
                                next_hint, optional_content_store, passphrase, read_input_file, resolve_rpc,
                                role_home, setting, to_plain, network_settings_to_remember, write_settings)
 
@@ -157,18 +158,26 @@ def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_jso
 
 
 @tas.command("enroll")
-@click.argument("request_file", metavar="REQUEST.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("request_files", metavar="REQUEST.json...", nargs=-1,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--batch", "batch_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
+              help="Also enroll every *.json request in DIR (one batch with the REQUEST files given).")
 @click.option("--approve", is_flag=True,
               help="You checked the node's location and service yourself: accept them.")
 @click.option("--allowlist", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help='Accept nodes listed as {"0xAddress": {"location": ..., "service": ...}}.')
 @click.option("--fund", default="0.05", show_default=True, metavar="ETHER",
-              help="Ether sent to the node for its gas (0: none).")
+              help="Ether sent to each node for its gas (0: none).")
+@click.option("--chunk", type=click.IntRange(min=1, max=1000), default=200, show_default=True, metavar="N",
+              help="Batch: members per addMembers transaction (lowered to fit the block gas limit).")
+@click.option("--skip-rejected", is_flag=True,
+              help="Batch: enroll the acceptable requests and list the refused ones (default: refuse all).")
 @common_options("tas")
 @guarded
-def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: str, home: Path | None,
-               rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Enroll the node that wrote REQUEST.json (paper Algorithms 2, 7 and 3).
+def tas_enroll(request_files: tuple[Path, ...], batch_dir: Path | None, approve: bool, allowlist: Path | None,
+               fund: str, chunk: int, skip_rejected: bool, home: Path | None, rpc: str | None, ipfs: str | None,
+               as_json: bool) -> None:
+    """Enroll the nodes that wrote the REQUEST files (paper Algorithms 2, 7 and 3).
 
     Checks the request's signature, chain, contract and age; verifies the
     attributes (--approve or --allowlist); assigns the node to the federation
@@ -178,24 +187,68 @@ def tas_enroll(request_file: Path, approve: bool, allowlist: Path | None, fund: 
     chain. Nobody else is re-keyed; files uploaded before the join stay out of
     its reach (their covers hold only the leaves assigned then).
 
+    Several requests (or --batch DIR) are one batch: every request is checked
+    before any gas is spent (nothing changes if one is refused, unless
+    --skip-rejected); then one addMembers per federation (in chunks) and one
+    transaction per federation committing to a bundle of sealed keys in the
+    content store, as a refresh does (every member of the federation gets a
+    fresh key of a new tree generation in it, at no gas per member). Each node
+    then runs `fogfed node join` to take its key from the bundle. A batch cut
+    short (killed, chain lost) is finished by the same command or `tas sync`.
+
     \b
-    Example:
+    Examples:
       fogfed tas enroll req.json --approve
+      fogfed tas enroll req1.json req2.json req3.json --approve --json
+      fogfed tas enroll --batch ./requests --allowlist allow.json --fund 0.01
     """
     from fogfed.protocol.enrollment import EnrollmentRequest
     from fogfed.tas import OperatorApproval
 
     fund_wei = ether_to_wei(fund)
-    request = EnrollmentRequest.from_json(read_input_file(request_file, "enrollment request", 64 * 1024))
+    files = list(request_files)
+    if batch_dir is not None:
+        found = sorted(batch_dir.glob("*.json"))
+        if not found:
+            raise InputError(f"no *.json enrollment requests in {batch_dir}", "write them with `fogfed node request`")
+        files += found
+    if not files:
+        raise InputError("no enrollment request given", "pass REQUEST.json files or --batch DIR")
+    if len(set(files)) != len(files):
+        raise InputError("the same request file is given twice")
+    requests = [EnrollmentRequest.from_json(read_input_file(f, "enrollment request", 64 * 1024)) for f in files]
+    verifier = OperatorApproval(approved=approve, allowlist=allowlist)
     t = _open(home, rpc, ipfs)
-    r = t.enroll(request, verifier=OperatorApproval(approved=approve, allowlist=allowlist),
-                 approve=approve, fund_wei=fund_wei)
-    emit(as_json, r, lambda: (
-        f"enrolled {r.node} in federation {r.federation_id}"
-        + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
-        f"attributes: {_attributes_text(r.attributes)}\nverified: {r.verdict}\n"
-        + f"leaf {r.leaf} of the federation's member tree\n"
-        + "next (on the node): fogfed node join"))
+    if len(requests) == 1 and batch_dir is None:
+        r = t.enroll(requests[0], verifier=verifier, approve=approve, fund_wei=fund_wei)
+        emit(as_json, r, lambda: (
+            f"enrolled {r.node} in federation {r.federation_id}"
+            + (" (new federation)" if r.federation_created else "") + f", epoch {r.epoch}\n"
+            f"attributes: {_attributes_text(r.attributes)}\nverified: {r.verdict}\n"
+            + f"leaf {r.leaf} of the federation's member tree\n"
+            + "next (on the node): fogfed node join"))
+        return
+    with count_progress(f"enroll {len(requests)}", not as_json) as progress:
+        b = t.enroll_batch(requests, labels=[str(f) for f in files], verifier=verifier, fund_wei=fund_wei,
+                           chunk=chunk, skip_rejected=skip_rejected, progress=progress)
+    emit(as_json, b, lambda: _batch_text(b))
+
+
+def _batch_text(b: Any) -> str:
+    lines = [f"enrolled {sum(m['active'] for m in b.members)} node(s) in {len(b.federations)} federation(s)"
+             + (" (finished a batch begun earlier)" if b.resumed else "")
+             + f": {b.transactions} transaction(s), {sum(b.gas.values()):,} gas"]
+    for f in b.federations:
+        r = f["refresh"]
+        lines.append(f"  federation {f['federation_id']} ({f['location']}, {f['service']})"
+                     + (" new" if f["created"] else "") + f": {f['newcomers']} newcomer(s), "
+                     + (f"keys of generation {f['generation']} in one {r['bundle_bytes']:,}-byte bundle of "
+                        f"{r['members']} ({r['gas_used']:,} gas)" if r else f"generation {f['generation']}"))
+    for rej in b.rejected:
+        lines.append(f"  refused {rej['label']}: {rej['reason']}")
+    lines.append("gas: " + ", ".join(f"{k} {v:,}" for k, v in sorted(b.gas.items())))
+    lines.append("next (on each node): fogfed node join")
+    return "\n".join(lines)
 
 
 def _attributes_text(attributes: list[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,10 @@ class Journal:
         k, kind, data, done = rows[0]
         return Entry(k, kind, json.loads(data), bool(done))
 
-    def begin(self, key: str, kind: str, data: dict[str, Any], *, spend: bool = True) -> Entry:
-        """Record a new operation and (``spend``: its key is a request nonce) spend its nonce, atomically;
+    def begin(self, key: str, kind: str, data: dict[str, Any], *, spend: bool = True,
+              nonces: Iterable[bytes] = ()) -> Entry:
+        """Record a new operation and (``spend``: its key is a request nonce) spend its nonce, and ``nonces``
+        (a batch's requests), atomically;
         the existing entry if there is one."""
         with self.db.transaction() as c:
             rows = c.execute("SELECT 1 FROM journal WHERE key = ?", (key,)).fetchall()
@@ -50,6 +53,7 @@ class Journal:
                 c.execute("INSERT INTO journal VALUES (?, ?, ?, 0, ?)", (key, kind, json.dumps(data), now))
                 if spend:
                     c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (key, now))
+                c.executemany("INSERT OR IGNORE INTO nonces VALUES (?, ?)", [(n.hex(), now) for n in nonces])
         entry = self.get(key)
         assert entry is not None
         return entry

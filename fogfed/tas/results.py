@@ -76,3 +76,5 @@ class RefreshResult:
     bundle_bytes: int
     bundle: bytes  # digest inside the bundle's CIDv0 (on chain in TreeRefreshed)
     gas_used: int
+    late: tuple[str, ...] = ()  # joined while the bundle was built (another TAS process): key delivered after
+    late_gas: int = 0  # gas of those deliveries

@@ -12,7 +12,7 @@ generation (``tas sync``/``tas watch`` start it, ``tas remove`` hints at it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 
 from fogfed.chain import FogFed
@@ -120,23 +120,27 @@ class MemberTrees:
                 return None
         return self._bundles[tree.bundle]
 
-    def missing_keys(self, federation_id: int) -> list[str]:
-        """Active members holding a leaf but no key for it (:func:`missing_keys`)."""
+    def missing_keys(self, federation_id: int, only: Collection[str] | None = None) -> list[str]:
+        """Active members (of ``only``, if given) holding a leaf but no key for it (:func:`missing_keys`)."""
         tree = self.get(federation_id)
-        return missing_keys(self.fed, tree, self.bundle_nodes(tree))
+        return missing_keys(self.fed, tree, self.bundle_nodes(tree), only)
 
 
-def missing_keys(fed: FogFed, tree: MemberTree, bundle: set[str] | None = None) -> list[str]:
+def missing_keys(fed: FogFed, tree: MemberTree, bundle: set[str] | None = None,
+                 only: Collection[str] | None = None) -> list[str]:
     """Active members with a leaf whose key for the current generation was never delivered.
 
     A member has one if a key delivery follows its latest join (and the
     refresh that started this generation, if that came after the join), or if
     that refresh's bundle holds its entry (``bundle``; None: assume it does).
     Members waiting for a leaf are not listed: a refresh gives them one.
+    A member of a refreshed generation without an entry joined while the
+    bundle was built (e.g. enrolled by a second TAS process). ``only``: look
+    at these members only (one view call each).
     """
     out = []
     for node, joined in sorted(tree.joined_block.items()):
-        if node not in tree.leaves:
+        if node not in tree.leaves or (only is not None and node not in only):
             continue
         refreshed = tree.refreshed_block if tree.refreshed_block > joined else -1
         if refreshed >= 0 and (bundle is None or node in bundle):

@@ -119,6 +119,30 @@ def test_refresh_from_the_command_line(home: Path, capsys) -> None:
     assert_one_line_error(code, err, 1, "not one of this TAS")
 
 
+def test_batch_enroll_checks_all_then_enrolls_all_and_nodes_take_their_keys(home: Path, capsys) -> None:
+    (home / "reqs").mkdir()
+    for i in range(3):
+        run_inproc(capsys, "node", "init", "--home", f"b{i}")
+        assert run_inproc(capsys, "node", "request", "--home", f"b{i}", "--location", "riyadh" if i else "mecca",
+                          "--service", "health", "-o", f"reqs/b{i}.json")[0] == 0
+    code, _, err = run_inproc(capsys, "tas", "enroll", "--batch", "reqs")  # no approval: all refused, no gas
+    assert code == 2 and "3 enrollment request(s) refused" in err and "reqs/b1.json" in err, err
+    code, _, err = run_inproc(capsys, "tas", "enroll", "--batch", "empty-dir-missing")
+    assert code == 2, err
+    code, out, err = run_inproc(capsys, "tas", "enroll", "--batch", "reqs", "--approve", "--fund", "0.01", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert len(res["members"]) == 3 and not res["resumed"] and res["gas"]["bumpEpoch"] > 0
+    assert sorted(f["newcomers"] for f in res["federations"]) == [1, 2]
+    for i in range(3):  # each node finds and checks its entry in the bundle
+        code, out, err = run_inproc(capsys, "node", "join", "--home", f"b{i}", "--json")
+        assert code == 0 and json.loads(out)["new_keys"] == 1, err
+    code, out, err = run_inproc(capsys, "tas", "enroll", "reqs/b0.json", "reqs/b1.json", "reqs/b2.json")
+    assert code == 0 and "finished a batch begun earlier" in out and "0 transaction(s)" in out, err
+    code, out, _ = run_inproc(capsys, "tas", "enroll", "--help")
+    assert "--batch" in out and "fogfed tas enroll --batch ./requests" in out
+
+
 def test_refresh_policy_remove_hint_and_sync_refresh(home: Path, capsys) -> None:
     reqs = [_request(capsys, f"p{i}", "tabuk", "health") for i in range(2)]
     for req in reqs:

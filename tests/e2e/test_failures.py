@@ -66,7 +66,7 @@ def test_chain_unreachable_gives_a_clear_error_and_leaves_the_file(ipfs_api, tmp
     src = tmp_path / "f.bin"
     src.write_bytes(b"keep me" * 1000)
     before = digest(src)
-    with pytest.raises(ChainUnreachable, match="unreachable") as failure:
+    with pytest.raises(ChainUnreachable, match="cannot reach the Ethereum node") as failure:
         node.upload(src)
     assert isinstance(failure.value, FogfedError) and failure.value.hint
     with pytest.raises(ChainUnreachable):
