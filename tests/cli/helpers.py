@@ -38,6 +38,25 @@ def ok_json(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout)
 
 
+def run_embedded(root: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """``fogfed ARGS`` in a process of its own on the embedded chain under ``root`` (killed at ``kill_at``)."""
+    extra = {"FOGFED_RPC": f"embedded:{root / 'chain'}"}
+    if kill_at:
+        extra["FOGFED_KILL_AT"] = kill_at
+    return subprocess.run([str(FOGFED), *args], capture_output=True, text=True, env=env_for(root, **extra),
+                          cwd=root, timeout=300)
+
+
+def cli_env(monkeypatch, root: Path, rpc: str) -> None:
+    """The environment of a CLI run in this process: FOGFED_* cleared, then home, passphrase and rpc."""
+    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("FOGFED_HOME", str(root))
+    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("FOGFED_RPC", rpc)
+    monkeypatch.chdir(root)
+
+
 def run_inproc(capsys, *args: str) -> tuple[int, str, str]:
     """``fogfed ARGS`` through fogfed.cli.main in this process: (exit code, stdout, stderr)."""
     code = main(list(args))

@@ -9,8 +9,6 @@ once, funded once, one refresh per federation, each node opens its entry.
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +21,7 @@ from fogfed.protocol.refresh import Bundle
 from fogfed.storage import EmbeddedStore
 from fogfed.tas import TrustedAuthority
 from fogfed.tas.batch import BatchRejected
-from tests.cli.helpers import FOGFED, PASSPHRASE, env_for
+from tests.cli.helpers import PASSPHRASE, run_embedded
 from tests.e2e.conftest import build_system
 
 FUND = 10**16
@@ -121,12 +119,7 @@ def world(tmp_path_factory):
     return root, tas
 
 
-def fogfed(root: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    extra = {"FOGFED_RPC": f"embedded:{root / 'chain'}"}
-    if kill_at:
-        extra["FOGFED_KILL_AT"] = kill_at
-    return subprocess.run([str(FOGFED), *args], capture_output=True, text=True, env=env_for(root, **extra),
-                          cwd=root, timeout=300)
+fogfed = run_embedded
 
 
 @pytest.mark.parametrize("kill_at", STEPS)

@@ -22,7 +22,7 @@ from fogfed.protocol.enrollment import EnrollmentRequest
 from fogfed.protocol.keydelivery import open_node_key
 from fogfed.tas import TrustedAuthority
 from fogfed.tas.state import TasStateError
-from tests.cli.helpers import FOGFED, PASSPHRASE, env_for
+from tests.cli.helpers import FOGFED, PASSPHRASE, env_for, run_embedded
 
 LIGHT = KdfParams(memory_cost=19 * 1024, iterations=1, lanes=1)
 FUND = 10**16  # --fund 0.01
@@ -36,12 +36,7 @@ def world(tmp_path_factory):
     return root, chain, tas
 
 
-def fogfed(root: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    extra = {"FOGFED_RPC": f"embedded:{root / 'chain'}"}
-    if kill_at:
-        extra["FOGFED_KILL_AT"] = kill_at
-    return subprocess.run([str(FOGFED), *args], capture_output=True, text=True, env=env_for(root, **extra),
-                          cwd=root, timeout=300)
+fogfed = run_embedded
 
 
 def new_request(root: Path, tas: TrustedAuthority, location: str) -> tuple[NodeIdentity, Path]:

@@ -12,7 +12,6 @@ The TAS uses the CLI's defaults for a JSON-RPC chain, so its transaction journal
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from eth_account import Account
 from fogfed._faults import at_step
 from fogfed.chain import connect
 from fogfed.tas import TrustedAuthority
-from tests.cli.helpers import PASSPHRASE, assert_one_line_error, run_inproc
+from tests.cli.helpers import PASSPHRASE, cli_env, assert_one_line_error, run_inproc
 from tests.fixtures.outage import RpcRelay
 from tests.tas.test_faults import LIGHT, STEPS, check_member, new_request
 
@@ -43,12 +42,7 @@ def world(tmp_path_factory, anvil_url: str):
 @pytest.fixture()
 def cli(world, monkeypatch, capsys):
     root, relay, _ = world
-    for k in [k for k in os.environ if k.startswith("FOGFED_")]:
-        monkeypatch.delenv(k)
-    monkeypatch.setenv("FOGFED_HOME", str(root))
-    monkeypatch.setenv("FOGFED_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("FOGFED_RPC", relay.url)
-    monkeypatch.chdir(root)
+    cli_env(monkeypatch, root, relay.url)
     return lambda *args: run_inproc(capsys, *args)
 
 
