@@ -12,15 +12,50 @@ from pathlib import Path
 
 import pytest
 
+from fogfed.chain.mobility import deploy_mobility
 from fogfed.node import FogNode
 from fogfed.node.client import AccessDenied
+from fogfed.storage import EmbeddedStore
 from fogfed.tas import TrustedAuthority
+from fogfed.tas.revocation import RefreshPolicy
+from tests.cli.helpers import PASSPHRASE
+from tests.tas.test_faults import LIGHT
+
+FUND = 10**17
 
 #: the named steps of a move (fogfed._faults): request journalled; moveMember sent (receipt not read)
 #: and mined (the old leaf revoked and the destination's addMember: one transaction); the key
 #: delivery sent, mined (inside deliver_keys) and recorded
 MOVE_STEPS = ["move:journal", "sent:moveMember", "move:moveMember", "sent:deliverKey", "deliverKey",
               "move:deliverKey"]
+
+
+def move_world(root: Path, chain, account, nodes: list[FogNode], policy: RefreshPolicy | None = None):
+    """A TAS with FogFedMobility, federations region > riyadh (a), jeddah (b), and one staying member in each.
+
+    Returns ``(tas, mobility, a, b, stayers, node)``; ``node(name, location)`` enrolls another node (keys
+    through the embedded store the CLI's TAS uses too, $FOGFED_HOME/store). Every node made is appended
+    to ``nodes`` for the fixture to close.
+    """
+    tas = TrustedAuthority.init(root / "tas", chain, PASSPHRASE, account=account, kdf=LIGHT)
+    store = EmbeddedStore(root / "store")
+    tas.use_store(store)
+    mobility = tas.use_mobility(deploy_mobility(chain, tas.account, tas.fed))
+    if policy is not None:
+        tas.set_refresh_policy(policy)
+    region = tas.create_federation("region", "health").federation_id
+    a = tas.create_federation("riyadh", "health", region).federation_id
+    b = tas.create_federation("jeddah", "health", region).federation_id
+
+    def node(name: str, location: str) -> FogNode:
+        n = FogNode.init(root / name, chain, tas.contract_address, store, PASSPHRASE, kdf=LIGHT)
+        nodes.append(n)
+        tas.enroll(n.enrollment_request(location, "health"), approve=True, fund_wei=FUND)
+        assert n.refresh_keys() == 1
+        return n
+
+    stayers = {a: node("a0", "riyadh"), b: node("b0", "jeddah")}
+    return tas, mobility, a, b, stayers, node
 
 
 def check_moved(tas: TrustedAuthority, mobility, mover: FogNode, source: int, dest: int, stayers: dict[int, FogNode],

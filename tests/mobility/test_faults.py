@@ -13,41 +13,21 @@ import signal
 import pytest
 
 from fogfed.chain import connect
-from fogfed.chain.mobility import deploy_mobility
-from fogfed.node import FogNode
 from fogfed.node.mobility import move_request
 from fogfed.protocol.move import MoveRequest
-from fogfed.storage import EmbeddedStore
 from fogfed.tas import TrustedAuthority
 from fogfed.tas.mobility import MobilityAuthority
 from tests.cli.helpers import PASSPHRASE
-from tests.mobility.faults import MOVE_STEPS, check_moved
-from tests.tas.test_faults import LIGHT, fogfed
-
-FUND = 10**17
+from tests.mobility.faults import MOVE_STEPS, check_moved, move_world
+from tests.tas.test_faults import fogfed
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("movefaults")
     chain = connect(f"embedded:{root / 'chain'}")
-    tas = TrustedAuthority.init(root / "tas", chain, PASSPHRASE, account=chain.dev_accounts()[0], kdf=LIGHT)
-    store = EmbeddedStore(root / "store")  # $FOGFED_HOME/store: the CLI's TAS delivers keys through it too
-    tas.use_store(store)
-    mobility = tas.use_mobility(deploy_mobility(chain, tas.account, tas.fed))
-    region = tas.create_federation("region", "health").federation_id
-    a = tas.create_federation("riyadh", "health", region).federation_id
-    b = tas.create_federation("jeddah", "health", region).federation_id
     nodes = []
-
-    def node(name: str, location: str) -> FogNode:
-        n = FogNode.init(root / name, chain, tas.contract_address, store, PASSPHRASE, kdf=LIGHT)
-        nodes.append(n)
-        tas.enroll(n.enrollment_request(location, "health"), approve=True, fund_wei=FUND)
-        assert n.refresh_keys() == 1
-        return n
-
-    stayers = {a: node("a0", "riyadh"), b: node("b0", "jeddah")}
+    tas, mobility, a, b, stayers, node = move_world(root, chain, chain.dev_accounts()[0], nodes)
     yield root, chain, tas, mobility, a, b, stayers, node
     for n in nodes:
         n.close()

@@ -17,19 +17,12 @@ from eth_account import Account
 
 from fogfed._faults import at_step
 from fogfed.chain import connect
-from fogfed.chain.mobility import deploy_mobility
-from fogfed.node import FogNode
 from fogfed.node.mobility import move_request
-from fogfed.storage import EmbeddedStore
-from fogfed.tas import TrustedAuthority
 from fogfed.tas.revocation import RefreshPolicy
-from tests.cli.helpers import PASSPHRASE, cli_env, run_inproc
+from tests.cli.helpers import cli_env, run_inproc
 from tests.fixtures.outage import RpcRelay
-from tests.mobility.faults import check_moved
-from tests.tas.test_faults import LIGHT
+from tests.mobility.faults import check_moved, move_world
 from tests.tas.test_outages import assert_unreachable
-
-FUND = 10**17
 
 
 @pytest.fixture(scope="module")
@@ -38,26 +31,11 @@ def world(tmp_path_factory, anvil_url: str):
     direct = connect(anvil_url)
     key = Account.create()
     direct.fund(key.address, 100 * 10**18, sender=direct.dev_accounts()[5])
-    tas = TrustedAuthority.init(root / "tas", direct, PASSPHRASE, account=key, kdf=LIGHT)
-    store = EmbeddedStore(root / "store")  # $FOGFED_HOME/store: the CLI's TAS delivers keys through it too
-    tas.use_store(store)
-    mobility = tas.use_mobility(deploy_mobility(direct, tas.account, tas.fed))
+    nodes = []
     # these tests count the transactions a move sends; the moves pile revoked leaves up in the source, and a
     # sync would start a new generation there (tests/tas/test_tree_growth.py tests that): not here
-    tas.set_refresh_policy(RefreshPolicy(max_cover_nodes=1 << 20, max_revoked_fraction=1.0))
-    region = tas.create_federation("region", "health").federation_id
-    a = tas.create_federation("riyadh", "health", region).federation_id
-    b = tas.create_federation("jeddah", "health", region).federation_id
-    nodes = []
-
-    def node(name: str, location: str) -> FogNode:
-        n = FogNode.init(root / name, direct, tas.contract_address, store, PASSPHRASE, kdf=LIGHT)
-        nodes.append(n)
-        tas.enroll(n.enrollment_request(location, "health"), approve=True, fund_wei=FUND)
-        assert n.refresh_keys() == 1
-        return n
-
-    stayers = {a: node("a0", "riyadh"), b: node("b0", "jeddah")}
+    tas, mobility, a, b, stayers, node = move_world(
+        root, direct, key, nodes, RefreshPolicy(max_cover_nodes=1 << 20, max_revoked_fraction=1.0))
     relay = RpcRelay(anvil_url).start()
     try:
         yield root, relay, tas, mobility, a, b, stayers, node
