@@ -80,6 +80,12 @@ def _send_all(w3: Web3, txs: list[dict], per_block: int) -> None:
             raise RuntimeError("an event-generating transaction failed")
 
 
+def _mined(w3: Web3, tx) -> None:
+    """Wait for ``tx``'s receipt: the events counted next must include its own (a loaded Anvil can
+    answer eth_sendTransaction before the block holding it is served to eth_getLogs)."""
+    w3.eth.wait_for_transaction_receipt(tx)
+
+
 def _count(w3: Web3, address: str) -> int:
     """Events the deployment has emitted so far (its set-up)."""
     return len(_rpc(w3, "eth_getLogs", [{"address": address, "fromBlock": "0x0", "toBlock": "latest"}]))
@@ -89,7 +95,7 @@ def generate_members(w3: Web3, events: int) -> str:
     """A deployment with one federation and ``events`` - 4 members (plus the deployment's events)."""
     address, c = _deploy(w3)
     tas = w3.eth.accounts[0]
-    c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas})
+    _mined(w3, c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas}))
     todo, start, txs = events - _count(w3, address), 1, []
     while todo > 0:
         n = min(BATCH, todo)
@@ -105,10 +111,10 @@ def generate_accesses(w3: Web3, events: int) -> str:
     """A deployment with one member and one file, then accesses until ``events`` events exist."""
     address, c = _deploy(w3)
     tas, node = w3.eth.accounts[0], w3.eth.accounts[1]
-    c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas})
-    c.functions.addMember(1, node, b"\x02" * 32).transact({"from": tas})
+    _mined(w3, c.functions.createFederation("bench", "storage", b"\x01" * 48, 0).transact({"from": tas}))
+    _mined(w3, c.functions.addMember(1, node, b"\x02" * 32).transact({"from": tas}))
     digest = b"\x03" * 32
-    c.functions.registerFile(1, digest, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node})
+    _mined(w3, c.functions.registerFile(1, digest, 0, b"\x04" * 32, b"\x05" * 32, 0, "bench").transact({"from": node}))
     fid = file_id_for(node, digest)  # granted accesses, as in real use
     data = c.encode_abi("recordAccess", [fid])
     n = events - _count(w3, address)
