@@ -15,9 +15,10 @@ from fogfed import abe
 from fogfed._faults import step
 from fogfed.chain import ChainError, ContractRevert
 from fogfed.errors import InputError
-from fogfed.node.datapath import UploadLeftovers, encrypt_and_store, reclaim_leftovers, store_blob, temp_file
+from fogfed.node.datapath import encrypt_and_store, store_blob, temp_file
 from fogfed.node.errors import NodeError
 from fogfed.node.home import TMP, Progress
+from fogfed.node.leftovers import UploadLeftovers, reclaim_leftovers
 from fogfed.node.records import source_key
 from fogfed.node.results import UploadResult
 from fogfed.node.serving import Serving

@@ -1,4 +1,4 @@
-"""What an upload stored but never registered is unpinned (fogfed.node.datapath.UploadLeftovers).
+"""What an upload stored but never registered is unpinned (fogfed.node.leftovers.UploadLeftovers).
 
 On the embedded store, as the store sees it afterwards (its pins), for each way an upload can end:
 failed before sending registerFile (unpinned at once), killed (its record settled by the next upload's
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fogfed.node.datapath import LEFTOVERS_SUFFIX, UploadLeftovers, reclaim_leftovers, store_blob
+from fogfed.node.datapath import store_blob
+from fogfed.node.leftovers import LEFTOVERS_SUFFIX, UploadLeftovers, reclaim_leftovers
 from fogfed.storage import EmbeddedStore
 
 
@@ -58,7 +59,8 @@ def test_a_killed_upload_is_settled_by_the_next(store: EmbeddedStore, tmp_path: 
     tmp = tmp_path / "tmp"
     code = textwrap.dedent(f"""
         import os, sys
-        from fogfed.node.datapath import UploadLeftovers, store_blob
+        from fogfed.node.datapath import store_blob
+        from fogfed.node.leftovers import UploadLeftovers
         from fogfed.storage import EmbeddedStore
         store = EmbeddedStore({str(store.root)!r})
         left = UploadLeftovers(__import__("pathlib").Path({str(tmp)!r}), store)
@@ -184,7 +186,8 @@ def test_an_upload_killed_inside_the_add_leaves_no_pack(store: EmbeddedStore, tm
     src.write_bytes(os.urandom(3 << 20))
     code = textwrap.dedent(f"""
         import os, pathlib
-        from fogfed.node.datapath import UploadLeftovers, encrypt_and_store
+        from fogfed.node.datapath import encrypt_and_store
+        from fogfed.node.leftovers import UploadLeftovers
         from fogfed.storage import EmbeddedStore
         store = EmbeddedStore({str(store.root)!r})
         left = UploadLeftovers(pathlib.Path({str(tmp)!r}), store)

@@ -8,7 +8,7 @@ finishes the upload: one FileRegistered per file, the node's list equal to the c
 ciphertext readable from IPFS, and no transaction sent when IPFS was down before anything was stored.
 The daemon's pins afterwards are those of the registered files and nothing else: what an interrupted
 attempt pinned (its ciphertext, its wrapped key) is unpinned by the attempt or by the retry
-(fogfed.node.datapath.UploadLeftovers).
+(fogfed.node.leftovers.UploadLeftovers).
 """
 
 from __future__ import annotations

@@ -1,0 +1,170 @@
+"""What an upload put in the store but never registered, unpinned later: by the upload itself when it
+fails, or by the next upload (a record file per upload in the node's temp folder, under a ``flock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from fogfed.errors import InputError
+from fogfed.storage import ContentStore
+from fogfed.storage.errors import ContentNotFound, StorageError
+
+
+LEFTOVERS_SUFFIX = ".stored"
+
+
+class UploadLeftovers:
+    """What one upload put in the store before its registration, so that whatever it never
+    registered is unpinned: by the upload itself when it fails, or by a later upload.
+
+    A record file ``<pid>-<random>.stored`` in the node's temp folder, one JSON
+    line per event: ``{"cid": ...}`` for each CID stored (the ciphertext with its
+    file id, each encrypted file key), ``{"sent": file_id}`` just before
+    ``registerFile`` is sent. The upload holds an exclusive ``flock`` on it
+    while it runs, so :func:`reclaim_leftovers` in another process (or a later
+    upload in this one) never touches a live upload's content. Lines are
+    flushed, not fsynced: an OS crash may lose a record (a leak, never a loss).
+    """
+
+    def __init__(self, directory: Path, store: ContentStore) -> None:
+        self.store = store
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = f"{os.getpid()}-{os.urandom(6).hex()}"
+        part = directory / f".{stem}.new"
+        self.path = directory / f"{stem}{LEFTOVERS_SUFFIX}"
+        self._file = open(part, "x+b")  # noqa: SIM115 (held, and locked, for the upload's life)
+        fcntl.flock(self._file, fcntl.LOCK_EX)  # locked before reclaim_leftovers can see the name
+        os.replace(part, self.path)
+        self.cids: list[str] = []
+        self.sent = False
+
+    def _note(self, event: dict) -> None:
+        self._file.write(json.dumps(event).encode() + b"\n")
+        self._file.flush()
+
+    def stored(self, cid: str, file_id_hex: str | None = None) -> None:
+        """``cid`` is (or is about to be) pinned by this upload."""
+        self.cids.append(cid)
+        self._note({"cid": cid} if file_id_hex is None else {"cid": cid, "file_id": file_id_hex})
+
+    def sending(self, file_id_hex: str) -> None:
+        """``registerFile`` for ``file_id_hex`` goes out next: from now on the chain decides what is in use."""
+        self.sent = True
+        self._note({"sent": file_id_hex})
+
+    def finish(self, used: set[str]) -> None:
+        """The upload is registered with ``used`` (ciphertext and encrypted key): unpin the rest, forget the record."""
+        if _unpin(self.store, [c for c in self.cids if c not in used]):
+            self.path.unlink(missing_ok=True)
+        self.close()
+
+    def abandon(self) -> None:
+        """The upload failed: if no registration was sent, unpin everything it stored now (the store
+        may be down; then a later upload does it). The record stays until that has happened."""
+        if not self.sent and _unpin(self.store, self.cids):
+            self.path.unlink(missing_ok=True)
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()  # releases the flock: from now on reclaim_leftovers may take the record
+
+    def __enter__(self) -> "UploadLeftovers":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._file.closed:
+            return
+        if exc_type is None:
+            self.close()  # not finished: the record stays for reclaim_leftovers
+        else:
+            self.abandon()
+
+
+def _unpin(store: ContentStore, cids: list[str]) -> bool:
+    """Unpin each of ``cids``; False (the rest left pinned) if the store cannot be reached."""
+    for cid in cids:
+        try:
+            store.remove(cid)
+        except (ContentNotFound, InputError):  # not there, or not a CID (a damaged record): nothing to unpin
+            continue
+        except StorageError:
+            return False
+    return True
+
+
+def reclaim_leftovers(directory: Path, store: ContentStore, registered_key: Callable[[str], str | None],
+                      given_up: Collection[str] = ()) -> int:
+    """Unpin what interrupted uploads stored but never registered; returns how many records were settled.
+
+    A record no live upload holds (its ``flock`` is free) is read: if no
+    registration was sent, every CID it lists is unpinned; if one was, and the
+    chain shows it (``registered_key(file_id)`` gives the registered encrypted
+    key's CID), every CID but the ciphertext and that key is unpinned. A record
+    whose registration was sent but is not (yet) on chain is kept, since the
+    transaction may still be mined, unless its file id is in ``given_up``: the
+    caller uploads the same source again under a new key (the upload journal
+    found it unregistered), so should the old transaction still be mined, its
+    plaintext is registered anyway. A damaged record (a torn last line) counts
+    as far as it can be read. The store being down leaves the record for later.
+    Once a dead upload's record was seen, the store frees what crashed adds left
+    (``ContentStore.collect_garbage``: an embedded store's unreferenced packs).
+    """
+    settled = dead = 0
+    try:
+        paths = sorted(directory.glob(f"*{LEFTOVERS_SUFFIX}"))
+    except OSError:
+        return 0
+    for path in paths:
+        try:
+            f = open(path, "r+b")  # noqa: SIM115
+        except OSError:
+            continue
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live upload's
+            dead += 1
+            cids, sent = _read_record(f.read())
+            if sent is not None and sent not in given_up:
+                key = registered_key(sent)
+                if key is None:
+                    continue
+                cids = [c for c, fid in cids if fid != sent and c != key]
+            else:
+                cids = [c for c, _ in cids]
+            if _unpin(store, cids):
+                path.unlink(missing_ok=True)
+                settled += 1
+    if dead:  # an upload died: an add it was making may have left partial data (an embedded store's pack)
+        with contextlib.suppress(StorageError):
+            store.collect_garbage()
+    return settled
+
+
+def _read_record(data: bytes) -> tuple[list[tuple[str, str | None]], str | None]:
+    """(CID, file id or None) for each CID stored, and the file id whose registration was sent."""
+    cids: list[tuple[str, str | None]] = []
+    sent = None
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            break  # torn by a crash mid-write: nothing after it was written either
+        if not isinstance(event, dict):
+            break
+        if isinstance(event.get("cid"), str):
+            fid = event.get("file_id") if isinstance(event.get("file_id"), str) else None
+            cids.append((event["cid"], fid))
+        elif isinstance(event.get("sent"), str):
+            sent = event["sent"]
+    return cids, sent
+
+
+__all__ = ["LEFTOVERS_SUFFIX", "UploadLeftovers", "reclaim_leftovers"]
