@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from fogfed.storage.base import ContentStore, Progress
+from fogfed.storage.base import ContentStore, OnCid, Progress
 from fogfed.storage.cids import Cid, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnavailable
 from fogfed.storage.importer import Block, import_file
@@ -142,7 +142,7 @@ class EmbeddedStore(ContentStore):
             fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
 
-    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+    def add(self, src: BinaryIO, *, progress: Progress | None = None, on_cid: OnCid | None = None) -> str:
         try:
             with self._lock(exclusive=False), self._db() as db, _Pack(self._packs) as pack:
                 fresh: dict[str, tuple[int, int]] = {}  # absent before: inserted unless a concurrent add wins
@@ -162,6 +162,8 @@ class EmbeddedStore(ContentStore):
                             repaired[key] = pack.append(block)
                 pack.sync()  # the blocks are durable before any row names them
                 root = order[-1]
+                if on_cid is not None:  # before the pin commits: a kill from here on leaves it known
+                    on_cid(root)
                 with _transaction(db):
                     rows = [(k, pack.name, off, n) for k, (off, n) in fresh.items()]
                     db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?)", rows)
