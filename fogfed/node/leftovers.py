@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from fogfed.errors import InputError
+from fogfed.errors import FogfedError, InputError
 from fogfed.storage import ContentStore
 from fogfed.storage.base import OnCid, Progress
 from fogfed.storage.errors import ContentNotFound, StorageError
@@ -53,8 +53,12 @@ class UploadLeftovers:
         self.sent = False
 
     def _note(self, event: dict) -> None:
-        self._file.write(json.dumps(event).encode() + b"\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(event).encode() + b"\n")
+            self._file.flush()
+        except OSError as exc:  # not an OSError: a store would report it as its own failure
+            raise FogfedError(f"cannot write the upload record {self.path}: {exc.strerror or exc}",
+                              "free space in the node's home directory and upload again") from exc
 
     def stored(self, cid: str, file_id_hex: str | None = None) -> None:
         """``cid`` is (or is about to be) pinned by this upload; noted once (again only with a file id
