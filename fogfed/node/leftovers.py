@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from fogfed.errors import FogfedError, InputError
 from fogfed.storage import ContentStore
@@ -75,18 +75,18 @@ class UploadLeftovers:
         from now on: the chain decides what is in use. Call it from ``Chain.send``'s ``on_nonce``, before
         the transaction is journaled or broadcast; without a nonce the record is of the first design
         (kept until the chain shows the file)."""
-        self.sent = True
         event: dict = {"sent": file_id_hex}
         if nonce is not None:
             event.update(nonce=nonce, **({"from": sender} if sender else {}))
-        self._note(event)
+        self._note(event)  # a failure here aborts the send: nothing signed left the process
+        self.sent = True
 
     def noting(self, store: ContentStore, file_id_of: Callable[[str], str]) -> ContentStore:
         """``store`` whose ``add`` notes the CID it adds here (with ``file_id_of(cid)``) before the store
         can have pinned it: the stores compute it while they stream anyway (``ContentStore.add``'s
         ``on_cid``), so a remote node's reply lost after its pin, or a kill after an embedded store's
         pin committed, no longer leaves a pin nothing names."""
-        return _NotingStore(store, lambda cid: self.stored(cid, file_id_of(cid)))
+        return cast(ContentStore, _NotingStore(store, lambda cid: self.stored(cid, file_id_of(cid))))
 
     def finish(self, used: set[str]) -> None:
         """The upload is registered with ``used`` (ciphertext and encrypted key): unpin the rest, forget the record."""
@@ -95,8 +95,9 @@ class UploadLeftovers:
         self.close()
 
     def abandon(self) -> None:
-        """The upload failed: if no registration was sent, unpin everything it stored now (the store
-        may be down; then a later upload does it). The record stays until that has happened."""
+        """The upload failed: if no registration was signed (so none can be mined), unpin everything it
+        stored now (the store may be down; then a later upload does it). The record stays until that
+        has happened."""
         if not self.sent and _unpin(self.store, self.cids):
             self.path.unlink(missing_ok=True)
         self.close()

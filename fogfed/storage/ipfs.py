@@ -166,10 +166,10 @@ class IpfsStore(ContentStore):
         try:
             with self._rpc("adding a file"):
                 reply = self._client.add(tee, **_ADD_OPTIONS)
-        except Exception:
+        except Exception as exc:
             if tee.note_error is not None:  # the caller's own failure, as it raised it
                 raise tee.note_error from None
-            if tee.read_error is not None:
+            if isinstance(exc, StorageError) and tee.read_error is not None:
                 raise _source_error(tee.read_error) from None
             raise
         if builder.root is None:  # the client stopped reading before the end (it never does)
