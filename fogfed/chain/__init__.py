@@ -16,7 +16,8 @@ Public API:
 
 - ``connect(rpc=None, *, chain_id=None, timeout=10.0) -> Chain``; ``Chain``: ``w3``, ``chain_id``,
   ``is_embedded``, ``label``, ``dev_accounts()``, ``fund(to, wei, sender=None)``, ``balance(addr)``,
-  ``send(account, to=, data=, value=, gas=, function=)`` (receipt), ``call(tx)``.
+  ``send(account, to=, data=, value=, gas=, function=, on_nonce=)`` (receipt; ``on_nonce(n)`` hears the nonce
+  before the transaction can leave), ``nonce_used(address, nonce)``, ``call(tx)``.
 - ``deploy(chain, deployer) -> FogFed``; ``FogFed.at(chain, address, deploy_block=None)``.
 - ``FogFed`` methods, transactions (first argument the signing account, return ``TxResult``):
   ``begin_admin_transfer``, ``accept_admin``, ``set_operator``, ``configure``, ``create_federation``,
