@@ -1,5 +1,5 @@
-"""benchmarks/noting.py runs end to end with a tiny size (embedded store) and writes its JSON; every
-variant stored the same ciphertext bytes the same way (the note changes no CID)."""
+"""benchmarks/noting.py runs end to end with a tiny size (embedded store) and writes its JSON, with the
+note timed once per noting round (the second importer's CID is checked against the store's inside)."""
 
 from __future__ import annotations
 
