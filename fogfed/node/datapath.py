@@ -15,12 +15,13 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from fogfed._faults import step
+from fogfed._lanes import Lane
 from fogfed.abe.stream import VERSION, EncryptingReader, StreamError, StreamInfo, decrypt_stream, plaintext_hasher
 from fogfed.errors import FogfedError, InputError
 from fogfed.protocol.files import STREAM_AAD
@@ -42,12 +43,12 @@ class _Worker:
     thread runs on the second core while the caller encrypts.
     """
 
-    def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    def __init__(self) -> None:
+        self._lane = Lane()  # a kept thread: starting one costs milliseconds on a busy machine
         self._pending: collections.deque[Future] = collections.deque()
 
     def submit(self, job: Callable[[bytes], object], data: bytes | memoryview) -> Future:
-        future = self._pool.submit(job, data)
+        future = self._lane.submit(job, data)
         self._pending.append(future)
         while len(self._pending) > AHEAD or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()  # a failed job (disk full) fails the caller here
@@ -58,7 +59,7 @@ class _Worker:
             self._pending.popleft().result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lane.release(cancel=True)
 
 
 class _Buffers:
@@ -221,8 +222,8 @@ def encrypt_and_store(store: ContentStore, src: Path, file_key: bytes, ciphertex
         plain_file = open(src, "rb", buffering=0)  # whole-piece reads: no buffer layer needed
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror}") from None
-    plain_worker = _Worker("fogfed-plainhash")
-    copy_worker = _Worker("fogfed-ctcopy") if ciphertext_copy is not None else None
+    plain_worker = _Worker()
+    copy_worker = _Worker() if ciphertext_copy is not None else None
     try:
         with plain_file:
             plain = _PlaintextSource(plain_file, plain_worker, version)
