@@ -526,12 +526,20 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     'fogfed tas status --json | jq .federations',
 )
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
+    """Show the TAS account, contract, federations, pending re-keys and unfinished operations.
+
+    An operation cut short (a kill, the chain away) is listed under
+    "unfinished" with its federation, node(s), the step it reached, when it
+    started and the command that finishes it (`fogfed tas sync` finishes
+    them all; running the same command again finishes that one). --json
+    lists them under "unfinished" with the fields of docs/cli.md.
+    """
     status = _open(home, rpc, ipfs).status()
     labels = _read_labels(role_home(home, "tas"))
     if labels:
-        status["labels"] = {a: labels[a] for f in status.get("federations", []) for a in f.get("members", [])
-                            if a in labels}
+        named = [a for f in status.get("federations", []) for a in f.get("members", [])]
+        named += [a for u in status.get("unfinished", []) for a in u.get("nodes", [])]
+        status["labels"] = {a: labels[a] for a in named if a in labels}
     emit(as_json, status, lambda: _status_text(status))
 
 
@@ -555,13 +563,55 @@ def _status_text(status: dict) -> str:
                                     if pending else "nothing to re-key"))
     unfinished = status.get("unfinished") or []
     lines.append("unfinished   " + ("none" if not unfinished else
-                                    f"{len(unfinished)} operation(s) (run: fogfed tas sync)"))
-    lines += [f"         {u.get('kind')} {u.get('node') or ''}  request {u.get('request')}" for u in unfinished]
+                                    f"{len(unfinished)} operation(s) cut short; `fogfed tas sync` finishes "
+                                    "them all"))
+    lines += _unfinished_lines(unfinished, status.get("labels", {}))
     for key, value in status.items():  # whatever newer TAS versions add
         if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels",
                        "unfinished"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
+
+
+def _unfinished_lines(unfinished: list[dict], labels: dict[str, str], now: float | None = None) -> list[str]:
+    """A table of the journal's unfinished operations, each row followed by what its step means and how
+    to finish it."""
+    from fogfed.tas.inflight import STEPS
+
+    rows = [("OPERATION", "FEDERATION", "STEP", "STARTED (UTC)", "NODE(S)")]
+    for u in unfinished:
+        feds = ", ".join(map(str, u.get("federation_ids", [])))
+        new = ", ".join(f"{p} (new)" for p in u.get("new_federations", []))
+        nodes = u.get("nodes", [])
+        if len(nodes) == 1:
+            who = nodes[0] + (f" ({labels[nodes[0]]})" if nodes[0] in labels else "")
+        else:
+            who = f"{len(nodes)} nodes" if nodes else "-"
+        progress = u.get("progress")
+        step = str(u.get("step")) + (f" {progress['done']}/{progress['total']}" if progress else "")
+        rows.append((str(u.get("kind")), ", ".join(x for x in (feds, new) if x) or "-", step,
+                     _when(u.get("started"), now), who))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+        if i:
+            u = unfinished[i - 1]
+            meaning = STEPS.get(str(u.get("kind")), {}).get(str(u.get("step")))
+            first, *again = u.get("finish") or ["fogfed tas sync"]
+            lines.append("    " + (f"{meaning}; " if meaning else "") + f"finish: `{first}`"
+                         + "".join(f", or the same `{c}` again" for c in again))
+    return [line.rstrip() for line in lines]
+
+
+def _when(started: float | None, now: float | None = None) -> str:
+    """``2026-12-02 04:31:05 (3 min ago)``; ``unknown`` for an entry written before the time was recorded."""
+    if started is None:
+        return "unknown"
+    age = max(0, int((time.time() if now is None else now) - started))
+    ago = (f"{age} s" if age < 120 else f"{age // 60} min" if age < 7200 else f"{age // 3600} h"
+           if age < 172800 else f"{age // 86400} days")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)) + f" ({ago} ago)"
 
 
 add_config_command(

@@ -43,7 +43,7 @@ from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.protocol.refresh import Bundle
-from fogfed.tas import batch
+from fogfed.tas import batch, inflight
 from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.revocation import MemberTrees, RefreshPolicy
@@ -823,18 +823,21 @@ class TrustedAuthority:
                 if self.trees.missing_keys(fid) or self._bundle_for_another_height(fid)]
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""
+        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key,
+        and the journal's unfinished operations (fogfed.tas.inflight: kind, federations, nodes, step
+        reached, start time and the commands that finish each)."""
         feds = self.federations()
+        trees = {f.federation_id: self.trees.summary(f.federation_id) for f in feds}
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
             "mobility": self._settings.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
                              "parent": f.parent, "epoch": f.epoch, "members": list(f.members),
-                             **self.trees.summary(f.federation_id)} for f in feds],
+                             **trees[f.federation_id]} for f in feds],
             "pending_keys": self.pending(),
-            "unfinished": [{"request": e.key, "kind": e.kind, "node": e.data.get("address")}
-                           for e in self.journal.unfinished()],
+            "unfinished": inflight.describe(self.journal.unfinished(), feds,
+                                            {fid: t["tree_generation"] for fid, t in trees.items()}),
         }
 
 

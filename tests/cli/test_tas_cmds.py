@@ -166,3 +166,39 @@ def test_refresh_policy_remove_hint_and_sync_refresh(home: Path, capsys) -> None
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     fed = json.loads(out)["federations"][0]
     assert (fed["tree_generation"], fed["tree_height"], fed["leaves_assigned"], fed["leaves_revoked"]) == (1, 4, 1, 0)
+
+
+def test_status_lists_unfinished_operations_readably(home: Path, capsys) -> None:
+    from tests.cli.helpers import run_embedded
+
+    single = _request(capsys, "u1", "riyadh", "health")
+    (home / "reqs").mkdir()
+    for i in range(3):
+        _request(capsys, f"reqs/u{i + 2}", "mecca", "health")
+    address = json.loads((home / single).read_text())["address"]
+    assert run_inproc(capsys, "tas", "label", address, "clinic-3 gateway")[0] == 0
+    assert run_embedded(home, "tas", "enroll", single, "--approve", kill_at="enroll:addMember").returncode == -9
+    assert run_embedded(home, "tas", "enroll", "--batch", "reqs", "--approve",
+                        kill_at="batch:fund-recorded").returncode == -9
+    code, out, err = run_inproc(capsys, "tas", "status")
+    assert code == 0 and "{" not in out and "None" not in out, err
+    lines = out.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("unfinished")))
+    assert "2 operation(s) cut short; `fogfed tas sync` finishes them all" in lines[at]
+    assert lines[at + 1].split() == ["OPERATION", "FEDERATION", "STEP", "STARTED", "(UTC)", "NODE(S)"]
+    one, batch = lines[at + 2].split(), lines[at + 4].split()
+    assert one[:3] == ["enroll", "1", "member-added"] and one[-3:] == [address, "(clinic-3", "gateway)"]
+    assert batch[:3] == ["enroll-batch", "2", "funding"] and batch[-2:] == ["3", "nodes"]
+    assert "ago)" in lines[at + 2] and "ago)" in lines[at + 4]
+    assert lines[at + 3].strip() == ("the node is a member on chain; finish: `fogfed tas sync`, or the same "
+                                     "`fogfed tas enroll REQUEST.json` again")
+    code, out, _ = run_inproc(capsys, "tas", "status", "--json")
+    u1, u2 = json.loads(out)["unfinished"]
+    assert (u1["kind"], u1["nodes"], u1["federation_ids"], u1["step"]) == ("enroll", [address], [1], "member-added")
+    assert (u2["kind"], u2["node_count"], u2["federation_ids"], u2["step"]) == ("enroll-batch", 3, [2], "funding")
+    assert len(u2["nodes"]) == 3 and u2["progress"] == {"done": 0, "total": 3}
+    assert all(isinstance(u["started"], float) and u["finish"][0] == "fogfed tas sync" for u in (u1, u2))
+    code, out, err = run_inproc(capsys, "tas", "sync")
+    assert code == 0, err
+    code, out, _ = run_inproc(capsys, "tas", "status")
+    assert code == 0 and "unfinished   none" in out
