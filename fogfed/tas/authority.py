@@ -353,7 +353,7 @@ class TrustedAuthority:
         leaf = self.trees.leaf(fid, d["address"])
         return EnrollmentResult(d["address"], fid, bool(d.get("created")), epoch,
                                 tuple(self._attributes(d["location"], d["service"], fid, leaf)),
-                                f"already enrolled ({d['verdict']})", {}, None, None, leaf)
+                                f"already enrolled ({d['verdict']})", {}, leaf)
 
     def _attributes(self, location: str, service: str, fid: int, leaf: int) -> list[str]:
         """The key attributes of ``leaf`` in the federation's current tree generation (its height replayed)."""
@@ -399,7 +399,7 @@ class TrustedAuthority:
         leaf = self.trees.leaf(fid, node)
         return EnrollmentResult(node, fid, bool(d.get("created")), epoch,
                                 tuple(self._attributes(d["location"], d["service"], fid, leaf)),
-                                d["verdict"], gas, None, None, leaf)
+                                d["verdict"], gas, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
         """Whether a signed request (enrollment or move) with this nonce was already accepted."""
