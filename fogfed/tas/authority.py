@@ -59,6 +59,11 @@ class TasError(FogfedError):
     """A TAS operation could not be done."""
 
 
+class TasInputError(TasError, InputError):
+    """A TAS operation refused for what it was given (a home without a TAS, a federation or node that is
+    not this TAS's): nothing was done; exit code 2 in the CLI."""
+
+
 class TrustedAuthority:
     """The trusted authority server's state and operations (explicit home directory)."""
 
@@ -116,7 +121,7 @@ class TrustedAuthority:
         """Open an initialised TAS; WrongPassphrase for a wrong passphrase, TasStateError for a damaged file."""
         home = Path(home)
         if not (home / KEYSTORE).exists():
-            raise TasError(f"no TAS in {home}", "run `fogfed tas init` first")
+            raise TasInputError(f"no TAS in {home}", "run `fogfed tas init` first (or pass the right --home)")
         secrets = load_keystore(home / KEYSTORE, passphrase, kind=KIND)
         try:
             pk = abe.PublicKey.from_bytes(secrets["abe_public_key"])
@@ -577,11 +582,14 @@ class TrustedAuthority:
         ``sync``) finishes this refresh instead of starting another; the
         contract's epoch check makes two commits for one epoch impossible.
         """
-        if self.store is None:
-            raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
         fid = federation_id
         if self.created_federation(fid) is None:
-            raise TasError(f"federation {fid} is not one of this TAS's")
+            raise TasInputError(f"federation {fid} is not one of this TAS's",
+                                "list them with `fogfed tas federation list`")
+        if self.store is None:
+            raise TasError("a refresh needs a content store for its key bundle",
+                           "give --ipfs URL (the embedded store is made by the first `fogfed node init` on "
+                           "this machine); from Python: tas.use_store(store)")
         with self._lock.held():
             entry = next((e for e in self.journal.unfinished("refresh") if e.data["federation_id"] == fid), None)
             if entry is None:
@@ -809,9 +817,11 @@ class TrustedAuthority:
         node = check_address(node_address, "node address")
         rec = self.enrolled_member(node)
         if rec is None:
-            raise TasError(f"{node} was not enrolled in a federation of this TAS")
+            raise TasInputError(f"{node} was not enrolled in a federation of this TAS",
+                                "check the address with `fogfed tas status`")
         if not rec["active"]:
-            raise TasError(f"{node} is not an active member; removed nodes get no keys")
+            raise TasInputError(f"{node} is not an active member; removed nodes get no keys",
+                                "a removed node enrolls again with a fresh request")
         fid = rec["federation_id"]
         with self._lock.held():
             return self.deliver_keys(fid, self.fed.federation(fid).epoch, [node])
