@@ -67,7 +67,9 @@ def _groups() -> list[tuple[str, click.Group]]:
         if isinstance(cmd, click.Group):
             out.append((path, cmd))
             for name in cmd.list_commands(click.Context(cmd)):
-                walk(cmd.get_command(click.Context(cmd), name), f"{path} {name}")
+                sub = cmd.get_command(click.Context(cmd), name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, f"{path} {name}")
 
     walk(cli, "fogfed")
     return out
@@ -81,7 +83,8 @@ def test_group_lists_one_whole_line_per_command(path: str, group: click.Group) -
     """At the 80 columns help is formatted to, no description is cut short ("...") or wrapped."""
     text = group.get_help(click.Context(group, info_name=path, terminal_width=80))
     listing = text.split("\nCommands:\n", 1)[1].splitlines()
-    names = group.list_commands(click.Context(group))
+    names = [n for n in group.list_commands(click.Context(group))
+             if not group.get_command(click.Context(group), n).hidden]  # tests add hidden ones (test_main)
     assert len(listing) == len(names), f"{path}: a description wraps:\n{text}"
     for line, name in zip(listing, names):
         described = line.split(None, 1)
