@@ -11,13 +11,15 @@ stable interface, so a script can watch for operations left in flight:
   destination; a batch: one per location and service)
 * ``new_federations``: ``"location/service"`` of federations it will create
 * ``nodes``, ``node_count``: the nodes concerned (a refresh: none)
-* ``step``: how far it got (:data:`STEPS`), ``progress``: ``{"done", "total"}``
+* ``step``: how far it got (:data:`STEPS`; ``unknown`` for a kind this
+  version does not know), ``progress``: ``{"done", "total"}``
   for a batch's registering and funding, else None
 * ``started``, ``updated``: Unix seconds (``started`` None for an entry
   written before fogfed recorded it, unless its key is a request nonce)
 * ``finish``: commands that finish it: ``fogfed tas sync`` first, then the
   operation's own command run again (an argument in capitals, e.g.
-  ``REQUEST.json``, stands for the one given the first time)
+  ``REQUEST.json``, stands for the one given the first time; for a batch,
+  the same request files or the same ``--batch DIR``)
 
 ``step`` reads the journal, the federations' active members and their tree
 generations the caller already holds (no extra chain reads); finishing
@@ -112,7 +114,7 @@ def _describe(e: Entry, members: dict[int, set[str]], by_place: dict[tuple[str, 
             step, progress = "registering", {"done": added, "total": len(nodes)}
         else:
             step = "federations-created" if d.get("created") and not new else "accepted"
-        finish = [SYNC, "fogfed tas enroll REQUEST.json... | --batch DIR"]
+        finish = [SYNC, "fogfed tas enroll REQUEST.json..."]
     elif e.kind == "remove":
         fids, nodes = [d["federation_id"]], [d["address"]]
         step = "accepted" if d["address"] in members.get(d["federation_id"], ()) else "removed"
