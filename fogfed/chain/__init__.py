@@ -8,7 +8,7 @@ Quick tour::
     fed = deploy(chain, tas)                # or FogFed.at(chain, address)
     fid = fed.create_federation(tas, "riyadh", "health", ffpk_bytes).value
     fed.add_member(tas, fid, node.address, x25519_public_key)
-    file_id = fed.register_file(node, fid, cid_digest, plaintext_sha256, enc_sk_ref, policy, epoch=0).value
+    file_id = fed.register_file(node, fid, cid_digest, plaintext_hash, enc_sk_ref, policy, epoch=0).value
     fed.record_access(node, file_id).value  # True: AccessGranted
     fed.events(names=["MemberAdded"])
 

@@ -74,7 +74,7 @@ class Uploading(Sharing, Serving):
                 step("upload:key-stored")
                 left.sending("0x" + file_id.hex())
                 try:
-                    tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
+                    tx = self.fed.register_file(self.account, fid, digest, info.plaintext_hash, encsk_ref,
                                                 descriptor, epoch)
                     break
                 except ContractRevert as exc:
@@ -94,7 +94,7 @@ class Uploading(Sharing, Serving):
             left.finish({cid, cid_of_file_id(encsk_ref)})  # unpins the keys of attempts that went stale
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
-        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
+        return UploadResult(file_id, cid, info.plaintext_hash, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
 
     def _registered_key(self, file_id_hex: str) -> str | None:
@@ -122,7 +122,7 @@ class Uploading(Sharing, Serving):
                             earlier["policy"])
         self.uploads.finish(source)
         announced = bool(self.fed.cache_expiry(file_id, self.address))
-        return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_sha256"][2:]), size,
+        return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_hash"][2:]), size,
                             earlier["federation_id"], earlier["epoch"], earlier["policy"], tuple(sorted(shares)),
                             announced, gas, earlier["policy"], resumed=True)
 
