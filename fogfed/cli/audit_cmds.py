@@ -123,7 +123,7 @@ def _common(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
-@cli.group("audit")
+@cli.group("audit", short_help="Replay the contract's events, verify them, report")
 def audit_group() -> None:
     """Replay contract events, rebuild and verify the history, find anomalies, report.
 
@@ -135,7 +135,7 @@ def audit_group() -> None:
     """
 
 
-@audit_group.command("replay")
+@audit_group.command("replay", short_help="Replay every event into the checkpoint")
 @_common
 @click.option("--from-block", type=click.IntRange(min=0), help="First block (default: the deployment block).")
 @click.option("--to-block", type=click.IntRange(min=0), help="Last block (default: the chain head).")
@@ -169,7 +169,7 @@ class VerifyFailed(ReportedFailure):
     """The rebuilt state differs from the contract's views (exit code 1)."""
 
 
-@audit_group.command("verify")
+@audit_group.command("verify", short_help="Replay, then check the state against the contract")
 @_common
 @click.option("--no-replay", is_flag=True, help="Verify the checkpoint as is, without replaying new blocks.")
 @examples(
@@ -209,7 +209,7 @@ def verify_cmd(confirmations: str | None, mobility: str | None, rpc: str | None,
                            f"at block {head}", "each MISMATCH line above is a finding; investigate them")
 
 
-@audit_group.command("report")
+@audit_group.command("report", short_help="Findings and history from the checkpoint")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, help=DB_HELP)
 @click.option("--address", envvar="FOGFED_CONTRACT", metavar="0x...",
               help="Whose checkpoint in the audit home to read (when no --db). Default: $FOGFED_CONTRACT.")

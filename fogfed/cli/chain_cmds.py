@@ -37,7 +37,7 @@ def _console(err: bool = False) -> Console:
     return console if console.is_terminal else Console(stderr=err, highlight=False, width=132)
 
 
-@cli.command()
+@cli.command(short_help="Deploy FogFed (Algorithm 5), print its address")
 @click.option("--rpc", metavar="URL", envvar="FOGFED_RPC", help=RPC_HELP)
 @click.option("--chain-id", type=click.IntRange(min=1), metavar="N",
               help="Refuse to deploy unless the node reports this chain id.")
@@ -77,7 +77,7 @@ class GasReportFailed(ReportedFailure):
     """A row missed its target or an operation's gas grew (exit code 1)."""
 
 
-@cli.command("gas-report")
+@cli.command("gas-report", short_help="Gas per operation against the paper's Table 4")
 @click.option("--rpc", metavar="URL", envvar="FOGFED_RPC", help=RPC_HELP)
 @click.option("--chain-id", type=click.IntRange(min=1), metavar="N",
               help="Refuse to run unless the node reports this chain id.")

@@ -616,4 +616,5 @@ def add_config_command(group: click.Group, role: str, *example_lines: str) -> cl
                       "where each comes from.\n\n"
                       "Rule: a flag beats its FOGFED_* variable, which beats <home>/settings.toml\n"
                       f"(written by `fogfed {role} init`), which beats the default.")
-    return group.command("config")(common_options(role)(examples(*example_lines)(guarded(config))))
+    return group.command("config", short_help="The settings in effect and where each comes from")(
+        common_options(role)(examples(*example_lines)(guarded(config))))

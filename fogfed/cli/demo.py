@@ -19,7 +19,7 @@ class DemoFailed(ReportedFailure):
     """At least one demo step did not behave as expected (exit code 1)."""
 
 
-@cli.command("demo")
+@cli.command("demo", short_help="The paper's whole scenario, embedded (no servers)")
 @json_option("Print every step with its measurements as one JSON document (no step lines).")
 @json_file_option("every step with its measurements")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",

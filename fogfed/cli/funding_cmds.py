@@ -10,7 +10,7 @@ from fogfed.cli.common import common_options, emit, ether_to_wei, examples, guar
 from fogfed.cli.tas_cmds import _open, tas
 
 
-@tas.command("fund")
+@tas.command("fund", short_help="Send a member ether for its gas")
 @click.argument("node_address", metavar="ADDRESS")
 @click.option("--amount", default="0.05", show_default=True, metavar="ETHER", help="Ether to send.")
 @common_options("tas")
@@ -31,7 +31,7 @@ def tas_fund(node_address: str, amount: str, home: Path | None, rpc: str | None,
          f"sent {amount} ETH to {r.node}; it can now pay for about {left} operations")
 
 
-@tas.command("reissue")
+@tas.command("reissue", short_help="Deliver a member's current key again")
 @click.argument("node_address", metavar="ADDRESS")
 @common_options("tas")
 @guarded

@@ -86,7 +86,8 @@ def _export_key_command(group: click.Group, role: str, *example_lines: str) -> C
                           type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))(fn)
         fn = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
                           metavar="PATH", help="Where to write the V3 keystore (mode 0600).")(fn)
-        return group.command("export-key")(fn)
+        return group.command("export-key", short_help=f"Write the {'TAS' if role == 'tas' else 'node'}'s "
+                             "account as a V3 keystore")(fn)
     return wrap
 
 

@@ -10,7 +10,7 @@ from fogfed.cli.common import examples
 SHELLS = ("bash", "zsh", "fish")
 
 
-@cli.command("completion")
+@cli.command("completion", short_help="Print the shell completion script")
 @click.argument("shell", type=click.Choice(SHELLS))
 @examples(
     "fogfed completion bash > ~/.local/share/bash-completion/completions/fogfed",

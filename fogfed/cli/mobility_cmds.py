@@ -39,7 +39,7 @@ def _authority(t: Any, address: str | None) -> Any:
     return MobilityAuthority(t, mob)
 
 
-@tas.command("mobility-deploy")
+@tas.command("mobility-deploy", short_help="Deploy FogFedMobility for this TAS's FogFed")
 @common_options("tas")
 @guarded
 @examples(
@@ -62,7 +62,7 @@ def tas_mobility_deploy(home: Path | None, rpc: str | None, ipfs: str | None, as
     emit(as_json, {"mobility": mob.address}, f"mobility contract {mob.address}\nexport FOGFED_MOBILITY={mob.address}")
 
 
-@tas.command("move")
+@tas.command("move", short_help="Hand a node over to another federation")
 @click.argument("request", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_TAS_MOBILITY
 @common_options("tas")
@@ -95,7 +95,7 @@ def tas_move(request: Path, mobility: str | None, home: Path | None, rpc: str | 
     emit(as_json, res, text)
 
 
-@node.command("move")
+@node.command("move", short_help="Ask to be handed over to another federation")
 @click.option("--to", "to_federation", type=click.IntRange(min=1, max=2**32 - 1), help="Destination federation id.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the request here.")
 @click.option("--finish", is_flag=True, help="After the TAS moved the node: pull the key for the destination.")
@@ -139,7 +139,7 @@ def _check_destination(n: Any, to_federation: int) -> None:
         raise InputError(f"this node is already a member of federation {to_federation}")
 
 
-@node.command("send")
+@node.command("send", short_help="Encrypt a message to a node or a federation")
 @click.option("--to", "recipient", metavar="ADDRESS", help="A node: sealed to its key on chain.")
 @click.option("--federation", type=click.IntRange(min=1, max=2**32 - 1), help="A federation: CP-ABE for its members.")
 @click.option("--message", help="The text to send (or --file).")
@@ -185,7 +185,7 @@ def node_send(recipient: str | None, federation: int | None, message: str | None
     emit(as_json, {"message": str(output), "bytes": len(blob)}, f"wrote {output} ({len(blob)} bytes)")
 
 
-@node.command("recv")
+@node.command("recv", short_help="Verify and open a message")
 @click.argument("message", type=click.Path(dir_okay=False, exists=True, allow_dash=True, path_type=Path))
 @common_options("node")
 @guarded

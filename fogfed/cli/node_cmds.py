@@ -17,7 +17,7 @@ from fogfed.cli.common import (add_config_command, common_options, connect_chain
 from fogfed.errors import FogfedError, InputError
 
 
-@cli.group()
+@cli.group(short_help="Fog node: join, upload, fetch, serve copies")
 def node() -> None:
     """Fog node: join a federation, upload and fetch files, serve cached copies to peers.
 
@@ -31,6 +31,7 @@ def node() -> None:
       fogfed node upload report.pdf                   # Algorithms 4 + 8
       fogfed node fetch 0xFILEID -o report.pdf        # Algorithm 9
       fogfed node serve                               # serve cached copies to peers
+      fogfed node status --live                       # federation, epoch, keys held
     """
 
 
@@ -58,7 +59,7 @@ def parse_file_id(text: str) -> bytes:
     return parse(text)
 
 
-@node.command("init")
+@node.command("init", short_help="Create this node (account, keys, keystores)")
 @click.option("--contract", envvar="FOGFED_CONTRACT", metavar="ADDRESS", required=True,
               help="The FogFed contract printed by `fogfed tas init` (or $FOGFED_CONTRACT).")
 @click.option("--cache-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="MIB",
@@ -107,7 +108,7 @@ def node_init(contract: str, cache_size: int, label: str | None, account_keystor
         + next_hint("fogfed node request --location LOCATION --service SERVICE -o req.json", home)))
 
 
-@node.command("request")
+@node.command("request", short_help="Write a signed enrollment request (Algorithm 2)")
 @click.option("--location", required=True, help="Where this node is, e.g. riyadh.")
 @click.option("--service", required=True, help="What it serves, e.g. health.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="FILE",
@@ -136,7 +137,7 @@ def node_request(location: str, service: str, output: Path | None, home: Path | 
          f"wrote {output}: give it to the TAS operator (fogfed tas enroll {output.name})")
 
 
-@node.command("join")
+@node.command("join", short_help="Pull the keys the TAS delivered")
 @common_options("node")
 @guarded
 @examples(
@@ -155,7 +156,7 @@ def node_join(home: Path | None, rpc: str | None, ipfs: str | None, as_json: boo
         f"no new keys for {n.address} (not enrolled yet, or already up to date)"))
 
 
-@node.command("upload")
+@node.command("upload", short_help="Encrypt, store and register a file (Alg. 4, 8)")
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--policy", metavar="POLICY",
               help='CP-ABE policy over loc:LOCATION, svc:SERVICE and ff:FEDERATION_ID attributes, '
@@ -225,7 +226,7 @@ def _warn_low_balance(n: Any) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-@node.command("fetch")
+@node.command("fetch", short_help="Fetch and verify a file (Algorithm 9)")
 @click.argument("file_id", metavar="FILE_ID")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), metavar="PATH",
               help="Where to write the file (default: ./<file id>; - for stdout).")
@@ -276,7 +277,7 @@ def node_fetch(file_id: str, output: Path | None, force: bool, home: Path | None
         emit(as_json, r, summary)
 
 
-@node.command("ls")
+@node.command("ls", short_help="List uploaded files (--readable: readable ones)")
 @click.option("--readable", is_flag=True,
               help="List every file this node's federation may read, from chain events "
                    "(registered in it or shared with it), not only the ones this node uploaded.")
@@ -336,7 +337,7 @@ def _rows(records: list[Any], empty: str) -> str:
     return "\n".join(" ".join(f"{k}={v}" for k, v in to_plain(r).items()) for r in records) or empty
 
 
-@node.command("serve")
+@node.command("serve", short_help="Serve cached copies to federation members")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=0, show_default=True,
               help="Port (0: any free port).")
@@ -395,12 +396,12 @@ def _keep_fresh(n: Any, refresh: float, announce_every: float | None, deadline: 
         now = time.monotonic()
 
 
-@node.group("cache")
+@node.group("cache", short_help="The local cache of encrypted copies")
 def cache() -> None:
     """The node's local cache of encrypted copies."""
 
 
-@cache.command("ls")
+@cache.command("ls", short_help="List cached copies")
 @common_options("node")
 @guarded
 @examples(
@@ -414,7 +415,7 @@ def cache_ls(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
     emit(as_json, {"entries": entries}, lambda: _rows(entries, "cache is empty"))
 
 
-@cache.command("evict")
+@cache.command("evict", short_help="Drop a cached copy, withdraw its announcement")
 @click.argument("file_id", metavar="FILE_ID")
 @common_options("node")
 @guarded
@@ -430,7 +431,7 @@ def cache_evict(file_id: str, home: Path | None, rpc: str | None, ipfs: str | No
          f"evicted 0x{fid.hex()}" if removed else f"0x{fid.hex()} was not cached")
 
 
-@cache.command("refresh")
+@cache.command("refresh", short_help="Re-announce copies before they expire")
 @click.option("--margin", type=click.IntRange(min=0), default=300, show_default=True, metavar="SECONDS",
               help="Re-announce copies whose announcement ends within this many seconds.")
 @common_options("node")
@@ -468,7 +469,7 @@ def _local_status(where: Path) -> dict[str, Any]:
             "cache_bytes": config.get("cache_bytes"), "uploaded_files": len(files) if isinstance(files, list) else None}
 
 
-@node.command("status")
+@node.command("status", short_help="This node's identity and home (--live: keys)")
 @click.option("--live", is_flag=True,
               help="Also ask the chain (membership, federation epoch, balance) and open the keyring (keys held); "
                    "needs the passphrase.")

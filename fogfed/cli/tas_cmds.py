@@ -24,7 +24,7 @@ KEY_HELP = ("The TAS's Ethereum account is FOGFED_PRIVATE_KEY (0x-hex) when set,
             "refuses that published key outside the embedded chain unless --allow-devnet-key is given.")
 
 
-@cli.group()
+@cli.group(short_help="Trusted authority: federations, enroll, remove")
 def tas() -> None:
     """Trusted authority: set up the system, federations, enroll and remove fog nodes.
 
@@ -34,7 +34,10 @@ def tas() -> None:
       fogfed tas init                          # Algorithm 1 (+5: deploys FogFed)
       fogfed tas federation create riyadh health
       fogfed tas enroll req.json --approve     # a request from `fogfed node request`
+      fogfed tas enroll --batch ./requests --approve   # many: one commitment per federation
       fogfed tas remove 0xNodeAddress          # Algorithm 10: revoke (one transaction)
+      fogfed tas status                        # federations, members, unfinished operations
+      fogfed tas sync                          # finish what a kill or an outage cut short
     """
 
 
@@ -49,7 +52,7 @@ def _open(home: Path | None, rpc: str | None, ipfs: str | None = None) -> Any:
     return tas
 
 
-@tas.command("init")
+@tas.command("init", short_help="Set up the system, deploy FogFed (Alg. 1, 5)")
 @common_options("tas")
 @click.option("--contract", metavar="ADDRESS",
               help="Use this already deployed FogFed instead of deploying one (Algorithm 5).")
@@ -113,7 +116,7 @@ def tas_init(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool
 tas_init.help = inspect.cleandoc(tas_init.help or "") + "\n\n" + KEY_HELP
 
 
-@tas.group("federation")
+@tas.group("federation", short_help="Create and list federations")
 def federation() -> None:
     """Create and list fog federations (one per location and service)."""
 
@@ -124,7 +127,7 @@ def _fed_line(f: Any) -> str:
             f"epoch={f.epoch} members={members}" + (f" parent={f.parent}" if f.parent else ""))
 
 
-@federation.command("create")
+@federation.command("create", short_help="Create a federation (Algorithm 6)")
 @click.argument("location")
 @click.argument("service")
 @click.option("--parent", type=click.IntRange(min=0), default=0, show_default=True,
@@ -143,7 +146,7 @@ def federation_create(location: str, service: str, parent: int, home: Path | Non
     emit(as_json, f, lambda: f"created {_fed_line(f)}" + (f", gas {f.gas_used:,}" if f.gas_used else ""))
 
 
-@federation.command("list")
+@federation.command("list", short_help="List the federations on chain")
 @common_options("tas")
 @guarded
 @examples(
@@ -157,7 +160,7 @@ def federation_list(home: Path | None, rpc: str | None, ipfs: str | None, as_jso
          lambda: "\n".join(_fed_line(f) for f in feds) if feds else "no federations yet")
 
 
-@tas.command("enroll")
+@tas.command("enroll", short_help="Enroll nodes from their requests (Alg. 2, 7, 3)")
 @click.argument("request_files", metavar="REQUEST.json...", nargs=-1,
                 type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--batch", "batch_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
@@ -260,7 +263,7 @@ def _attributes_text(attributes: list[str]) -> str:
                    if path else "")
 
 
-@tas.command("remove")
+@tas.command("remove", short_help="Remove a node: revoke its leaf (Algorithm 10)")
 @click.argument("node_address", metavar="ADDRESS")
 @click.option("--reason", default="removed by the TAS operator", show_default=True,
               help="Stored on chain with the removal (RemovalNoted event; at most 256 bytes of UTF-8, "
@@ -335,7 +338,7 @@ def _maintain_lines(m: dict[str, Any]) -> list[str]:
     return lines
 
 
-@tas.command("refresh")
+@tas.command("refresh", short_help="Start a new member-tree generation")
 @click.argument("federation", type=click.IntRange(min=1), metavar="FID")
 @common_options("tas")
 @guarded
@@ -378,7 +381,7 @@ def _key_progress(total: int, enabled: bool) -> Iterator[Callable[[int], None] |
         yield lambda n: bar.advance(task, n)
 
 
-@tas.command("refresh-policy")
+@tas.command("refresh-policy", short_help="Show or set when sync and watch refresh")
 @click.option("--max-cover", type=click.IntRange(min=1), default=None, metavar="N",
               help="Refresh when the next upload's cover would have more than N nodes (default 64).")
 @click.option("--max-revoked", type=click.FloatRange(min=0, max=1, min_open=True), default=None, metavar="F",
@@ -417,7 +420,7 @@ def tas_refresh_policy(max_cover: int | None, max_revoked: float | None, reset: 
         + ([f"federation {fid} is due: {why}" for fid, why in due.items()] or ["no federation is due"])))
 
 
-@tas.command("sync")
+@tas.command("sync", short_help="Finish interrupted work, deliver missing keys")
 @click.option("--rebuild", is_flag=True,
               help="Read the TAS's cache of the chain (tas.sqlite) again from the deployment block first.")
 @common_options("tas")
@@ -446,7 +449,7 @@ def tas_sync(rebuild: bool, home: Path | None, rpc: str | None, ipfs: str | None
     emit(as_json, {"rekeyed": results, **m}, lambda: "\n".join([_rekey_lines(results), *_maintain_lines(m)]))
 
 
-@tas.command("watch")
+@tas.command("watch", short_help="Run tas sync in a loop; optional top-ups")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True, metavar="SECONDS",
               help="Time between checks.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
@@ -483,7 +486,10 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
 
     policy = None
     if top_up_below is not None:
+        from fogfed.tas.funding import check_top_up
+
         policy = (ether_to_wei(top_up_below), ether_to_wei(top_up_to), ether_to_wei(top_up_limit))
+        check_top_up(*policy)  # bad input: exit 2 before the first check does any work
     t = _open(home, rpc, ipfs)
     done, hinted = 0, {}
     while count is None or done < count:
@@ -518,7 +524,7 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
             time.sleep(interval)
 
 
-@tas.command("status")
+@tas.command("status", short_help="Federations, members, pending and unfinished work")
 @common_options("tas")
 @guarded
 @examples(
@@ -526,12 +532,20 @@ def tas_watch(interval: float, count: int | None, top_up_below: str | None, top_
     'fogfed tas status --json | jq .federations',
 )
 def tas_status(home: Path | None, rpc: str | None, ipfs: str | None, as_json: bool) -> None:
-    """Show the TAS account, contract, federations (epochs, members) and pending re-keys."""
+    """Show the TAS account, contract, federations, pending re-keys and unfinished operations.
+
+    An operation cut short (a kill, the chain away) is listed under
+    "unfinished" with its federation, node(s), the step it reached, when it
+    started and the command that finishes it (`fogfed tas sync` finishes
+    them all; running the same command again finishes that one). --json
+    lists them under "unfinished" with the fields of docs/cli.md.
+    """
     status = _open(home, rpc, ipfs).status()
     labels = _read_labels(role_home(home, "tas"))
     if labels:
-        status["labels"] = {a: labels[a] for f in status.get("federations", []) for a in f.get("members", [])
-                            if a in labels}
+        named = [a for f in status.get("federations", []) for a in f.get("members", [])]
+        named += [a for u in status.get("unfinished", []) for a in u.get("nodes", [])]
+        status["labels"] = {a: labels[a] for a in named if a in labels}
     emit(as_json, status, lambda: _status_text(status))
 
 
@@ -555,13 +569,55 @@ def _status_text(status: dict) -> str:
                                     if pending else "nothing to re-key"))
     unfinished = status.get("unfinished") or []
     lines.append("unfinished   " + ("none" if not unfinished else
-                                    f"{len(unfinished)} operation(s) (run: fogfed tas sync)"))
-    lines += [f"         {u.get('kind')} {u.get('node') or ''}  request {u.get('request')}" for u in unfinished]
+                                    f"{len(unfinished)} operation(s) cut short; `fogfed tas sync` finishes "
+                                    "them all"))
+    lines += _unfinished_lines(unfinished, status.get("labels", {}))
     for key, value in status.items():  # whatever newer TAS versions add
         if key not in {"tas", "contract", "chain_id", "scheme", "mobility", "federations", "pending_keys", "labels",
                        "unfinished"}:
             lines.append(f"{key:<12} {to_plain(value)}")
     return "\n".join(lines)
+
+
+def _unfinished_lines(unfinished: list[dict], labels: dict[str, str], now: float | None = None) -> list[str]:
+    """A table of the journal's unfinished operations, each row followed by what its step means and how
+    to finish it."""
+    from fogfed.tas.inflight import STEPS
+
+    rows = [("OPERATION", "FEDERATION", "STEP", "STARTED (UTC)", "NODE(S)")]
+    for u in unfinished:
+        feds = ", ".join(map(str, u.get("federation_ids", [])))
+        new = ", ".join(f"{p} (new)" for p in u.get("new_federations", []))
+        nodes = u.get("nodes", [])
+        if len(nodes) == 1:
+            who = nodes[0] + (f" ({labels[nodes[0]]})" if nodes[0] in labels else "")
+        else:
+            who = f"{len(nodes)} nodes" if nodes else "-"
+        progress = u.get("progress")
+        step = str(u.get("step")) + (f" {progress['done']}/{progress['total']}" if progress else "")
+        rows.append((str(u.get("kind")), ", ".join(x for x in (feds, new) if x) or "-", step,
+                     _when(u.get("started"), now), who))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+        if i:
+            u = unfinished[i - 1]
+            meaning = STEPS.get(str(u.get("kind")), {}).get(str(u.get("step")))
+            first, *again = u.get("finish") or ["fogfed tas sync"]
+            lines.append("    " + (f"{meaning}; " if meaning else "") + f"finish: `{first}`"
+                         + "".join(f", or the same `{c}` again" for c in again))
+    return [line.rstrip() for line in lines]
+
+
+def _when(started: float | None, now: float | None = None) -> str:
+    """``2026-12-02 04:31:05 (3 min ago)``; ``unknown`` for an entry written before the time was recorded."""
+    if started is None:
+        return "unknown"
+    age = max(0, int((time.time() if now is None else now) - started))
+    ago = (f"{age} s" if age < 120 else f"{age // 60} min" if age < 7200 else f"{age // 3600} h"
+           if age < 172800 else f"{age // 86400} days")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)) + f" ({ago} ago)"
 
 
 add_config_command(
@@ -581,7 +637,7 @@ def _read_labels(where: Path) -> dict[str, str]:
     return read_labels_file(where / LABELS_FILE)
 
 
-@tas.command("label")
+@tas.command("label", short_help="Name a node (tas status shows it)")
 @click.argument("node_address", metavar="ADDRESS")
 @click.argument("label", required=False)
 @click.option("--clear", is_flag=True, help="Forget ADDRESS's label.")

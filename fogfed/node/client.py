@@ -24,7 +24,7 @@ from fogfed.keys.identity import NodeIdentity
 from fogfed.keys.keystore import KdfParams
 from fogfed.node.cache import BlobCache
 from fogfed.node.datapath import clean_temp
-from fogfed.node.errors import AccessDenied, FetchFailed, NodeError, NotMember, UntrustedFile
+from fogfed.node.errors import AccessDenied, FetchFailed, NodeError, NoNodeHome, NotMember, UntrustedFile
 from fogfed.node.fetch import Fetching
 from fogfed.node.home import CACHE, CONFIG, IDENTITY, KEYS, TMP, check_config, read_json, write_json
 from fogfed.node.keyring import Keyring
@@ -86,7 +86,7 @@ class FogNode(Uploading, Fetching):
         """Open an existing node home; WrongPassphrase for a wrong passphrase."""
         home = Path(home)
         if not (home / IDENTITY).exists():
-            raise NodeError(f"no node in {home}", "run `fogfed node init` first")
+            raise NoNodeHome(f"no node in {home}", "run `fogfed node init` first (or pass the right --home)")
         config = check_config(home / CONFIG, read_json(home / CONFIG, "node config"))
         kdf = KdfParams(*config["kdf"]) if config.get("kdf") else None
         identity = NodeIdentity.load(home / IDENTITY, passphrase)

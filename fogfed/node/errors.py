@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fogfed.errors import FogfedError
+from fogfed.errors import FogfedError, InputError
 
 
 class NodeError(FogfedError):
     """A node operation could not be done."""
+
+
+class NoNodeHome(NodeError, InputError):
+    """The home folder given holds no node (a wrong --home or FOGFED_HOME: bad input, exit code 2)."""
 
 
 class NotMember(NodeError):

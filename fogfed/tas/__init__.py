@@ -10,11 +10,11 @@
 See docs/architecture.md.
 """
 
-from fogfed.tas.authority import TasError, TrustedAuthority
+from fogfed.tas.authority import TasError, TasInputError, TrustedAuthority
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.verifier import AttributeVerifier, OperatorApproval, Verdict, load_allowlist
 
 __all__ = [
     "AttributeVerifier", "EnrollmentResult", "FederationInfo", "OperatorApproval", "RefreshResult", "RekeyResult",
-    "RemovalResult", "TasError", "TrustedAuthority", "Verdict", "load_allowlist",
+    "RemovalResult", "TasError", "TasInputError", "TrustedAuthority", "Verdict", "load_allowlist",
 ]

@@ -43,7 +43,7 @@ from fogfed.protocol.enrollment import EnrollmentRejected, EnrollmentRequest
 from fogfed.protocol.files import cid_of_file_id, file_id_of_cid
 from fogfed.protocol.keydelivery import check_address, key_reference, seal_node_key
 from fogfed.protocol.refresh import Bundle
-from fogfed.tas import batch
+from fogfed.tas import batch, inflight
 from fogfed.tas.journal import Entry, Journal
 from fogfed.tas.results import EnrollmentResult, FederationInfo, RefreshResult, RekeyResult, RemovalResult
 from fogfed.tas.revocation import MemberTrees, RefreshPolicy
@@ -57,6 +57,11 @@ KEYSTORE = "tas.json"
 
 class TasError(FogfedError):
     """A TAS operation could not be done."""
+
+
+class TasInputError(TasError, InputError):
+    """A TAS operation refused for what it was given (a home without a TAS, a federation or node that is
+    not this TAS's): nothing was done; exit code 2 in the CLI."""
 
 
 class TrustedAuthority:
@@ -116,7 +121,7 @@ class TrustedAuthority:
         """Open an initialised TAS; WrongPassphrase for a wrong passphrase, TasStateError for a damaged file."""
         home = Path(home)
         if not (home / KEYSTORE).exists():
-            raise TasError(f"no TAS in {home}", "run `fogfed tas init` first")
+            raise TasInputError(f"no TAS in {home}", "run `fogfed tas init` first (or pass the right --home)")
         secrets = load_keystore(home / KEYSTORE, passphrase, kind=KIND)
         try:
             pk = abe.PublicKey.from_bytes(secrets["abe_public_key"])
@@ -353,7 +358,7 @@ class TrustedAuthority:
         leaf = self.trees.leaf(fid, d["address"])
         return EnrollmentResult(d["address"], fid, bool(d.get("created")), epoch,
                                 tuple(self._attributes(d["location"], d["service"], fid, leaf)),
-                                f"already enrolled ({d['verdict']})", {}, None, None, leaf)
+                                f"already enrolled ({d['verdict']})", {}, leaf)
 
     def _attributes(self, location: str, service: str, fid: int, leaf: int) -> list[str]:
         """The key attributes of ``leaf`` in the federation's current tree generation (its height replayed)."""
@@ -399,7 +404,7 @@ class TrustedAuthority:
         leaf = self.trees.leaf(fid, node)
         return EnrollmentResult(node, fid, bool(d.get("created")), epoch,
                                 tuple(self._attributes(d["location"], d["service"], fid, leaf)),
-                                d["verdict"], gas, None, None, leaf)
+                                d["verdict"], gas, leaf)
 
     def nonce_used(self, nonce: bytes) -> bool:
         """Whether a signed request (enrollment or move) with this nonce was already accepted."""
@@ -577,11 +582,14 @@ class TrustedAuthority:
         ``sync``) finishes this refresh instead of starting another; the
         contract's epoch check makes two commits for one epoch impossible.
         """
-        if self.store is None:
-            raise TasError("a refresh needs a content store for its key bundle", "call tas.use_store(store) first")
         fid = federation_id
         if self.created_federation(fid) is None:
-            raise TasError(f"federation {fid} is not one of this TAS's")
+            raise TasInputError(f"federation {fid} is not one of this TAS's",
+                                "list them with `fogfed tas federation list`")
+        if self.store is None:
+            raise TasError("a refresh needs a content store for its key bundle",
+                           "give --ipfs URL (the embedded store is made by the first `fogfed node init` on "
+                           "this machine); from Python: tas.use_store(store)")
         with self._lock.held():
             entry = next((e for e in self.journal.unfinished("refresh") if e.data["federation_id"] == fid), None)
             if entry is None:
@@ -809,9 +817,11 @@ class TrustedAuthority:
         node = check_address(node_address, "node address")
         rec = self.enrolled_member(node)
         if rec is None:
-            raise TasError(f"{node} was not enrolled in a federation of this TAS")
+            raise TasInputError(f"{node} was not enrolled in a federation of this TAS",
+                                "check the address with `fogfed tas status`")
         if not rec["active"]:
-            raise TasError(f"{node} is not an active member; removed nodes get no keys")
+            raise TasInputError(f"{node} is not an active member; removed nodes get no keys",
+                                "a removed node enrolls again with a fresh request")
         fid = rec["federation_id"]
         with self._lock.held():
             return self.deliver_keys(fid, self.fed.federation(fid).epoch, [node])
@@ -823,18 +833,21 @@ class TrustedAuthority:
                 if self.trees.missing_keys(fid) or self._bundle_for_another_height(fid)]
 
     def status(self) -> dict:
-        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key."""
+        """Addresses, contract, federations with epochs, members and member trees, members awaiting a key,
+        and the journal's unfinished operations (fogfed.tas.inflight: kind, federations, nodes, step
+        reached, start time and the commands that finish each)."""
         feds = self.federations()
+        trees = {f.federation_id: self.trees.summary(f.federation_id) for f in feds}
         return {
             "tas": self.address, "contract": self.contract_address, "chain_id": self.chain_id,
             "mobility": self._settings.get("mobility"),
             "scheme": self.public_key.scheme,
             "federations": [{"id": f.federation_id, "location": f.location, "service": f.service,
                              "parent": f.parent, "epoch": f.epoch, "members": list(f.members),
-                             **self.trees.summary(f.federation_id)} for f in feds],
+                             **trees[f.federation_id]} for f in feds],
             "pending_keys": self.pending(),
-            "unfinished": [{"request": e.key, "kind": e.kind, "node": e.data.get("address")}
-                           for e in self.journal.unfinished()],
+            "unfinished": inflight.describe(self.journal.unfinished(), feds,
+                                            {fid: t["tree_generation"] for fid, t in trees.items()}),
         }
 
 

@@ -42,11 +42,18 @@ def fund(tas: "TrustedAuthority", node: str, wei: int) -> TopUp:
     return TopUp(node, wei, before, int(receipt["gasUsed"]))
 
 
+def check_top_up(below_wei: int, to_wei: int, limit_wei: int) -> None:
+    """InputError unless 0 < below <= to and the limit is positive (checked before any work)."""
+    if not 0 < below_wei <= to_wei or limit_wei <= 0:
+        raise InputError(f"a top-up needs 0 < below ({below_wei / 1e18:g} ETH) <= to ({to_wei / 1e18:g} ETH) "
+                         f"and a positive limit ({limit_wei / 1e18:g} ETH)",
+                         "e.g. --top-up-below 0.01 --top-up-to 0.05 --top-up-limit 1")
+
+
 def top_up(tas: "TrustedAuthority", below_wei: int, to_wei: int, limit_wei: int) -> list[TopUp]:
     """Bring every active member whose balance is under ``below_wei`` up to ``to_wei``, spending at
     most ``limit_wei`` in this call (members beyond the budget wait for the next call)."""
-    if not 0 < below_wei <= to_wei or limit_wei <= 0:
-        raise InputError("top-up needs 0 < below <= to and a positive limit")
+    check_top_up(below_wei, to_wei, limit_wei)
     out, spent = [], 0
     for f in tas.federations():
         for node in f.members:

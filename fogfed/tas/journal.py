@@ -20,12 +20,21 @@ from fogfed.tas.state import LocalDb
 
 @dataclass
 class Entry:
-    """One operation: its key (e.g. the request nonce), kind, data and whether it finished."""
+    """One operation: its key (e.g. the request nonce), kind, data, whether it finished, and when it began
+    and last changed (Unix seconds; ``started`` None for an entry older than that column whose key is no
+    request nonce)."""
 
     key: str
     kind: str
     data: dict[str, Any]
     done: bool
+    started: float | None = None
+    updated: float | None = None
+
+
+# An entry from before the ``started`` column: a request's nonce was spent in the same transaction.
+_COLUMNS = ("key, kind, data, done, COALESCE(started, (SELECT spent_at FROM nonces WHERE nonce = journal.key)), "
+            "updated")
 
 
 class Journal:
@@ -35,11 +44,11 @@ class Journal:
         self.db = db
 
     def get(self, key: str) -> Entry | None:
-        rows = self.db.query("SELECT key, kind, data, done FROM journal WHERE key = ?", (key,))
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM journal WHERE key = ?", (key,))  # noqa: S608 (fixed)
         if not rows:
             return None
-        k, kind, data, done = rows[0]
-        return Entry(k, kind, json.loads(data), bool(done))
+        k, kind, data, done, started, updated = rows[0]
+        return Entry(k, kind, json.loads(data), bool(done), started, updated)
 
     def begin(self, key: str, kind: str, data: dict[str, Any], *, spend: bool = True,
               nonces: Iterable[bytes] = ()) -> Entry:
@@ -50,7 +59,8 @@ class Journal:
             rows = c.execute("SELECT 1 FROM journal WHERE key = ?", (key,)).fetchall()
             if not rows:
                 now = time.time()
-                c.execute("INSERT INTO journal VALUES (?, ?, ?, 0, ?)", (key, kind, json.dumps(data), now))
+                c.execute("INSERT INTO journal (key, kind, data, done, updated, started) VALUES (?, ?, ?, 0, ?, ?)",
+                          (key, kind, json.dumps(data), now, now))
                 if spend:
                     c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (key, now))
                 c.executemany("INSERT OR IGNORE INTO nonces VALUES (?, ?)", [(n.hex(), now) for n in nonces])
@@ -62,11 +72,13 @@ class Journal:
         """Merge ``data`` into the entry (and mark it done), in one transaction."""
         entry.data.update(data)
         entry.done = entry.done or done
+        entry.updated = time.time()
         with self.db.transaction() as c:
             c.execute("UPDATE journal SET data = ?, done = ?, updated = ? WHERE key = ?",
-                      (json.dumps(entry.data), int(entry.done), time.time(), entry.key))
+                      (json.dumps(entry.data), int(entry.done), entry.updated, entry.key))
 
     def unfinished(self, kind: str | None = None) -> list[Entry]:
         """Entries not marked done, oldest first."""
-        rows = self.db.query("SELECT key, kind, data, done FROM journal WHERE done = 0 ORDER BY updated")
-        return [Entry(k, kd, json.loads(d), False) for k, kd, d, _ in rows if kind is None or kd == kind]
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM journal WHERE done = 0 ORDER BY updated")  # noqa: S608
+        return [Entry(k, kd, json.loads(d), False, started, updated)
+                for k, kd, d, _, started, updated in rows if kind is None or kd == kind]

@@ -50,8 +50,6 @@ class MoveResult:
     level: int  # 0: record found in the destination's subtree itself, k: in its k-th ancestor
     epoch: int  # the destination epoch of the delivered key
     old_rekey: RekeyResult | None  # None: the old leaf is revoked on chain, nobody is re-keyed
-    newcomer_rekey: RekeyResult | None  # None: backward secrecy needs no re-key with covers
-    history_epochs: tuple[int, int] | None  # None (no history keys with covers)
     gas: dict[str, int] = field(default_factory=dict)
     status: str = "moved"  # "finished": an interrupted earlier run completed now; "already moved": nothing sent
 
@@ -101,7 +99,7 @@ class MobilityAuthority:
                 raise
         d = entry.data
         return MoveResult(request.address, d["from_federation"], request.to_federation, d["level"], epoch,
-                          None, None, None, gas, status)
+                          None, gas, status)
 
     def _accept(self, request: MoveRequest):
         """Check a new request (signature, freshness, replay, the contract's handover view) and journal it."""
@@ -136,7 +134,7 @@ class MobilityAuthority:
             raise MoveRejected("this move request was already used (replay)", "create a fresh request")
         epoch = self.tas.fed.federation(request.to_federation).epoch
         return MoveResult(request.address, d["from_federation"], request.to_federation, d["level"], epoch,
-                          None, None, None, {}, "already moved")
+                          None, {}, "already moved")
 
     def enroll(self, request: EnrollmentRequest, **kwargs) -> EnrollmentResult:
         """``tas.enroll`` with this mobility contract recorded in the TAS's settings."""

@@ -21,7 +21,12 @@ class FederationInfo:
 
 @dataclass(frozen=True)
 class EnrollmentResult:
-    """A node enrolled (paper Algorithms 2, 7 and 3)."""
+    """A node enrolled (paper Algorithms 2, 7 and 3).
+
+    Nobody else is re-keyed for a join (the newcomer's leaf is outside every earlier cover), so there is
+    no re-key or history-key field: ``newcomer_rekey`` and ``history_epochs``, None since the member
+    trees (issue 11), were removed in issue 13.
+    """
 
     node: str
     federation_id: int
@@ -30,8 +35,6 @@ class EnrollmentResult:
     attributes: tuple[str, ...]
     verdict: str
     gas: dict[str, int] = field(default_factory=dict)
-    newcomer_rekey: RekeyResult | None = None  # backward secrecy on: the members re-keyed before the join
-    history_epochs: tuple[int, int] | None = None  # unused since covers (kept for the result's shape)
     leaf: int | None = None  # the node's leaf of the federation's member tree
 
 

@@ -111,7 +111,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, spent_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (key TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL,
-                                    done INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL);
+                                    done INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL, started REAL);
 CREATE TABLE IF NOT EXISTS federations (id INTEGER PRIMARY KEY, location TEXT NOT NULL, service TEXT NOT NULL,
                                         parent INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (address TEXT PRIMARY KEY);
@@ -131,8 +131,20 @@ class LocalDb:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            self._add_started_column()
         except sqlite3.DatabaseError as exc:
             raise self.damaged(exc) from None
+
+    def _add_started_column(self) -> None:
+        """Give a journal made before ``started`` existed that column (its old rows keep NULL there)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(journal)")}
+        if "started" in columns:
+            return
+        try:
+            self._conn.execute("ALTER TABLE journal ADD COLUMN started REAL")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process opening the same home added it first
+                raise
 
     def damaged(self, exc: BaseException) -> TasStateError:
         return TasStateError(f"TAS database {self.path} is damaged or unusable ({exc})",

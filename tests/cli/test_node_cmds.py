@@ -195,7 +195,7 @@ def test_bad_input_is_one_line_with_the_right_exit_code(world: dict, capsys,
         (("node", "init", "--home", "n3", "--contract", "0x1234"), 2, "contract"),
         (("node", "open-nothing",), 2, "no such command"),
         (("node", "cache", "evict", "0xzz", "--home", "n1"), 2, "file id"),
-        (("node", "join", "--home", "nowhere"), 1, "no node in"),
+        (("node", "join", "--home", "nowhere"), 2, "no node in"),  # a wrong --home is bad input, as for status
     ]
     for args, expected, words in cases:
         code, out, err = run_inproc(capsys, *args)

@@ -76,6 +76,7 @@ def test_federations_enroll_remove_sync(home: Path, capsys) -> None:
 def test_tas_bad_input(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     (home / "junk.json").write_text("{not json")
     (home / "big.json").write_bytes(b" " * 100_000)
+    (home / "empty").mkdir()
     cases = [
         (("tas", "enroll", "junk.json", "--approve"), 2, "not valid JSON"),
         (("tas", "enroll", "big.json", "--approve"), 2, "larger than"),
@@ -84,13 +85,27 @@ def test_tas_bad_input(home: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> N
         (("tas", "remove", "0xnot-an-address"), 2, "address"),
         (("tas", "federation", "create", "", "health"), 2, "location"),
         (("tas", "init"), 1, "already initialised"),
-        (("tas", "status", "--home", "elsewhere"), 1, "no TAS"),
+        (("tas", "status", "--home", "elsewhere"), 2, "no TAS"),  # a wrong --home is bad input
+        (("tas", "enroll"), 2, "no enrollment request given"),
+        (("tas", "enroll", "--batch", "empty"), 2, "no *.json enrollment requests"),
+        (("tas", "enroll", "junk.json", "junk.json"), 2, "given twice"),
+        (("tas", "refresh", "999"), 2, "not one of this TAS"),
+        (("tas", "reissue", "0x" + "12" * 20), 2, "not enrolled"),
+        (("tas", "fund", "0x" + "12" * 20), 2, "not an active member"),
+        (("tas", "watch", "--count", "1", "--top-up-below", "0.1", "--top-up-to", "0.05"), 2, "0 < below"),
+        (("tas", "watch", "--count", "1", "--top-up-below", "0.01", "--top-up-limit", "0"), 2, "positive limit"),
         (("tas", "status", "--rpc", "http://127.0.0.1:9"), 1, "127.0.0.1:9"),
         (("tas", "status", "--rpc", "ftp://x"), 2, "http"),
     ]
     for args, expected, words in cases:
-        code, _, err = run_inproc(capsys, *args)
+        code, out, err = run_inproc(capsys, *args)
         assert_one_line_error(code, err, expected, words)
+        assert out == "", args  # refused before any work: a watch ran no check
+    for args in (("tas", "refresh", "0"), ("tas", "refresh", "one"), ("tas", "refresh-policy", "--max-cover", "0"),
+                 ("tas", "refresh-policy", "--max-revoked", "1.5"), ("tas", "enroll", "junk.json", "--chunk", "0"),
+                 ("tas", "watch", "--interval", "0"), ("tas", "move", "absent.json")):
+        code, _, err = run_inproc(capsys, *args)  # click's own usage errors
+        assert code == 2 and "Usage:" in err and "Traceback" not in err, args
     monkeypatch.setenv("FOGFED_PASSPHRASE", "wrong passphrase!")
     code, _, err = run_inproc(capsys, "tas", "status")
     assert_one_line_error(code, err, 2, "passphrase")
@@ -116,7 +131,7 @@ def test_refresh_from_the_command_line(home: Path, capsys) -> None:
     assert code == 0, err
     assert json.loads(out)["new_keys"] == 2  # the enrollment key and the refresh's
     code, _, err = run_inproc(capsys, "tas", "refresh", "999")
-    assert_one_line_error(code, err, 1, "not one of this TAS")
+    assert_one_line_error(code, err, 2, "not one of this TAS", "fogfed tas federation list")
 
 
 def test_batch_enroll_checks_all_then_enrolls_all_and_nodes_take_their_keys(home: Path, capsys) -> None:
@@ -166,3 +181,39 @@ def test_refresh_policy_remove_hint_and_sync_refresh(home: Path, capsys) -> None
     code, out, _ = run_inproc(capsys, "tas", "status", "--json")
     fed = json.loads(out)["federations"][0]
     assert (fed["tree_generation"], fed["tree_height"], fed["leaves_assigned"], fed["leaves_revoked"]) == (1, 4, 1, 0)
+
+
+def test_status_lists_unfinished_operations_readably(home: Path, capsys) -> None:
+    from tests.cli.helpers import run_embedded
+
+    single = _request(capsys, "u1", "riyadh", "health")
+    (home / "reqs").mkdir()
+    for i in range(3):
+        _request(capsys, f"reqs/u{i + 2}", "mecca", "health")
+    address = json.loads((home / single).read_text())["address"]
+    assert run_inproc(capsys, "tas", "label", address, "clinic-3 gateway")[0] == 0
+    assert run_embedded(home, "tas", "enroll", single, "--approve", kill_at="enroll:addMember").returncode == -9
+    assert run_embedded(home, "tas", "enroll", "--batch", "reqs", "--approve",
+                        kill_at="batch:fund-recorded").returncode == -9
+    code, out, err = run_inproc(capsys, "tas", "status")
+    assert code == 0 and "{" not in out and "None" not in out, err
+    lines = out.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("unfinished")))
+    assert "2 operation(s) cut short; `fogfed tas sync` finishes them all" in lines[at]
+    assert lines[at + 1].split() == ["OPERATION", "FEDERATION", "STEP", "STARTED", "(UTC)", "NODE(S)"]
+    one, batch = lines[at + 2].split(), lines[at + 4].split()
+    assert one[:3] == ["enroll", "1", "member-added"] and one[-3:] == [address, "(clinic-3", "gateway)"]
+    assert batch[:3] == ["enroll-batch", "2", "funding"] and batch[-2:] == ["3", "nodes"]
+    assert "ago)" in lines[at + 2] and "ago)" in lines[at + 4]
+    assert lines[at + 3].strip() == ("the node is a member on chain; finish: `fogfed tas sync`, or the same "
+                                     "`fogfed tas enroll REQUEST.json` again")
+    code, out, _ = run_inproc(capsys, "tas", "status", "--json")
+    u1, u2 = json.loads(out)["unfinished"]
+    assert (u1["kind"], u1["nodes"], u1["federation_ids"], u1["step"]) == ("enroll", [address], [1], "member-added")
+    assert (u2["kind"], u2["node_count"], u2["federation_ids"], u2["step"]) == ("enroll-batch", 3, [2], "funding")
+    assert len(u2["nodes"]) == 3 and u2["progress"] == {"done": 0, "total": 3}
+    assert all(isinstance(u["started"], float) and u["finish"][0] == "fogfed tas sync" for u in (u1, u2))
+    code, out, err = run_inproc(capsys, "tas", "sync")
+    assert code == 0, err
+    code, out, _ = run_inproc(capsys, "tas", "status")
+    assert code == 0 and "unfinished   none" in out

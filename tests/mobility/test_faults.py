@@ -46,8 +46,12 @@ def test_move_killed_at_any_step_is_finished_once(world, tmp_path, kill_at: str,
     req.write_text(move_request(mover, mobility, b).to_json())
     killed = fogfed(root, "tas", "move", str(req), kill_at=kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert tas.status()["unfinished"] == [{"request": json.loads(req.read_text())["nonce"].removeprefix("0x"),
-                                           "kind": "move", "node": mover.address}]
+    (u,) = tas.status()["unfinished"]
+    moved = tas.fed.member(mover.address).federation_id == b  # moveMember mined before the kill
+    assert (u["request"], u["kind"], u["nodes"], u["federation_ids"], u["step"]) == (
+        json.loads(req.read_text())["nonce"].removeprefix("0x"), "move", [mover.address], [b],
+        "moved" if moved else "accepted")
+    assert u["finish"] == ["fogfed tas sync", "fogfed tas move REQUEST"]
     if finish == "retry":
         again = fogfed(root, "tas", "move", str(req), "--json")
         assert again.returncode == 0, again.stderr

@@ -25,7 +25,7 @@ def test_move_keeps_device_keys_and_gives_a_destination_key(world, plain, tmp_pa
     up = mover.upload(plain("written by the mover in B"))
     assert b0.fetch(up.file_id, tmp_path / "got").source in {"storage", "peer"}
     # nobody re-keyed, one delivery: the old leaf is revoked, the new one was outside every earlier cover
-    assert (res.old_rekey, res.newcomer_rekey, res.history_epochs) == (None, None, None)
+    assert res.old_rekey is None and not {"newcomer_rekey", "history_epochs"} & set(vars(res))
     assert set(res.gas) == {"moveMember", "deliverKey"} and sum(res.gas.values()) <= 250_000
     # backward secrecy: the file uploaded in B before the move stays closed to the mover
     with pytest.raises(AccessDenied, match="none of this node's keys"):
