@@ -344,7 +344,8 @@ class TrustedAuthority:
                                   chunk=chunk, skip_rejected=skip_rejected, progress=progress)
 
     def locked(self):
-        """Hold ``tas.lock`` (re-entrant): one TAS operation at a time across the processes of this home."""
+        """Hold ``tas.lock`` (re-entrant): one TAS operation at a time across the processes of this home
+        (other TAS modules, e.g. moves, take it through this too)."""
         return self._lock.held()
 
     def _completed(self, entry: Entry) -> EnrollmentResult | None:
@@ -415,10 +416,6 @@ class TrustedAuthority:
 
         with self._db.transaction() as c:
             c.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce.hex(), time.time()))
-
-    def locked(self):
-        """The TAS lock (``tas.lock``, re-entrant): for operations of other TAS modules (moves)."""
-        return self._lock.held()
 
     def finish_move(self, entry: Entry) -> tuple[dict[str, int], int]:
         """Run a journalled move's remaining steps, each checked on chain first; mark the entry done.
