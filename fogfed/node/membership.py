@@ -186,7 +186,7 @@ class Membership(NodeHome):
         return trees, cover_problems(text, trees)
 
 
-_RESCAN_BLOCKS = 512  # blocks without tree events a fresh process may rescan before the cache records them
+_RESCAN_BLOCKS = 64  # blocks without tree events a fresh process may rescan before the cache records them
 
 
 def _block(event: DecodedEvent) -> int:
