@@ -124,9 +124,17 @@ def measure_interleaved(
     *,
     repeat: int = 5,
     warmup: int = 1,
+    alternate: bool = False,
+    between: Callable[[], object] | None = None,
 ) -> dict[str, Timing]:
     """Time several variants round-robin, so a burst of load on a shared
-    machine hits all of them alike (use it for "X versus its baseline")."""
+    machine hits all of them alike (use it for "X versus its baseline").
+
+    ``alternate`` runs every other round in reverse order, so what one
+    variant leaves behind (dirty pages being written back, a warm cache)
+    hits each of its neighbours as often before as after. ``between`` runs
+    untimed after each round (e.g. to remove what the round stored).
+    """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
     for _ in range(warmup):
@@ -136,11 +144,16 @@ def measure_interleaved(
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(repeat):
-            for name, fn in fns.items():
+        for round_ in range(repeat):
+            order = list(fns.items())
+            if alternate and round_ % 2:
+                order.reverse()
+            for name, fn in order:
                 start = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - start)
+            if between is not None:
+                between()
     finally:
         if gc_was_on:
             gc.enable()

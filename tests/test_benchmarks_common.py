@@ -55,3 +55,21 @@ def test_bar_plot_labels_and_target(tmp_path: Path) -> None:
     path = tmp_path / "b.png"
     common.bar_plot(path, "t", ["a", "b"], [1.5, 3000.0], "MB/s", target=2.0)
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_interleaved_rounds_alternate_and_run_between_untimed() -> None:
+    from benchmarks.common import measure_interleaved
+
+    calls: list[str] = []
+    t = measure_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                            repeat=4, warmup=0, alternate=True, between=lambda: calls.append("|"))
+    assert "".join(calls) == "ab|ba|ab|ba|"
+    assert len(t["a"].samples) == len(t["b"].samples) == 4
+
+
+def test_datapath_ratio_rounds_fit_the_budget() -> None:
+    from benchmarks.datapath import MAX_ROUNDS, MIN_ROUNDS, ratio_rounds
+
+    assert ratio_rounds(0.04) == 25 == MAX_ROUNDS  # a 16 MiB call: as many as allowed
+    assert ratio_rounds(0.3) == MIN_ROUNDS  # 128 MiB: the minimum
+    assert MIN_ROUNDS < ratio_rounds(0.08, budget_s=4.0) < MAX_ROUNDS

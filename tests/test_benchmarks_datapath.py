@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.datapath import raw_sha256_aes_gcm, write_random_file
-from fogfed.abe.stream import decrypt_stream
+from fogfed.abe.stream import decrypt_stream, plaintext_digest
 from fogfed.errors import FogfedError, InputError
 from fogfed.node.cache import BlobCache, CacheCorrupted
 from fogfed.node.datapath import encrypt_and_store
@@ -71,7 +71,7 @@ def test_encrypt_and_store_copy_digest_and_cid_agree(tmp_path: Path, size: int) 
     assert b"".join(store.cat(cid)) == ciphertext
     assert compute_cid(io.BytesIO(ciphertext)) == cid
     assert hashlib.sha256(ciphertext).digest() == ct_sha
-    assert info.plaintext_sha256 == hashlib.sha256(src.read_bytes()).digest()
+    assert info.plaintext_hash == plaintext_digest(src.read_bytes())
     plain = io.BytesIO()
     decrypt_stream(key, io.BytesIO(ciphertext), plain, aad=STREAM_AAD)
     assert plain.getvalue() == src.read_bytes()
@@ -142,7 +142,7 @@ def _stored(tmp_path: Path, size: int = 700_000) -> tuple[EmbeddedStore, str, by
     src.write_bytes(os.urandom(size))
     key = os.urandom(32)
     cid, info, ct_sha = encrypt_and_store(store, src, key, None)
-    assert ct_sha is None and info.plaintext_sha256 == hashlib.sha256(src.read_bytes()).digest()
+    assert ct_sha is None and info.plaintext_hash == plaintext_digest(src.read_bytes())
     return store, cid, b"".join(store.cat(cid)), key
 
 

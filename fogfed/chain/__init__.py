@@ -8,7 +8,7 @@ Quick tour::
     fed = deploy(chain, tas)                # or FogFed.at(chain, address)
     fid = fed.create_federation(tas, "riyadh", "health", ffpk_bytes).value
     fed.add_member(tas, fid, node.address, x25519_public_key)
-    file_id = fed.register_file(node, fid, cid_digest, plaintext_sha256, enc_sk_ref, policy, epoch=0).value
+    file_id = fed.register_file(node, fid, cid_digest, plaintext_hash, enc_sk_ref, policy, epoch=0).value
     fed.record_access(node, file_id).value  # True: AccessGranted
     fed.events(names=["MemberAdded"])
 
@@ -16,7 +16,8 @@ Public API:
 
 - ``connect(rpc=None, *, chain_id=None, timeout=10.0) -> Chain``; ``Chain``: ``w3``, ``chain_id``,
   ``is_embedded``, ``label``, ``dev_accounts()``, ``fund(to, wei, sender=None)``, ``balance(addr)``,
-  ``send(account, to=, data=, value=, gas=, function=)`` (receipt), ``call(tx)``.
+  ``send(account, to=, data=, value=, gas=, function=, on_nonce=)`` (receipt; ``on_nonce(n)`` hears the nonce
+  before the transaction can leave), ``nonce_used(address, nonce)``, ``call(tx)``.
 - ``deploy(chain, deployer) -> FogFed``; ``FogFed.at(chain, address, deploy_block=None)``.
 - ``FogFed`` methods, transactions (first argument the signing account, return ``TxResult``):
   ``begin_admin_transfer``, ``accept_admin``, ``set_operator``, ``configure``, ``create_federation``,

@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from functools import lru_cache
@@ -224,6 +224,15 @@ class Chain:
         """The block views read at: ``latest`` with 0 confirmations, else the final block."""
         return "latest" if self.confirmations == 0 else max(self.final_block(), 0)
 
+    def nonce_used(self, address: str, nonce: int, block: int | str | None = None) -> bool:
+        """Whether the chain has mined a transaction of ``address`` at ``nonce`` as of ``block`` (default
+        the read block, :meth:`read_block`): from then on no other transaction signed with that nonce
+        can ever be mined (a reorganisation deeper than the confirmation setting aside)."""
+        who = checksum(address, "address")
+        block = self.read_block() if block is None else block
+        return int(self._read("eth_getTransactionCount",
+                              lambda: self.w3.eth.get_transaction_count(who, block))) > nonce
+
     def timestamp(self) -> int:
         """Timestamp of the latest block (unix seconds): the contract's notion of now."""
         return int(self._read("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest")["timestamp"]))
@@ -302,18 +311,25 @@ class Chain:
         return self.unreachable(exc) or TransactionFailed(f"{function or 'transaction'} failed: {exc}")
 
     def send(self, account: LocalAccount, *, to: str | None, data: bytes = b"", value: int = 0,
-             gas: int | None = None, function: str | None = None) -> Any:
-        """Sign locally, send, wait for the receipt. Reverts raise ContractRevert; returns the receipt."""
+             gas: int | None = None, function: str | None = None,
+             on_nonce: Callable[[int], object] | None = None) -> Any:
+        """Sign locally, send, wait for the receipt. Reverts raise ContractRevert; returns the receipt.
+
+        ``on_nonce(nonce)`` is called with the nonce the transaction is signed with, before it is
+        journaled or broadcast (so before anything can mine it), again for each other nonce tried;
+        the fee bumps of a stuck transaction keep its nonce. A caller that notes it can later tell,
+        from :meth:`nonce_used`, when the transaction can no longer be mined.
+        """
         if not isinstance(account, LocalAccount):
             raise InvalidArgument(f"the sender must be an eth_account LocalAccount, got {type(account).__name__}",
                                   "use chain.dev_accounts() or Account.from_key(...)")
         try:
-            return self._send(account, to, data, value, gas, function)
+            return self._send(account, to, data, value, gas, function, on_nonce)
         except Exception as exc:  # noqa: BLE001 - the node may vanish at any step
             raise self._translate(exc, function, account.address) from None
 
     def _send(self, account: LocalAccount, to: str | None, data: bytes, value: int, gas: int | None,
-              function: str | None) -> Any:
+              function: str | None, on_nonce: Callable[[int], object] | None = None) -> Any:
         tx: dict[str, Any] = {"from": account.address, "data": data, "value": value, "chainId": self.chain_id}
         if to is not None:
             tx["to"] = to
@@ -321,7 +337,7 @@ class Chain:
         fees = self._fees()
         self._check_cap(fees, function)
         if self.is_embedded:
-            tx_hash, _ = self._sign_and_send(account, {**tx, **fees}, function)
+            tx_hash, _ = self._sign_and_send(account, {**tx, **fees}, function, on_nonce=on_nonce)
             step(f"sent:{function}")
             try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT,
@@ -331,7 +347,7 @@ class Chain:
                     f"{function or 'transaction'} {tx_hash.hex()} was not mined: {exc}",
                     "check that the node is mining") from None
         else:
-            tx_hash, nonce = self._sign_and_send(account, tx, function, fees)
+            tx_hash, nonce = self._sign_and_send(account, tx, function, fees, on_nonce)
             step(f"sent:{function}")  # fault tests: killed with the transaction sent, its receipt not yet read
             receipt = self._wait_mined(account, tx, nonce, fees, tx_hash, function)
             tx_hash = receipt["transactionHash"]
@@ -401,7 +417,8 @@ class Chain:
         return result
 
     def _sign_and_send(self, account: LocalAccount, tx: dict[str, Any], function: str | None,
-                       fees: dict[str, int] | None = None) -> tuple[Any, int]:
+                       fees: dict[str, int] | None = None,
+                       on_nonce: Callable[[int], object] | None = None) -> tuple[Any, int]:
         fees = fees or {}
         journal = self._journal(account.address)
         last_error: BaseException | None = None
@@ -416,6 +433,8 @@ class Chain:
                     if slot.next is None:
                         slot.next = int(self.w3.eth.get_transaction_count(account.address, "pending"))
                     nonce = slot.next
+                if on_nonce is not None:  # before the journal: a restarted process may broadcast what it holds
+                    on_nonce(nonce)
                 signed = account.sign_transaction({**tx, **fees, "nonce": nonce})
                 if journal is not None:  # journaled before it leaves: a crash right after is recovered
                     journal.record(Pending(nonce, tx, fees, self.w3.to_hex(signed.raw_transaction),

@@ -8,7 +8,7 @@ error's name, arguments and a sentence (most surface at gas estimation).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -89,9 +89,11 @@ class FogFed:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _transact(self, account: LocalAccount, function: str, *fn_args: Any, gas: int | None = None) -> TxResult:
+    def _transact(self, account: LocalAccount, function: str, *fn_args: Any, gas: int | None = None,
+                  on_nonce: Callable[[int], object] | None = None) -> TxResult:
         data = self._contract.encode_abi(function, args=list(fn_args))
-        receipt = self.chain.send(account, to=self.address, data=bytes.fromhex(data[2:]), gas=gas, function=function)
+        receipt = self.chain.send(account, to=self.address, data=bytes.fromhex(data[2:]), gas=gas, function=function,
+                                  on_nonce=on_nonce)
         tx_hash = receipt["transactionHash"]
         return TxResult(
             tx_hash=tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex(),
@@ -245,16 +247,18 @@ class FogFed:
     # -- files ----------------------------------------------------------------
 
     def register_file(self, member: LocalAccount, federation_id: int, content_digest: bytes, plaintext_hash: bytes,
-                      enc_sk_ref: bytes, policy: str, epoch: int, cid_codec: int = 0) -> TxResult:
+                      enc_sk_ref: bytes, policy: str, epoch: int, cid_codec: int = 0,
+                      on_nonce: Callable[[int], object] | None = None) -> TxResult:
         """Paper Algorithm 8 in one transaction. ``content_digest`` is the sha2-256 digest of the
         ciphertext's CID (``cid_codec`` 0 for CIDv0, else the CIDv1 codec). ``.value`` is the file id,
-        keccak256(uploader ++ digest) (see fogfed.protocol.files.file_id_for)."""
+        keccak256(uploader ++ digest) (see fogfed.protocol.files.file_id_for). ``on_nonce``: see
+        :meth:`Chain.send <fogfed.chain.connection.Chain.send>`."""
         digest = a.bytes_n(content_digest, 32, "content digest", nonzero=True)
         result = self._transact(member, "registerFile", a.uint(federation_id, 32, "federation id"), digest,
                                 a.uint(cid_codec, 32, "CID codec"),
                                 a.bytes_n(plaintext_hash, 32, "plaintext hash", nonzero=True),
                                 a.bytes_n(enc_sk_ref, 32, "encrypted-key reference", nonzero=True),
-                                a.uint(epoch, 32, "epoch"), a.text(policy, "policy", 1024))
+                                a.uint(epoch, 32, "epoch"), a.text(policy, "policy", 1024), on_nonce=on_nonce)
         return self._with_value(result, bytes(result.event("FileRegistered").args["fileId"]))
 
     def file_registration(self, file_id: bytes) -> dict:

@@ -102,7 +102,7 @@ class Uploads:
                                     "cid": cid_of_file_id(bytes(e.args["contentDigest"])),  # node uploads: CIDv0
                                     "name": None, "size": None, "federation_id": e.args["federationId"],
                                     "epoch": e.args["epoch"], "policy": e.args["policy"], "uploaded_at": None,
-                                    "plaintext_sha256": "0x" + bytes(e.args["plaintextHash"]).hex(),
+                                    "plaintext_hash": "0x" + bytes(e.args["plaintextHash"]).hex(),
                                     "block": e.block_number})
                 write_private_file(self.path.with_name(CHAIN_CACHE),
                                    json.dumps({"block": head, "records": records}).encode())
@@ -114,7 +114,7 @@ class Uploads:
             block, records = doc["block"], doc["records"]
             if type(block) is not int or not isinstance(records, list) or not all(
                     isinstance(r, dict) and isinstance(r.get("file_id"), str)
-                    and isinstance(r.get("plaintext_sha256"), str) for r in records):
+                    and isinstance(r.get("plaintext_hash"), str) for r in records):
                 raise ValueError
             return block, records
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):

@@ -14,7 +14,7 @@ class UploadResult:
 
     file_id: bytes
     cid: str
-    plaintext_sha256: bytes
+    plaintext_hash: bytes
     size: int
     federation_id: int
     epoch: int
@@ -39,7 +39,7 @@ class FetchResult:
     dest: Path
     source: str
     size: int
-    plaintext_sha256: bytes
+    plaintext_hash: bytes
     damage_reports: tuple[str, ...] = ()
     gas: dict[str, int] = field(default_factory=dict)
 

@@ -49,7 +49,8 @@ class Uploading(Sharing, Serving):
         # an upload of this very file was interrupted: registered, or not at all?
         earlier = self.uploads.registration(earlier_id) if earlier_id is not None else None
         given_up = {earlier_id} if earlier_id is not None and earlier is None else set()
-        reclaim_leftovers(self.home / TMP, self.store, self._registered_key, given_up)  # what failed uploads stored
+        reclaim_leftovers(self.home / TMP, self.store, self._registered_key, given_up,  # what failed uploads stored
+                          self._registration_dropped)
         if earlier_id is not None:
             if earlier is not None and not self._stale_registration(bytes.fromhex(earlier["file_id"][2:])):
                 return self._finish_earlier(earlier, source, path, shares)  # registered, its answer lost
@@ -57,7 +58,8 @@ class Uploading(Sharing, Serving):
         file_key = os.urandom(32)
         with temp_file(self.home / TMP) as (ct_path, ct_copy), UploadLeftovers(self.home / TMP, self.store) as left:
             # a local store's copy is the cache's: the ciphertext is written once (datapath.py)
-            cid, info, ct_sha = encrypt_and_store(self.store, path, file_key,
+            # the store tells the CID before it can pin it: noted, a reply lost after the pin leaks nothing
+            cid, info, ct_sha = encrypt_and_store(left.noting(self.store, self._file_id_hex), path, file_key,
                                                   None if getattr(self.store, "local", False) else ct_copy, progress)
             digest = file_id_of_cid(cid)
             file_id = file_id_for(self.address, digest)
@@ -72,10 +74,13 @@ class Uploading(Sharing, Serving):
                                                                             file_id))
                 encsk_ref = file_id_of_cid(store_blob(self.store, encsk, left))
                 step("upload:key-stored")
-                left.sending("0x" + file_id.hex())
+
+                def signing(nonce: int) -> None:  # before the transaction can leave: its nonce tells its fate
+                    left.sending("0x" + file_id.hex(), nonce, self.account.address)
+                    step("upload:signed")
                 try:
-                    tx = self.fed.register_file(self.account, fid, digest, info.plaintext_sha256, encsk_ref,
-                                                descriptor, epoch)
+                    tx = self.fed.register_file(self.account, fid, digest, info.plaintext_hash, encsk_ref,
+                                                descriptor, epoch, on_nonce=signing)
                     break
                 except ContractRevert as exc:
                     if exc.error_name != "StaleEpoch" or attempt == 2:
@@ -94,7 +99,7 @@ class Uploading(Sharing, Serving):
             left.finish({cid, cid_of_file_id(encsk_ref)})  # unpins the keys of attempts that went stale
         self._record_upload(file_id, cid, path, info.plaintext_size, fid, epoch, descriptor)
         self.uploads.finish(source)
-        return UploadResult(file_id, cid, info.plaintext_sha256, info.plaintext_size, fid, epoch, policy_text,
+        return UploadResult(file_id, cid, info.plaintext_hash, info.plaintext_size, fid, epoch, policy_text,
                             tuple(sorted(shares)), announced, gas, descriptor)
 
     def _registered_key(self, file_id_hex: str) -> str | None:
@@ -104,6 +109,28 @@ class Uploading(Sharing, Serving):
         except (ChainError, ValueError):
             return None
         return cid_of_file_id(record.enc_sk_ref) if record.uploader.lower() == self.address.lower() else None
+
+    def _file_id_hex(self, cid: str) -> str:
+        return "0x" + file_id_for(self.address, file_id_of_cid(cid)).hex()
+
+    def _registration_dropped(self, file_id_hex: str, sender: str | None, nonce: int) -> bool:
+        """Whether a ``registerFile`` of ``file_id_hex`` that ``sender`` signed with ``nonce``, in an
+        upload no longer running, can never be mined: the file is not registered and the chain has
+        used the nonce (another transaction took it, or ours was mined and reverted), or this is the
+        embedded chain and it has not (no mempool, no journal there: a transaction is mined as it is
+        sent, so one not mined by a process that has ended was never sent). Unknown (chain away): False."""
+        chain, sender = self.fed.chain, sender or self.address
+        try:
+            # the nonce first: a registration mined before this read is seen by the one below
+            if not chain.nonce_used(sender, nonce) and not (chain.is_embedded and
+                                                            not chain.nonce_used(sender, nonce, "latest")):
+                return False
+            self.fed.file(bytes.fromhex(file_id_hex[2:]))
+        except ContractRevert as exc:
+            return exc.error_name == "UnknownFile"
+        except (ChainError, ValueError):
+            return False
+        return False
 
     def _stale_registration(self, file_id: bytes) -> bool:
         """Whether this node's registration of ``file_id`` names a cover a removal had outdated by then."""
@@ -122,7 +149,7 @@ class Uploading(Sharing, Serving):
                             earlier["policy"])
         self.uploads.finish(source)
         announced = bool(self.fed.cache_expiry(file_id, self.address))
-        return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_sha256"][2:]), size,
+        return UploadResult(file_id, earlier["cid"], bytes.fromhex(earlier["plaintext_hash"][2:]), size,
                             earlier["federation_id"], earlier["epoch"], earlier["policy"], tuple(sorted(shares)),
                             announced, gas, earlier["policy"], resumed=True)
 

@@ -9,6 +9,9 @@ from typing import BinaryIO
 Progress = Callable[[int], None]
 """Called with the number of bytes processed so far (grows monotonically)."""
 
+OnCid = Callable[[str], object]
+"""Called by ``add`` with the CID of what it adds, before the store can have pinned it."""
+
 
 class ContentStore(abc.ABC):
     """Content-addressed file storage: files in, CIDs out, verified bytes back."""
@@ -18,12 +21,19 @@ class ContentStore(abc.ABC):
     then refers to the store's copy (``BlobCache.put_ref``) instead of writing a second one."""
 
     @abc.abstractmethod
-    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+    def add(self, src: BinaryIO, *, progress: Progress | None = None, on_cid: OnCid | None = None) -> str:
         """Stream ``src`` to its end into the store and return its CIDv0.
 
         Returns only once the store has confirmed the content (pinned on the
         node, or written and fsynced locally); on any error nothing is pinned
-        and the call can simply be retried.
+        by this call and it can simply be retried, except when the store's
+        answer is lost after it pinned (an IPFS node's reply cut off, the
+        process killed between the pin and the return). For those,
+        ``on_cid(cid)`` is called once the CID is known (the whole source was
+        read) and before the store can have pinned it: a caller that notes it
+        can unpin it later. Both stores compute the CID while they stream
+        anyway, so the hook costs no extra pass over the bytes. An exception
+        from ``on_cid`` aborts the add with nothing pinned.
         """
 
     @abc.abstractmethod

@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from fogfed.storage.base import ContentStore, Progress
+from fogfed._lanes import Lane
+from fogfed.storage.base import ContentStore, OnCid, Progress
 from fogfed.storage.cids import Cid, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnavailable
 from fogfed.storage.importer import Block, import_file
@@ -142,7 +143,7 @@ class EmbeddedStore(ContentStore):
             fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
 
-    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+    def add(self, src: BinaryIO, *, progress: Progress | None = None, on_cid: OnCid | None = None) -> str:
         try:
             with self._lock(exclusive=False), self._db() as db, _Pack(self._packs) as pack:
                 fresh: dict[str, tuple[int, int]] = {}  # absent before: inserted unless a concurrent add wins
@@ -162,6 +163,8 @@ class EmbeddedStore(ContentStore):
                             repaired[key] = pack.append(block)
                 pack.sync()  # the blocks are durable before any row names them
                 root = order[-1]
+                if on_cid is not None:  # before the pin commits: a kill from here on leaves it known
+                    on_cid(root)
                 with _transaction(db):
                     rows = [(k, pack.name, off, n) for k, (off, n) in fresh.items()]
                     db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?)", rows)
@@ -327,7 +330,7 @@ class _Pack:
     Every WRITEBACK_EVERY bytes the kernel is asked to start writing the
     finished part to disk (sync_file_range), so the disk works while the
     importer hashes and the final fsync waits for the tail only. The
-    directory's fsync (for the new name) runs on a thread from the start,
+    directory's fsync (for the new name) runs on a kept thread (fogfed._lanes) from the start,
     while the blocks are made, instead of after the pack's fsync: the name
     is durable either way before ``sync`` returns.
     """
@@ -338,15 +341,14 @@ class _Pack:
         self._fd = os.open(directory / self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self._size = self._started = 0
         self._keep = False
-        self._name_error: OSError | None = None
-        self._name_synced = threading.Thread(target=self._sync_name, name="fogfed-packdir", daemon=True)
-        self._name_synced.start()
+        self._lane = Lane()  # a kept thread: starting one costs milliseconds on a busy machine
+        self._name_synced = self._lane.submit(_fsync_dir, directory)
+        self._released = False
 
-    def _sync_name(self) -> None:
-        try:
-            _fsync_dir(self._dir)
-        except OSError as exc:
-            self._name_error = exc
+    def _release_lane(self) -> None:
+        if not self._released:
+            self._released = True
+            self._lane.release()
 
     def __enter__(self) -> "_Pack":
         return self
@@ -365,16 +367,17 @@ class _Pack:
         """fsync the pack (data and size); wait for its directory's fsync (its name); kept from then on."""
         if self._size:
             os.fsync(self._fd)
-        self._name_synced.join()
-        if self._name_error is not None:
-            raise self._name_error
+        error = self._name_synced.exception()  # waits for it
+        self._release_lane()
+        if error is not None:
+            raise error
         self._keep = True
 
     def discard(self) -> None:
         self._keep = False
 
     def __exit__(self, *exc: object) -> None:
-        self._name_synced.join()
+        self._release_lane()  # waits for the directory's fsync
         os.close(self._fd)
         if not self._keep or not self._size:
             with contextlib.suppress(OSError):

@@ -29,7 +29,7 @@ import requests
 import urllib3
 
 from fogfed.errors import InputError
-from fogfed.storage.base import ContentStore, Progress
+from fogfed.storage.base import ContentStore, OnCid, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.importer import CHUNK_SIZE, DagBuilder
@@ -71,12 +71,18 @@ def parse_api_address(api: str) -> tuple[str, str]:
 
 
 class _Tee:
-    """A read-only stream over ``src`` that also feeds the local importer and reports progress."""
+    """A read-only stream over ``src`` that also feeds the local importer and reports progress.
 
-    def __init__(self, src: BinaryIO, builder: DagBuilder, progress: Progress | None) -> None:
-        self.src, self.builder, self.progress = src, builder, progress
+    At the end of ``src`` (before the client sends the closing boundary, so before the node can
+    pin) the importer is finished and ``on_cid`` hears the root CID.
+    """
+
+    def __init__(self, src: BinaryIO, builder: DagBuilder, progress: Progress | None,
+                 on_cid: OnCid | None = None) -> None:
+        self.src, self.builder, self.progress, self.on_cid = src, builder, progress, on_cid
         self.done = 0
         self.read_error: Exception | None = None
+        self.note_error: Exception | None = None
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -88,6 +94,16 @@ class _Tee:
             self.read_error = InputError(f"source must be a binary stream, read returned {type(data).__name__}",
                                          "open the file with mode 'rb'")
             raise self.read_error
+        if not data:
+            if self.builder.root is None:
+                self.builder.finish()
+                if self.on_cid is not None:
+                    try:
+                        self.on_cid(str(self.builder.root))
+                    except Exception as exc:  # the add is aborted before the node saw the end
+                        self.note_error = exc
+                        raise
+            return b""
         self.builder.write(data)  # blocks are discarded: only the root CID is wanted
         self.done += len(data)
         if self.progress and data:
@@ -144,17 +160,21 @@ class IpfsStore(ContentStore):
             raise StorageError(f"IPFS node at {self.url} gave an unusable answer while {what}: {exc}",
                                "check that the URL points at an IPFS RPC API (port 5001 by default)") from None
 
-    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+    def add(self, src: BinaryIO, *, progress: Progress | None = None, on_cid: OnCid | None = None) -> str:
         builder = DagBuilder()
-        tee = _Tee(src, builder, progress)
+        tee = _Tee(src, builder, progress, on_cid)
         try:
             with self._rpc("adding a file"):
                 reply = self._client.add(tee, **_ADD_OPTIONS)
-        except StorageError:
-            if tee.read_error is not None:
+        except Exception as exc:
+            if tee.note_error is not None:  # the caller's own failure, as it raised it
+                raise tee.note_error from None
+            if isinstance(exc, StorageError) and tee.read_error is not None:
                 raise _source_error(tee.read_error) from None
             raise
-        builder.finish()
+        if builder.root is None:  # the client stopped reading before the end (it never does)
+            raise StorageError(f"IPFS node at {self.url} answered the add before the whole file was sent",
+                               "retry the upload")
         expected = str(builder.root)
         got = _dict(reply, "add", "Hash")["Hash"]
         if got != expected:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from fogfed.errors import InputError
-from fogfed.storage.base import ContentStore, Progress
+from fogfed.storage.base import ContentStore, OnCid, Progress
 from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageError, StorageUnavailable
 from fogfed.storage.ipfs import PREFETCH, IpfsStore, read_prefetched
@@ -60,14 +60,15 @@ class ReplicatedStore(ContentStore):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add(self, src: BinaryIO, *, progress: Progress | None = None) -> str:
+    def add(self, src: BinaryIO, *, progress: Progress | None = None, on_cid: OnCid | None = None) -> str:
         """Import through the first reachable daemon, then pin on further daemons until
-        ``replicas`` hold it; StorageError (nothing lost: retry) when too few can."""
+        ``replicas`` hold it; StorageError (nothing lost: retry) when too few can. ``on_cid`` hears
+        the CID before the first daemon can pin it (the others pin it only after)."""
         errors: list[str] = []
         cid = None
         for i, store in enumerate(self.stores):
             try:
-                cid = store.add(src, progress=progress)
+                cid = store.add(src, progress=progress, on_cid=on_cid)
             except StorageUnavailable as exc:
                 if getattr(src, "seekable", lambda: False)():
                     src.seek(0)

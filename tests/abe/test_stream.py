@@ -8,6 +8,7 @@ import os
 import struct
 import tracemalloc
 
+import blake3
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -65,7 +66,7 @@ def test_round_trip_file_api(size: int) -> None:
     ct = out.getvalue()
     assert len(ct) == info.ciphertext_size == stream.ciphertext_size(size, C)
     assert info.plaintext_size == size
-    assert info.plaintext_sha256 == hashlib.sha256(data).digest()
+    assert info.plaintext_hash == stream.plaintext_digest(data) and info.hash_name == "blake3"
     assert info.chunks == size // C + 1  # a whole number of chunks ends with an empty final chunk
     back = io.BytesIO()
     assert stream.decrypt_stream(SK, io.BytesIO(ct), back, aad=AAD) == info
@@ -81,7 +82,7 @@ def test_round_trip_reader_and_iterator(size: int, read_size: int) -> None:
     pieces = list(iter(lambda: reader.read(read_size), b""))
     ct = b"".join(pieces)
     assert reader.info is not None and reader.info.ciphertext_size == len(ct)
-    assert reader.info.plaintext_sha256 == hashlib.sha256(data).digest()
+    assert reader.info.plaintext_hash == stream.plaintext_digest(data)
     plain = stream.decrypt_iter(SK, pieces, AAD)
     assert b"".join(plain) == data
     assert plain.info == reader.info
@@ -117,9 +118,9 @@ def test_progress_reports_bytes_so_far() -> None:
 def test_hashing_can_be_switched_off() -> None:
     out = io.BytesIO()
     info = stream.encrypt_stream(SK, io.BytesIO(b"abc"), out, aad=AAD, chunk_size=C, hash_plaintext=False)
-    assert info.plaintext_sha256 is None
+    assert info.plaintext_hash is None
     back = stream.decrypt_stream(SK, io.BytesIO(out.getvalue()), io.BytesIO(), aad=AAD, hash_plaintext=False)
-    assert back.plaintext_sha256 is None and back.plaintext_size == 3
+    assert back.plaintext_hash is None and back.plaintext_size == 3
 
 
 def test_reads_sources_without_readinto() -> None:
@@ -144,7 +145,7 @@ def test_documented_layout_decodes_independently() -> None:
     data = os.urandom(2 * C + 7)
     ct = seal(data)
     magic, version, chunk_size, salt, prefix = struct.unpack(">8sBI32s7s", ct[:52])
-    assert (magic, version, chunk_size) == (b"\x89FOGFED\n", 1, C)
+    assert (magic, version, chunk_size) == (b"\x89FOGFED\n", 2, C)
     commit = ct[52:84]
     okm = HKDF(
         algorithm=hashes.SHA256(),
@@ -159,6 +160,30 @@ def test_documented_layout_decodes_independently() -> None:
         last = i == len(chunks) - 1
         plain += aead.decrypt(prefix + i.to_bytes(4, "big") + bytes([last]), chunk, None)
     assert plain == data
+    # version 2's plaintext hash is BLAKE3-256 of the whole plaintext
+    back = io.BytesIO()
+    assert stream.decrypt_stream(SK, io.BytesIO(ct), back, aad=AAD).plaintext_hash == blake3.blake3(data).digest()
+
+
+def test_version_1_streams_are_still_read_with_their_sha256() -> None:
+    """Files uploaded before format 2 keep decrypting, and their plaintext hash stays the registered SHA-256."""
+    data = os.urandom(3 * C + 5)
+    old = io.BytesIO()
+    wrote = stream.encrypt_stream(SK, io.BytesIO(data), old, aad=AAD, chunk_size=C, version=1)
+    assert old.getvalue()[8] == 1 and wrote.version == 1 and wrote.hash_name == "sha256"
+    assert wrote.plaintext_hash == hashlib.sha256(data).digest()
+    back = io.BytesIO()
+    info = stream.decrypt_stream(SK, io.BytesIO(old.getvalue()), back, aad=AAD)
+    assert back.getvalue() == data and info.version == 1
+    assert info.plaintext_hash == hashlib.sha256(data).digest() == stream.plaintext_digest(data, 1)
+    it = stream.decrypt_iter(SK, [old.getvalue()], aad=AAD)
+    assert b"".join(it) == data and it.info.plaintext_hash == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("version", [0, 3, True, "2"])
+def test_unknown_version_is_refused_when_writing(version: object) -> None:
+    with pytest.raises(InputError, match="stream format version must be one of"):
+        stream.encrypt_stream(SK, io.BytesIO(b"x"), io.BytesIO(), version=version)  # type: ignore[arg-type]
 
 
 # --- no nonce reuse --------------------------------------------------------
@@ -289,7 +314,9 @@ def with_header_field(offset: int, packed: bytes) -> bytes:
 BAD_HEADERS = {  # id: (make the bad stream, expected message)
     "magic": (lambda: with_header_field(0, b"NOTFOGFD"), "not a fogfed stream: magic bytes are"),
     "magic-case": (lambda: with_header_field(0, b"\x89fogfed\n"), "not a fogfed stream"),
-    "version-2": (lambda: with_header_field(8, b"\x02"), "unsupported stream format version 2; this fogfed reads version 1"),
+    "version-3": (lambda: with_header_field(8, b"\x03"), "unsupported stream format version 3; this fogfed reads versions 1, 2"),
+    # a downgrade to version 1 (whose plaintext hash is SHA-256): the version byte is in the key derivation
+    "version-1": (lambda: with_header_field(8, b"\x01"), "stream key check failed"),
     "version-0": (lambda: with_header_field(8, b"\x00"), "unsupported stream format version 0"),
     "chunk-0": (lambda: with_header_field(9, struct.pack(">I", 0)), "declares chunk size 0, outside the allowed 16..16777216"),
     "chunk-15": (lambda: with_header_field(9, struct.pack(">I", 15)), "declares chunk size 15"),
@@ -468,7 +495,7 @@ def test_memory_stays_bounded_through_file_api_and_reader() -> None:
     def pipeline() -> None:
         reader = stream.EncryptingReader(SK, src, aad=AAD, chunk_size=MEM_CHUNK)
         info = stream.decrypt_stream(SK, reader, sink, aad=AAD)
-        assert info.plaintext_size == BIG and info.plaintext_sha256 == reader.info.plaintext_sha256
+        assert info.plaintext_size == BIG and info.plaintext_hash == reader.info.plaintext_hash
 
     peak = peak_while(pipeline)
     assert sink.size == BIG and sink.sha.digest() == src.sha.digest()

@@ -192,3 +192,25 @@ def test_a_fee_below_the_base_fee_is_a_clear_error(w3, anvil, monkeypatch):
     monkeypatch.setattr(chain, "_fees", lambda: {"maxFeePerGas": 1, "maxPriorityFeePerGas": 1})
     with pytest.raises(TransactionUnderpriced, match="below the base fee"):
         chain.fund(Account.create().address, 1, sender)
+
+
+def test_on_nonce_hears_the_nonce_before_the_transaction_leaves(w3, anvil):
+    """``Chain.send(on_nonce=)`` is told the nonce while the node has not seen the transaction yet (a
+    caller that notes it can tell its fate after a kill); ``nonce_used`` stays False while the
+    transaction waits in the mempool and turns True once it is mined."""
+    chain = connect(anvil, stuck_after=1000)
+    sender = chain.dev_accounts()[9]
+    nonce = int(w3.eth.get_transaction_count(sender.address, "latest"))
+    heard = []
+    _rpc(w3, "evm_setAutomine", False)
+    t, box = _in_thread(lambda: chain.send(sender, to=Account.create().address, value=1, function="fund",
+                                           on_nonce=lambda n: heard.append(
+                                               (n, int(w3.eth.get_transaction_count(sender.address, "pending"))))))
+    _wait_for(lambda: int(w3.eth.get_transaction_count(sender.address, "pending")) > nonce)
+    assert heard == [(nonce, nonce)]  # heard before the node had it
+    assert not chain.nonce_used(sender.address, nonce)
+    _rpc(w3, "evm_mine")
+    t.join(20)
+    assert "error" not in box, box.get("error")
+    assert w3.eth.get_transaction(box["result"]["transactionHash"])["nonce"] == nonce
+    assert chain.nonce_used(sender.address, nonce) and not chain.nonce_used(sender.address, nonce + 1)

@@ -73,3 +73,26 @@ def test_plaintext_hash_mismatch_is_reported(system, tmp_path):
     assert not (tmp_path / "lie.bin").exists()
     damaged = [e.args for e in system.tas.fed.events(names=["FileDamaged"], where={"fileId": fid})]
     assert [d["reason"] for d in damaged] == [1]
+
+
+def test_a_format_1_upload_is_still_fetched_and_checked_with_its_sha256(system, tmp_path, monkeypatch):
+    """Files uploaded before stream format 2 registered SHA-256 plaintext hashes: readers still check them."""
+    import functools
+
+    import fogfed.node.upload as upload_mod
+
+    n0, n1 = system.nodes[0], system.nodes[1]
+    src = tmp_path / "old.bin"
+    src.write_bytes(b"uploaded by an older fogfed " * 20_000)
+    monkeypatch.setattr(upload_mod, "encrypt_and_store",
+                        functools.partial(upload_mod.encrypt_and_store, version=1))
+    up = n0.upload(src)
+    monkeypatch.undo()
+    assert up.plaintext_hash == hashlib.sha256(src.read_bytes()).digest()  # what the chain records
+    assert system.tas.fed.file(up.file_id).plaintext_hash == up.plaintext_hash
+    assert n0.evict(up.file_id)
+    got = n1.fetch(up.file_id, tmp_path / "back.bin")
+    assert got.source == "storage" and (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+    assert got.plaintext_hash == up.plaintext_hash
+    new = n0.upload(tmp_path / "back.bin")  # the same bytes uploaded now: format 2, BLAKE3
+    assert new.plaintext_hash != up.plaintext_hash and len(new.plaintext_hash) == 32

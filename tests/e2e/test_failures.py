@@ -47,7 +47,7 @@ def test_ipfs_stopped_mid_upload_registers_nothing_and_retry_succeeds(anvil_url,
         node.store = IpfsStore(ipfs.api_url)
         up = node.upload(big)
         assert len(tas.fed.events(names=["FileRegistered"])) == 1
-        assert node.fetch(up.file_id, tmp_path / "back.bin").plaintext_sha256 == before
+        assert node.fetch(up.file_id, tmp_path / "back.bin").plaintext_hash == before
         node.close()
     finally:
         ipfs.cleanup()

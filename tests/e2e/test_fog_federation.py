@@ -49,7 +49,7 @@ def test_retrieval_from_a_peer_cache_then_own_cache(system, plain, tmp_path):
     # the uploader's cache entry is the store's copy where the store is local (not this module's IPFS)
     assert (n0.cache.get(up.file_id).sha256 is None) == system.store.local
     assert n1.cache.get(up.file_id).sha256 is not None  # a peer's bytes are kept as a blob of its own
-    assert first.plaintext_sha256 == up.plaintext_sha256 and not first.damage_reports
+    assert first.plaintext_hash == up.plaintext_hash and not first.damage_reports
     again = n1.fetch(up.file_id, tmp_path / "b.bin")
     assert again.source == "cache" and sha(tmp_path / "b.bin") == sha(plain)
 

@@ -62,7 +62,7 @@ def hostile_upload(uploader, plain, *, encrypt_under: str, descriptor: str, epoc
     encsk = abe.encrypt(uploader.public_key(1), encrypt_under, key,
                         aad=encsk_aad(uploader.chain_id, uploader.fed.address, file_id))
     ref = file_id_of_cid(uploader.store.add(io.BytesIO(encsk)))
-    assert uploader.fed.register_file(uploader.account, 1, digest, info.plaintext_sha256, ref, descriptor,
+    assert uploader.fed.register_file(uploader.account, 1, digest, info.plaintext_hash, ref, descriptor,
                                       epoch).value == file_id
     if share is not None:
         uploader.fed.share_file(uploader.account, file_id, share)
@@ -145,7 +145,7 @@ def test_an_honest_upload_takes_covers_after_a_removal_during_its_encryption(sys
     assert up.shared_with == (2,) and f" 2:{n0.member_tree(2).generation}:{epoch_b + 1}:" in up.descriptor
     assert not opens(rogue, stolen, up.file_id, encsk_of(system, up.file_id))
     got = n3.fetch(up.file_id, tmp_path / "honest.bin")
-    assert got.plaintext_sha256 == up.plaintext_sha256
+    assert got.plaintext_hash == up.plaintext_hash
 
 
 def test_an_honest_upload_that_loses_the_race_to_a_removal_shares_nothing_and_the_retry_is_clean(
@@ -168,4 +168,4 @@ def test_an_honest_upload_that_loses_the_race_to_a_removal_shares_nothing_and_th
     retry = n0.upload(plain, policy=SHARED)
     assert not retry.resumed and retry.file_id != lost_id and retry.shared_with == (2,)
     assert not opens(victim, stolen, retry.file_id, encsk_of(system, retry.file_id))
-    assert n3.fetch(retry.file_id, tmp_path / "retry.bin").plaintext_sha256 == retry.plaintext_sha256
+    assert n3.fetch(retry.file_id, tmp_path / "retry.bin").plaintext_hash == retry.plaintext_hash

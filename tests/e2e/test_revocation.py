@@ -59,8 +59,8 @@ def test_removed_node_cannot_decrypt_files_uploaded_after_its_removal(system, pl
         rogue.fetch(after.file_id, tmp_path / "x.bin")
     assert not (tmp_path / "x.bin").exists()
     # the remaining members read new and old files with the keys they already had
-    assert n1.fetch(after.file_id, tmp_path / "new.bin").plaintext_sha256 == after.plaintext_sha256
-    assert n1.fetch(before.file_id, tmp_path / "old.bin").plaintext_sha256 == before.plaintext_sha256
+    assert n1.fetch(after.file_id, tmp_path / "new.bin").plaintext_hash == after.plaintext_hash
+    assert n1.fetch(before.file_id, tmp_path / "old.bin").plaintext_hash == before.plaintext_hash
     assert {n.address: len(n.keyring) for n in (n0, n1)} == keys_before
 
 
@@ -87,7 +87,7 @@ def test_newcomer_cannot_read_files_uploaded_before_it_joined(system, plain, tmp
     with pytest.raises(AccessDenied, match="none of this node's keys"):
         late.fetch(old.file_id, tmp_path / "old.bin")
     new = n0.upload(plain)  # later files: it reads them with its one key
-    assert late.fetch(new.file_id, tmp_path / "new.bin").plaintext_sha256 == new.plaintext_sha256
+    assert late.fetch(new.file_id, tmp_path / "new.bin").plaintext_hash == new.plaintext_hash
 
 
 def test_removed_node_that_reenrolls_cannot_read_what_was_uploaded_while_it_was_out(system, plain, tmp_path):
@@ -106,7 +106,7 @@ def test_removed_node_that_reenrolls_cannot_read_what_was_uploaded_while_it_was_
     with pytest.raises(AccessDenied):
         back.fetch(missed.file_id, tmp_path / "missed.bin")
     later = n0.upload(plain)
-    assert back.fetch(later.file_id, tmp_path / "later.bin").plaintext_sha256 == later.plaintext_sha256
+    assert back.fetch(later.file_id, tmp_path / "later.bin").plaintext_hash == later.plaintext_hash
 
 
 def test_removed_member_cannot_upload_announce_or_fetch(system, plain, tmp_path):

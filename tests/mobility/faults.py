@@ -82,7 +82,7 @@ def check_moved(tas: TrustedAuthority, mobility, mover: FogNode, source: int, de
     src.write_bytes(b"uploaded in the destination after the move " * 50)
     up = stayers[dest].upload(src)
     got = mover.fetch(up.file_id, tmp / f"got-{mover.address}")
-    assert got.plaintext_sha256 == up.plaintext_sha256
+    assert got.plaintext_hash == up.plaintext_hash
     src.write_bytes(b"uploaded in the source after the move " * 50)
     later = stayers[source].upload(src)
     with pytest.raises(AccessDenied):

@@ -42,7 +42,7 @@ def test_moved_node_cannot_read_what_its_old_federation_uploads_afterwards(world
     record = world.tas.fed.file(later.file_id)
     with pytest.raises(AccessDenied, match="none of this node's keys"):  # ... and so does the cryptography
         mover._file_key(later.file_id, record.enc_sk_ref, record.federation_id)
-    assert world.named["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_sha256 == later.plaintext_sha256
+    assert world.named["a1"].fetch(later.file_id, tmp_path / "a1").plaintext_hash == later.plaintext_hash
 
 
 def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plain, tmp_path):
@@ -57,7 +57,7 @@ def test_refused_handover_changes_nothing_and_fresh_enrollment_works(world, plai
     result = world.tas.enroll(fresh.enrollment_request("cairo", "health"), approve=True)
     assert result.federation_id == world.feds["X"]
     up = fresh.upload(plain("fresh identity in X"))
-    assert fresh.fetch(up.file_id, tmp_path / "f").plaintext_sha256 == up.plaintext_sha256
+    assert fresh.fetch(up.file_id, tmp_path / "f").plaintext_hash == up.plaintext_hash
 
 
 def test_revoked_node_is_refused(world):

@@ -21,9 +21,9 @@ def test_join_with_secrecy_on_cannot_read_what_was_uploaded_before(world, plain,
     with pytest.raises(AccessDenied, match="none of this node's keys"):
         newcomer.fetch(old.file_id, tmp_path / "old")
     assert not (tmp_path / "old").exists()
-    assert b0.fetch(old.file_id, tmp_path / "b0").plaintext_sha256 == old.plaintext_sha256
+    assert b0.fetch(old.file_id, tmp_path / "b0").plaintext_hash == old.plaintext_hash
     new = newcomer.upload(plain("B after the newcomer"))
-    assert b0.fetch(new.file_id, tmp_path / "new").plaintext_sha256 == new.plaintext_sha256
+    assert b0.fetch(new.file_id, tmp_path / "new").plaintext_hash == new.plaintext_hash
 
 
 def test_refused_joins_do_not_bump_the_epoch(world):

@@ -8,13 +8,20 @@ finishes the upload: one FileRegistered per file, the node's list equal to the c
 ciphertext readable from IPFS, and no transaction sent when IPFS was down before anything was stored.
 The daemon's pins afterwards are those of the registered files and nothing else: what an interrupted
 attempt pinned (its ciphertext, its wrapped key) is unpinned by the attempt or by the retry
-(fogfed.node.leftovers.UploadLeftovers).
+(fogfed.node.leftovers.UploadLeftovers), also when the daemon's reply to the add is lost after it
+pinned (a proxy drops it; the uploader survives or is killed), and when registerFile was left in
+Anvil's mempool (automine off) and then mined, replaced by another transaction with its nonce, or
+dropped: kept while it may still be mined, unpinned once the chain shows it never can be.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -22,8 +29,10 @@ import pytest
 import requests
 
 from fogfed._faults import at_step
-from fogfed.chain import connect
+from fogfed.chain import connect, connection
 from fogfed.node import FogNode
+from fogfed.node.home import TMP
+from fogfed.node.leftovers import reclaim_leftovers
 from fogfed.protocol.files import cid_of_file_id
 from fogfed.storage import IpfsStore
 from fogfed.storage.cids import parse_cid
@@ -31,6 +40,7 @@ from fogfed.storage.jsipfs import JsIpfsNode
 from fogfed.tas import TrustedAuthority
 from tests.cli.helpers import PASSPHRASE, run_inproc
 from tests.fixtures.outage import RpcRelay
+from tests.storage.hostile import ReplyDroppingProxy
 from tests.tas.test_faults import LIGHT
 
 
@@ -232,3 +242,137 @@ def test_ipfs_stopped_in_the_middle_of_the_transfer(world) -> None:
     assert sum(len(b) for b in IpfsStore(ipfs.api_url).cat(result.cid)) >= src.stat().st_size
     key = cid_of_file_id(tas.fed.file(result.file_id).enc_sk_ref)
     assert pins(ipfs) == pinned | {result.cid, key} and leftover_records(root) == []
+
+
+def _record(root: Path) -> tuple[list[str], list[dict]]:
+    """The CIDs and the registerFile signings of the one upload record left."""
+    [path] = leftover_records(root)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [e["cid"] for e in lines if "cid" in e], [e for e in lines if "sent" in e]
+
+
+def _uploaded(world, out: str) -> tuple[str, str]:
+    """(ciphertext CID, wrapped-key CID) of the upload the CLI printed."""
+    result = json.loads(out)
+    return result["cid"], cid_of_file_id(world[3].fed.file(bytes.fromhex(result["file_id"][2:])).enc_sk_ref)
+
+
+@pytest.mark.parametrize("fate", ["mined", "replaced", "dropped-journaled", "dropped"])
+def test_a_registration_left_in_the_mempool(world, upload, monkeypatch, anvil_url: str, fate: str) -> None:
+    """Anvil not mining: registerFile waits in its mempool when the chain goes away. While it may still be
+    mined, a reclaim keeps what the upload stored. Then it is mined (the next upload keeps that file), or
+    another transaction takes its nonce (the next upload unpins it), or Anvil drops it: the transaction
+    journal (on by default on a JSON-RPC chain) broadcasts it again with the next upload's first send, so
+    it is mined and kept; without the journal the next upload's own registration takes the nonce, and
+    the upload after that unpins it."""
+    root, relay, ipfs, tas, address = world
+    if fate == "dropped":
+        monkeypatch.setenv("FOGFED_TX_JOURNAL", "off")
+    src, before = source(world, f"mempool-{fate}.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
+
+    def rpc(method: str, *params: object) -> object:
+        reply = requests.post(anvil_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
+                              timeout=10).json()
+        assert "error" not in reply, reply
+        return reply.get("result")
+    rpc("evm_setAutomine", False)
+    try:
+        with at_step("sent:registerFile", relay.down):
+            code, out, err = upload(src)
+        assert_chain_down(code, out, err, relay)
+        relay.up()
+        cids, signed = _record(root)
+        [sent] = signed
+        assert len(cids) == 2 and pins(ipfs) == pinned | set(cids)
+        chain = connect(relay.url)
+        with FogNode.open(root / "node", chain, IpfsStore(ipfs.api_url), PASSPHRASE) as node:
+            assert not chain.nonce_used(sent["from"], sent["nonce"])  # in the mempool: may still be mined
+            assert reclaim_leftovers(root / "node" / TMP, node.store, node._registered_key, (),
+                                     node._registration_dropped) == 0
+            account = node.account
+        assert pins(ipfs) == pinned | set(cids) and len(leftover_records(root)) == 1
+        if fate == "mined":
+            rpc("evm_mine")
+        elif fate == "replaced":  # the same nonce, higher fees: a transfer to itself wins the slot
+            fees = {k: 3 * v for k, v in chain._fees().items()}
+            other = account.sign_transaction({"to": account.address, "value": 0, "gas": 21000, "chainId": 31337,
+                                              "nonce": sent["nonce"], **fees})
+            chain.w3.eth.send_raw_transaction(other.raw_transaction)
+            rpc("evm_mine")
+            assert registrations(tas, address) == before
+        else:
+            rpc("anvil_dropAllTransactions")
+            if fate == "dropped":  # a new CLI process would not remember the nonce after the dropped one
+                monkeypatch.setattr(connection, "_slots", {})
+    finally:
+        rpc("evm_setAutomine", True)
+    code, out, err = upload(source(world, f"after-{fate}.bin"))
+    assert code == 0, err
+    after = set(_uploaded(world, out))
+    if fate == "mined":
+        assert registrations(tas, address) == before + [sent["sent"], json.loads(out)["file_id"]]
+        assert pins(ipfs) == pinned | set(cids) | after
+    elif fate == "replaced":
+        assert registrations(tas, address) == before + [json.loads(out)["file_id"]]
+        assert pins(ipfs) == pinned | after
+    else:  # the nonce was still open when this upload began (kept); then it was taken
+        assert chain.nonce_used(sent["from"], sent["nonce"]) and pins(ipfs) == pinned | set(cids) | after
+        journaled = fate == "dropped-journaled"  # broadcast again: the first attempt's file is registered
+        assert registrations(tas, address) == before + [sent["sent"]] * journaled + [json.loads(out)["file_id"]]
+        code, out, err = upload(source(world, f"after-{fate}-2.bin"))
+        assert code == 0, err
+        assert pins(ipfs) == pinned | (set(cids) if journaled else set()) | after | set(_uploaded(world, out))
+    assert leftover_records(root) == []
+
+
+def test_ipfs_add_reply_lost_after_the_pin(world) -> None:
+    """The daemon pins the ciphertext, then its reply is lost (a proxy drops the connection): the upload
+    fails naming IPFS, and unpins the ciphertext at once, since its CID was noted before the pin."""
+    from fogfed.storage.errors import StorageUnavailable
+
+    root, relay, ipfs, tas, address = world
+    src, before = source(world, "reply-lost.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
+    with ReplyDroppingProxy(ipfs.api_url) as proxy:
+        held: list[bool] = []
+        proxy.on_dropped = lambda: held.append(proxy.added[-1] in pins(ipfs))
+        with FogNode.open(root / "node", connect(relay.url), IpfsStore(proxy.url), PASSPHRASE) as node:
+            with pytest.raises(StorageUnavailable, match=f"IPFS node at {proxy.url} is unreachable while adding"):
+                node.upload(src)
+    assert held == [True]  # the daemon had pinned what the upload never heard back about
+    assert pins(ipfs) == pinned and leftover_records(root) == [] and registrations(tas, address) == before
+
+
+KILLED_IN_ADD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from fogfed.chain import connect
+    from fogfed.node import FogNode
+    from fogfed.storage import IpfsStore
+    root, rpc, ipfs, src, passphrase = sys.argv[1:6]
+    with FogNode.open(Path(root) / "node", connect(rpc), IpfsStore(ipfs), passphrase) as node:
+        node.upload(Path(src))
+""")
+
+
+def test_killed_while_the_ipfs_add_reply_is_on_its_way(world, upload) -> None:
+    """The daemon pinned the ciphertext; the uploader is killed (SIGKILL) before it read the reply. The
+    next upload, of another file, unpins it."""
+    root, relay, ipfs, tas, address = world
+    src, before = source(world, "killed-in-add.bin"), registrations(tas, address)
+    pinned = pins(ipfs)
+    with ReplyDroppingProxy(ipfs.api_url) as proxy:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOGFED_")}
+        env["PYTHONPATH"] = os.pathsep.join(sys.path)
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_IN_ADD, str(root), relay.url, proxy.url, str(src),
+                                 PASSPHRASE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proxy.on_dropped = lambda: os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    [ct] = proxy.added
+    assert pins(ipfs) == pinned | {ct} and _record(root) == ([ct], [])  # pinned, and noted before the pin
+    code, out, err = upload(source(world, "after-killed-in-add.bin"))
+    assert code == 0, err
+    assert pins(ipfs) == pinned | set(_uploaded(world, out)) and leftover_records(root) == []
+    assert registrations(tas, address) == before + [json.loads(out)["file_id"]]

@@ -297,3 +297,25 @@ def test_a_failed_pack_write_pins_nothing_and_leaves_no_pack(tmp_path):
     store = EmbeddedStore(root)
     assert not store.has(compute_cid(io.BytesIO(random.Random(1).randbytes(3 << 20))))
     assert packs(store) == []
+
+
+def test_on_cid_hears_the_cid_before_the_pin(store):
+    """What an add is about to pin is told first (ContentStore.add's on_cid): a caller killed between the
+    pin and the return still knows it (fogfed.node.leftovers)."""
+    data = prng_bytes(3 * CHUNK + 5, seed=31)
+    heard = []
+    cid = store.add(io.BytesIO(data), on_cid=lambda c: heard.append((c, store.has(c))))
+    assert heard == [(cid, False)] and store.has(cid) and cid == compute_cid(io.BytesIO(data))
+
+
+def test_a_failing_on_cid_pins_nothing(store):
+    class Refused(Exception):
+        pass
+
+    def refuse(cid):
+        raise Refused(cid)
+    data = prng_bytes(2 * CHUNK, seed=32)
+    with pytest.raises(Refused):
+        store.add(io.BytesIO(data), on_cid=refuse)
+    assert not store.has(compute_cid(io.BytesIO(data)))
+    assert store.collect_garbage() == 1 and packs(store) == []  # its pack goes like a crashed add's

@@ -12,7 +12,7 @@ from fogfed.storage import (ContentCorrupted, ContentNotFound, IpfsStore, Storag
                             open_store)
 from fogfed.storage.jsipfs import JsIpfsNode
 from tests.storage.helpers import CHUNK, PrngStream, prng_bytes
-from tests.storage.hostile import HostileProxy
+from tests.storage.hostile import HostileProxy, ReplyDroppingProxy
 
 pytestmark = pytest.mark.ipfs
 UNKNOWN = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
@@ -34,6 +34,39 @@ def test_round_trip_pin_and_unpin(store):
     store.remove(cid)
     assert not store.has(cid)
     store.remove(cid)  # unpinning twice is fine
+
+
+def test_on_cid_hears_the_cid_before_the_node_pins_it(store):
+    data = prng_bytes(3 * CHUNK + 5, seed=21)
+    heard = []
+    cid = store.add(io.BytesIO(data), on_cid=lambda c: heard.append((c, store.has(c))))
+    assert heard == [(cid, False)] and store.has(cid)
+    store.remove(cid)
+
+
+def test_an_add_whose_reply_is_lost_still_told_its_cid(store, ipfs_api):
+    """The node pins the file, then the connection drops before its answer: the add fails, but the
+    caller heard the CID (the one the node pinned) and can unpin it (fogfed.node.leftovers)."""
+    data = prng_bytes(2 * CHUNK + 7, seed=22)
+    heard = []
+    with ReplyDroppingProxy(ipfs_api) as proxy, IpfsStore(proxy.url) as lossy:
+        with pytest.raises(StorageUnavailable, match="unreachable while adding a file"):
+            lossy.add(io.BytesIO(data), on_cid=heard.append)
+    assert proxy.added == heard == [compute_cid(io.BytesIO(data))]
+    assert store.has(heard[0])  # pinned on the node, and known: a real leftover, not a leak
+    store.remove(heard[0])
+
+
+def test_a_failing_on_cid_aborts_the_add_with_nothing_pinned(store):
+    class Refused(Exception):
+        pass
+
+    def refuse(cid):
+        raise Refused(cid)
+    data = prng_bytes(2 * CHUNK + 3, seed=23)
+    with pytest.raises(Refused):
+        store.add(io.BytesIO(data), on_cid=refuse)
+    assert not store.has(compute_cid(io.BytesIO(data)))
 
 
 def test_describe_names_url_and_version(store, ipfs_api):

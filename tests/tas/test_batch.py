@@ -55,7 +55,7 @@ def test_a_batch_is_one_add_per_federation_and_one_commitment_each(system, tmp_p
     for n in nodes:  # each finds and checks its own entry in the bundle the chain committed to
         assert n.refresh_keys() == 0 and n.pull_refreshes(n.membership()[0]) == 1
     after = s.nodes[0].upload(plain)  # the old member pulled its fresh key of generation 1
-    assert nodes[1].fetch(after.file_id, tmp_path / "a").plaintext_sha256 == after.plaintext_sha256
+    assert nodes[1].fetch(after.file_id, tmp_path / "a").plaintext_hash == after.plaintext_hash
     with pytest.raises(Exception, match="none of this node's keys"):  # backward secrecy holds
         nodes[1].fetch(before.file_id, tmp_path / "b")
     assert s.tas.pending() == []

@@ -41,8 +41,8 @@ def test_refresh_is_one_transaction_and_members_read_old_and_new_files(system, t
     assert (tree.generation, tree.assigned, tree.revoked, tree.leaves) == (1, 2, {}, {n0.address: 0, n1.address: 1})
     new = n0.upload(plain)
     assert new.descriptor.endswith(f"cover(1:1:{res.epoch}:2)")
-    assert n1.fetch(new.file_id, tmp_path / "new").plaintext_sha256 == new.plaintext_sha256  # pulled its entry
-    assert n1.fetch(old.file_id, tmp_path / "old").plaintext_sha256 == old.plaintext_sha256  # older key kept
+    assert n1.fetch(new.file_id, tmp_path / "new").plaintext_hash == new.plaintext_hash  # pulled its entry
+    assert n1.fetch(old.file_id, tmp_path / "old").plaintext_hash == old.plaintext_hash  # older key kept
     # the removed node: no entry in the bundle, and none of its keys opens the new file
     bundle = Bundle.from_bytes(b"".join(system.store.cat(cid_of_file_id(tree.bundle))))
     assert bundle.entry(rogue.address) is None and [n for n, _ in bundle.entries] == [n0.address, n1.address]
@@ -69,7 +69,7 @@ def test_newcomer_after_a_refresh_gets_a_leaf_of_the_new_generation(system, tmp_
     with pytest.raises(AccessDenied, match="none of this node's keys"):
         late.fetch(before.file_id, tmp_path / "b")
     after = n0.upload(plain)
-    assert late.fetch(after.file_id, tmp_path / "a").plaintext_sha256 == after.plaintext_sha256
+    assert late.fetch(after.file_id, tmp_path / "a").plaintext_hash == after.plaintext_hash
 
 
 def test_a_refresh_built_before_a_removal_is_refused(system):

@@ -72,7 +72,7 @@ def assert_reads_after_refresh(system, late, tmp_path) -> None:
     plain.write_bytes(b"uploaded after the refresh" * 40)
     up = system.nodes[0].upload(plain)
     got = late.fetch(up.file_id, tmp_path / "got")  # pulls its delivered key of generation 1
-    assert got.plaintext_sha256 == up.plaintext_sha256
+    assert got.plaintext_hash == up.plaintext_hash
     assert system.tas.pending() == []
 
 
@@ -126,7 +126,7 @@ def test_a_join_that_changes_the_new_generations_height_is_refreshed_again_by_ta
         plain.write_bytes(b"uploaded after the second refresh" * 40)
         up = system.nodes[0].upload(plain)
         for reader in (late, system.nodes[6]):
-            assert reader.fetch(up.file_id, tmp_path / f"got-{reader.address}").plaintext_sha256 == up.plaintext_sha256
+            assert reader.fetch(up.file_id, tmp_path / f"got-{reader.address}").plaintext_hash == up.plaintext_hash
         assert system.tas.pending() == []
     finally:
         system.close()

@@ -75,8 +75,8 @@ def test_join_into_a_full_tree_refreshes_first_and_everyone_reads_what_they_may(
     assert new.descriptor.endswith(f"cover(1:1:{tree.epoch}:{m + 1})")
     # the newcomer and the old members read the new file; the old members still read the old one
     for node, name in ((late, "late"), (n1, "n1")):
-        assert node.fetch(new.file_id, tmp_path / f"new-{name}").plaintext_sha256 == new.plaintext_sha256
-    assert n1.fetch(old.file_id, tmp_path / "old-n1").plaintext_sha256 == old.plaintext_sha256
+        assert node.fetch(new.file_id, tmp_path / f"new-{name}").plaintext_hash == new.plaintext_hash
+    assert n1.fetch(old.file_id, tmp_path / "old-n1").plaintext_hash == old.plaintext_hash
     with pytest.raises(AccessDenied):  # backward secrecy across the refresh
         late.fetch(old.file_id, tmp_path / "old-late")
     # the removed node, from its side: every key it ever held, against the new file's key ciphertext
