@@ -15,5 +15,7 @@ def test_throughput_benchmark_smoke(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--quick", "--json", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    [row] = json.loads(out.read_text())["tables"]["t"]["rows"]
+    doc = json.loads(out.read_text())
+    [row] = doc["tables"]["t"]["rows"]
+    assert doc["overlapped"], "the node processes ran one after the other, not at once"
     assert row["uploads"] == 4 and row["uploads/min"] > 0 and row["p90 s"] >= row["p50 s"] > 0

@@ -213,6 +213,13 @@ class Chain:
             return self.block_number()
         return int(self._read("the final block", lambda: final_block(self.w3, self.confirmations)))
 
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block ``number`` on this chain now (None past the head): what a cache of
+        chain data records to notice a reorganisation or another chain."""
+        block = self._read("eth_getBlockByNumber", lambda: self.w3.eth.get_block(number)
+                           if number <= self.w3.eth.block_number else None)
+        return None if block is None else bytes(block["hash"])
+
     def read_block(self) -> int | str:
         """The block views read at: ``latest`` with 0 confirmations, else the final block."""
         return "latest" if self.confirmations == 0 else max(self.final_block(), 0)

@@ -306,6 +306,33 @@ def _indexed_backend(base: Any) -> Any:
     return IndexedBackend
 
 
+def _checked_gas_estimate(state: Any, transaction: Any) -> int:
+    """Gas for ``transaction`` from one run at the block's limit and one run that confirms it.
+
+    py-evm's default binary search runs the transaction about 13 times (to
+    21,000 gas of the least that succeeds), all under the chain's lock. Here:
+    what the run at the limit used before refunds, plus 1/63 of it (a call
+    forwards at most 63/64 of what is left) and 2,300 (an SSTORE needs that
+    much left), is tried once; if that run fails, the binary search decides.
+    Like the search, the answer is a limit confirmed to succeed on this state.
+    """
+    from eth.estimators.gas import _get_computation_error, binary_gas_search_intrinsic_tolerance
+    from eth.vm.spoof import SpoofTransaction
+
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(SpoofTransaction(transaction, gas=state.gas_limit, gas_price=0))
+        if computation.is_error:
+            raise computation.error
+        used = transaction.intrinsic_gas + computation.get_gas_used()
+    finally:
+        state.revert(snapshot)
+    candidate = min(used + used // 63 + 2300, state.gas_limit)
+    if _get_computation_error(state, SpoofTransaction(transaction, gas=candidate)) is None:
+        return candidate
+    return binary_gas_search_intrinsic_tolerance(state, transaction)
+
+
 class EmbeddedChain:
     """An eth-tester/py-evm chain whose state persists in ``state_dir``, shared by processes."""
 
@@ -323,7 +350,8 @@ class EmbeddedChain:
                                   f"{exc.strerror or exc}", "pass a writable directory") from None
         self.path = self.state_dir / STATE_FILE
         self.backend = self._backend(_indexed_backend(PyEVMBackend))
-        self._chain_class = type(self.backend.chain)
+        self._chain_class = type("EmbeddedEvmChain", (type(self.backend.chain),),
+                                 {"gas_estimator": staticmethod(_checked_gas_estimate)})  # see _install
         self._genesis: dict[bytes, bytes] | None = dict(self.backend.chain.chaindb.db.wrapped_db.kv_store)
         self.tester = EthereumTester(self.backend)
         self._depth = 0
@@ -437,11 +465,19 @@ class EmbeddedChain:
         from web3 import EthereumTesterProvider
 
         chain = self
+        constant: dict[str, Any] = {}  # answers that never change, given without the lock
 
         class _Provider(EthereumTesterProvider):
             def make_request(self, method: Any, params: Any) -> Any:
+                # web3's middleware asks eth_chainId and eth_accounts around every eth_call (five
+                # requests for one): each was a turn of the cross-process lock that 8 uploaders queue for
+                if method in _CONSTANT and method in constant:
+                    return {**constant[method], "id": repr(self._current_request_id)}
                 with chain.locked():
-                    return super().make_request(method, params)
+                    response = super().make_request(method, params)
+                if method in _CONSTANT and "result" in response:
+                    constant[method] = response
+                return response
 
         return _Provider(self.tester)
 
@@ -462,6 +498,9 @@ class EmbeddedChain:
             self._store._conn.close()
         self._lock.close()
 
+
+# Fixed for a state directory's life: the chain id (genesis) and the dev accounts (KEYS_FILE).
+_CONSTANT = frozenset({"eth_chainId", "eth_accounts"})
 
 _open_chains: dict[Path, EmbeddedChain] = {}
 _open_lock = threading.Lock()

@@ -31,6 +31,7 @@ from fogfed.node.keyring import Keyring
 from fogfed.node.peer import PeerClient, PeerServer
 from fogfed.node.records import Uploads
 from fogfed.node.results import FetchResult, UploadResult, parse_file_id
+from fogfed.node.treelog import TREE_LOG, TreeEventCache, cache_key
 from fogfed.node.upload import Uploading
 from fogfed.protocol.keydelivery import KeyDeliveryError, check_address
 from fogfed.protocol.membertree import MemberTree
@@ -51,6 +52,9 @@ class FogNode(Uploading, Fetching):
         self._trees: dict[int, MemberTree] = {}
         self._tree_log: list[DecodedEvent] = []  # FogFed's tree events up to block _tree_log_block
         self._tree_log_block = -1
+        self._tree_cache = TreeEventCache(self.home / TREE_LOG, cache_key(identity.account.key), self.chain_id,
+                                          fed.address)
+        self._tree_cached_block = -1  # the last block the home's cache holds, as this process knows
         self.uploads = Uploads(self.home, fed, identity.address)
         clean_temp(self.home / TMP)  # what killed runs left (ciphertext copies), never a live process's
 

@@ -24,6 +24,7 @@ from fogfed.node.errors import NodeError
 from fogfed.node.keyring import Keyring
 from fogfed.node.peer import PeerClient, PeerServer
 from fogfed.node.records import Uploads
+from fogfed.node.treelog import TreeEventCache
 from fogfed.protocol.keydelivery import check_address
 from fogfed.protocol.membertree import MemberTree
 from fogfed.storage import ContentStore
@@ -49,6 +50,8 @@ class NodeHome:
     _trees: dict[int, MemberTree]
     _tree_log: list[DecodedEvent]
     _tree_log_block: int
+    _tree_cache: TreeEventCache
+    _tree_cached_block: int
 
     @property
     def address(self) -> str:

@@ -142,14 +142,35 @@ class Membership(NodeHome):
         return tree
 
     def _tree_events(self) -> list[DecodedEvent]:
-        """FogFed's member-tree events from the deployment to the head: read once per process, then
-        only the new blocks (every federation's tree and every look back at a registration share them)."""
+        """FogFed's member-tree events from the deployment to the head: taken from the home's cache
+        (fogfed.node.treelog) once per process, then only the blocks after it read from the chain
+        (every federation's tree and every look back at a registration share them)."""
         end = self.fed.chain.block_number()
         if end > self._tree_log_block:
+            if self._tree_log_block < 0:
+                self._tree_log, self._tree_log_block = self._tree_cache.load(self.fed.chain.block_hash)
+                self._tree_cached_block = self._tree_log_block
             start = self.fed.deploy_block if self._tree_log_block < 0 else self._tree_log_block + 1
-            self._tree_log.extend(self.fed.events(start, end, TREE_EVENTS))
-            self._tree_log_block = end
+            if start <= end:
+                found = self.fed.events(start, end, TREE_EVENTS)
+                self._tree_log.extend(found)
+                self._tree_log_block = end
+                self._cache_tree_events(end, bool(found))
         return self._tree_log
+
+    def _cache_tree_events(self, end: int, found: bool) -> None:
+        # Written when there is something new to keep, or a long stretch a fresh process would scan again;
+        # only final blocks, so a reorganisation cannot leave a taken-back event in the cache.
+        cached = self._tree_cached_block
+        if not found and end - cached < _RESCAN_BLOCKS:
+            return
+        final = end if self.fed.chain.confirmations == 0 else min(self.fed.chain.final_block(), end)
+        block_hash = self.fed.chain.block_hash(final) if final > cached else None
+        if block_hash is None:
+            return
+        new = [e for e in self._tree_log if cached < e.block_number <= final]
+        if self._tree_cache.extend(new, final, block_hash):
+            self._tree_cached_block = final
 
     def _covers_at(self, registration: DecodedEvent) -> tuple[dict[int, MemberTree], list[str]]:
         """The member trees of every federation a file's registered policy names, as they were just
@@ -163,6 +184,9 @@ class Membership(NodeHome):
         events = events[:bisect.bisect_right(events, registration.block_number, key=_block)]
         trees = trees_at(events, named, (registration.block_number, registration.log_index))
         return trees, cover_problems(text, trees)
+
+
+_RESCAN_BLOCKS = 64  # blocks without tree events a fresh process may rescan before the cache records them
 
 
 def _block(event: DecodedEvent) -> int:

@@ -103,6 +103,39 @@ def test_dev_accounts_are_anvils(tmp_path: Path) -> None:
     assert EmbeddedChain(tmp_path / "c").private_keys == chain.private_keys
 
 
+def test_gas_estimate_is_confirmed_and_close(tmp_path: Path) -> None:
+    # two runs instead of py-evm's binary search (fogfed.chain.embedded._checked_gas_estimate)
+    chain = EmbeddedChain(tmp_path / "c")
+    w3 = chain.web3()
+    acct = Account.from_key(chain.private_keys[0])
+    tx = {"from": acct.address, "data": load_artifact()["bytecode"], "chainId": w3.eth.chain_id}
+    estimate = w3.eth.estimate_gas(tx)
+    signed = acct.sign_transaction({**tx, "gas": estimate, "nonce": 0, "maxFeePerGas": 10**10,
+                                    "maxPriorityFeePerGas": 1})
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    assert receipt.status == 1  # the estimate itself is enough
+    assert receipt.gasUsed <= estimate <= receipt.gasUsed + receipt.gasUsed // 63 + 2300
+    with pytest.raises(Exception, match="revert"):  # a call that reverts at any gas is reported, not estimated
+        w3.eth.estimate_gas({"from": acct.address, "to": receipt.contractAddress, "data": "0xdeadbeef"})
+
+
+def test_constant_answers_skip_the_lock(tmp_path: Path) -> None:
+    from fogfed._lock import ProcessLock
+
+    chain = EmbeddedChain(tmp_path / "c", lock_timeout=0.3)
+    w3 = chain.web3()
+    first = (w3.eth.chain_id, w3.eth.accounts)
+    other = ProcessLock(tmp_path / "c" / "lock", "the chain", 1)  # its own open file: as another process
+    other.acquire()
+    try:
+        assert (w3.eth.chain_id, w3.eth.accounts) == first  # no turn of the lock needed
+        with pytest.raises(ChainBusy):
+            w3.eth.block_number  # noqa: B018 - state is read under the lock
+    finally:
+        other.release()
+    assert w3.eth.block_number == 0
+
+
 SENDER = """
     acct = int(sys.argv[2])
     for _ in range(3):
