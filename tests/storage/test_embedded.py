@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from fogfed.errors import InputError
 from fogfed.storage import (ContentCorrupted, ContentNotFound, EmbeddedStore, StorageUnavailable,
                             compute_cid, open_store)
+from fogfed.storage import embedded
 from fogfed.storage.cids import DAG_PB, Cid, parse_cid
 from fogfed.storage.importer import import_file
 from tests.storage.helpers import CHUNK, prng_bytes, sizes
@@ -67,7 +68,10 @@ def test_one_pack_per_add_and_blocks_not_written_twice(store):
     data = prng_bytes(3 * CHUNK + 9, seed=5)
     cid = store.add(io.BytesIO(data))
     (pack,) = packs(store)
-    assert pack.stat().st_size == sum(len(b.data) for b in import_file(io.BytesIO(data)))
+    written = b"".join(b.data for b in import_file(io.BytesIO(data)))
+    raw = pack.read_bytes()
+    assert raw[:len(written)] == written  # the blocks back to back, each once, then the trailer
+    assert embedded._read_trailer(pack)["pin"] == cid and raw.endswith(embedded.TRAILER_MAGIC)
     assert store.blocks(cid) == block_cids(data)
     for i, key in enumerate(store.blocks(cid)):
         path, offset, length = store.block_location(key)
