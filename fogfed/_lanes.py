@@ -33,15 +33,17 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class Lane:
-    """One thread, lent: ``submit`` jobs (run in order), then ``release`` it exactly once."""
+    """One thread, lent: ``submit`` jobs (run in order), then ``release`` it (again: nothing)."""
 
     def __init__(self) -> None:
         with _guard:
             pool = _idle.pop() if _idle and _pid == os.getpid() else None
-        self._pool = pool if pool is not None else ThreadPoolExecutor(1, thread_name_prefix="fogfed-lane")
+        self._pool: ThreadPoolExecutor | None = pool or ThreadPoolExecutor(1, thread_name_prefix="fogfed-lane")
         self._futures: list[Future] = []
 
     def submit(self, job: Callable[..., object], *args: object) -> Future:
+        if self._pool is None:
+            raise RuntimeError("this lane was released")
         future = self._pool.submit(job, *args)
         self._futures = [f for f in self._futures if not f.done()]
         self._futures.append(future)
@@ -49,6 +51,9 @@ class Lane:
 
     def release(self, *, cancel: bool = False) -> None:
         """Wait for the jobs given (cancelling those not started yet with ``cancel``), then give the thread back."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
         for future in self._futures:
             if cancel:
                 future.cancel()
@@ -58,6 +63,6 @@ class Lane:
         self._futures = []
         with _guard:
             if len(_idle) < MAX_IDLE and _pid == os.getpid():
-                _idle.append(self._pool)
+                _idle.append(pool)
                 return
-        self._pool.shutdown(wait=False)
+        pool.shutdown(wait=False)

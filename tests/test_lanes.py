@@ -6,6 +6,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from fogfed._lanes import MAX_IDLE, Lane
 
 
@@ -79,3 +81,16 @@ def test_a_forked_child_starts_its_own_lanes() -> None:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_second_release_gives_nothing_back_twice() -> None:
+    from fogfed import _lanes
+
+    _lanes._idle.clear()
+    lane = Lane()
+    lane.submit(_ident).result()
+    lane.release()
+    lane.release()  # e.g. a pack's sync and then its exit
+    assert len(_lanes._idle) == 1
+    with pytest.raises(RuntimeError, match="released"):
+        lane.submit(_ident)

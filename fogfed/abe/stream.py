@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Protocol
 import io
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import blake3
 from cryptography.exceptions import InvalidTag
@@ -181,7 +180,7 @@ class _Cipher:
     """Per-stream key and the STREAM nonce sequence; shared by both directions."""
 
     def __init__(self, sk: bytes, fields: bytes, aad: bytes) -> None:
-        _magic, _version, self.chunk_size, salt, self.prefix = _FIELDS.unpack(fields)
+        _magic, self.version, self.chunk_size, salt, self.prefix = _FIELDS.unpack(fields)
         okm = HKDF(
             algorithm=hashes.SHA256(),
             length=KEY_SIZE + COMMIT_SIZE,
@@ -339,7 +338,6 @@ class EncryptingReader(io.RawIOBase):
         version: int = VERSION,
     ) -> None:
         super().__init__()
-        self.version = version
         self._chunks = _encrypt_chunks(sk, src, aad, chunk_size, hash_plaintext, progress, version)
         self._pending = memoryview(b"")
         self.info: StreamInfo | None = None
@@ -400,8 +398,7 @@ class _Opener:
         self.cipher = _parse_header(header, sk, aad)
         self.chunk_size = self.cipher.chunk_size
         self.sealed_size = self.chunk_size + TAG_SIZE
-        self.version = header[len(MAGIC)]  # checked by _parse_header
-        self.sha = plaintext_hasher(self.version) if hash_plaintext else None
+        self.sha = plaintext_hasher(self.cipher.version) if hash_plaintext else None
         self.plaintext_size = 0
         self.ciphertext_size = HEADER_SIZE
 
@@ -442,7 +439,7 @@ class _Opener:
             plaintext_hash=self.sha.digest() if self.sha is not None else None,
             chunk_size=self.chunk_size,
             chunks=self.cipher.index,
-            version=self.version,
+            version=self.cipher.version,
         )
 
 

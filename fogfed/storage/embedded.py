@@ -23,10 +23,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
-import os
-import re
 import hashlib
 import json
+import os
+import re
 import secrets
 import sqlite3
 import struct
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fogfed._lanes import Lane
-from fogfed.storage.base import ContentStore, OnCid, Progress
 from fogfed.errors import InputError
-from fogfed.storage.cids import Cid, parse_cid
+from fogfed.storage.base import ContentStore, OnCid, Progress
+from fogfed.storage.cids import Cid, check_block, parse_cid
 from fogfed.storage.errors import ContentCorrupted, ContentNotFound, StorageUnavailable
 from fogfed.storage.importer import Block, import_file
 from fogfed.storage.reader import MAX_BLOCK, declared_size, read_file
@@ -107,8 +107,7 @@ class EmbeddedStore(ContentStore):
                 return True
         with self._lock(exclusive=True), self._db() as db:
             if self._recorded_boot(db) != boot:
-                self.recover()
-                db.execute("PRAGMA synchronous=FULL")
+                self.recover()  # leaves the connection synchronous=FULL
                 with _transaction(db):
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('boot_id', ?)", (boot,))
         return True
@@ -133,13 +132,13 @@ class EmbeddedStore(ContentStore):
         recovered = 0
         with self._db() as db:
             named = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
+            db.execute("PRAGMA synchronous=FULL")
             for path in sorted(self._packs.iterdir()):
                 if path.name in named or not PACK_NAME.fullmatch(path.name):
                     continue
                 described = _read_trailer(path)
                 if described is None:
                     continue
-                db.execute("PRAGMA synchronous=FULL")
                 with _transaction(db):
                     _index_pack(db, path.name, described)
                 recovered += 1
@@ -252,7 +251,8 @@ class EmbeddedStore(ContentStore):
                 if not db.execute("SELECT 1 FROM blocks WHERE pack = ? LIMIT 1", (pack.name,)).fetchone():
                     pack.discard()  # a concurrent add of the same blocks won every row
                     if fast:  # then no pack describes this pin: make the commit durable now
-                        _fsync_file(self._index.with_name(self._index.name + "-wal"))
+                        with contextlib.suppress(FileNotFoundError):  # checkpointed meanwhile: in the database
+                            _fsync(self._index.with_name(self._index.name + "-wal"))
                 return root
         except OSError as exc:
             raise self._unavailable(exc) from None
@@ -421,20 +421,12 @@ def _read_trailer(path: Path) -> dict | None:
                 if not (isinstance(offset, int) and isinstance(length, int) and 0 <= offset
                         and offset + length <= start and length <= MAX_BLOCK):
                     return None
-                if hashlib.sha256(os.pread(f.fileno(), length, offset)).digest() != parse_cid(key).digest:
-                    return None  # torn by the crash: the add never committed, so nothing is lost
+                check_block(parse_cid(key), os.pread(f.fileno(), length, offset))
             return described
+    except ContentCorrupted:  # a block torn by the crash: the add never committed, so nothing is lost
+        return None
     except (OSError, ValueError, KeyError, TypeError, InputError):
         return None
-
-
-def _fsync_file(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):  # checkpointed and removed meanwhile: in the database
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _groups(blocks: Iterator[Block], n: int) -> Iterator[list[Block]]:
@@ -478,13 +470,7 @@ class _Pack:
         self._size = self._started = 0
         self._keep = False
         self._lane = Lane()  # a kept thread: starting one costs milliseconds on a busy machine
-        self._name_synced = self._lane.submit(_fsync_dir, directory)
-        self._released = False
-
-    def _release_lane(self) -> None:
-        if not self._released:
-            self._released = True
-            self._lane.release()
+        self._name_synced = self._lane.submit(_fsync, directory)
 
     def __enter__(self) -> "_Pack":
         return self
@@ -514,7 +500,7 @@ class _Pack:
         if self._size:
             os.fsync(self._fd)
         error = self._name_synced.exception()  # waits for it
-        self._release_lane()
+        self._lane.release()
         if error is not None:
             raise error
         self._keep = True
@@ -523,7 +509,7 @@ class _Pack:
         self._keep = False
 
     def __exit__(self, *exc: object) -> None:
-        self._release_lane()  # waits for the directory's fsync
+        self._lane.release()  # waits for the directory's fsync (nothing if sync did)
         os.close(self._fd)
         if not self._keep or not self._size:
             with contextlib.suppress(OSError):
@@ -577,7 +563,8 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file or a directory by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -10,7 +10,41 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 
 
-class HostileProxy:
+class _Proxy:
+    """An HTTP server on 127.0.0.1 for ``handler``, serving on a thread while the ``with`` block runs."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def _body(handler: BaseHTTPRequestHandler) -> Iterator[bytes] | bytes:
+        """The request body, streamed on as it arrives (chunked), or read whole when sized."""
+        if handler.headers.get("Content-Length"):
+            return handler.rfile.read(int(handler.headers["Content-Length"]))
+        if "chunked" not in handler.headers.get("Transfer-Encoding", ""):
+            return b""
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                size = int(handler.rfile.readline().split(b";")[0], 16)
+                data = handler.rfile.read(size + 2)[:size]
+                if size == 0:
+                    return
+                yield data
+        return chunks()
+
+
+class HostileProxy(_Proxy):
     """Forwards RPC calls to ``upstream``; flips a byte in every block and lies about added CIDs."""
 
     def __init__(self, upstream: str, fake_cid: str) -> None:
@@ -38,32 +72,18 @@ class HostileProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._serve(Handler)
 
-    @staticmethod
-    def _drain(handler: BaseHTTPRequestHandler) -> None:
+    @classmethod
+    def _drain(cls, handler: BaseHTTPRequestHandler) -> None:
         """Read a chunked (or sized) request body to its end."""
-        if handler.headers.get("Content-Length"):
-            handler.rfile.read(int(handler.headers["Content-Length"]))
-            return
-        while True:
-            size = int(handler.rfile.readline().split(b";")[0], 16)
-            handler.rfile.read(size + 2)
-            if size == 0:
-                return
-
-    def __enter__(self) -> "HostileProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        body = cls._body(handler)
+        if not isinstance(body, bytes):
+            for _ in body:
+                pass
 
 
-class ReplyDroppingProxy:
+class ReplyDroppingProxy(_Proxy):
     """Relays every RPC call to ``upstream`` (a real node), but for the first ``drop`` adds it waits for
     the node's answer (the file is then pinned there) and closes the connection instead of relaying it:
     an add whose reply is lost on the way back. ``added`` lists the CIDs the node answered those adds
@@ -99,31 +119,4 @@ class ReplyDroppingProxy:
                     proxy.on_dropped()
                 self.close_connection = True  # no status line, no body: the client sees the peer hang up
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @staticmethod
-    def _body(handler: BaseHTTPRequestHandler) -> Iterator[bytes] | bytes:
-        """The request body, streamed on as it arrives (chunked), or read whole when sized."""
-        if handler.headers.get("Content-Length"):
-            return handler.rfile.read(int(handler.headers["Content-Length"]))
-        if "chunked" not in handler.headers.get("Transfer-Encoding", ""):
-            return b""
-
-        def chunks() -> Iterator[bytes]:
-            while True:
-                size = int(handler.rfile.readline().split(b";")[0], 16)
-                data = handler.rfile.read(size + 2)[:size]
-                if size == 0:
-                    return
-                yield data
-        return chunks()
-
-    def __enter__(self) -> "ReplyDroppingProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)

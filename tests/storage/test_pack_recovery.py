@@ -34,6 +34,19 @@ def lose_commit(store: EmbeddedStore, cid: str) -> None:
     store.close()
 
 
+def watch_commits(monkeypatch) -> list[int]:
+    """The ``synchronous`` mode (1 NORMAL, 2 FULL) of every index transaction from now on."""
+    modes: list[int] = []
+    real = embedded._transaction
+
+    def watched(db):
+        modes.append(db.execute("PRAGMA synchronous").fetchone()[0])
+        return real(db)
+
+    monkeypatch.setattr(embedded, "_transaction", watched)
+    return modes
+
+
 def only_pack(store: EmbeddedStore):
     (path,) = sorted((store.root / "packs").iterdir())
     return path
@@ -114,14 +127,7 @@ def test_a_hostile_trailer_cannot_point_outside_the_pack(tmp_path, data):
 
 def test_without_a_boot_id_every_commit_is_synchronous(tmp_path, data, monkeypatch):
     monkeypatch.setattr(embedded, "_boot_id", lambda: None)
-    modes = []
-    real = embedded._transaction
-
-    def watched(db):
-        modes.append(db.execute("PRAGMA synchronous").fetchone()[0])
-        return real(db)
-
-    monkeypatch.setattr(embedded, "_transaction", watched)
+    modes = watch_commits(monkeypatch)
     store = EmbeddedStore(tmp_path / "s")
     store.add(io.BytesIO(data))
     assert modes == [2]  # FULL
@@ -129,14 +135,7 @@ def test_without_a_boot_id_every_commit_is_synchronous(tmp_path, data, monkeypat
 
 def test_with_a_boot_id_an_add_commits_without_waiting_but_a_removal_waits(tmp_path, data, monkeypatch):
     store = EmbeddedStore(tmp_path / "s")
-    modes = []
-    real = embedded._transaction
-
-    def watched(db):
-        modes.append(db.execute("PRAGMA synchronous").fetchone()[0])
-        return real(db)
-
-    monkeypatch.setattr(embedded, "_transaction", watched)
+    modes = watch_commits(monkeypatch)
     cid = store.add(io.BytesIO(data))
     store.add(io.BytesIO(data))  # nothing new: no pack describes it, so its commit is synchronous
     store.remove(cid)
